@@ -1,0 +1,333 @@
+//! The hit event of SPEC 2: a lenient wire shape that never fails on field
+//! types (so every problem becomes a precise [`HitError`]), then validation.
+
+use crate::time::{check_event_bounds, parse_rfc3339_millis, write_rfc3339_millis};
+use crate::{Gender, HitError, validate_clientid};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::fmt;
+
+/// A validated hit as accepted at ingest. `event_ms` is `None` when the
+/// producer sent no timestamp: delivery then uses the arrival time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingHit {
+    pub clientid: String,
+    pub gender: Gender,
+    pub event_ms: Option<i64>,
+}
+
+impl IncomingHit {
+    /// The normalized JSON line (no trailing newline) stored in the log / stream.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"clientid\":\"");
+        // The clientid alphabet needs no JSON escaping.
+        out.extend_from_slice(self.clientid.as_bytes());
+        out.extend_from_slice(b"\",\"pageGender\":\"");
+        out.extend_from_slice(self.gender.as_str().as_bytes());
+        out.push(b'"');
+        if let Some(ms) = self.event_ms {
+            out.extend_from_slice(b",\"timestamp\":\"");
+            write_rfc3339_millis(ms, out);
+            out.push(b'"');
+        }
+        out.push(b'}');
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(96);
+        self.write_json(&mut out);
+        out
+    }
+}
+
+/// A hit with its event time: a line of a raw object, a row of curated data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit<'a> {
+    pub clientid: Cow<'a, str>,
+    pub gender: Gender,
+    pub event_ms: i64,
+}
+
+impl Hit<'_> {
+    pub fn into_owned(self) -> Hit<'static> {
+        Hit {
+            clientid: Cow::Owned(self.clientid.into_owned()),
+            gender: self.gender,
+            event_ms: self.event_ms,
+        }
+    }
+
+    /// The normalized NDJSON line of SPEC 5, `\n`-terminated.
+    pub fn write_ndjson(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"clientid\":\"");
+        out.extend_from_slice(self.clientid.as_bytes());
+        out.extend_from_slice(b"\",\"pageGender\":\"");
+        out.extend_from_slice(self.gender.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"timestamp\":\"");
+        write_rfc3339_millis(self.event_ms, out);
+        out.extend_from_slice(b"\"}\n");
+    }
+}
+
+/// A field value of any JSON type, kept only as far as validation needs.
+#[derive(Debug, Default)]
+enum Field<'a> {
+    #[default]
+    Absent,
+    Null,
+    Str(Cow<'a, str>),
+    Int(i64),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl<'de> Visitor<'de> for FieldVisitor {
+            type Value = Field<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Owned(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Field::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(i64::try_from(v).map_or(Field::Other, Field::Int))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Field::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Field::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Field::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Field::Null)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Field::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Field::Other)
+            }
+        }
+        d.deserialize_any(FieldVisitor)
+    }
+}
+
+/// The three fields we read from a hit object; unknown fields are skipped.
+#[derive(Debug, Default)]
+pub struct WireHit<'a> {
+    clientid: Field<'a>,
+    page_gender: Field<'a>,
+    timestamp: Field<'a>,
+}
+
+impl WireHit<'_> {
+    fn clientid(&self) -> Result<&str, HitError> {
+        match &self.clientid {
+            Field::Absent | Field::Null => Err(HitError::MissingClientId),
+            Field::Str(s) => validate_clientid(s).map(|()| s.as_ref()),
+            _ => Err(HitError::InvalidClientId),
+        }
+    }
+
+    fn gender(&self) -> Result<Gender, HitError> {
+        match &self.page_gender {
+            Field::Absent | Field::Null => Err(HitError::MissingPageGender),
+            Field::Str(s) => Gender::parse(s).ok_or(HitError::InvalidPageGender),
+            _ => Err(HitError::InvalidPageGender),
+        }
+    }
+
+    /// `None` when absent or null (SPEC 13), else epoch ms within the bounds
+    /// relative to `reference_ms` (now at ingest, arrival time at delivery).
+    fn event_ms(&self, reference_ms: Option<i64>) -> Result<Option<i64>, HitError> {
+        let ms = match &self.timestamp {
+            Field::Absent | Field::Null => return Ok(None),
+            Field::Str(s) => parse_rfc3339_millis(s)?,
+            Field::Int(ms) => *ms,
+            Field::Other => return Err(HitError::InvalidTimestamp),
+        };
+        check_event_bounds(ms, reference_ms.unwrap_or(i64::MAX - crate::time::MAX_FUTURE_MS))?;
+        Ok(Some(ms))
+    }
+
+    /// Validation at ingest (SPEC 2, 3).
+    pub fn validate_incoming(&self, now_ms: i64) -> Result<IncomingHit, HitError> {
+        Ok(IncomingHit {
+            clientid: self.clientid()?.to_owned(),
+            gender: self.gender()?,
+            event_ms: self.event_ms(Some(now_ms))?,
+        })
+    }
+
+    /// Validation at delivery: a missing timestamp becomes the arrival time.
+    pub fn validate_delivered(&self, arrival_ms: i64) -> Result<(&str, Gender, i64), HitError> {
+        let clientid = self.clientid()?;
+        let gender = self.gender()?;
+        let event_ms = self.event_ms(Some(arrival_ms))?.unwrap_or(arrival_ms);
+        Ok((clientid, gender, event_ms))
+    }
+}
+
+impl<'a> WireHit<'a> {
+    /// Validation of a raw object line, which must carry its event time.
+    pub fn into_raw_hit(self) -> Result<Hit<'a>, HitError> {
+        let gender = self.gender()?;
+        let event_ms = self.event_ms(None)?.ok_or(HitError::MissingTimestamp)?;
+        self.clientid()?;
+        let Field::Str(clientid) = self.clientid else { unreachable!("checked above") };
+        Ok(Hit { clientid, gender, event_ms })
+    }
+}
+
+/// One element of a hit batch: a hit object, or the reason it is not one.
+pub struct HitSlot<'a>(pub Result<WireHit<'a>, HitError>);
+
+struct HitVisitor;
+
+fn not_an_object<'a, E>(kind: &str) -> Result<HitSlot<'a>, E> {
+    Ok(HitSlot(Err(HitError::NotAnObject(format!("got {kind}")))))
+}
+
+impl<'de> Visitor<'de> for HitVisitor {
+    type Value = HitSlot<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a hit object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut hit = WireHit::default();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "clientid" => hit.clientid = map.next_value()?,
+                "pageGender" => hit.page_gender = map.next_value()?,
+                "timestamp" => hit.timestamp = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(HitSlot(Ok(hit)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        not_an_object("an array")
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        not_an_object("a string")
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        not_an_object("a number")
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        not_an_object("a number")
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        not_an_object("a number")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        not_an_object("a boolean")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        not_an_object("null")
+    }
+}
+
+impl<'de> Deserialize<'de> for HitSlot<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(HitVisitor)
+    }
+}
+
+/// Parses one JSON document expected to be a hit object. A syntax error and a
+/// non-object both come back as [`HitError::NotAnObject`].
+pub fn parse_hit(json: &[u8]) -> Result<WireHit<'_>, HitError> {
+    match serde_json::from_slice::<HitSlot>(json) {
+        Ok(HitSlot(slot)) => slot,
+        Err(e) => Err(HitError::NotAnObject(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_795_514_400_000; // 2026-11-24T10:00:00Z
+
+    fn incoming(json: &str) -> Result<IncomingHit, HitError> {
+        parse_hit(json.as_bytes())?.validate_incoming(NOW)
+    }
+
+    #[test]
+    fn normalizes_gender_and_accepts_both_timestamp_forms() {
+        let hit = incoming(r#"{"clientid":"abc","pageGender":"f","timestamp":1795514400000}"#);
+        assert_eq!(
+            hit,
+            Ok(IncomingHit { clientid: "abc".into(), gender: Gender::F, event_ms: Some(NOW) })
+        );
+        let hit = incoming(r#"{"clientid":"a","pageGender":"M","timestamp":"2026-11-24T11:00:00+01:00"}"#);
+        assert_eq!(hit.unwrap().event_ms, Some(NOW));
+    }
+
+    #[test]
+    fn absent_or_null_timestamp_is_none_and_unknown_fields_are_ignored() {
+        let hit = incoming(r#"{"clientid":"a","pageGender":"M","timestamp":null,"x":[1,{"y":2}]}"#);
+        assert_eq!(hit.unwrap().event_ms, None);
+        assert_eq!(incoming(r#"{"pageGender":"M","clientid":"a"}"#).unwrap().event_ms, None);
+    }
+
+    #[test]
+    fn each_rule_has_its_own_error() {
+        let cases = [
+            (r#"{"pageGender":"M"}"#, HitError::MissingClientId),
+            (r#"{"clientid":null,"pageGender":"M"}"#, HitError::MissingClientId),
+            (r#"{"clientid":5,"pageGender":"M"}"#, HitError::InvalidClientId),
+            (r#"{"clientid":"a b","pageGender":"M"}"#, HitError::InvalidClientId),
+            (r#"{"clientid":"a"}"#, HitError::MissingPageGender),
+            (r#"{"clientid":"a","pageGender":"X"}"#, HitError::InvalidPageGender),
+            (r#"{"clientid":"a","pageGender":1}"#, HitError::InvalidPageGender),
+            (r#"{"clientid":"a","pageGender":"M","timestamp":"2026-11-24"}"#, HitError::InvalidTimestamp),
+            (r#"{"clientid":"a","pageGender":"M","timestamp":1.5}"#, HitError::InvalidTimestamp),
+            (r#"{"clientid":"a","pageGender":"M","timestamp":"1999-12-31T23:59:59Z"}"#, HitError::TimestampTooOld),
+            (r#"{"clientid":"a","pageGender":"M","timestamp":1895514400000}"#, HitError::TimestampInFuture),
+            (r#"{"clientid":"a","pageGender":"M","timestamp":18446744073709551615}"#, HitError::InvalidTimestamp),
+        ];
+        for (json, want) in cases {
+            assert_eq!(incoming(json), Err(want), "{json}");
+        }
+        assert!(matches!(incoming("[1]"), Err(HitError::NotAnObject(_))));
+        assert!(matches!(incoming("{"), Err(HitError::NotAnObject(_))));
+    }
+
+    #[test]
+    fn escaped_strings_are_decoded_before_validation() {
+        let hit = incoming(r#"{"clientid":"\u0061b","pageGender":"\u004d"}"#).unwrap();
+        assert_eq!((hit.clientid.as_str(), hit.gender), ("ab", Gender::M));
+    }
+
+    #[test]
+    fn normalized_json_round_trips() {
+        let hit = IncomingHit { clientid: "v-1".into(), gender: Gender::F, event_ms: Some(NOW + 7) };
+        let json = hit.to_json();
+        assert_eq!(
+            std::str::from_utf8(&json).unwrap(),
+            r#"{"clientid":"v-1","pageGender":"F","timestamp":"2026-11-24T10:00:00.007Z"}"#
+        );
+        assert_eq!(parse_hit(&json).unwrap().validate_incoming(NOW), Ok(hit));
+    }
+}

@@ -1,0 +1,25 @@
+//! Domain of Gender Service: the hit event and its validation (SPEC 2), the
+//! Firehose-style transform (SPEC 5), curate aggregation (SPEC 6), the daily
+//! window (SPEC 7), the gender rule (SPEC 8) and the port traits that adapters
+//! implement. Nothing here performs I/O, so every rule is a plain function.
+
+pub mod aggregate;
+pub mod clientid;
+pub mod daily;
+pub mod error;
+pub mod gender;
+pub mod hit;
+pub mod ingest;
+pub mod ports;
+pub mod profile;
+pub mod time;
+pub mod transform;
+
+pub use aggregate::{VisitorDelta, aggregate_hits, parse_raw_object};
+pub use clientid::validate_clientid;
+pub use daily::{DailyRow, DailySummary, WindowSums, default_daily_date, window_dates};
+pub use error::{HitError, PortError};
+pub use gender::Gender;
+pub use hit::{Hit, IncomingHit, parse_hit};
+pub use profile::{Profile, Signals};
+pub use time::Date;

@@ -1,0 +1,283 @@
+//! Calendar arithmetic and strict RFC 3339 handling, hand-written because the
+//! transform formats and parses one timestamp per record and must stay cheap.
+
+use crate::HitError;
+use std::fmt;
+
+pub const MS_PER_DAY: i64 = 86_400_000;
+/// `2000-01-01T00:00:00Z`: the earliest accepted event time (SPEC 2).
+pub const MIN_EVENT_MS: i64 = 946_684_800_000;
+/// How far past the reference time ("now" or the arrival time) an event may lie.
+pub const MAX_FUTURE_MS: i64 = MS_PER_DAY;
+
+/// A UTC calendar date, stored as days since 1970-01-01.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Date(i32);
+
+impl Date {
+    pub fn from_days(days: i32) -> Date {
+        Date(days)
+    }
+
+    pub fn days(self) -> i32 {
+        self.0
+    }
+
+    pub fn from_ymd(year: i32, month: u32, day: u32) -> Option<Date> {
+        if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+            return None;
+        }
+        Some(Date(days_from_civil(year, month, day)))
+    }
+
+    /// The UTC date containing the instant `ms` (epoch milliseconds).
+    pub fn of_millis(ms: i64) -> Date {
+        Date(ms.div_euclid(MS_PER_DAY) as i32)
+    }
+
+    pub fn start_millis(self) -> i64 {
+        self.0 as i64 * MS_PER_DAY
+    }
+
+    pub fn add_days(self, n: i32) -> Date {
+        Date(self.0 + n)
+    }
+
+    pub fn ymd(self) -> (i32, u32, u32) {
+        civil_from_days(self.0)
+    }
+
+    /// Parses exactly `YYYY-MM-DD`.
+    pub fn parse(s: &str) -> Option<Date> {
+        let b = s.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let year = digits(&b[0..4])? as i32;
+        let month = digits(&b[5..7])?;
+        let day = digits(&b[8..10])?;
+        Date::from_ymd(year, month, day)
+    }
+
+    /// Writes `YYYY-MM-DD` into `out` without allocating.
+    pub fn write_to(self, out: &mut Vec<u8>) {
+        let (y, m, d) = self.ymd();
+        push_digits(out, y as u32, 4);
+        out.push(b'-');
+        push_digits(out, m, 2);
+        out.push(b'-');
+        push_digits(out, d, 2);
+    }
+}
+
+impl fmt::Display for Date {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (y, m, d) = self.ymd();
+        write!(f, "{y:04}-{m:02}-{d:02}")
+    }
+}
+
+fn is_leap(year: i32) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if is_leap(year) => 29,
+        _ => 28,
+    }
+}
+
+// Howard Hinnant's days_from_civil / civil_from_days.
+fn days_from_civil(y: i32, m: u32, d: u32) -> i32 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = (y - era * 400) as u32;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe as i32 - 719_468
+}
+
+fn civil_from_days(z: i32) -> (i32, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = (z - era * 146_097) as u32;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe as i32 + era * 400 + i32::from(m <= 2);
+    (y, m, d)
+}
+
+fn digits(b: &[u8]) -> Option<u32> {
+    let mut v = 0u32;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (c - b'0') as u32;
+    }
+    Some(v)
+}
+
+fn push_digits(out: &mut Vec<u8>, mut v: u32, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for i in (0..width).rev() {
+        out[start + i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+/// Parses RFC 3339 (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±hh:mm)`) into epoch
+/// milliseconds UTC. Sub-millisecond digits are truncated (SPEC 13).
+pub fn parse_rfc3339_millis(s: &str) -> Result<i64, HitError> {
+    parse_rfc3339(s.as_bytes()).ok_or(HitError::InvalidTimestamp)
+}
+
+fn parse_rfc3339(b: &[u8]) -> Option<i64> {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if !matches!(b[10], b'T' | b't') {
+        return None;
+    }
+    let date = Date::from_ymd(digits(&b[0..4])? as i32, digits(&b[5..7])?, digits(&b[8..10])?)?;
+    let (hour, minute, second) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
+    // Second 60 is a leap second in RFC 3339; it rolls into the next minute.
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = &b[19..];
+    let mut millis = 0u32;
+    if let [b'.', tail @ ..] = rest {
+        let n = tail.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        for (i, &c) in tail[..n.min(3)].iter().enumerate() {
+            millis += (c - b'0') as u32 * [100, 10, 1][i];
+        }
+        rest = &tail[n..];
+    }
+    let offset_minutes: i64 = match rest {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let (oh, om) = (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let total = (oh * 60 + om) as i64;
+            if *sign == b'-' { -total } else { total }
+        }
+        _ => return None,
+    };
+    let seconds_of_day = (hour * 3600 + minute * 60 + second) as i64;
+    Some(date.start_millis() + seconds_of_day * 1000 + millis as i64 - offset_minutes * 60_000)
+}
+
+/// Writes `YYYY-MM-DDTHH:MM:SS.mmmZ` (always millisecond precision, UTC).
+pub fn write_rfc3339_millis(ms: i64, out: &mut Vec<u8>) {
+    let date = Date::of_millis(ms);
+    let in_day = ms.rem_euclid(MS_PER_DAY) as u32;
+    date.write_to(out);
+    out.push(b'T');
+    push_digits(out, in_day / 3_600_000, 2);
+    out.push(b':');
+    push_digits(out, in_day / 60_000 % 60, 2);
+    out.push(b':');
+    push_digits(out, in_day / 1000 % 60, 2);
+    out.push(b'.');
+    push_digits(out, in_day % 1000, 3);
+    out.push(b'Z');
+}
+
+pub fn format_rfc3339_millis(ms: i64) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_rfc3339_millis(ms, &mut out);
+    String::from_utf8(out).expect("ASCII digits and separators")
+}
+
+/// The event-time bounds of SPEC 2 relative to a reference instant.
+pub fn check_event_bounds(event_ms: i64, reference_ms: i64) -> Result<(), HitError> {
+    if event_ms < MIN_EVENT_MS {
+        Err(HitError::TimestampTooOld)
+    } else if event_ms > reference_ms.saturating_add(MAX_FUTURE_MS) {
+        Err(HitError::TimestampInFuture)
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_round_trip_over_centuries() {
+        for days in (-800_000..800_000).step_by(97) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(Date::parse("1970-01-01").unwrap().days(), 0);
+        assert_eq!(Date::parse("2000-02-29").unwrap().to_string(), "2000-02-29");
+        assert!(Date::parse("1900-02-29").is_none());
+        assert!(Date::parse("2026-13-01").is_none());
+        assert!(Date::parse("2026-1-01").is_none());
+    }
+
+    #[test]
+    fn parses_offsets_fractions_and_truncates_sub_millis() {
+        let base = parse_rfc3339_millis("2026-11-24T10:00:00Z").unwrap();
+        assert_eq!(base, 1_795_514_400_000);
+        assert_eq!(parse_rfc3339_millis("2026-11-24T12:00:00+02:00"), Ok(base));
+        assert_eq!(parse_rfc3339_millis("2026-11-24T05:30:00-04:30"), Ok(base));
+        assert_eq!(parse_rfc3339_millis("2026-11-24t10:00:00z"), Ok(base));
+        assert_eq!(parse_rfc3339_millis("2026-11-24T10:00:00.5Z"), Ok(base + 500));
+        assert_eq!(parse_rfc3339_millis("2026-11-24T10:00:00.123999999Z"), Ok(base + 123));
+        assert_eq!(parse_rfc3339_millis("2000-01-01T00:00:00Z"), Ok(MIN_EVENT_MS));
+    }
+
+    #[test]
+    fn rejects_dates_without_time_or_offset() {
+        for bad in [
+            "2026-11-24",
+            "2026-11-24T10:00:00",
+            "2026-11-24T10:00Z",
+            "2026-11-24 10:00:00Z",
+            "2026-11-24T10:00:00.Z",
+            "2026-11-24T24:00:00Z",
+            "2026-02-30T10:00:00Z",
+            "2026-11-24T10:00:00+0200",
+            "2026-11-24T10:00:00+24:00",
+            "2026-11-24T10:00:00Zjunk",
+            "",
+        ] {
+            assert!(parse_rfc3339_millis(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn formats_millisecond_utc() {
+        assert_eq!(format_rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_rfc3339_millis(1_795_514_400_123), "2026-11-24T10:00:00.123Z");
+        assert_eq!(format_rfc3339_millis(MIN_EVENT_MS - 1), "1999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn bounds_are_inclusive_at_both_ends() {
+        let now = 1_795_514_400_000;
+        assert_eq!(check_event_bounds(MIN_EVENT_MS, now), Ok(()));
+        assert_eq!(check_event_bounds(MIN_EVENT_MS - 1, now), Err(HitError::TimestampTooOld));
+        assert_eq!(check_event_bounds(now + MAX_FUTURE_MS, now), Ok(()));
+        assert_eq!(
+            check_event_bounds(now + MAX_FUTURE_MS + 1, now),
+            Err(HitError::TimestampInFuture)
+        );
+    }
+}
