@@ -1,1 +1,12 @@
+//! Application services of Gender Service over the core ports: curate (raw
+//! NDJSON -> Parquet + counters) and the daily window job, plus the Parquet
+//! codec they share. Used unchanged by the Lambdas and the local runtime.
 
+pub mod codec;
+pub mod curate;
+pub mod daily;
+mod error;
+
+pub use curate::{CurateReport, curate_object, curated_key};
+pub use daily::run_daily;
+pub use error::PipelineError;

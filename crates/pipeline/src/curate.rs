@@ -1,0 +1,86 @@
+//! Curate (SPEC 6): one raw NDJSON object -> Parquet per event date + one
+//! exactly-once counter update, then optionally delete the raw object.
+
+use crate::{PipelineError, codec};
+use gender_core::aggregate::parse_raw_object;
+use gender_core::ports::{ApplyOutcome, CounterStore, ObjectStore};
+use gender_core::{Date, Hit, aggregate_hits};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurateReport {
+    pub raw_key: String,
+    pub hits: usize,
+    pub invalid_lines: usize,
+    pub visitors: usize,
+    pub curated_keys: Vec<String>,
+    pub outcome: ApplyOutcome,
+}
+
+/// The deterministic Parquet key for the hits of `raw_key` dated `dt`, so a
+/// retry overwrites instead of duplicating: `curated/hits/dt=D/<raw name>.parquet`.
+pub fn curated_key(raw_key: &str, dt: Date) -> String {
+    let name = raw_key.rsplit('/').next().unwrap_or(raw_key);
+    let stem = name.strip_suffix(".gz").unwrap_or(name);
+    let stem = stem.strip_suffix(".ndjson").or_else(|| stem.strip_suffix(".json")).unwrap_or(stem);
+    format!("curated/hits/dt={dt}/{stem}.parquet")
+}
+
+/// Curates one raw object. `object_id` names it for the idempotency marker
+/// (the key locally; bucket, key and ETag on AWS).
+pub async fn curate_object(
+    raw: &dyn ObjectStore,
+    curated: &dyn ObjectStore,
+    counters: &dyn CounterStore,
+    raw_key: &str,
+    object_id: &str,
+    keep_raw: bool,
+    now_ms: i64,
+) -> Result<CurateReport, PipelineError> {
+    let bytes = raw.get(raw_key).await?.ok_or_else(|| PipelineError::RawMissing(raw_key.to_owned()))?;
+    let parsed = parse_raw_object(&bytes);
+    if !parsed.invalid_lines.is_empty() {
+        let (line, error) = &parsed.invalid_lines[0];
+        tracing::warn!(raw_key, invalid = parsed.invalid_lines.len(), first_line = line, %error, "raw object has invalid lines");
+    }
+
+    // Firehose partitions by dt, so one date is the norm; a mixed object is
+    // still filed correctly, one Parquet per date.
+    let mut by_date: BTreeMap<Date, Vec<&Hit>> = BTreeMap::new();
+    for hit in &parsed.hits {
+        by_date.entry(Date::of_millis(hit.event_ms)).or_default().push(hit);
+    }
+    let mut curated_keys = Vec::with_capacity(by_date.len());
+    for (dt, hits) in &by_date {
+        let key = curated_key(raw_key, *dt);
+        let body = codec::encode_hits(hits, &key)?;
+        curated.put(&key, body).await?;
+        curated_keys.push(key);
+    }
+
+    let deltas = aggregate_hits(&parsed.hits);
+    let outcome = counters.apply_object(object_id, &deltas, now_ms).await?;
+    if !keep_raw {
+        raw.delete(raw_key).await?;
+    }
+    Ok(CurateReport {
+        raw_key: raw_key.to_owned(),
+        hits: parsed.hits.len(),
+        invalid_lines: parsed.invalid_lines.len(),
+        visitors: deltas.len(),
+        curated_keys,
+        outcome,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curated_key_is_derived_from_the_raw_name() {
+        let dt = Date::parse("2026-11-24").unwrap();
+        assert_eq!(curated_key("raw/dt=2026-11-24/00000000000000000001.ndjson", dt), "curated/hits/dt=2026-11-24/00000000000000000001.parquet");
+        assert_eq!(curated_key("raw/dt=2026-11-24/gs-1-2026-11-24-abc.gz", dt), "curated/hits/dt=2026-11-24/gs-1-2026-11-24-abc.parquet");
+    }
+}
