@@ -1,1 +1,13 @@
+//! Embedded adapters for the local deployment: a durable append-only hit log,
+//! a directory object store with the S3 key layout, and a redb state store.
 
+mod error;
+pub mod log;
+pub mod object_store;
+pub mod state;
+
+pub use error::EmbeddedError;
+pub use log::{HitLogFile, LogEntry, LogReader};
+pub use object_store::DirObjectStore;
+pub(crate) use object_store::blocking;
+pub use state::StateStore;

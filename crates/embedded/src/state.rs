@@ -1,0 +1,355 @@
+//! The state store on redb: visitor profiles, curate idempotency markers, and
+//! the local delivery bookkeeping (checkpoint, in-flight batch, curate queue).
+//! Every change is one ACID write transaction, fsync'ed on commit.
+
+use crate::{EmbeddedError, blocking};
+use async_trait::async_trait;
+use gender_core::ports::{ApplyOutcome, CounterStore, HealthProbe, ProfileReader, WindowStore};
+use gender_core::{Date, Gender, PortError, Profile, VisitorDelta, WindowSums};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::Path;
+use std::sync::Arc;
+
+const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
+/// Visitors whose profile holds window sums, so clearing does not scan every profile.
+const WINDOWED: TableDefinition<&str, i32> = TableDefinition::new("windowed");
+/// Curate idempotency markers: object id -> time applied (ms).
+const APPLIED: TableDefinition<&str, i64> = TableDefinition::new("applied_objects");
+/// Raw objects delivered but not yet curated: key -> log offset where they start.
+const PENDING: TableDefinition<&str, u64> = TableDefinition::new("pending_curate");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+const DELIVERED: &str = "delivered_offset";
+const INTENT_START: &str = "delivery_intent_start";
+const INTENT_END: &str = "delivery_intent_end";
+
+/// Where local delivery stands, as recovered at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryState {
+    pub delivered_offset: u64,
+    /// A batch that was cut but whose objects may not all be written.
+    pub intent: Option<(u64, u64)>,
+    /// Raw keys waiting for curate, oldest first.
+    pub pending: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct StateStore {
+    db: Arc<Database>,
+}
+
+const ENCODED_LEN: usize = 1 + 8 + 8 + 1 + 8 + 1 + 8 + 8 + 4 + 8;
+const FORMAT_VERSION: u8 = 1;
+
+fn encode_profile(p: &Profile) -> [u8; ENCODED_LEN] {
+    let mut out = [0u8; ENCODED_LEN];
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        out[at..at + bytes.len()].copy_from_slice(bytes);
+        at += bytes.len();
+    };
+    put(&[FORMAT_VERSION]);
+    put(&p.m.to_le_bytes());
+    put(&p.f.to_le_bytes());
+    put(&[p.last_gender as u8]);
+    put(&p.last_seen_ms.to_le_bytes());
+    let window = p.window.unwrap_or(WindowSums { m: 0, f: 0, date: Date::from_days(0) });
+    put(&[u8::from(p.window.is_some())]);
+    put(&window.m.to_le_bytes());
+    put(&window.f.to_le_bytes());
+    put(&window.date.days().to_le_bytes());
+    put(&p.updated_at_ms.to_le_bytes());
+    out
+}
+
+fn decode_profile(clientid: &str, b: &[u8]) -> Result<Profile, EmbeddedError> {
+    if b.len() != ENCODED_LEN || b[0] != FORMAT_VERSION {
+        return Err(EmbeddedError::CorruptState(format!("profile {clientid}: bad encoding")));
+    }
+    let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+    let gender = |v: u8| if v == Gender::F as u8 { Gender::F } else { Gender::M };
+    let window = (b[26] == 1).then(|| WindowSums {
+        m: u64_at(27),
+        f: u64_at(35),
+        date: Date::from_days(i32::from_le_bytes(b[43..47].try_into().expect("4 bytes"))),
+    });
+    Ok(Profile {
+        clientid: clientid.to_owned(),
+        m: u64_at(1),
+        f: u64_at(9),
+        last_gender: gender(b[17]),
+        last_seen_ms: u64_at(18) as i64,
+        window,
+        updated_at_ms: u64_at(47) as i64,
+    })
+}
+
+impl StateStore {
+    pub fn open(path: impl AsRef<Path>) -> Result<StateStore, EmbeddedError> {
+        let db = Database::create(path.as_ref())?;
+        let txn = db.begin_write()?;
+        // Create every table up front so read transactions never miss one.
+        txn.open_table(PROFILES)?;
+        txn.open_table(WINDOWED)?;
+        txn.open_table(APPLIED)?;
+        txn.open_table(PENDING)?;
+        txn.open_table(META)?;
+        txn.commit()?;
+        Ok(StateStore { db: Arc::new(db) })
+    }
+
+    pub fn get_profile_blocking(&self, clientid: &str) -> Result<Option<Profile>, EmbeddedError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PROFILES)?;
+        let value = table.get(clientid)?;
+        value.map(|v| decode_profile(clientid, v.value())).transpose()
+    }
+
+    pub fn profile_count(&self) -> Result<u64, EmbeddedError> {
+        use redb::ReadableTableMetadata;
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(PROFILES)?.len()?)
+    }
+
+    pub fn apply_object_blocking(
+        &self,
+        object_id: &str,
+        deltas: &[VisitorDelta],
+        now_ms: i64,
+    ) -> Result<ApplyOutcome, EmbeddedError> {
+        let txn = self.db.begin_write()?;
+        let outcome = {
+            let mut applied = txn.open_table(APPLIED)?;
+            if applied.get(object_id)?.is_some() {
+                ApplyOutcome::AlreadyApplied
+            } else {
+                let mut profiles = txn.open_table(PROFILES)?;
+                for delta in deltas {
+                    let existing = profiles.get(delta.clientid.as_str())?.map(|v| v.value().to_vec());
+                    let profile = match existing {
+                        Some(bytes) => {
+                            let mut p = decode_profile(&delta.clientid, &bytes)?;
+                            p.apply(delta, now_ms);
+                            p
+                        }
+                        None => Profile::from_delta(delta, now_ms),
+                    };
+                    profiles.insert(delta.clientid.as_str(), encode_profile(&profile).as_slice())?;
+                }
+                applied.insert(object_id, now_ms)?;
+                ApplyOutcome::Applied
+            }
+        };
+        // Acknowledge the local curate queue in the same transaction.
+        txn.open_table(PENDING)?.remove(object_id)?;
+        txn.commit()?;
+        Ok(outcome)
+    }
+
+    pub fn visitors_with_window_blocking(&self) -> Result<Vec<String>, EmbeddedError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(WINDOWED)?;
+        let mut ids = Vec::new();
+        for entry in table.iter()? {
+            ids.push(entry?.0.value().to_owned());
+        }
+        Ok(ids)
+    }
+
+    pub fn set_windows_blocking(
+        &self,
+        updates: &[(String, Option<WindowSums>)],
+        now_ms: i64,
+    ) -> Result<(), EmbeddedError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut profiles = txn.open_table(PROFILES)?;
+            let mut windowed = txn.open_table(WINDOWED)?;
+            for (clientid, window) in updates {
+                let existing = profiles.get(clientid.as_str())?.map(|v| v.value().to_vec());
+                // Only visitors with a profile: curate creates profiles, daily never does.
+                let Some(bytes) = existing else { continue };
+                let mut profile = decode_profile(clientid, &bytes)?;
+                profile.window = *window;
+                profile.updated_at_ms = now_ms;
+                profiles.insert(clientid.as_str(), encode_profile(&profile).as_slice())?;
+                match window {
+                    Some(w) => windowed.insert(clientid.as_str(), w.date.days())?,
+                    None => windowed.remove(clientid.as_str())?,
+                };
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn delivery_state(&self) -> Result<DeliveryState, EmbeddedError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let get = |k: &str| -> Result<Option<u64>, EmbeddedError> { Ok(meta.get(k)?.map(|v| v.value())) };
+        let intent = match (get(INTENT_START)?, get(INTENT_END)?) {
+            (Some(start), Some(end)) => Some((start, end)),
+            _ => None,
+        };
+        let mut pending = Vec::new();
+        for entry in txn.open_table(PENDING)?.iter()? {
+            let (key, offset) = entry?;
+            pending.push((offset.value(), key.value().to_owned()));
+        }
+        pending.sort();
+        Ok(DeliveryState {
+            delivered_offset: get(DELIVERED)?.unwrap_or(0),
+            intent,
+            pending: pending.into_iter().map(|(_, key)| key).collect(),
+        })
+    }
+
+    /// Records the batch `[start, end)` before its objects are written, so a
+    /// crash re-delivers exactly that batch under the same object names.
+    pub fn begin_delivery(&self, start: u64, end: u64) -> Result<(), EmbeddedError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert(INTENT_START, start)?;
+            meta.insert(INTENT_END, end)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Moves the checkpoint to `end` and queues the batch's objects for curate.
+    pub fn finish_delivery(&self, start: u64, end: u64, keys: &[String]) -> Result<(), EmbeddedError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert(DELIVERED, end)?;
+            meta.remove(INTENT_START)?;
+            meta.remove(INTENT_END)?;
+            let mut pending = txn.open_table(PENDING)?;
+            for key in keys {
+                pending.insert(key.as_str(), start)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Drops a queued object that can never be curated (its raw object is gone).
+    pub fn drop_pending(&self, key: &str) -> Result<(), EmbeddedError> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(PENDING)?.remove(key)?;
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ProfileReader for StateStore {
+    async fn get_profile(&self, clientid: &str) -> Result<Option<Profile>, PortError> {
+        // A read transaction is a few microseconds on cached pages: no thread hop.
+        self.get_profile_blocking(clientid).map_err(Into::into)
+    }
+}
+
+#[async_trait]
+impl HealthProbe for StateStore {
+    async fn ping(&self) -> Result<(), PortError> {
+        let txn = self.db.begin_read().map_err(EmbeddedError::from)?;
+        txn.open_table(META).map_err(EmbeddedError::from)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl CounterStore for StateStore {
+    async fn apply_object(
+        &self,
+        object_id: &str,
+        deltas: &[VisitorDelta],
+        now_ms: i64,
+    ) -> Result<ApplyOutcome, PortError> {
+        let (this, id, deltas) = (self.clone(), object_id.to_owned(), deltas.to_vec());
+        blocking(move || this.apply_object_blocking(&id, &deltas, now_ms)).await
+    }
+}
+
+#[async_trait]
+impl WindowStore for StateStore {
+    async fn visitors_with_window(&self) -> Result<Vec<String>, PortError> {
+        let this = self.clone();
+        blocking(move || this.visitors_with_window_blocking()).await
+    }
+
+    async fn set_windows(
+        &self,
+        updates: &[(String, Option<WindowSums>)],
+        now_ms: i64,
+    ) -> Result<(), PortError> {
+        let (this, updates) = (self.clone(), updates.to_vec());
+        blocking(move || this.set_windows_blocking(&updates, now_ms)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(id: &str, m: u64, f: u64, last: Gender, at: i64) -> VisitorDelta {
+        VisitorDelta { clientid: id.into(), m, f, last_gender: last, last_seen_ms: at }
+    }
+
+    fn store() -> (tempfile::TempDir, StateStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path().join("state.redb")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn the_same_object_applied_twice_counts_once() {
+        let (_dir, store) = store();
+        let deltas = [delta("a", 2, 1, Gender::M, 10), delta("b", 0, 1, Gender::F, 5)];
+        assert_eq!(store.apply_object_blocking("obj-1", &deltas, 100).unwrap(), ApplyOutcome::Applied);
+        assert_eq!(store.apply_object_blocking("obj-1", &deltas, 200).unwrap(), ApplyOutcome::AlreadyApplied);
+        store.apply_object_blocking("obj-2", &[delta("a", 0, 3, Gender::F, 9)], 300).unwrap();
+        let a = store.get_profile_blocking("a").unwrap().unwrap();
+        assert_eq!((a.m, a.f, a.last_gender, a.last_seen_ms, a.updated_at_ms), (2, 4, Gender::M, 10, 300));
+        assert_eq!(store.get_profile_blocking("nobody").unwrap(), None);
+        assert_eq!(store.profile_count().unwrap(), 2);
+    }
+
+    #[test]
+    fn windows_are_set_cleared_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        {
+            let store = StateStore::open(&path).unwrap();
+            store.apply_object_blocking("o", &[delta("a", 1, 0, Gender::M, 1)], 1).unwrap();
+            let w = WindowSums { m: 1, f: 0, date: Date::from_days(3) };
+            store.set_windows_blocking(&[("a".into(), Some(w)), ("ghost".into(), Some(w))], 2).unwrap();
+            assert_eq!(store.visitors_with_window_blocking().unwrap(), ["a"]);
+            assert_eq!(store.get_profile_blocking("ghost").unwrap(), None, "daily never creates profiles");
+        }
+        let store = StateStore::open(&path).unwrap();
+        assert_eq!(store.get_profile_blocking("a").unwrap().unwrap().window.unwrap().m, 1);
+        store.set_windows_blocking(&[("a".into(), None)], 3).unwrap();
+        assert!(store.visitors_with_window_blocking().unwrap().is_empty());
+        assert_eq!(store.get_profile_blocking("a").unwrap().unwrap().window, None);
+    }
+
+    #[test]
+    fn delivery_bookkeeping_round_trip() {
+        let (_dir, store) = store();
+        assert_eq!(store.delivery_state().unwrap(), DeliveryState { delivered_offset: 0, intent: None, pending: vec![] });
+        store.begin_delivery(0, 100).unwrap();
+        assert_eq!(store.delivery_state().unwrap().intent, Some((0, 100)));
+        store.finish_delivery(0, 100, &["raw/b".into(), "raw/a".into()]).unwrap();
+        store.begin_delivery(100, 150).unwrap();
+        store.finish_delivery(100, 150, &["raw/c".into()]).unwrap();
+        let state = store.delivery_state().unwrap();
+        assert_eq!((state.delivered_offset, state.intent), (150, None));
+        assert_eq!(state.pending, ["raw/a", "raw/b", "raw/c"]);
+        store.apply_object_blocking("raw/a", &[], 1).unwrap();
+        store.drop_pending("raw/b").unwrap();
+        assert_eq!(store.delivery_state().unwrap().pending, ["raw/c"]);
+    }
+}
