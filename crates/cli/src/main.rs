@@ -1,1 +1,78 @@
-fn main(){}
+//! `gender-service`: the local pipeline (`serve`) and the command-line tools
+//! of SPEC 9 and 10.
+
+mod client;
+mod generate;
+mod serve;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "gender-service", version, about = "Per-visitor gender estimates from page hits")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole local pipeline and the HTTP server on a data directory.
+    Serve(serve::ServeArgs),
+    /// POST /admin/flush: wait until every accepted hit is delivered, curated and visible.
+    Flush {
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// POST /admin/daily for one date (default: yesterday UTC).
+    Daily {
+        #[arg(long)]
+        date: Option<String>,
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// The daily job for every date from A to B inclusive, in order.
+    Backfill {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        target: client::Target,
+    },
+    /// Backfill about 100 visitors' hits over the previous N days, then run the daily job.
+    GenerateDummyData(generate::DummyArgs),
+    /// Send random hits at a steady rate until stopped or for --duration.
+    GenerateStreamData(generate::StreamArgs),
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("GENDER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    init_tracing();
+    match Cli::parse().command {
+        Command::Serve(args) => serve::run(args.into_config()?).await,
+        Command::Flush { target } => client::flush(&target).await,
+        Command::Daily { date, target } => client::daily(&target, date.as_deref()).await,
+        Command::Backfill { from, to, target } => client::backfill(&target, &from, &to).await,
+        Command::GenerateDummyData(args) => generate::dummy(args).await,
+        Command::GenerateStreamData(args) => generate::stream(args).await,
+    }
+}
+
+/// The default data directory, shared by `serve` and the clients (which read its api-key).
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}

@@ -1,0 +1,76 @@
+//! Local-only routes: the flush barrier, on-demand daily run, metrics, console.
+
+use super::metrics;
+use super::{LocalState, run_daily_job};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use gender_api::{JsonError, require_api_key};
+use gender_core::{Date, default_daily_date};
+use serde::Deserialize;
+
+const CONSOLE_HTML: &str = include_str!("ui.html");
+
+pub fn routes(state: LocalState) -> Router {
+    let admin = Router::new()
+        .route("/admin/flush", post(flush))
+        .route("/admin/daily", post(daily))
+        .route_layer(axum::middleware::from_fn_with_state(state.api.api_key.clone(), require_api_key));
+    Router::new()
+        .route("/metrics", get(prometheus))
+        .route("/", get(|| async { Html(CONSOLE_HTML) }))
+        .merge(admin)
+        .with_state(state)
+}
+
+async fn flush(State(state): State<LocalState>) -> Response {
+    match state.pipeline.flush().await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(e) => JsonError::new(StatusCode::SERVICE_UNAVAILABLE, format!("flush failed: {e}")).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DailyRequest {
+    date: Option<String>,
+}
+
+/// Body `{"date": "YYYY-MM-DD"}`; an empty body or no date means yesterday UTC.
+async fn daily(State(state): State<LocalState>, body: Bytes) -> Response {
+    let requested = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<DailyRequest>(&body) {
+            Ok(request) => request.date,
+            Err(e) => {
+                return JsonError::new(StatusCode::BAD_REQUEST, format!("body must be {{\"date\": \"YYYY-MM-DD\"}}: {e}"))
+                    .into_response();
+            }
+        }
+    };
+    let date = match requested {
+        None => default_daily_date((state.api.clock)()),
+        Some(text) => match Date::parse(&text) {
+            Some(date) => date,
+            None => {
+                return JsonError::new(StatusCode::BAD_REQUEST, "date must be a calendar date YYYY-MM-DD")
+                    .with("date", text)
+                    .into_response();
+            }
+        },
+    };
+    match run_daily_job(&state, date).await {
+        Ok(summary) => axum::Json(summary).into_response(),
+        Err(e) => JsonError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("daily job failed: {e}")).into_response(),
+    }
+}
+
+async fn prometheus(State(state): State<LocalState>) -> Response {
+    let profiles = state.state.profile_count().ok();
+    let text = metrics::render(&state.api.metrics, &state.metrics, state.log_reader.durable_end(), profiles);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
