@@ -37,6 +37,10 @@ pub async fn require_api_key(State(key): State<ApiKey>, request: Request, next: 
     if key.accepts(presented) {
         next.run(request).await
     } else {
-        JsonError::new(StatusCode::UNAUTHORIZED, "missing or invalid API key (header x-api-key)").into_response_now()
+        JsonError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid API key (header x-api-key)",
+        )
+        .into_response_now()
     }
 }

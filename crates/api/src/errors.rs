@@ -15,7 +15,10 @@ pub struct JsonError {
 
 impl JsonError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> JsonError {
-        JsonError { status, body: json!({ "error": message.into() }) }
+        JsonError {
+            status,
+            body: json!({ "error": message.into() }),
+        }
     }
 
     /// Adds a field next to `error`.
@@ -53,15 +56,24 @@ async fn json_error_bodies(response: Response<Body>) -> Response<Body> {
     let message = match status {
         StatusCode::NOT_FOUND => "no such route".to_owned(),
         StatusCode::METHOD_NOT_ALLOWED => {
-            match response.headers().get(header::ALLOW).and_then(|v| v.to_str().ok()) {
-                Some(allowed) if !allowed.is_empty() => format!("method not allowed; allowed: {allowed}"),
+            match response
+                .headers()
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+            {
+                Some(allowed) if !allowed.is_empty() => {
+                    format!("method not allowed; allowed: {allowed}")
+                }
                 _ => "method not allowed for this route".to_owned(),
             }
         }
         other => other.canonical_reason().unwrap_or("error").to_lowercase(),
     };
     let (mut parts, _) = response.into_parts();
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(json!({ "error": message }).to_string()))
 }

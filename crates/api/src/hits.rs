@@ -17,7 +17,14 @@ fn body_format(headers: &HeaderMap) -> Result<BodyFormat, JsonError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(BodyFormat::Json);
     };
-    let essence = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match essence.as_str() {
         "application/json" => Ok(BodyFormat::Json),
         "application/x-ndjson" | "application/ndjson" => Ok(BodyFormat::Ndjson),
@@ -29,31 +36,43 @@ fn body_format(headers: &HeaderMap) -> Result<BodyFormat, JsonError> {
 }
 
 fn too_large() -> JsonError {
-    JsonError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body over {MAX_BODY_BYTES} bytes"))
+    JsonError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body over {MAX_BODY_BYTES} bytes"),
+    )
 }
 
 /// Reads at most 5 MiB; the limit is enforced while streaming, so an
 /// oversized body is never buffered whole.
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, JsonError> {
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
-        let over_limit = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if over_limit {
-            too_large()
-        } else {
-            JsonError::new(StatusCode::BAD_REQUEST, format!("could not read request body: {e}"))
-        }
-    })
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            let over_limit = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if over_limit {
+                too_large()
+            } else {
+                JsonError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("could not read request body: {e}"),
+                )
+            }
+        })
 }
 
 fn batch_error(e: BatchError) -> JsonError {
     let status = match e {
         BatchError::TooManyHits => StatusCode::PAYLOAD_TOO_LARGE,
-        BatchError::Empty | BatchError::Malformed(_) | BatchError::NotUtf8 => StatusCode::BAD_REQUEST,
+        BatchError::Empty | BatchError::Malformed(_) | BatchError::NotUtf8 => {
+            StatusCode::BAD_REQUEST
+        }
     };
     JsonError::new(status, e.to_string())
 }
@@ -85,34 +104,52 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
     let mut rejected = batch.rejected;
     bump(&state.metrics.hits_rejected, rejected.len() as u64);
     if batch.accepted.is_empty() {
-        return Err(JsonError::new(StatusCode::BAD_REQUEST, "no valid hits in the request")
-            .with("accepted", 0)
-            .with("rejected", &rejected));
+        return Err(
+            JsonError::new(StatusCode::BAD_REQUEST, "no valid hits in the request")
+                .with("accepted", 0)
+                .with("rejected", &rejected),
+        );
     }
 
     let records: Vec<LogRecord> = batch
         .accepted
         .iter()
-        .map(|(_, hit)| LogRecord { partition_key: hit.clientid.clone(), data: hit.to_json() })
+        .map(|(_, hit)| LogRecord {
+            partition_key: hit.clientid.clone(),
+            data: hit.to_json(),
+        })
         .collect();
     let failed = state.log.append(&records).await.map_err(|e| {
         bump(&state.metrics.ingest_errors, 1);
         tracing::error!(error = %e, hits = records.len(), "ingest append failed");
-        JsonError::new(StatusCode::SERVICE_UNAVAILABLE, "ingest backend unavailable; nothing was stored, retry")
-            .with("retryable", true)
+        JsonError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ingest backend unavailable; nothing was stored, retry",
+        )
+        .with("retryable", true)
     })?;
     // Only hits that were finally stored count as accepted.
     for &i in &failed {
-        rejected.push(Rejection { index: batch.accepted[i].0, error: "not stored after retries; send it again".into() });
+        rejected.push(Rejection {
+            index: batch.accepted[i].0,
+            error: "not stored after retries; send it again".into(),
+        });
     }
     let accepted = records.len() - failed.len();
     if accepted == 0 {
         bump(&state.metrics.ingest_errors, 1);
-        return Err(JsonError::new(StatusCode::SERVICE_UNAVAILABLE, "ingest backend did not store any hit, retry")
-            .with("accepted", 0)
-            .with("rejected", &rejected));
+        return Err(JsonError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ingest backend did not store any hit, retry",
+        )
+        .with("accepted", 0)
+        .with("rejected", &rejected));
     }
     rejected.sort_by_key(|r| r.index);
     bump(&state.metrics.hits_accepted, accepted as u64);
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "accepted": accepted, "rejected": rejected }))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({ "accepted": accepted, "rejected": rejected })),
+    )
+        .into_response())
 }

@@ -38,7 +38,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/hits", post(hits::post_hits))
         .route("/gender/{clientid}", get(lookup::get_gender))
         .route("/gender/", get(lookup::empty_clientid))
-        .route_layer(axum::middleware::from_fn_with_state(state.api_key.clone(), require_api_key))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.api_key.clone(),
+            require_api_key,
+        ))
         .with_state(state.clone());
     Router::new()
         .route("/health", get(lookup::health))
@@ -49,7 +52,10 @@ pub fn router(state: ApiState) -> Router {
 }
 
 async fn openapi() -> impl axum::response::IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI_JSON,
+    )
 }
 
 async fn docs() -> axum::response::Html<&'static str> {

@@ -29,7 +29,9 @@ pub fn profile_json(profile: &Profile) -> Value {
 pub async fn get_gender(State(state): State<ApiState>, Path(clientid): Path<String>) -> Response {
     if let Err(e) = validate_clientid(&clientid) {
         bump(&state.metrics.lookups_invalid, 1);
-        return JsonError::new(StatusCode::BAD_REQUEST, e.to_string()).with("clientid", &clientid).into_response();
+        return JsonError::new(StatusCode::BAD_REQUEST, e.to_string())
+            .with("clientid", &clientid)
+            .into_response();
     }
     match state.profiles.get_profile(&clientid).await {
         Ok(Some(profile)) => {
@@ -38,14 +40,19 @@ pub async fn get_gender(State(state): State<ApiState>, Path(clientid): Path<Stri
         }
         Ok(None) => {
             bump(&state.metrics.lookups_not_found, 1);
-            JsonError::new(StatusCode::NOT_FOUND, "unknown clientid").with("clientid", &clientid).into_response()
+            JsonError::new(StatusCode::NOT_FOUND, "unknown clientid")
+                .with("clientid", &clientid)
+                .into_response()
         }
         Err(e) => {
             bump(&state.metrics.lookup_errors, 1);
             tracing::error!(error = %e, "profile lookup failed");
-            JsonError::new(StatusCode::SERVICE_UNAVAILABLE, "state store unavailable, retry")
-                .with("clientid", &clientid)
-                .into_response()
+            JsonError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "state store unavailable, retry",
+            )
+            .with("clientid", &clientid)
+            .into_response()
         }
     }
 }
@@ -54,13 +61,18 @@ pub async fn get_gender(State(state): State<ApiState>, Path(clientid): Path<Stri
 pub async fn empty_clientid(State(state): State<ApiState>) -> Response {
     bump(&state.metrics.lookups_invalid, 1);
     let error = validate_clientid("").expect_err("empty is invalid");
-    JsonError::new(StatusCode::BAD_REQUEST, error.to_string()).with("clientid", "").into_response()
+    JsonError::new(StatusCode::BAD_REQUEST, error.to_string())
+        .with("clientid", "")
+        .into_response()
 }
 
 pub async fn health(State(state): State<ApiState>) -> Response {
     match state.health.ping().await {
         Ok(()) => Json(json!({ "status": "ok" })).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "error": e.to_string() })))
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "error": e.to_string() })),
+        )
             .into_response(),
     }
 }

@@ -22,21 +22,51 @@ pub(crate) fn bump(counter: &AtomicU64, by: u64) {
 impl ApiMetrics {
     pub fn render(&self, out: &mut String) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let _ = writeln!(out, "# HELP gender_hits_accepted_total Hits accepted by POST /hits (durable).");
+        let _ = writeln!(
+            out,
+            "# HELP gender_hits_accepted_total Hits accepted by POST /hits (durable)."
+        );
         let _ = writeln!(out, "# TYPE gender_hits_accepted_total counter");
-        let _ = writeln!(out, "gender_hits_accepted_total {}", get(&self.hits_accepted));
-        let _ = writeln!(out, "# HELP gender_hits_rejected_total Hits rejected by validation.");
+        let _ = writeln!(
+            out,
+            "gender_hits_accepted_total {}",
+            get(&self.hits_accepted)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gender_hits_rejected_total Hits rejected by validation."
+        );
         let _ = writeln!(out, "# TYPE gender_hits_rejected_total counter");
-        let _ = writeln!(out, "gender_hits_rejected_total {}", get(&self.hits_rejected));
-        let _ = writeln!(out, "# HELP gender_ingest_requests_failed_total POST /hits requests answered with an error status.");
+        let _ = writeln!(
+            out,
+            "gender_hits_rejected_total {}",
+            get(&self.hits_rejected)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gender_ingest_requests_failed_total POST /hits requests answered with an error status."
+        );
         let _ = writeln!(out, "# TYPE gender_ingest_requests_failed_total counter");
-        let _ = writeln!(out, "gender_ingest_requests_failed_total {}", get(&self.ingest_requests_failed));
-        let _ = writeln!(out, "# HELP gender_lookups_total GET /gender requests by result.");
+        let _ = writeln!(
+            out,
+            "gender_ingest_requests_failed_total {}",
+            get(&self.ingest_requests_failed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP gender_lookups_total GET /gender requests by result."
+        );
         let _ = writeln!(out, "# TYPE gender_lookups_total counter");
-        for (result, counter) in
-            [("found", &self.lookups_found), ("not_found", &self.lookups_not_found), ("invalid", &self.lookups_invalid)]
-        {
-            let _ = writeln!(out, "gender_lookups_total{{result=\"{result}\"}} {}", get(counter));
+        for (result, counter) in [
+            ("found", &self.lookups_found),
+            ("not_found", &self.lookups_not_found),
+            ("invalid", &self.lookups_invalid),
+        ] {
+            let _ = writeln!(
+                out,
+                "gender_lookups_total{{result=\"{result}\"}} {}",
+                get(counter)
+            );
         }
     }
 

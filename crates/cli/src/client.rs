@@ -25,8 +25,12 @@ impl Target {
             return Ok(key.clone());
         }
         let path = self.data_dir.join("api-key");
-        let key = std::fs::read_to_string(&path)
-            .with_context(|| format!("no --api-key / GENDER_API_KEY and cannot read {}", path.display()))?;
+        let key = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "no --api-key / GENDER_API_KEY and cannot read {}",
+                path.display()
+            )
+        })?;
         Ok(key.trim().to_owned())
     }
 
@@ -36,7 +40,13 @@ impl Target {
 }
 
 /// POSTs JSON and returns the JSON answer, or an error carrying the server's message.
-pub async fn post_json(client: &reqwest::Client, target: &Target, key: &str, path: &str, body: &Value) -> Result<Value> {
+pub async fn post_json(
+    client: &reqwest::Client,
+    target: &Target,
+    key: &str,
+    path: &str,
+    body: &Value,
+) -> Result<Value> {
     let url = target.endpoint(path);
     let response = client
         .post(&url)
@@ -62,7 +72,14 @@ pub fn http_client() -> Result<reqwest::Client> {
 }
 
 pub async fn flush(target: &Target) -> Result<()> {
-    let report = post_json(&http_client()?, target, &target.key()?, "/admin/flush", &Value::Null).await?;
+    let report = post_json(
+        &http_client()?,
+        target,
+        &target.key()?,
+        "/admin/flush",
+        &Value::Null,
+    )
+    .await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
@@ -72,7 +89,14 @@ pub async fn daily(target: &Target, date: Option<&str>) -> Result<()> {
         Some(date) => serde_json::json!({ "date": parse_date(date)?.to_string() }),
         None => serde_json::json!({}),
     };
-    let summary = post_json(&http_client()?, target, &target.key()?, "/admin/daily", &body).await?;
+    let summary = post_json(
+        &http_client()?,
+        target,
+        &target.key()?,
+        "/admin/daily",
+        &body,
+    )
+    .await?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }
@@ -83,11 +107,25 @@ pub fn parse_date(text: &str) -> Result<Date> {
 
 /// The daily job for each date from `from` to `to`, oldest first, so the
 /// stored 7-day signal ends as of `to`.
-pub async fn run_daily_range(client: &reqwest::Client, target: &Target, key: &str, from: Date, to: Date, progress: &indicatif::ProgressBar) -> Result<()> {
+pub async fn run_daily_range(
+    client: &reqwest::Client,
+    target: &Target,
+    key: &str,
+    from: Date,
+    to: Date,
+    progress: &indicatif::ProgressBar,
+) -> Result<()> {
     let mut date = from;
     while date <= to {
         progress.set_message(date.to_string());
-        post_json(client, target, key, "/admin/daily", &serde_json::json!({ "date": date.to_string() })).await?;
+        post_json(
+            client,
+            target,
+            key,
+            "/admin/daily",
+            &serde_json::json!({ "date": date.to_string() }),
+        )
+        .await?;
         progress.inc(1);
         date = date.add_days(1);
     }

@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 const BATCH: usize = 500;
 
 pub fn bar(len: u64, what: &str) -> ProgressBar {
-    let style = ProgressStyle::with_template("{bar:40.cyan/blue} {pos}/{len} {prefix} {msg} [{elapsed_precise}]")
-        .expect("valid template");
+    let style = ProgressStyle::with_template(
+        "{bar:40.cyan/blue} {pos}/{len} {prefix} {msg} [{elapsed_precise}]",
+    )
+    .expect("valid template");
     let bar = ProgressBar::new(len).with_style(style);
     bar.set_prefix(what.to_owned());
     bar
@@ -51,7 +53,9 @@ pub async fn dummy(args: DummyArgs) -> Result<()> {
     if args.days == 0 || args.days > 365 {
         bail!("--days must be 1..=365");
     }
-    let mut rng = args.seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
+    let mut rng = args
+        .seed
+        .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
     let yesterday = default_daily_date(crate::serve::now_ms());
     let first = yesterday.add_days(1 - args.days as i32);
     let mut hits = Vec::new();
@@ -69,7 +73,14 @@ pub async fn dummy(args: DummyArgs) -> Result<()> {
     let key = args.target.key()?;
     let progress = bar(hits.len() as u64, "hits");
     for chunk in hits.chunks(BATCH) {
-        let answer = post_json(&client, &args.target, &key, "/hits", &Value::Array(chunk.to_vec())).await?;
+        let answer = post_json(
+            &client,
+            &args.target,
+            &key,
+            "/hits",
+            &Value::Array(chunk.to_vec()),
+        )
+        .await?;
         if answer["accepted"].as_u64() != Some(chunk.len() as u64) {
             bail!("server did not accept the whole batch: {answer}");
         }
@@ -83,7 +94,11 @@ pub async fn dummy(args: DummyArgs) -> Result<()> {
     let days = bar(args.days as u64, "daily runs");
     run_daily_range(&client, &args.target, &key, first, yesterday, &days).await?;
     days.finish_with_message("done");
-    println!("{} hits for {} visitors over {first} ..= {yesterday}; 7-day signals as of {yesterday}", hits.len(), args.visitors);
+    println!(
+        "{} hits for {} visitors over {first} ..= {yesterday}; 7-day signals as of {yesterday}",
+        hits.len(),
+        args.visitors
+    );
     Ok(())
 }
 
@@ -102,8 +117,12 @@ pub struct StreamArgs {
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.find(|c: char| !c.is_ascii_digit()).map_or((text, "s"), |i| text.split_at(i));
-    let n: u64 = number.parse().map_err(|_| format!("{text:?}: expected e.g. 30s, 5m, 1h"))?;
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, "s"), |i| text.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected e.g. 30s, 5m, 1h"))?;
     let seconds = match unit {
         "s" => n,
         "m" => n * 60,
@@ -150,12 +169,24 @@ pub async fn stream(args: StreamArgs) -> Result<()> {
             .map(|_| json!({ "clientid": format!("stream-{:05}", rng.u32(0..args.visitors)), "pageGender": if rng.bool() { "M" } else { "F" } }))
             .collect();
         for chunk in hits.chunks(BATCH) {
-            let permit = in_flight.clone().acquire_owned().await.context("semaphore closed")?;
-            let (client, target, key, sent, errors) = (client.clone(), target.clone(), key.clone(), sent.clone(), errors.clone());
+            let permit = in_flight
+                .clone()
+                .acquire_owned()
+                .await
+                .context("semaphore closed")?;
+            let (client, target, key, sent, errors) = (
+                client.clone(),
+                target.clone(),
+                key.clone(),
+                sent.clone(),
+                errors.clone(),
+            );
             let body = Value::Array(chunk.to_vec());
             tokio::spawn(async move {
                 match post_json(&client, &target, &key, "/hits", &body).await {
-                    Ok(answer) => sent.fetch_add(answer["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed),
+                    Ok(answer) => {
+                        sent.fetch_add(answer["accepted"].as_u64().unwrap_or(0), Ordering::Relaxed)
+                    }
                     Err(_) => errors.fetch_add(1, Ordering::Relaxed),
                 };
                 drop(permit);
@@ -201,7 +232,12 @@ mod tests {
             let hits = visitor_day(&mut rng, "v", 0.5, day);
             assert!((5..=30).contains(&hits.len()));
             for hit in hits {
-                assert!(hit["timestamp"].as_str().unwrap().starts_with("2026-11-20T"));
+                assert!(
+                    hit["timestamp"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("2026-11-20T")
+                );
             }
         }
     }

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "gender-service", version, about = "Per-visitor gender estimates from page hits")]
+#[command(
+    name = "gender-service",
+    version,
+    about = "Per-visitor gender estimates from page hits"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -22,15 +22,34 @@ struct Sent {
 
 /// Sends requests until the server dies; each request uses its own visitor,
 /// so its hits must show up all together or not at all.
-async fn stream_until_killed(server_url: String, round: usize, log: Arc<Mutex<HashMap<String, Sent>>>) {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+async fn stream_until_killed(
+    server_url: String,
+    round: usize,
+    log: Arc<Mutex<HashMap<String, Sent>>>,
+) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let mut rng = fastrand::Rng::with_seed(round as u64);
     for request in 0.. {
         let clientid = format!("r{round}-q{request}");
-        let genders: Vec<&str> = (0..HITS_PER_REQUEST).map(|_| if rng.bool() { "M" } else { "F" }).collect();
+        let genders: Vec<&str> = (0..HITS_PER_REQUEST)
+            .map(|_| if rng.bool() { "M" } else { "F" })
+            .collect();
         let m = genders.iter().filter(|g| **g == "M").count() as u64;
-        let body: Vec<_> = genders.iter().map(|g| json!({"clientid": clientid, "pageGender": g})).collect();
-        log.lock().unwrap().insert(clientid.clone(), Sent { m, f: HITS_PER_REQUEST as u64 - m, acked: false });
+        let body: Vec<_> = genders
+            .iter()
+            .map(|g| json!({"clientid": clientid, "pageGender": g}))
+            .collect();
+        log.lock().unwrap().insert(
+            clientid.clone(),
+            Sent {
+                m,
+                f: HITS_PER_REQUEST as u64 - m,
+                acked: false,
+            },
+        );
         let answer = client
             .post(format!("{server_url}/hits"))
             .header("x-api-key", common::KEY)
@@ -38,7 +57,9 @@ async fn stream_until_killed(server_url: String, round: usize, log: Arc<Mutex<Ha
             .send()
             .await;
         match answer {
-            Ok(r) if r.status() == 202 => log.lock().unwrap().get_mut(&clientid).unwrap().acked = true,
+            Ok(r) if r.status() == 202 => {
+                log.lock().unwrap().get_mut(&clientid).unwrap().acked = true
+            }
             Ok(r) => panic!("unexpected status {}", r.status()),
             Err(_) => return, // the server is gone
         }
@@ -56,7 +77,13 @@ async fn sigkill_mid_stream_loses_and_duplicates_nothing() {
     for round in 0..4 {
         let server = Server::start(dir.path(), &args).await;
         let writers: Vec<_> = (0..3)
-            .map(|w| tokio::spawn(stream_until_killed(server.url.clone(), round * 10 + w, sent.clone())))
+            .map(|w| {
+                tokio::spawn(stream_until_killed(
+                    server.url.clone(),
+                    round * 10 + w,
+                    sent.clone(),
+                ))
+            })
             .collect();
         tokio::time::sleep(Duration::from_millis(rng.u64(300..1200))).await;
         server.kill9();
@@ -69,7 +96,10 @@ async fn sigkill_mid_stream_loses_and_duplicates_nothing() {
     server.flush().await;
     let sent = sent.lock().unwrap().clone();
     let acked = sent.values().filter(|s| s.acked).count();
-    assert!(acked > 20, "the test must actually stream before the kills (acked {acked})");
+    assert!(
+        acked > 20,
+        "the test must actually stream before the kills (acked {acked})"
+    );
 
     let mut expected_rows = 0;
     for (clientid, s) in &sent {
@@ -86,6 +116,9 @@ async fn sigkill_mid_stream_loses_and_duplicates_nothing() {
     }
 
     // curated/ holds only complete Parquet files, with exactly one row per stored hit.
-    let rows: usize = curated_files(dir.path(), "curated").iter().map(|(_, hits)| hits.len()).sum();
+    let rows: usize = curated_files(dir.path(), "curated")
+        .iter()
+        .map(|(_, hits)| hits.len())
+        .sum();
     assert_eq!(rows, expected_rows);
 }

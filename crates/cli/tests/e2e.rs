@@ -22,15 +22,32 @@ async fn ingest_pipeline_lookup_and_daily_through_http() {
         {"clientid": "alice", "pageGender": "X"},
         hit("bob", "M", "2026-11-20T12:00:00.123456Z"),
     ]);
-    let (status, body) = server.post_hits(batch.to_string(), "application/json").await;
+    let (status, body) = server
+        .post_hits(batch.to_string(), "application/json")
+        .await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["accepted"], 4);
-    assert_eq!(body["rejected"], json!([{"index": 3, "error": "pageGender must be \"M\" or \"F\""}]));
+    assert_eq!(
+        body["rejected"],
+        json!([{"index": 3, "error": "pageGender must be \"M\" or \"F\""}])
+    );
 
     // Equal event times across requests: the one processed last wins.
-    let ndjson = format!("{}\r\n{}\r\n", hit("carol", "M", "2026-11-20T08:00:00Z"), hit("carol", "F", "2026-11-20T08:00:00Z"));
-    assert_eq!(server.post_hits(ndjson, "application/x-ndjson").await.0, 202);
-    let (status, _) = server.post_hits(hit("carol", "M", "2026-11-20T08:00:00Z").to_string(), "application/json; charset=utf-8").await;
+    let ndjson = format!(
+        "{}\r\n{}\r\n",
+        hit("carol", "M", "2026-11-20T08:00:00Z"),
+        hit("carol", "F", "2026-11-20T08:00:00Z")
+    );
+    assert_eq!(
+        server.post_hits(ndjson, "application/x-ndjson").await.0,
+        202
+    );
+    let (status, _) = server
+        .post_hits(
+            hit("carol", "M", "2026-11-20T08:00:00Z").to_string(),
+            "application/json; charset=utf-8",
+        )
+        .await;
     assert_eq!(status, 202);
 
     let flushed = server.flush().await;
@@ -40,47 +57,98 @@ async fn ingest_pipeline_lookup_and_daily_through_http() {
     assert_eq!(status, 200);
     assert_eq!(alice["hits"], json!({"M": 1, "F": 2}));
     assert_eq!(alice["last_seen"], "2026-11-21T08:00:00.000Z");
-    assert_eq!(alice["signals"], json!({"last": "M", "lifetime": "F", "last_7_days": null}));
+    assert_eq!(
+        alice["signals"],
+        json!({"last": "M", "lifetime": "F", "last_7_days": null})
+    );
     assert_eq!(alice["gender"], "F");
     let (_, carol) = server.get("/gender/carol").await;
     assert_eq!(carol["signals"]["last"], "M");
     assert_eq!(carol["hits"], json!({"M": 2, "F": 1}));
 
     // Daily for 2026-11-21: window 11-15..=11-21 holds alice's 3 hits (2 F, 1 M).
-    let (status, summary) = server.post("/admin/daily", json!({"date": "2026-11-21"})).await;
+    let (status, summary) = server
+        .post("/admin/daily", json!({"date": "2026-11-21"}))
+        .await;
     assert_eq!(status, 200, "{summary}");
     assert_eq!(summary["window_from"], "2026-11-15");
     assert_eq!(summary["visitors_in_window"], 3);
     let (_, alice) = server.get("/gender/alice").await;
     assert_eq!(alice["signals"]["last_7_days"], "F");
     // A later window without alice's hits clears the signal again.
-    let (_, summary) = server.post("/admin/daily", json!({"date": "2026-12-10"})).await;
+    let (_, summary) = server
+        .post("/admin/daily", json!({"date": "2026-12-10"}))
+        .await;
     assert_eq!(summary["signals_cleared"], 3);
-    assert_eq!(server.get("/gender/alice").await.1["signals"]["last_7_days"], Value::Null);
+    assert_eq!(
+        server.get("/gender/alice").await.1["signals"]["last_7_days"],
+        Value::Null
+    );
     // Re-running a date gives identical results.
-    let first = server.post("/admin/daily", json!({"date": "2026-11-21"})).await.1;
-    let again = server.post("/admin/daily", json!({"date": "2026-11-21"})).await.1;
+    let first = server
+        .post("/admin/daily", json!({"date": "2026-11-21"}))
+        .await
+        .1;
+    let again = server
+        .post("/admin/daily", json!({"date": "2026-11-21"}))
+        .await
+        .1;
     assert_eq!(first, again);
 
     // Curated Parquet: exact schema, one row per valid hit, truncated to ms.
     let files = curated_files(dir.path(), "curated/hits");
     let rows: usize = files.iter().map(|(_, hits)| hits.len()).sum();
     assert_eq!(rows, 7);
-    let bob = files.iter().flat_map(|(_, h)| h).find(|h| h.clientid == "bob").unwrap();
+    let bob = files
+        .iter()
+        .flat_map(|(_, h)| h)
+        .find(|h| h.clientid == "bob")
+        .unwrap();
     assert_eq!(bob.event_ms % 1000, 123);
-    assert!(files.iter().all(|(key, _)| key.starts_with("curated/hits/dt=2026-11-")));
+    assert!(
+        files
+            .iter()
+            .all(|(key, _)| key.starts_with("curated/hits/dt=2026-11-"))
+    );
     let daily = dir.path().join("curated/daily/dt=2026-11-21/daily.parquet");
-    let rollup = gender_pipeline::codec::decode_daily(std::fs::read(daily).unwrap(), "daily").unwrap();
-    assert_eq!(rollup.iter().map(|r| (r.clientid.as_str(), r.m, r.f)).collect::<Vec<_>>(), [("alice", 1, 0)]);
+    let rollup =
+        gender_pipeline::codec::decode_daily(std::fs::read(daily).unwrap(), "daily").unwrap();
+    assert_eq!(
+        rollup
+            .iter()
+            .map(|r| (r.clientid.as_str(), r.m, r.f))
+            .collect::<Vec<_>>(),
+        [("alice", 1, 0)]
+    );
 
     // Raw NDJSON: exactly the three fields, millisecond UTC.
-    let raw = std::fs::read_dir(dir.path().join("raw/dt=2026-11-20")).unwrap().next().unwrap().unwrap();
+    let raw = std::fs::read_dir(dir.path().join("raw/dt=2026-11-20"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
     let text = std::fs::read_to_string(raw.path()).unwrap();
-    assert!(text.contains(r#"{"clientid":"bob","pageGender":"M","timestamp":"2026-11-20T12:00:00.123Z"}"#), "{text}");
+    assert!(
+        text.contains(
+            r#"{"clientid":"bob","pageGender":"M","timestamp":"2026-11-20T12:00:00.123Z"}"#
+        ),
+        "{text}"
+    );
 
     // Metrics reflect the run.
-    let metrics = server.client.get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("gender_hits_accepted_total 7"), "{metrics}");
+    let metrics = server
+        .client
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("gender_hits_accepted_total 7"),
+        "{metrics}"
+    );
     assert!(metrics.contains("gender_hits_rejected_total 1"));
     assert!(metrics.contains("gender_hits_curated_total 7"));
 
@@ -89,7 +157,10 @@ async fn ingest_pipeline_lookup_and_daily_through_http() {
     assert!(status.success(), "{status:?}");
     assert!(took.as_secs() < 30);
     let server = Server::start(dir.path(), &[]).await;
-    assert_eq!(server.get("/gender/alice").await.1["hits"], json!({"M": 1, "F": 2}));
+    assert_eq!(
+        server.get("/gender/alice").await.1["hits"],
+        json!({"M": 1, "F": 2})
+    );
 }
 
 #[tokio::test]
@@ -100,33 +171,92 @@ async fn every_error_path_answers_json_with_the_right_status() {
     let c = &server.client;
     let status_and_json = |r: reqwest::Response| async move {
         let status = r.status().as_u16();
-        let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-        assert!(ct.starts_with("application/json"), "{status} content-type {ct}");
+        let ct = r
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        assert!(
+            ct.starts_with("application/json"),
+            "{status} content-type {ct}"
+        );
         let body: Value = r.json().await.unwrap();
         assert!(body["error"].is_string(), "{body}");
         status
     };
 
-    let no_key = c.post(format!("{url}/hits")).json(&json!({"clientid": "x", "pageGender": "M"})).send().await.unwrap();
+    let no_key = c
+        .post(format!("{url}/hits"))
+        .json(&json!({"clientid": "x", "pageGender": "M"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(status_and_json(no_key).await, 401);
-    let form = c.post(format!("{url}/hits")).header("x-api-key", KEY).header("content-type", "text/plain").body("x").send().await.unwrap();
+    let form = c
+        .post(format!("{url}/hits"))
+        .header("x-api-key", KEY)
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(status_and_json(form).await, 415);
-    let big = format!("[{}]", vec![r#"{"clientid":"x","pageGender":"M"}"#; 501].join(","));
+    let big = format!(
+        "[{}]",
+        vec![r#"{"clientid":"x","pageGender":"M"}"#; 501].join(",")
+    );
     assert_eq!(server.post_hits(big, "application/json").await.0, 413);
-    assert_eq!(oversized_post_status(url).await, "HTTP/1.1 413 Payload Too Large");
+    assert_eq!(
+        oversized_post_status(url).await,
+        "HTTP/1.1 413 Payload Too Large"
+    );
     assert_eq!(server.post_hits("[]", "application/json").await.0, 400);
     assert_eq!(server.post_hits("", "application/json").await.0, 400);
-    assert_eq!(server.post_hits("{not json", "application/json").await.0, 400);
-    let (status, body) = server.post_hits(r#"[{"clientid":"ok","pageGender":"M","timestamp":"2026-11-24"}]"#, "application/json").await;
-    assert_eq!((status, body["rejected"][0]["error"].as_str().unwrap().contains("RFC 3339")), (400, true));
+    assert_eq!(
+        server.post_hits("{not json", "application/json").await.0,
+        400
+    );
+    let (status, body) = server
+        .post_hits(
+            r#"[{"clientid":"ok","pageGender":"M","timestamp":"2026-11-24"}]"#,
+            "application/json",
+        )
+        .await;
+    assert_eq!(
+        (
+            status,
+            body["rejected"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("RFC 3339")
+        ),
+        (400, true)
+    );
 
-    assert_eq!(server.get("/gender/nobody").await, (404, json!({"clientid": "nobody", "error": "unknown clientid"})));
+    assert_eq!(
+        server.get("/gender/nobody").await,
+        (
+            404,
+            json!({"clientid": "nobody", "error": "unknown clientid"})
+        )
+    );
     assert_eq!(server.get("/gender/bad!id").await.0, 400);
-    let wrong_method = c.delete(format!("{url}/gender/x")).header("x-api-key", KEY).send().await.unwrap();
+    let wrong_method = c
+        .delete(format!("{url}/gender/x"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(status_and_json(wrong_method).await, 405);
     let unknown = c.get(format!("{url}/nope")).send().await.unwrap();
     assert_eq!(status_and_json(unknown).await, 404);
-    assert_eq!(server.post("/admin/daily", json!({"date": "2026-13-01"})).await.0, 400);
+    assert_eq!(
+        server
+            .post("/admin/daily", json!({"date": "2026-13-01"}))
+            .await
+            .0,
+        400
+    );
     let admin_no_key = c.post(format!("{url}/admin/flush")).send().await.unwrap();
     assert_eq!(status_and_json(admin_no_key).await, 401);
 
@@ -135,17 +265,38 @@ async fn every_error_path_answers_json_with_the_right_status() {
     assert!(curated_files(dir.path(), "curated/hits").is_empty());
 
     let health = c.get(format!("{url}/health")).send().await.unwrap();
-    assert_eq!(health.json::<Value>().await.unwrap(), json!({"status": "ok"}));
-    let spec: Value = c.get(format!("{url}/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        health.json::<Value>().await.unwrap(),
+        json!({"status": "ok"})
+    );
+    let spec: Value = c
+        .get(format!("{url}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(spec["paths"]["/admin/flush"].is_object());
-    let console = c.get(format!("{url}/")).send().await.unwrap().text().await.unwrap();
+    let console = c
+        .get(format!("{url}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(console.contains("id=\"lookup-btn\""));
 }
 
 #[tokio::test]
 async fn api_key_is_generated_once_and_kept_in_the_data_dir() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gender-service"))
         .args(["serve", "--data-dir"])
         .arg(dir.path())
@@ -156,11 +307,27 @@ async fn api_key_is_generated_once_and_kept_in_the_data_dir() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let banner: Vec<String> = std::io::BufRead::lines(std::io::BufReader::new(stdout)).take(4).map(Result::unwrap).collect();
-    let key = std::fs::read_to_string(dir.path().join("api-key")).unwrap().trim().to_owned();
+    let banner: Vec<String> = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .take(4)
+        .map(Result::unwrap)
+        .collect();
+    let key = std::fs::read_to_string(dir.path().join("api-key"))
+        .unwrap()
+        .trim()
+        .to_owned();
     assert_eq!(key.len(), 32);
-    assert!(banner.iter().any(|l| l.contains(&format!("API key: {key}"))), "{banner:?}");
-    assert!(banner.iter().any(|l| l.contains("curl") && l.contains(&format!("x-api-key: {key}"))), "{banner:?}");
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.contains(&format!("API key: {key}"))),
+        "{banner:?}"
+    );
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.contains("curl") && l.contains(&format!("x-api-key: {key}"))),
+        "{banner:?}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -27,7 +27,10 @@ pub struct ParsedObject<'a> {
 /// Parses NDJSON (`\n` or `\r\n`; blank lines skipped). Lines are validated
 /// again because raw objects are input, not trusted state.
 pub fn parse_raw_object(bytes: &[u8]) -> ParsedObject<'_> {
-    let mut parsed = ParsedObject { hits: Vec::with_capacity(bytes.len() / 80), ..Default::default() };
+    let mut parsed = ParsedObject {
+        hits: Vec::with_capacity(bytes.len() / 80),
+        ..Default::default()
+    };
     for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -78,7 +81,11 @@ mod tests {
     use std::borrow::Cow;
 
     fn hit(id: &str, gender: Gender, event_ms: i64) -> Hit<'static> {
-        Hit { clientid: Cow::Owned(id.into()), gender, event_ms }
+        Hit {
+            clientid: Cow::Owned(id.into()),
+            gender,
+            event_ms,
+        }
     }
 
     #[test]
@@ -91,9 +98,22 @@ mod tests {
         ];
         let deltas = aggregate_hits(&hits);
         assert_eq!(deltas.len(), 2);
-        assert_eq!((deltas[0].clientid.as_str(), deltas[0].m, deltas[0].f), ("a", 1, 2));
-        assert_eq!((deltas[0].last_gender, deltas[0].last_seen_ms), (Gender::F, 20));
-        assert_eq!((deltas[1].clientid.as_str(), deltas[1].m, deltas[1].last_gender), ("b", 1, Gender::M));
+        assert_eq!(
+            (deltas[0].clientid.as_str(), deltas[0].m, deltas[0].f),
+            ("a", 1, 2)
+        );
+        assert_eq!(
+            (deltas[0].last_gender, deltas[0].last_seen_ms),
+            (Gender::F, 20)
+        );
+        assert_eq!(
+            (
+                deltas[1].clientid.as_str(),
+                deltas[1].m,
+                deltas[1].last_gender
+            ),
+            ("b", 1, Gender::M)
+        );
     }
 
     #[test]

@@ -6,8 +6,14 @@ pub const MAX_CLIENTID_LEN: usize = 64;
 pub fn validate_clientid(id: &str) -> Result<(), HitError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_CLIENTID_LEN
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-    if ok { Ok(()) } else { Err(HitError::InvalidClientId) }
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(HitError::InvalidClientId)
+    }
 }
 
 #[cfg(test)]
@@ -24,7 +30,11 @@ mod tests {
     #[test]
     fn rejects_empty_long_and_foreign_characters() {
         for bad in ["", " ", "a b", "a/b", "é", "a\n", "%41", &"x".repeat(65)] {
-            assert_eq!(validate_clientid(bad), Err(HitError::InvalidClientId), "{bad:?}");
+            assert_eq!(
+                validate_clientid(bad),
+                Err(HitError::InvalidClientId),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -16,7 +16,10 @@ pub struct WindowSums {
 
 /// The dates `D-6 ..= D`, oldest first.
 pub fn window_dates(d: Date) -> Vec<Date> {
-    (0..WINDOW_DAYS).rev().map(|back| d.add_days(-back)).collect()
+    (0..WINDOW_DAYS)
+        .rev()
+        .map(|back| d.add_days(-back))
+        .collect()
 }
 
 /// The default date of a daily run: yesterday (UTC) relative to `now_ms`.
@@ -39,8 +42,9 @@ pub fn window_sums<'a>(
 ) -> BTreeMap<String, WindowSums> {
     let mut sums: BTreeMap<String, WindowSums> = BTreeMap::new();
     for row in rollups {
-        let entry =
-            sums.entry(row.clientid.clone()).or_insert(WindowSums { m: 0, f: 0, date });
+        let entry = sums
+            .entry(row.clientid.clone())
+            .or_insert(WindowSums { m: 0, f: 0, date });
         entry.m += row.m as u64;
         entry.f += row.f as u64;
     }
@@ -59,7 +63,11 @@ pub fn rollup<'a>(hits: impl IntoIterator<Item = (&'a str, Gender)>) -> Vec<Dail
     }
     per_visitor
         .into_iter()
-        .map(|(clientid, (m, f))| DailyRow { clientid: clientid.to_owned(), m, f })
+        .map(|(clientid, (m, f))| DailyRow {
+            clientid: clientid.to_owned(),
+            m,
+            f,
+        })
         .collect()
 }
 
@@ -90,7 +98,18 @@ mod tests {
     fn window_is_seven_dates_ending_on_d() {
         let d = Date::parse("2026-03-02").unwrap();
         let dates: Vec<String> = window_dates(d).iter().map(Date::to_string).collect();
-        assert_eq!(dates, ["2026-02-24", "2026-02-25", "2026-02-26", "2026-02-27", "2026-02-28", "2026-03-01", "2026-03-02"]);
+        assert_eq!(
+            dates,
+            [
+                "2026-02-24",
+                "2026-02-25",
+                "2026-02-26",
+                "2026-02-27",
+                "2026-02-28",
+                "2026-03-01",
+                "2026-03-02"
+            ]
+        );
     }
 
     #[test]
@@ -101,12 +120,38 @@ mod tests {
 
     #[test]
     fn rollup_and_window_sums() {
-        let day1 = rollup([("a", Gender::M), ("b", Gender::F), ("a", Gender::F), ("a", Gender::M)]);
-        assert_eq!(day1[0], DailyRow { clientid: "a".into(), m: 2, f: 1 });
+        let day1 = rollup([
+            ("a", Gender::M),
+            ("b", Gender::F),
+            ("a", Gender::F),
+            ("a", Gender::M),
+        ]);
+        assert_eq!(
+            day1[0],
+            DailyRow {
+                clientid: "a".into(),
+                m: 2,
+                f: 1
+            }
+        );
         let day2 = rollup([("a", Gender::F)]);
         let d = Date::from_days(5);
         let sums = window_sums(day1.iter().chain(&day2), d);
-        assert_eq!(sums["a"], WindowSums { m: 2, f: 2, date: d });
-        assert_eq!(sums["b"], WindowSums { m: 0, f: 1, date: d });
+        assert_eq!(
+            sums["a"],
+            WindowSums {
+                m: 2,
+                f: 2,
+                date: d
+            }
+        );
+        assert_eq!(
+            sums["b"],
+            WindowSums {
+                m: 0,
+                f: 1,
+                date: d
+            }
+        );
     }
 }

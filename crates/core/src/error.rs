@@ -13,7 +13,9 @@ pub enum HitError {
     MissingPageGender,
     #[error("pageGender must be \"M\" or \"F\"")]
     InvalidPageGender,
-    #[error("timestamp must be an RFC 3339 string with a date, a time and an offset, or integer epoch milliseconds")]
+    #[error(
+        "timestamp must be an RFC 3339 string with a date, a time and an offset, or integer epoch milliseconds"
+    )]
     InvalidTimestamp,
     #[error("timestamp is before 2000-01-01T00:00:00Z")]
     TimestampTooOld,
@@ -50,15 +52,24 @@ impl PortError {
         what: impl Into<String>,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
-        PortError::Unavailable { what: what.into(), source: source.into() }
+        PortError::Unavailable {
+            what: what.into(),
+            source: source.into(),
+        }
     }
 
     pub fn corrupt(what: impl Into<String>, detail: impl Into<String>) -> Self {
-        PortError::Corrupt { what: what.into(), detail: detail.into() }
+        PortError::Corrupt {
+            what: what.into(),
+            detail: detail.into(),
+        }
     }
 
     /// Throttling and transient unavailability can succeed on retry; corrupt data cannot.
     pub fn retryable(&self) -> bool {
-        matches!(self, PortError::Throttled { .. } | PortError::Unavailable { .. })
+        matches!(
+            self,
+            PortError::Throttled { .. } | PortError::Unavailable { .. }
+        )
     }
 }

@@ -3,8 +3,8 @@
 
 use crate::time::{check_event_bounds, parse_rfc3339_millis, write_rfc3339_millis};
 use crate::{Gender, HitError, validate_clientid};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -163,7 +163,10 @@ impl WireHit<'_> {
             Field::Int(ms) => *ms,
             Field::Other => return Err(HitError::InvalidTimestamp),
         };
-        check_event_bounds(ms, reference_ms.unwrap_or(i64::MAX - crate::time::MAX_FUTURE_MS))?;
+        check_event_bounds(
+            ms,
+            reference_ms.unwrap_or(i64::MAX - crate::time::MAX_FUTURE_MS),
+        )?;
         Ok(Some(ms))
     }
 
@@ -191,8 +194,14 @@ impl<'a> WireHit<'a> {
         let gender = self.gender()?;
         let event_ms = self.event_ms(None)?.ok_or(HitError::MissingTimestamp)?;
         self.clientid()?;
-        let Field::Str(clientid) = self.clientid else { unreachable!("checked above") };
-        Ok(Hit { clientid, gender, event_ms })
+        let Field::Str(clientid) = self.clientid else {
+            unreachable!("checked above")
+        };
+        Ok(Hit {
+            clientid,
+            gender,
+            event_ms,
+        })
     }
 }
 
@@ -278,9 +287,15 @@ mod tests {
         let hit = incoming(r#"{"clientid":"abc","pageGender":"f","timestamp":1795514400000}"#);
         assert_eq!(
             hit,
-            Ok(IncomingHit { clientid: "abc".into(), gender: Gender::F, event_ms: Some(NOW) })
+            Ok(IncomingHit {
+                clientid: "abc".into(),
+                gender: Gender::F,
+                event_ms: Some(NOW)
+            })
         );
-        let hit = incoming(r#"{"clientid":"a","pageGender":"M","timestamp":"2026-11-24T11:00:00+01:00"}"#);
+        let hit = incoming(
+            r#"{"clientid":"a","pageGender":"M","timestamp":"2026-11-24T11:00:00+01:00"}"#,
+        );
         assert_eq!(hit.unwrap().event_ms, Some(NOW));
     }
 
@@ -288,24 +303,59 @@ mod tests {
     fn absent_or_null_timestamp_is_none_and_unknown_fields_are_ignored() {
         let hit = incoming(r#"{"clientid":"a","pageGender":"M","timestamp":null,"x":[1,{"y":2}]}"#);
         assert_eq!(hit.unwrap().event_ms, None);
-        assert_eq!(incoming(r#"{"pageGender":"M","clientid":"a"}"#).unwrap().event_ms, None);
+        assert_eq!(
+            incoming(r#"{"pageGender":"M","clientid":"a"}"#)
+                .unwrap()
+                .event_ms,
+            None
+        );
     }
 
     #[test]
     fn each_rule_has_its_own_error() {
         let cases = [
             (r#"{"pageGender":"M"}"#, HitError::MissingClientId),
-            (r#"{"clientid":null,"pageGender":"M"}"#, HitError::MissingClientId),
-            (r#"{"clientid":5,"pageGender":"M"}"#, HitError::InvalidClientId),
-            (r#"{"clientid":"a b","pageGender":"M"}"#, HitError::InvalidClientId),
+            (
+                r#"{"clientid":null,"pageGender":"M"}"#,
+                HitError::MissingClientId,
+            ),
+            (
+                r#"{"clientid":5,"pageGender":"M"}"#,
+                HitError::InvalidClientId,
+            ),
+            (
+                r#"{"clientid":"a b","pageGender":"M"}"#,
+                HitError::InvalidClientId,
+            ),
             (r#"{"clientid":"a"}"#, HitError::MissingPageGender),
-            (r#"{"clientid":"a","pageGender":"X"}"#, HitError::InvalidPageGender),
-            (r#"{"clientid":"a","pageGender":1}"#, HitError::InvalidPageGender),
-            (r#"{"clientid":"a","pageGender":"M","timestamp":"2026-11-24"}"#, HitError::InvalidTimestamp),
-            (r#"{"clientid":"a","pageGender":"M","timestamp":1.5}"#, HitError::InvalidTimestamp),
-            (r#"{"clientid":"a","pageGender":"M","timestamp":"1999-12-31T23:59:59Z"}"#, HitError::TimestampTooOld),
-            (r#"{"clientid":"a","pageGender":"M","timestamp":1895514400000}"#, HitError::TimestampInFuture),
-            (r#"{"clientid":"a","pageGender":"M","timestamp":18446744073709551615}"#, HitError::InvalidTimestamp),
+            (
+                r#"{"clientid":"a","pageGender":"X"}"#,
+                HitError::InvalidPageGender,
+            ),
+            (
+                r#"{"clientid":"a","pageGender":1}"#,
+                HitError::InvalidPageGender,
+            ),
+            (
+                r#"{"clientid":"a","pageGender":"M","timestamp":"2026-11-24"}"#,
+                HitError::InvalidTimestamp,
+            ),
+            (
+                r#"{"clientid":"a","pageGender":"M","timestamp":1.5}"#,
+                HitError::InvalidTimestamp,
+            ),
+            (
+                r#"{"clientid":"a","pageGender":"M","timestamp":"1999-12-31T23:59:59Z"}"#,
+                HitError::TimestampTooOld,
+            ),
+            (
+                r#"{"clientid":"a","pageGender":"M","timestamp":1895514400000}"#,
+                HitError::TimestampInFuture,
+            ),
+            (
+                r#"{"clientid":"a","pageGender":"M","timestamp":18446744073709551615}"#,
+                HitError::InvalidTimestamp,
+            ),
         ];
         for (json, want) in cases {
             assert_eq!(incoming(json), Err(want), "{json}");
@@ -322,7 +372,11 @@ mod tests {
 
     #[test]
     fn normalized_json_round_trips() {
-        let hit = IncomingHit { clientid: "v-1".into(), gender: Gender::F, event_ms: Some(NOW + 7) };
+        let hit = IncomingHit {
+            clientid: "v-1".into(),
+            gender: Gender::F,
+            event_ms: Some(NOW + 7),
+        };
         let json = hit.to_json();
         assert_eq!(
             std::str::from_utf8(&json).unwrap(),

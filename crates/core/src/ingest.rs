@@ -33,7 +33,10 @@ impl Batch {
     fn push(&mut self, index: usize, result: Result<IncomingHit, HitError>) {
         match result {
             Ok(hit) => self.accepted.push((index, hit)),
-            Err(e) => self.rejected.push(Rejection { index, error: e.to_string() }),
+            Err(e) => self.rejected.push(Rejection {
+                index,
+                error: e.to_string(),
+            }),
         }
     }
 }
@@ -124,7 +127,10 @@ pub fn parse_batch(body: &[u8], format: BodyFormat, now_ms: i64) -> Result<Batch
                 if count > MAX_HITS_PER_REQUEST {
                     return Err(BatchError::TooManyHits);
                 }
-                batch.push(index, parse_hit(line.as_bytes()).and_then(|w| w.validate_incoming(now_ms)));
+                batch.push(
+                    index,
+                    parse_hit(line.as_bytes()).and_then(|w| w.validate_incoming(now_ms)),
+                );
             }
         }
     }
@@ -147,39 +153,78 @@ mod tests {
         assert_eq!(one.accepted.len(), 1);
         let many = format!("[{},{}]", hit("a"), hit("b"));
         let batch = parse_batch(many.as_bytes(), BodyFormat::Json, NOW).unwrap();
-        assert_eq!(batch.accepted.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(
+            batch.accepted.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [0, 1]
+        );
     }
 
     #[test]
     fn mixed_batch_keeps_valid_hits_and_lists_rejected_by_index() {
         let body = format!(r#"[{}, 7, {{"clientid":"x"}}, {}]"#, hit("a"), hit("b"));
         let batch = parse_batch(body.as_bytes(), BodyFormat::Json, NOW).unwrap();
-        assert_eq!(batch.accepted.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 3]);
-        assert_eq!(batch.rejected.iter().map(|r| r.index).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            batch.accepted.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [0, 3]
+        );
+        assert_eq!(
+            batch.rejected.iter().map(|r| r.index).collect::<Vec<_>>(),
+            [1, 2]
+        );
         assert_eq!(batch.rejected[1].error, "pageGender is required");
     }
 
     #[test]
     fn empty_malformed_and_oversized_bodies() {
-        assert_eq!(parse_batch(b"  ", BodyFormat::Json, NOW), Err(BatchError::Empty));
-        assert!(matches!(parse_batch(b"[]", BodyFormat::Json, NOW), Err(BatchError::Malformed(_))));
-        assert!(matches!(parse_batch(b"{", BodyFormat::Json, NOW), Err(BatchError::Malformed(_))));
-        assert!(matches!(parse_batch(b"\"x\"", BodyFormat::Json, NOW), Err(BatchError::Malformed(_))));
+        assert_eq!(
+            parse_batch(b"  ", BodyFormat::Json, NOW),
+            Err(BatchError::Empty)
+        );
+        assert!(matches!(
+            parse_batch(b"[]", BodyFormat::Json, NOW),
+            Err(BatchError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_batch(b"{", BodyFormat::Json, NOW),
+            Err(BatchError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_batch(b"\"x\"", BodyFormat::Json, NOW),
+            Err(BatchError::Malformed(_))
+        ));
         let at_limit = format!("[{}]", vec![hit("a"); 500].join(","));
-        assert_eq!(parse_batch(at_limit.as_bytes(), BodyFormat::Json, NOW).unwrap().accepted.len(), 500);
+        assert_eq!(
+            parse_batch(at_limit.as_bytes(), BodyFormat::Json, NOW)
+                .unwrap()
+                .accepted
+                .len(),
+            500
+        );
         let over = format!("[{}]", vec![hit("a"); 501].join(","));
-        assert_eq!(parse_batch(over.as_bytes(), BodyFormat::Json, NOW), Err(BatchError::TooManyHits));
+        assert_eq!(
+            parse_batch(over.as_bytes(), BodyFormat::Json, NOW),
+            Err(BatchError::TooManyHits)
+        );
     }
 
     #[test]
     fn ndjson_lines_may_end_in_crlf_and_bad_lines_are_rejected_alone() {
         let body = format!("{}\r\n{{oops\r\n\r\n{}\n", hit("a"), hit("b"));
         let batch = parse_batch(body.as_bytes(), BodyFormat::Ndjson, NOW).unwrap();
-        assert_eq!(batch.accepted.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 3]);
+        assert_eq!(
+            batch.accepted.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [0, 3]
+        );
         assert_eq!(batch.rejected.len(), 1);
         assert_eq!(batch.rejected[0].index, 1);
         let over = vec![hit("a"); 501].join("\n");
-        assert_eq!(parse_batch(over.as_bytes(), BodyFormat::Ndjson, NOW), Err(BatchError::TooManyHits));
-        assert_eq!(parse_batch(b"\xff\n", BodyFormat::Ndjson, NOW), Err(BatchError::NotUtf8));
+        assert_eq!(
+            parse_batch(over.as_bytes(), BodyFormat::Ndjson, NOW),
+            Err(BatchError::TooManyHits)
+        );
+        assert_eq!(
+            parse_batch(b"\xff\n", BodyFormat::Ndjson, NOW),
+            Err(BatchError::NotUtf8)
+        );
     }
 }

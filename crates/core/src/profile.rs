@@ -25,7 +25,11 @@ pub struct Signals {
 impl Signals {
     /// Majority of `last`, `lifetime` and `last_7_days` (or `lifetime` standing in).
     pub fn gender(&self) -> Gender {
-        Gender::majority(self.last, self.lifetime, self.last_7_days.unwrap_or(self.lifetime))
+        Gender::majority(
+            self.last,
+            self.lifetime,
+            self.last_7_days.unwrap_or(self.lifetime),
+        )
     }
 }
 
@@ -83,13 +87,23 @@ mod tests {
             f,
             last_gender: last,
             last_seen_ms: 100,
-            window: window.map(|(m, f)| WindowSums { m, f, date: Date::from_days(0) }),
+            window: window.map(|(m, f)| WindowSums {
+                m,
+                f,
+                date: Date::from_days(0),
+            }),
             updated_at_ms: 0,
         }
     }
 
     fn delta(m: u64, f: u64, last: Gender, at: i64) -> VisitorDelta {
-        VisitorDelta { clientid: "v".into(), m, f, last_gender: last, last_seen_ms: at }
+        VisitorDelta {
+            clientid: "v".into(),
+            m,
+            f,
+            last_gender: last,
+            last_seen_ms: at,
+        }
     }
 
     #[test]
@@ -130,7 +144,10 @@ mod tests {
     fn out_of_order_delta_adds_counts_but_keeps_last() {
         let mut p = profile(1, 0, M, None);
         p.apply(&delta(0, 2, F, 50), 7);
-        assert_eq!((p.m, p.f, p.last_gender, p.last_seen_ms, p.updated_at_ms), (1, 2, M, 100, 7));
+        assert_eq!(
+            (p.m, p.f, p.last_gender, p.last_seen_ms, p.updated_at_ms),
+            (1, 2, M, 100, 7)
+        );
     }
 
     #[test]

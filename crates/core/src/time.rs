@@ -147,8 +147,16 @@ fn parse_rfc3339(b: &[u8]) -> Option<i64> {
     if !matches!(b[10], b'T' | b't') {
         return None;
     }
-    let date = Date::from_ymd(digits(&b[0..4])? as i32, digits(&b[5..7])?, digits(&b[8..10])?)?;
-    let (hour, minute, second) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
+    let date = Date::from_ymd(
+        digits(&b[0..4])? as i32,
+        digits(&b[5..7])?,
+        digits(&b[8..10])?,
+    )?;
+    let (hour, minute, second) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
     // Second 60 is a leap second in RFC 3339; it rolls into the next minute.
     if hour > 23 || minute > 59 || second > 60 {
         return None;
@@ -238,9 +246,18 @@ mod tests {
         assert_eq!(parse_rfc3339_millis("2026-11-24T12:00:00+02:00"), Ok(base));
         assert_eq!(parse_rfc3339_millis("2026-11-24T05:30:00-04:30"), Ok(base));
         assert_eq!(parse_rfc3339_millis("2026-11-24t10:00:00z"), Ok(base));
-        assert_eq!(parse_rfc3339_millis("2026-11-24T10:00:00.5Z"), Ok(base + 500));
-        assert_eq!(parse_rfc3339_millis("2026-11-24T10:00:00.123999999Z"), Ok(base + 123));
-        assert_eq!(parse_rfc3339_millis("2000-01-01T00:00:00Z"), Ok(MIN_EVENT_MS));
+        assert_eq!(
+            parse_rfc3339_millis("2026-11-24T10:00:00.5Z"),
+            Ok(base + 500)
+        );
+        assert_eq!(
+            parse_rfc3339_millis("2026-11-24T10:00:00.123999999Z"),
+            Ok(base + 123)
+        );
+        assert_eq!(
+            parse_rfc3339_millis("2000-01-01T00:00:00Z"),
+            Ok(MIN_EVENT_MS)
+        );
     }
 
     #[test]
@@ -265,15 +282,24 @@ mod tests {
     #[test]
     fn formats_millisecond_utc() {
         assert_eq!(format_rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_rfc3339_millis(1_795_514_400_123), "2026-11-24T10:00:00.123Z");
-        assert_eq!(format_rfc3339_millis(MIN_EVENT_MS - 1), "1999-12-31T23:59:59.999Z");
+        assert_eq!(
+            format_rfc3339_millis(1_795_514_400_123),
+            "2026-11-24T10:00:00.123Z"
+        );
+        assert_eq!(
+            format_rfc3339_millis(MIN_EVENT_MS - 1),
+            "1999-12-31T23:59:59.999Z"
+        );
     }
 
     #[test]
     fn bounds_are_inclusive_at_both_ends() {
         let now = 1_795_514_400_000;
         assert_eq!(check_event_bounds(MIN_EVENT_MS, now), Ok(()));
-        assert_eq!(check_event_bounds(MIN_EVENT_MS - 1, now), Err(HitError::TimestampTooOld));
+        assert_eq!(
+            check_event_bounds(MIN_EVENT_MS - 1, now),
+            Err(HitError::TimestampTooOld)
+        );
         assert_eq!(check_event_bounds(now + MAX_FUTURE_MS, now), Ok(()));
         assert_eq!(
             check_event_bounds(now + MAX_FUTURE_MS + 1, now),

@@ -11,7 +11,12 @@ use std::borrow::Cow;
 pub fn transform_record(data: &[u8], arrival_ms: i64, out: &mut Vec<u8>) -> Result<Date, HitError> {
     let wire = parse_hit(data)?;
     let (clientid, gender, event_ms) = wire.validate_delivered(arrival_ms)?;
-    Hit { clientid: Cow::Borrowed(clientid), gender, event_ms }.write_ndjson(out);
+    Hit {
+        clientid: Cow::Borrowed(clientid),
+        gender,
+        event_ms,
+    }
+    .write_ndjson(out);
     Ok(Date::of_millis(event_ms))
 }
 
@@ -32,7 +37,10 @@ mod tests {
         let (line, dt) =
             run(r#"{"clientid":"c1","pageGender":"f","timestamp":"2026-11-23T23:30:00.1234-01:00","ref":"x"}"#)
                 .unwrap();
-        assert_eq!(line, "{\"clientid\":\"c1\",\"pageGender\":\"F\",\"timestamp\":\"2026-11-24T00:30:00.123Z\"}\n");
+        assert_eq!(
+            line,
+            "{\"clientid\":\"c1\",\"pageGender\":\"F\",\"timestamp\":\"2026-11-24T00:30:00.123Z\"}\n"
+        );
         assert_eq!(dt, "2026-11-24");
     }
 
@@ -46,8 +54,16 @@ mod tests {
     #[test]
     fn invalid_records_fail_without_output() {
         let mut out = Vec::new();
-        for bad in ["", "not json", "[]", r#"{"clientid":"c1","pageGender":"Q"}"#] {
-            assert!(transform_record(bad.as_bytes(), ARRIVAL, &mut out).is_err(), "{bad}");
+        for bad in [
+            "",
+            "not json",
+            "[]",
+            r#"{"clientid":"c1","pageGender":"Q"}"#,
+        ] {
+            assert!(
+                transform_record(bad.as_bytes(), ARRIVAL, &mut out).is_err(),
+                "{bad}"
+            );
         }
         assert!(out.is_empty());
     }

@@ -21,8 +21,16 @@ pub enum EmbeddedError {
 }
 
 impl EmbeddedError {
-    pub fn io(what: &'static str, path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        EmbeddedError::Io { what, path: path.as_ref().display().to_string(), source }
+    pub fn io(
+        what: &'static str,
+        path: impl AsRef<std::path::Path>,
+        source: std::io::Error,
+    ) -> Self {
+        EmbeddedError::Io {
+            what,
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 }
 

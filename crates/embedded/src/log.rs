@@ -59,7 +59,9 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>, EmbeddedError> {
     for entry in fs::read_dir(dir).map_err(|e| EmbeddedError::io("list log", dir, e))? {
         let entry = entry.map_err(|e| EmbeddedError::io("list log", dir, e))?;
         let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".seg")) else { continue };
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".seg")) else {
+            continue;
+        };
         if let Ok(base) = stem.parse::<u64>() {
             bases.push(base);
         }
@@ -69,7 +71,9 @@ fn list_segments(dir: &Path) -> Result<Vec<u64>, EmbeddedError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), EmbeddedError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| EmbeddedError::io("sync log dir", dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| EmbeddedError::io("sync log dir", dir, e))
 }
 
 fn frame(payload: &[u8], arrival_ms: i64, out: &mut Vec<u8>) {
@@ -108,23 +112,36 @@ fn read_frame(reader: &mut impl Read) -> std::io::Result<Option<(i64, Vec<u8>)>>
     if crc.finalize() != u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")) {
         return Ok(None);
     }
-    Ok(Some((i64::from_le_bytes(header[8..16].try_into().expect("8 bytes")), payload)))
+    Ok(Some((
+        i64::from_le_bytes(header[8..16].try_into().expect("8 bytes")),
+        payload,
+    )))
 }
 
 /// Drops a torn tail left by a crash: everything after the last whole frame
 /// was never acknowledged, because acks follow the fsync.
 fn recover_segment(path: &Path) -> Result<u64, EmbeddedError> {
     let file = File::open(path).map_err(|e| EmbeddedError::io("open log", path, e))?;
-    let total = file.metadata().map_err(|e| EmbeddedError::io("stat log", path, e))?.len();
+    let total = file
+        .metadata()
+        .map_err(|e| EmbeddedError::io("stat log", path, e))?
+        .len();
     let mut reader = BufReader::with_capacity(256 * 1024, file);
     let mut valid = 0u64;
-    while let Some((_, payload)) = read_frame(&mut reader).map_err(|e| EmbeddedError::io("read log", path, e))? {
+    while let Some((_, payload)) =
+        read_frame(&mut reader).map_err(|e| EmbeddedError::io("read log", path, e))?
+    {
         valid += (HEADER_LEN + payload.len()) as u64;
     }
     if valid < total {
         tracing::warn!(path = %path.display(), dropped_bytes = total - valid, "truncating unacknowledged log tail");
-        let file = OpenOptions::new().write(true).open(path).map_err(|e| EmbeddedError::io("open log", path, e))?;
-        file.set_len(valid).and_then(|()| file.sync_all()).map_err(|e| EmbeddedError::io("truncate log", path, e))?;
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| EmbeddedError::io("open log", path, e))?;
+        file.set_len(valid)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| EmbeddedError::io("truncate log", path, e))?;
     }
     Ok(valid)
 }
@@ -154,7 +171,13 @@ impl Writer {
         if segments.is_empty() {
             sync_dir(dir)?;
         }
-        Ok(Writer { dir: dir.to_owned(), file, segment_base, end: segment_base + len, clock })
+        Ok(Writer {
+            dir: dir.to_owned(),
+            file,
+            segment_base,
+            end: segment_base + len,
+            clock,
+        })
     }
 
     fn rotate_if_full(&mut self) -> Result<(), EmbeddedError> {
@@ -174,7 +197,11 @@ impl Writer {
     fn write_durably(&mut self, buf: &[u8]) -> Result<(), EmbeddedError> {
         self.rotate_if_full()?;
         let path = || segment_path(&self.dir, self.segment_base);
-        if let Err(e) = self.file.write_all(buf).and_then(|()| self.file.sync_data()) {
+        if let Err(e) = self
+            .file
+            .write_all(buf)
+            .and_then(|()| self.file.sync_data())
+        {
             // Cut off whatever part landed so the next frame starts clean.
             let _ = self.file.set_len(self.end - self.segment_base);
             return Err(EmbeddedError::io("append log", path(), e));
@@ -204,7 +231,10 @@ impl Writer {
             match self.write_durably(&buf) {
                 Ok(()) => {
                     durable_end.send_replace(self.end);
-                    let ack = AppendAck { end_offset: self.end, arrival_ms };
+                    let ack = AppendAck {
+                        end_offset: self.end,
+                        arrival_ms,
+                    };
                     for request in batch.drain(..) {
                         let _ = request.reply.send(Ok(ack));
                     }
@@ -214,7 +244,11 @@ impl Writer {
                     let message = e.to_string();
                     for request in batch.drain(..) {
                         let err = std::io::Error::other(message.clone());
-                        let _ = request.reply.send(Err(EmbeddedError::io("append log", &self.dir, err)));
+                        let _ = request.reply.send(Err(EmbeddedError::io(
+                            "append log",
+                            &self.dir,
+                            err,
+                        )));
                     }
                 }
             }
@@ -225,27 +259,45 @@ impl Writer {
 impl HitLogFile {
     /// Opens (or creates) the log in `dir`, recovering from a crash, and
     /// starts the writer thread. `clock` gives the append (arrival) time.
-    pub fn open(dir: impl AsRef<Path>, clock: fn() -> i64) -> Result<(HitLogFile, LogReader), EmbeddedError> {
+    pub fn open(
+        dir: impl AsRef<Path>,
+        clock: fn() -> i64,
+    ) -> Result<(HitLogFile, LogReader), EmbeddedError> {
         let writer = Writer::open(dir.as_ref(), clock)?;
         let (tx, rx) = mpsc::channel(4096);
         let (end_tx, end_rx) = watch::channel(writer.end);
-        let reader = LogReader { dir: dir.as_ref().to_owned(), durable_end: end_rx.clone() };
+        let reader = LogReader {
+            dir: dir.as_ref().to_owned(),
+            durable_end: end_rx.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("hit-log-writer".into())
             .spawn(move || writer.run(rx, end_tx))
             .map_err(|e| EmbeddedError::io("start log writer", dir.as_ref(), e))?;
-        Ok((HitLogFile { tx: Some(tx), durable_end: end_rx, writer: Some(thread) }, reader))
+        Ok((
+            HitLogFile {
+                tx: Some(tx),
+                durable_end: end_rx,
+                writer: Some(thread),
+            },
+            reader,
+        ))
     }
 
     /// Appends records durably; resolves after their fsync.
     pub async fn append_payloads(&self, records: Vec<Vec<u8>>) -> Result<AppendAck, EmbeddedError> {
         if let Some(too_big) = records.iter().find(|r| r.len() > MAX_RECORD_BYTES) {
-            let err = std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("record of {} bytes", too_big.len()));
+            let err = std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("record of {} bytes", too_big.len()),
+            );
             return Err(EmbeddedError::io("append log", "record", err));
         }
         let (reply, answer) = oneshot::channel();
         let tx = self.tx.as_ref().ok_or(EmbeddedError::LogClosed)?;
-        tx.send(AppendRequest { records, reply }).await.map_err(|_| EmbeddedError::LogClosed)?;
+        tx.send(AppendRequest { records, reply })
+            .await
+            .map_err(|_| EmbeddedError::LogClosed)?;
         answer.await.map_err(|_| EmbeddedError::LogClosed)?
     }
 
@@ -305,21 +357,38 @@ impl LogReader {
         while offset < end && read_bytes < max_bytes {
             let segments = list_segments(&self.dir)?;
             let Some(&base) = segments.iter().rev().find(|&&b| b <= offset) else {
-                return Err(EmbeddedError::CorruptLog { offset, detail: "no segment holds this offset".into() });
+                return Err(EmbeddedError::CorruptLog {
+                    offset,
+                    detail: "no segment holds this offset".into(),
+                });
             };
-            let segment_end = segments.iter().find(|&&b| b > base).copied().unwrap_or(u64::MAX).min(end);
+            let segment_end = segments
+                .iter()
+                .find(|&&b| b > base)
+                .copied()
+                .unwrap_or(u64::MAX)
+                .min(end);
             let path = segment_path(&self.dir, base);
-            let mut file = File::open(&path).map_err(|e| EmbeddedError::io("open log", &path, e))?;
-            file.seek(SeekFrom::Start(offset - base)).map_err(|e| EmbeddedError::io("seek log", &path, e))?;
+            let mut file =
+                File::open(&path).map_err(|e| EmbeddedError::io("open log", &path, e))?;
+            file.seek(SeekFrom::Start(offset - base))
+                .map_err(|e| EmbeddedError::io("seek log", &path, e))?;
             let mut reader = BufReader::with_capacity(256 * 1024, file);
             while offset < segment_end && read_bytes < max_bytes {
                 let Some((arrival_ms, payload)) =
                     read_frame(&mut reader).map_err(|e| EmbeddedError::io("read log", &path, e))?
                 else {
-                    return Err(EmbeddedError::CorruptLog { offset, detail: "bad frame below the durable end".into() });
+                    return Err(EmbeddedError::CorruptLog {
+                        offset,
+                        detail: "bad frame below the durable end".into(),
+                    });
                 };
                 let len = HEADER_LEN + payload.len();
-                entries.push(LogEntry { offset, arrival_ms, payload });
+                entries.push(LogEntry {
+                    offset,
+                    arrival_ms,
+                    payload,
+                });
                 offset += len as u64;
                 read_bytes += len;
             }
@@ -335,7 +404,8 @@ impl LogReader {
         for pair in segments.windows(2) {
             if pair[1] <= offset {
                 let path = segment_path(&self.dir, pair[0]);
-                fs::remove_file(&path).map_err(|e| EmbeddedError::io("delete log segment", &path, e))?;
+                fs::remove_file(&path)
+                    .map_err(|e| EmbeddedError::io("delete log segment", &path, e))?;
                 deleted += 1;
             }
         }
@@ -356,11 +426,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let (log, reader) = HitLogFile::open(dir.path(), clock).unwrap();
-            let ack = log.append_payloads(vec![b"one".to_vec(), b"two".to_vec()]).await.unwrap();
+            let ack = log
+                .append_payloads(vec![b"one".to_vec(), b"two".to_vec()])
+                .await
+                .unwrap();
             assert_eq!(ack.end_offset, 2 * HEADER_LEN as u64 + 6);
             assert_eq!(ack.arrival_ms, clock());
             let (entries, next) = reader.read(0, usize::MAX).unwrap();
-            assert_eq!(entries.iter().map(|e| e.payload.as_slice()).collect::<Vec<_>>(), [b"one", b"two"]);
+            assert_eq!(
+                entries
+                    .iter()
+                    .map(|e| e.payload.as_slice())
+                    .collect::<Vec<_>>(),
+                [b"one", b"two"]
+            );
             assert_eq!(next, ack.end_offset);
         }
         let (log, reader) = HitLogFile::open(dir.path(), clock).unwrap();
@@ -376,7 +455,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let end = {
             let (log, _) = HitLogFile::open(dir.path(), clock).unwrap();
-            log.append_payloads(vec![b"kept".to_vec()]).await.unwrap().end_offset
+            log.append_payloads(vec![b"kept".to_vec()])
+                .await
+                .unwrap()
+                .end_offset
         };
         let path = segment_path(dir.path(), 0);
         let mut torn = Vec::new();
@@ -400,10 +482,18 @@ mod tests {
             log.append_payloads(vec![vec![i; 10]]).await.unwrap();
         }
         let (first, next) = reader.read(0, 30).unwrap();
-        assert_eq!(first.len(), 2, "26-byte frames: stops after crossing 30 bytes");
+        assert_eq!(
+            first.len(),
+            2,
+            "26-byte frames: stops after crossing 30 bytes"
+        );
         let (rest, end) = reader.read(next, usize::MAX).unwrap();
         assert_eq!(rest.len(), 8);
         assert_eq!(end, log.durable_end());
-        assert_eq!(reader.delete_before(end).unwrap(), 0, "a single segment is never deleted");
+        assert_eq!(
+            reader.delete_before(end).unwrap(),
+            0,
+            "a single segment is never deleted"
+        );
     }
 }

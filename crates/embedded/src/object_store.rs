@@ -25,7 +25,10 @@ fn is_hidden(name: &str) -> bool {
 
 impl DirObjectStore {
     pub fn new(root: impl Into<PathBuf>) -> DirObjectStore {
-        DirObjectStore { root: Arc::new(root.into()), tmp_counter: Arc::new(AtomicU64::new(0)) }
+        DirObjectStore {
+            root: Arc::new(root.into()),
+            tmp_counter: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -34,7 +37,9 @@ impl DirObjectStore {
 
     fn path_of(&self, key: &str) -> Result<PathBuf, EmbeddedError> {
         let valid = !key.is_empty()
-            && key.split('/').all(|part| !part.is_empty() && part != "." && part != "..");
+            && key
+                .split('/')
+                .all(|part| !part.is_empty() && part != "." && part != "..");
         if !valid {
             let err = std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid object key");
             return Err(EmbeddedError::io("object key", key, err));
@@ -47,7 +52,10 @@ impl DirObjectStore {
         let path = self.path_of(key)?;
         let dir = path.parent().expect("keys have a parent");
         fs::create_dir_all(dir).map_err(|e| EmbeddedError::io("create dir", dir, e))?;
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("object");
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("object");
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
         let write = || -> std::io::Result<()> {
@@ -76,7 +84,11 @@ impl DirObjectStore {
         // Walk from the deepest directory the prefix names, then filter.
         let dir_part = prefix.rfind('/').map_or("", |i| &prefix[..i]);
         let mut keys = Vec::new();
-        let start = if dir_part.is_empty() { self.root.to_path_buf() } else { self.root.join(dir_part) };
+        let start = if dir_part.is_empty() {
+            self.root.to_path_buf()
+        } else {
+            self.root.join(dir_part)
+        };
         let mut stack = vec![(start, dir_part.to_owned())];
         while let Some((dir, key_prefix)) = stack.pop() {
             let entries = match fs::read_dir(&dir) {
@@ -86,12 +98,20 @@ impl DirObjectStore {
             };
             for entry in entries {
                 let entry = entry.map_err(|e| EmbeddedError::io("list objects", &dir, e))?;
-                let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
                 if is_hidden(&name) {
                     continue;
                 }
-                let key = if key_prefix.is_empty() { name } else { format!("{key_prefix}/{name}") };
-                let file_type = entry.file_type().map_err(|e| EmbeddedError::io("list objects", &dir, e))?;
+                let key = if key_prefix.is_empty() {
+                    name
+                } else {
+                    format!("{key_prefix}/{name}")
+                };
+                let file_type = entry
+                    .file_type()
+                    .map_err(|e| EmbeddedError::io("list objects", &dir, e))?;
                 if file_type.is_dir() {
                     if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
                         stack.push((entry.path(), key));
@@ -157,25 +177,56 @@ mod tests {
     fn put_get_list_delete_with_hidden_names_invisible() {
         let dir = tempfile::tempdir().unwrap();
         let store = DirObjectStore::new(dir.path());
-        store.put_blocking("curated/hits/dt=2026-11-24/a.parquet", b"A").unwrap();
-        store.put_blocking("curated/hits/dt=2026-11-25/b.parquet", b"B").unwrap();
-        store.put_blocking("raw/dt=2026-11-24/x.ndjson", b"X").unwrap();
-        fs::write(dir.path().join("curated/hits/dt=2026-11-24/.partial.tmp"), b"half").unwrap();
+        store
+            .put_blocking("curated/hits/dt=2026-11-24/a.parquet", b"A")
+            .unwrap();
+        store
+            .put_blocking("curated/hits/dt=2026-11-25/b.parquet", b"B")
+            .unwrap();
+        store
+            .put_blocking("raw/dt=2026-11-24/x.ndjson", b"X")
+            .unwrap();
+        fs::write(
+            dir.path().join("curated/hits/dt=2026-11-24/.partial.tmp"),
+            b"half",
+        )
+        .unwrap();
         fs::write(dir.path().join("curated/hits/dt=2026-11-24/_started"), b"").unwrap();
 
-        assert_eq!(store.get_blocking("raw/dt=2026-11-24/x.ndjson").unwrap().as_deref(), Some(&b"X"[..]));
+        assert_eq!(
+            store
+                .get_blocking("raw/dt=2026-11-24/x.ndjson")
+                .unwrap()
+                .as_deref(),
+            Some(&b"X"[..])
+        );
         assert_eq!(store.get_blocking("raw/missing").unwrap(), None);
         assert_eq!(
             store.list_blocking("curated/hits/").unwrap(),
-            ["curated/hits/dt=2026-11-24/a.parquet", "curated/hits/dt=2026-11-25/b.parquet"]
+            [
+                "curated/hits/dt=2026-11-24/a.parquet",
+                "curated/hits/dt=2026-11-25/b.parquet"
+            ]
         );
-        assert_eq!(store.list_blocking("curated/hits/dt=2026-11-25/").unwrap(), ["curated/hits/dt=2026-11-25/b.parquet"]);
-        assert_eq!(store.list_blocking("curated/hits/dt=2026-11-2").unwrap().len(), 2);
+        assert_eq!(
+            store.list_blocking("curated/hits/dt=2026-11-25/").unwrap(),
+            ["curated/hits/dt=2026-11-25/b.parquet"]
+        );
+        assert_eq!(
+            store
+                .list_blocking("curated/hits/dt=2026-11-2")
+                .unwrap()
+                .len(),
+            2
+        );
         assert!(store.list_blocking("nothing/").unwrap().is_empty());
 
         store.delete_blocking("raw/dt=2026-11-24/x.ndjson").unwrap();
         store.delete_blocking("raw/dt=2026-11-24/x.ndjson").unwrap();
-        assert_eq!(store.get_blocking("raw/dt=2026-11-24/x.ndjson").unwrap(), None);
+        assert_eq!(
+            store.get_blocking("raw/dt=2026-11-24/x.ndjson").unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -53,7 +53,11 @@ fn encode_profile(p: &Profile) -> [u8; ENCODED_LEN] {
     put(&p.f.to_le_bytes());
     put(&[p.last_gender as u8]);
     put(&p.last_seen_ms.to_le_bytes());
-    let window = p.window.unwrap_or(WindowSums { m: 0, f: 0, date: Date::from_days(0) });
+    let window = p.window.unwrap_or(WindowSums {
+        m: 0,
+        f: 0,
+        date: Date::from_days(0),
+    });
     put(&[u8::from(p.window.is_some())]);
     put(&window.m.to_le_bytes());
     put(&window.f.to_le_bytes());
@@ -64,10 +68,18 @@ fn encode_profile(p: &Profile) -> [u8; ENCODED_LEN] {
 
 fn decode_profile(clientid: &str, b: &[u8]) -> Result<Profile, EmbeddedError> {
     if b.len() != ENCODED_LEN || b[0] != FORMAT_VERSION {
-        return Err(EmbeddedError::CorruptState(format!("profile {clientid}: bad encoding")));
+        return Err(EmbeddedError::CorruptState(format!(
+            "profile {clientid}: bad encoding"
+        )));
     }
     let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-    let gender = |v: u8| if v == Gender::F as u8 { Gender::F } else { Gender::M };
+    let gender = |v: u8| {
+        if v == Gender::F as u8 {
+            Gender::F
+        } else {
+            Gender::M
+        }
+    };
     let window = (b[26] == 1).then(|| WindowSums {
         m: u64_at(27),
         f: u64_at(35),
@@ -102,7 +114,9 @@ impl StateStore {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(PROFILES)?;
         let value = table.get(clientid)?;
-        value.map(|v| decode_profile(clientid, v.value())).transpose()
+        value
+            .map(|v| decode_profile(clientid, v.value()))
+            .transpose()
     }
 
     pub fn profile_count(&self) -> Result<u64, EmbeddedError> {
@@ -125,7 +139,9 @@ impl StateStore {
             } else {
                 let mut profiles = txn.open_table(PROFILES)?;
                 for delta in deltas {
-                    let existing = profiles.get(delta.clientid.as_str())?.map(|v| v.value().to_vec());
+                    let existing = profiles
+                        .get(delta.clientid.as_str())?
+                        .map(|v| v.value().to_vec());
                     let profile = match existing {
                         Some(bytes) => {
                             let mut p = decode_profile(&delta.clientid, &bytes)?;
@@ -134,7 +150,8 @@ impl StateStore {
                         }
                         None => Profile::from_delta(delta, now_ms),
                     };
-                    profiles.insert(delta.clientid.as_str(), encode_profile(&profile).as_slice())?;
+                    profiles
+                        .insert(delta.clientid.as_str(), encode_profile(&profile).as_slice())?;
                 }
                 applied.insert(object_id, now_ms)?;
                 ApplyOutcome::Applied
@@ -186,7 +203,8 @@ impl StateStore {
     pub fn delivery_state(&self) -> Result<DeliveryState, EmbeddedError> {
         let txn = self.db.begin_read()?;
         let meta = txn.open_table(META)?;
-        let get = |k: &str| -> Result<Option<u64>, EmbeddedError> { Ok(meta.get(k)?.map(|v| v.value())) };
+        let get =
+            |k: &str| -> Result<Option<u64>, EmbeddedError> { Ok(meta.get(k)?.map(|v| v.value())) };
         let intent = match (get(INTENT_START)?, get(INTENT_END)?) {
             (Some(start), Some(end)) => Some((start, end)),
             _ => None,
@@ -218,7 +236,12 @@ impl StateStore {
     }
 
     /// Moves the checkpoint to `end` and queues the batch's objects for curate.
-    pub fn finish_delivery(&self, start: u64, end: u64, keys: &[String]) -> Result<(), EmbeddedError> {
+    pub fn finish_delivery(
+        &self,
+        start: u64,
+        end: u64,
+        keys: &[String],
+    ) -> Result<(), EmbeddedError> {
         let txn = self.db.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
@@ -295,7 +318,13 @@ mod tests {
     use super::*;
 
     fn delta(id: &str, m: u64, f: u64, last: Gender, at: i64) -> VisitorDelta {
-        VisitorDelta { clientid: id.into(), m, f, last_gender: last, last_seen_ms: at }
+        VisitorDelta {
+            clientid: id.into(),
+            m,
+            f,
+            last_gender: last,
+            last_seen_ms: at,
+        }
     }
 
     fn store() -> (tempfile::TempDir, StateStore) {
@@ -307,12 +336,26 @@ mod tests {
     #[test]
     fn the_same_object_applied_twice_counts_once() {
         let (_dir, store) = store();
-        let deltas = [delta("a", 2, 1, Gender::M, 10), delta("b", 0, 1, Gender::F, 5)];
-        assert_eq!(store.apply_object_blocking("obj-1", &deltas, 100).unwrap(), ApplyOutcome::Applied);
-        assert_eq!(store.apply_object_blocking("obj-1", &deltas, 200).unwrap(), ApplyOutcome::AlreadyApplied);
-        store.apply_object_blocking("obj-2", &[delta("a", 0, 3, Gender::F, 9)], 300).unwrap();
+        let deltas = [
+            delta("a", 2, 1, Gender::M, 10),
+            delta("b", 0, 1, Gender::F, 5),
+        ];
+        assert_eq!(
+            store.apply_object_blocking("obj-1", &deltas, 100).unwrap(),
+            ApplyOutcome::Applied
+        );
+        assert_eq!(
+            store.apply_object_blocking("obj-1", &deltas, 200).unwrap(),
+            ApplyOutcome::AlreadyApplied
+        );
+        store
+            .apply_object_blocking("obj-2", &[delta("a", 0, 3, Gender::F, 9)], 300)
+            .unwrap();
         let a = store.get_profile_blocking("a").unwrap().unwrap();
-        assert_eq!((a.m, a.f, a.last_gender, a.last_seen_ms, a.updated_at_ms), (2, 4, Gender::M, 10, 300));
+        assert_eq!(
+            (a.m, a.f, a.last_gender, a.last_seen_ms, a.updated_at_ms),
+            (2, 4, Gender::M, 10, 300)
+        );
         assert_eq!(store.get_profile_blocking("nobody").unwrap(), None);
         assert_eq!(store.profile_count().unwrap(), 2);
     }
@@ -323,26 +366,61 @@ mod tests {
         let path = dir.path().join("state.redb");
         {
             let store = StateStore::open(&path).unwrap();
-            store.apply_object_blocking("o", &[delta("a", 1, 0, Gender::M, 1)], 1).unwrap();
-            let w = WindowSums { m: 1, f: 0, date: Date::from_days(3) };
-            store.set_windows_blocking(&[("a".into(), Some(w)), ("ghost".into(), Some(w))], 2).unwrap();
+            store
+                .apply_object_blocking("o", &[delta("a", 1, 0, Gender::M, 1)], 1)
+                .unwrap();
+            let w = WindowSums {
+                m: 1,
+                f: 0,
+                date: Date::from_days(3),
+            };
+            store
+                .set_windows_blocking(&[("a".into(), Some(w)), ("ghost".into(), Some(w))], 2)
+                .unwrap();
             assert_eq!(store.visitors_with_window_blocking().unwrap(), ["a"]);
-            assert_eq!(store.get_profile_blocking("ghost").unwrap(), None, "daily never creates profiles");
+            assert_eq!(
+                store.get_profile_blocking("ghost").unwrap(),
+                None,
+                "daily never creates profiles"
+            );
         }
         let store = StateStore::open(&path).unwrap();
-        assert_eq!(store.get_profile_blocking("a").unwrap().unwrap().window.unwrap().m, 1);
-        store.set_windows_blocking(&[("a".into(), None)], 3).unwrap();
+        assert_eq!(
+            store
+                .get_profile_blocking("a")
+                .unwrap()
+                .unwrap()
+                .window
+                .unwrap()
+                .m,
+            1
+        );
+        store
+            .set_windows_blocking(&[("a".into(), None)], 3)
+            .unwrap();
         assert!(store.visitors_with_window_blocking().unwrap().is_empty());
-        assert_eq!(store.get_profile_blocking("a").unwrap().unwrap().window, None);
+        assert_eq!(
+            store.get_profile_blocking("a").unwrap().unwrap().window,
+            None
+        );
     }
 
     #[test]
     fn delivery_bookkeeping_round_trip() {
         let (_dir, store) = store();
-        assert_eq!(store.delivery_state().unwrap(), DeliveryState { delivered_offset: 0, intent: None, pending: vec![] });
+        assert_eq!(
+            store.delivery_state().unwrap(),
+            DeliveryState {
+                delivered_offset: 0,
+                intent: None,
+                pending: vec![]
+            }
+        );
         store.begin_delivery(0, 100).unwrap();
         assert_eq!(store.delivery_state().unwrap().intent, Some((0, 100)));
-        store.finish_delivery(0, 100, &["raw/b".into(), "raw/a".into()]).unwrap();
+        store
+            .finish_delivery(0, 100, &["raw/b".into(), "raw/a".into()])
+            .unwrap();
         store.begin_delivery(100, 150).unwrap();
         store.finish_delivery(100, 150, &["raw/c".into()]).unwrap();
         let state = store.delivery_state().unwrap();

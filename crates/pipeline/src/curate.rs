@@ -22,7 +22,10 @@ pub struct CurateReport {
 pub fn curated_key(raw_key: &str, dt: Date) -> String {
     let name = raw_key.rsplit('/').next().unwrap_or(raw_key);
     let stem = name.strip_suffix(".gz").unwrap_or(name);
-    let stem = stem.strip_suffix(".ndjson").or_else(|| stem.strip_suffix(".json")).unwrap_or(stem);
+    let stem = stem
+        .strip_suffix(".ndjson")
+        .or_else(|| stem.strip_suffix(".json"))
+        .unwrap_or(stem);
     format!("curated/hits/dt={dt}/{stem}.parquet")
 }
 
@@ -37,7 +40,10 @@ pub async fn curate_object(
     keep_raw: bool,
     now_ms: i64,
 ) -> Result<CurateReport, PipelineError> {
-    let bytes = raw.get(raw_key).await?.ok_or_else(|| PipelineError::RawMissing(raw_key.to_owned()))?;
+    let bytes = raw
+        .get(raw_key)
+        .await?
+        .ok_or_else(|| PipelineError::RawMissing(raw_key.to_owned()))?;
     let parsed = parse_raw_object(&bytes);
     if !parsed.invalid_lines.is_empty() {
         let (line, error) = &parsed.invalid_lines[0];
@@ -48,7 +54,10 @@ pub async fn curate_object(
     // still filed correctly, one Parquet per date.
     let mut by_date: BTreeMap<Date, Vec<&Hit>> = BTreeMap::new();
     for hit in &parsed.hits {
-        by_date.entry(Date::of_millis(hit.event_ms)).or_default().push(hit);
+        by_date
+            .entry(Date::of_millis(hit.event_ms))
+            .or_default()
+            .push(hit);
     }
     let mut curated_keys = Vec::with_capacity(by_date.len());
     for (dt, hits) in &by_date {
@@ -80,7 +89,13 @@ mod tests {
     #[test]
     fn curated_key_is_derived_from_the_raw_name() {
         let dt = Date::parse("2026-11-24").unwrap();
-        assert_eq!(curated_key("raw/dt=2026-11-24/00000000000000000001.ndjson", dt), "curated/hits/dt=2026-11-24/00000000000000000001.parquet");
-        assert_eq!(curated_key("raw/dt=2026-11-24/gs-1-2026-11-24-abc.gz", dt), "curated/hits/dt=2026-11-24/gs-1-2026-11-24-abc.parquet");
+        assert_eq!(
+            curated_key("raw/dt=2026-11-24/00000000000000000001.ndjson", dt),
+            "curated/hits/dt=2026-11-24/00000000000000000001.parquet"
+        );
+        assert_eq!(
+            curated_key("raw/dt=2026-11-24/gs-1-2026-11-24-abc.gz", dt),
+            "curated/hits/dt=2026-11-24/gs-1-2026-11-24-abc.parquet"
+        );
     }
 }

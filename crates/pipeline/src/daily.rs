@@ -19,7 +19,9 @@ async fn rollup_date(curated: &dyn ObjectStore, dt: Date) -> Result<Vec<DailyRow
         if !key.ends_with(".parquet") {
             continue;
         }
-        let Some(bytes) = curated.get(&key).await? else { continue };
+        let Some(bytes) = curated.get(&key).await? else {
+            continue;
+        };
         hits.extend(codec::decode_hits(bytes, &key)?);
     }
     let rows = rollup(hits.iter().map(|h| (h.clientid.as_ref(), h.gender)));
@@ -48,10 +50,14 @@ pub async fn run_daily(
     }
 
     let sums = window_sums(&all_rows, date);
-    let previously_set: BTreeSet<String> = windows.visitors_with_window().await?.into_iter().collect();
+    let previously_set: BTreeSet<String> =
+        windows.visitors_with_window().await?.into_iter().collect();
     let mut updates: Vec<_> = sums.iter().map(|(id, s)| (id.clone(), Some(*s))).collect();
-    let cleared: Vec<_> =
-        previously_set.iter().filter(|id| !sums.contains_key(*id)).map(|id| (id.clone(), None)).collect();
+    let cleared: Vec<_> = previously_set
+        .iter()
+        .filter(|id| !sums.contains_key(*id))
+        .map(|id| (id.clone(), None))
+        .collect();
     let signals_cleared = cleared.len();
     updates.extend(cleared);
     windows.set_windows(&updates, now_ms).await?;

@@ -18,7 +18,10 @@ pub fn routes(state: LocalState) -> Router {
     let admin = Router::new()
         .route("/admin/flush", post(flush))
         .route("/admin/daily", post(daily))
-        .route_layer(axum::middleware::from_fn_with_state(state.api.api_key.clone(), require_api_key));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.api.api_key.clone(),
+            require_api_key,
+        ));
     Router::new()
         .route("/metrics", get(prometheus))
         .route("/", get(|| async { Html(CONSOLE_HTML) }))
@@ -29,7 +32,11 @@ pub fn routes(state: LocalState) -> Router {
 async fn flush(State(state): State<LocalState>) -> Response {
     match state.pipeline.flush().await {
         Ok(report) => axum::Json(report).into_response(),
-        Err(e) => JsonError::new(StatusCode::SERVICE_UNAVAILABLE, format!("flush failed: {e}")).into_response(),
+        Err(e) => JsonError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("flush failed: {e}"),
+        )
+        .into_response(),
     }
 }
 
@@ -47,8 +54,11 @@ async fn daily(State(state): State<LocalState>, body: Bytes) -> Response {
         match serde_json::from_slice::<DailyRequest>(&body) {
             Ok(request) => request.date,
             Err(e) => {
-                return JsonError::new(StatusCode::BAD_REQUEST, format!("body must be {{\"date\": \"YYYY-MM-DD\"}}: {e}"))
-                    .into_response();
+                return JsonError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("body must be {{\"date\": \"YYYY-MM-DD\"}}: {e}"),
+                )
+                .into_response();
             }
         }
     };
@@ -57,20 +67,32 @@ async fn daily(State(state): State<LocalState>, body: Bytes) -> Response {
         Some(text) => match Date::parse(&text) {
             Some(date) => date,
             None => {
-                return JsonError::new(StatusCode::BAD_REQUEST, "date must be a calendar date YYYY-MM-DD")
-                    .with("date", text)
-                    .into_response();
+                return JsonError::new(
+                    StatusCode::BAD_REQUEST,
+                    "date must be a calendar date YYYY-MM-DD",
+                )
+                .with("date", text)
+                .into_response();
             }
         },
     };
     match run_daily_job(&state, date).await {
         Ok(summary) => axum::Json(summary).into_response(),
-        Err(e) => JsonError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("daily job failed: {e}")).into_response(),
+        Err(e) => JsonError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("daily job failed: {e}"),
+        )
+        .into_response(),
     }
 }
 
 async fn prometheus(State(state): State<LocalState>) -> Response {
     let profiles = state.state.profile_count().ok();
-    let text = metrics::render(&state.api.metrics, &state.metrics, state.log_reader.durable_end(), profiles);
+    let text = metrics::render(
+        &state.api.metrics,
+        &state.metrics,
+        state.log_reader.durable_end(),
+        profiles,
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

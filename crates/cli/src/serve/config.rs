@@ -61,7 +61,11 @@ fn resolve_api_key(explicit: Option<String>, data_dir: &Path) -> Result<String> 
     let path = data_dir.join("api-key");
     if let Ok(existing) = std::fs::read_to_string(&path) {
         let key = existing.trim().to_owned();
-        anyhow::ensure!(!key.is_empty(), "{} is empty; delete it to get a new key", path.display());
+        anyhow::ensure!(
+            !key.is_empty(),
+            "{} is empty; delete it to get a new key",
+            path.display()
+        );
         return Ok(key);
     }
     let key = generate_key()?;
@@ -85,9 +89,16 @@ impl ServeArgs {
     pub fn into_config(self) -> Result<ServeConfig> {
         std::fs::create_dir_all(&self.data_dir)
             .with_context(|| format!("creating data dir {}", self.data_dir.display()))?;
-        let daily_at_minute = parse_hh_mm(&self.daily_at)
-            .with_context(|| format!("--daily-at / GENDER_DAILY_AT must be HH:MM, got {:?}", self.daily_at))?;
-        anyhow::ensure!(self.flush_interval_ms > 0, "--flush-interval-ms must be positive");
+        let daily_at_minute = parse_hh_mm(&self.daily_at).with_context(|| {
+            format!(
+                "--daily-at / GENDER_DAILY_AT must be HH:MM, got {:?}",
+                self.daily_at
+            )
+        })?;
+        anyhow::ensure!(
+            self.flush_interval_ms > 0,
+            "--flush-interval-ms must be positive"
+        );
         Ok(ServeConfig {
             api_key: resolve_api_key(self.api_key, &self.data_dir)?,
             data_dir: self.data_dir,
@@ -118,6 +129,9 @@ mod tests {
         let first = resolve_api_key(None, dir.path()).unwrap();
         assert_eq!(first.len(), 32);
         assert_eq!(resolve_api_key(None, dir.path()).unwrap(), first);
-        assert_eq!(resolve_api_key(Some("mine".into()), dir.path()).unwrap(), "mine");
+        assert_eq!(
+            resolve_api_key(Some("mine".into()), dir.path()).unwrap(),
+            "mine"
+        );
     }
 }

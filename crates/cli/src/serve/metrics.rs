@@ -19,28 +19,99 @@ pub struct PipelineMetrics {
 }
 
 fn sample(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }
 
 /// The Prometheus text of `/metrics`.
-pub fn render(api: &ApiMetrics, pipeline: &PipelineMetrics, log_end: u64, profiles: Option<u64>) -> String {
+pub fn render(
+    api: &ApiMetrics,
+    pipeline: &PipelineMetrics,
+    log_end: u64,
+    profiles: Option<u64>,
+) -> String {
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let mut out = String::with_capacity(4096);
     api.render(&mut out);
     let p = pipeline;
-    sample(&mut out, "gender_hits_delivered_total", "counter", "Log records delivered to raw objects.", get(&p.hits_delivered));
-    sample(&mut out, "gender_objects_delivered_total", "counter", "Raw objects written by delivery.", get(&p.objects_delivered));
-    sample(&mut out, "gender_records_processing_failed_total", "counter", "Records the transform rejected (errors/ prefix).", get(&p.records_failed));
-    sample(&mut out, "gender_objects_curated_total", "counter", "Raw objects curated.", get(&p.objects_curated));
-    sample(&mut out, "gender_hits_curated_total", "counter", "Hits written to curated Parquet and counted.", get(&p.hits_curated));
-    sample(&mut out, "gender_curate_lag_seconds", "gauge", "Age of the oldest hit of the last cycle when it became visible.", get(&p.curate_lag_ms) as f64 / 1000.0);
-    sample(&mut out, "gender_log_durable_offset_bytes", "gauge", "End of the durable log.", log_end);
-    sample(&mut out, "gender_log_delivered_offset_bytes", "gauge", "Log position delivered so far.", get(&p.delivered_offset));
-    sample(&mut out, "gender_daily_runs_total", "counter", "Completed daily jobs.", get(&p.daily_runs));
+    sample(
+        &mut out,
+        "gender_hits_delivered_total",
+        "counter",
+        "Log records delivered to raw objects.",
+        get(&p.hits_delivered),
+    );
+    sample(
+        &mut out,
+        "gender_objects_delivered_total",
+        "counter",
+        "Raw objects written by delivery.",
+        get(&p.objects_delivered),
+    );
+    sample(
+        &mut out,
+        "gender_records_processing_failed_total",
+        "counter",
+        "Records the transform rejected (errors/ prefix).",
+        get(&p.records_failed),
+    );
+    sample(
+        &mut out,
+        "gender_objects_curated_total",
+        "counter",
+        "Raw objects curated.",
+        get(&p.objects_curated),
+    );
+    sample(
+        &mut out,
+        "gender_hits_curated_total",
+        "counter",
+        "Hits written to curated Parquet and counted.",
+        get(&p.hits_curated),
+    );
+    sample(
+        &mut out,
+        "gender_curate_lag_seconds",
+        "gauge",
+        "Age of the oldest hit of the last cycle when it became visible.",
+        get(&p.curate_lag_ms) as f64 / 1000.0,
+    );
+    sample(
+        &mut out,
+        "gender_log_durable_offset_bytes",
+        "gauge",
+        "End of the durable log.",
+        log_end,
+    );
+    sample(
+        &mut out,
+        "gender_log_delivered_offset_bytes",
+        "gauge",
+        "Log position delivered so far.",
+        get(&p.delivered_offset),
+    );
+    sample(
+        &mut out,
+        "gender_daily_runs_total",
+        "counter",
+        "Completed daily jobs.",
+        get(&p.daily_runs),
+    );
     if let Some(profiles) = profiles {
-        sample(&mut out, "gender_profiles", "gauge", "Visitors in the state store.", profiles);
+        sample(
+            &mut out,
+            "gender_profiles",
+            "gauge",
+            "Visitors in the state store.",
+            profiles,
+        );
     }
-    let _ = writeln!(out, "# HELP gender_errors_total Failures by stage.\n# TYPE gender_errors_total counter");
+    let _ = writeln!(
+        out,
+        "# HELP gender_errors_total Failures by stage.\n# TYPE gender_errors_total counter"
+    );
     let stages = api.error_counts().into_iter().chain([
         ("delivery", get(&p.delivery_errors)),
         ("curate", get(&p.curate_errors)),

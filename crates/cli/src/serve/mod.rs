@@ -75,21 +75,33 @@ async fn shutdown_signal() {
 
 fn print_banner(config: &ServeConfig) {
     let url = format!("http://{}", config.addr);
-    println!("Gender Service listening on {url} (data dir {})", config.data_dir.display());
-    println!("API key: {}   (kept in {}/api-key unless given by --api-key / GENDER_API_KEY)", config.api_key, config.data_dir.display());
+    println!(
+        "Gender Service listening on {url} (data dir {})",
+        config.data_dir.display()
+    );
+    println!(
+        "API key: {}   (kept in {}/api-key unless given by --api-key / GENDER_API_KEY)",
+        config.api_key,
+        config.data_dir.display()
+    );
     println!("Try:");
     println!(
         "  curl -s -X POST {url}/hits -H 'x-api-key: {}' -H 'content-type: application/json' -d '{{\"clientid\":\"visitor-1\",\"pageGender\":\"F\"}}'",
         config.api_key
     );
-    println!("  curl -s {url}/gender/visitor-1 -H 'x-api-key: {}'", config.api_key);
+    println!(
+        "  curl -s {url}/gender/visitor-1 -H 'x-api-key: {}'",
+        config.api_key
+    );
     println!("Console: {url}/   API docs: {url}/docs");
 }
 
 pub async fn run(config: ServeConfig) -> Result<()> {
     let data = &config.data_dir;
-    let state = StateStore::open(data.join("state.redb")).context("opening the state store (is another server using this data dir?)")?;
-    let (log, log_reader) = HitLogFile::open(data.join("log"), now_ms).context("opening the hit log")?;
+    let state = StateStore::open(data.join("state.redb"))
+        .context("opening the state store (is another server using this data dir?)")?;
+    let (log, log_reader) =
+        HitLogFile::open(data.join("log"), now_ms).context("opening the hit log")?;
     let store = DirObjectStore::new(data);
     let metrics = Arc::new(PipelineMetrics::default());
 
@@ -100,7 +112,13 @@ pub async fn run(config: ServeConfig) -> Result<()> {
         keep_raw: config.keep_raw,
         clock: now_ms,
     };
-    let pipeline = Pipeline::new(log_reader.clone(), store.clone(), state.clone(), metrics.clone(), settings)?;
+    let pipeline = Pipeline::new(
+        log_reader.clone(),
+        store.clone(),
+        state.clone(),
+        metrics.clone(),
+        settings,
+    )?;
     let (pipeline_handle, pipeline_task) = pipeline.spawn(pipeline_shutdown);
 
     let log = Arc::new(log);
@@ -139,16 +157,24 @@ pub async fn run(config: ServeConfig) -> Result<()> {
     let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
     let _ = stop_tx.send(true);
     scheduler.abort();
-    if tokio::time::timeout_at(deadline - Duration::from_secs(10), server).await.is_err() {
+    if tokio::time::timeout_at(deadline - Duration::from_secs(10), server)
+        .await
+        .is_err()
+    {
         tracing::warn!("in-flight requests did not finish in time");
     }
     let _ = stop_pipeline.send(true);
-    if tokio::time::timeout_at(deadline, pipeline_task).await.is_err() {
+    if tokio::time::timeout_at(deadline, pipeline_task)
+        .await
+        .is_err()
+    {
         tracing::warn!("pipeline did not drain in time; the log keeps the rest for the next start");
     }
     match Arc::try_unwrap(log) {
         Ok(mut log) => log.close(),
-        Err(_) => tracing::warn!("log still referenced at exit; every acknowledged append is already fsync'ed"),
+        Err(_) => tracing::warn!(
+            "log still referenced at exit; every acknowledged append is already fsync'ed"
+        ),
     }
     tracing::info!("stopped");
     Ok(())
@@ -161,7 +187,9 @@ async fn daily_schedule(local: LocalState, minute_of_day: u32) {
         tokio::time::sleep(Duration::from_millis((next - now) as u64)).await;
         let date = gender_core::default_daily_date(now_ms());
         match run_daily_job(&local, date).await {
-            Ok(summary) => tracing::info!(%date, visitors = summary.visitors_in_window, "scheduled daily run done"),
+            Ok(summary) => {
+                tracing::info!(%date, visitors = summary.visitors_in_window, "scheduled daily run done")
+            }
             Err(e) => tracing::error!(%date, error = %e, "scheduled daily run failed"),
         }
     }

@@ -64,7 +64,10 @@ impl PipelineHandle {
     /// Resolves once every hit durable before the call is curated and visible.
     pub async fn flush(&self) -> Result<FlushReport, String> {
         let (reply, answer) = oneshot::channel();
-        self.flushes.send(reply).await.map_err(|_| CycleError::Stopped.to_string())?;
+        self.flushes
+            .send(reply)
+            .await
+            .map_err(|_| CycleError::Stopped.to_string())?;
         answer.await.map_err(|_| CycleError::Stopped.to_string())?
     }
 }
@@ -87,17 +90,31 @@ impl Pipeline {
         settings: PipelineSettings,
     ) -> Result<Pipeline, EmbeddedError> {
         let delivered = state.delivery_state()?.delivered_offset;
-        Ok(Pipeline { reader, store, state, metrics, settings, delivered })
+        Ok(Pipeline {
+            reader,
+            store,
+            state,
+            metrics,
+            settings,
+            delivered,
+        })
     }
 
     /// Starts the loop; it runs a last cycle and returns when `shutdown` flips.
-    pub fn spawn(self, shutdown: watch::Receiver<bool>) -> (PipelineHandle, tokio::task::JoinHandle<()>) {
+    pub fn spawn(
+        self,
+        shutdown: watch::Receiver<bool>,
+    ) -> (PipelineHandle, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(64);
         let task = tokio::spawn(self.run(rx, shutdown));
         (PipelineHandle { flushes: tx }, task)
     }
 
-    async fn run(mut self, mut flushes: mpsc::Receiver<FlushReply>, mut shutdown: watch::Receiver<bool>) {
+    async fn run(
+        mut self,
+        mut flushes: mpsc::Receiver<FlushReply>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         if let Err(e) = self.recover().await {
             tracing::error!(error = %e, "pipeline recovery failed; retrying on the next cycle");
         }
@@ -152,7 +169,11 @@ impl Pipeline {
         self.curate_pending(&mut FlushReport::default()).await
     }
 
-    async fn read_log(&self, from: u64, max_bytes: usize) -> Result<(Vec<LogEntry>, u64), CycleError> {
+    async fn read_log(
+        &self,
+        from: u64,
+        max_bytes: usize,
+    ) -> Result<(Vec<LogEntry>, u64), CycleError> {
         let reader = self.reader.clone();
         let read = tokio::task::spawn_blocking(move || reader.read(from, max_bytes));
         Ok(read.await.map_err(|_| CycleError::Stopped)??)
@@ -167,8 +188,14 @@ impl Pipeline {
         Ok(done.await.map_err(|_| CycleError::Stopped)??)
     }
 
-    async fn finish_delivery(&self, start: u64, end: u64, keys: Vec<String>) -> Result<(), CycleError> {
-        self.state_op(move |s| s.finish_delivery(start, end, &keys)).await
+    async fn finish_delivery(
+        &self,
+        start: u64,
+        end: u64,
+        keys: Vec<String>,
+    ) -> Result<(), CycleError> {
+        self.state_op(move |s| s.finish_delivery(start, end, &keys))
+            .await
     }
 
     /// Delivers everything durable so far in batches; returns the oldest arrival time seen.
@@ -184,10 +211,16 @@ impl Pipeline {
             self.finish_delivery(start, end, keys).await?;
             self.delivered = end;
             report.objects_delivered += objects;
-            self.metrics.objects_delivered.fetch_add(objects, Ordering::Relaxed);
-            self.metrics.hits_delivered.fetch_add(entries.len() as u64, Ordering::Relaxed);
+            self.metrics
+                .objects_delivered
+                .fetch_add(objects, Ordering::Relaxed);
+            self.metrics
+                .hits_delivered
+                .fetch_add(entries.len() as u64, Ordering::Relaxed);
         }
-        self.metrics.delivered_offset.store(self.delivered, Ordering::Relaxed);
+        self.metrics
+            .delivered_offset
+            .store(self.delivered, Ordering::Relaxed);
         Ok(oldest_arrival)
     }
 
@@ -202,11 +235,17 @@ impl Pipeline {
         if let Some(arrival) = oldest_arrival {
             let lag_ms = (self.settings.clock)().saturating_sub(arrival).max(0) as u64;
             self.metrics.curate_lag_ms.store(lag_ms, Ordering::Relaxed);
-            tracing::debug!(lag_ms, cycle_ms = (self.settings.clock)() - started_ms, "pipeline cycle");
+            tracing::debug!(
+                lag_ms,
+                cycle_ms = (self.settings.clock)() - started_ms,
+                "pipeline cycle"
+            );
         }
         let reader = self.reader.clone();
         let delivered = self.delivered;
-        if let Ok(Ok(n @ 1..)) = tokio::task::spawn_blocking(move || reader.delete_before(delivered)).await {
+        if let Ok(Ok(n @ 1..)) =
+            tokio::task::spawn_blocking(move || reader.delete_before(delivered)).await
+        {
             tracing::info!(segments = n, "deleted delivered log segments");
         }
         report.delivered_offset = self.delivered;
@@ -215,7 +254,12 @@ impl Pipeline {
 
     /// The transform step: one NDJSON object per event date, plus the records
     /// that failed it under errors/ (Firehose's error output prefix).
-    async fn write_raw_objects(&self, start: u64, end: u64, entries: &[LogEntry]) -> Result<Vec<String>, CycleError> {
+    async fn write_raw_objects(
+        &self,
+        start: u64,
+        end: u64,
+        entries: &[LogEntry],
+    ) -> Result<Vec<String>, CycleError> {
         let mut by_date: BTreeMap<Date, Vec<u8>> = BTreeMap::new();
         let mut failed = Vec::new();
         let mut line = Vec::with_capacity(128);
@@ -244,8 +288,15 @@ impl Pipeline {
         if !failed.is_empty() {
             let dt = Date::of_millis((self.settings.clock)());
             let body = failed.join("\n") + "\n";
-            self.store.put(&format!("errors/processing-failed/dt={dt}/{name}"), body.into_bytes()).await?;
-            self.metrics.records_failed.fetch_add(failed.len() as u64, Ordering::Relaxed);
+            self.store
+                .put(
+                    &format!("errors/processing-failed/dt={dt}/{name}"),
+                    body.into_bytes(),
+                )
+                .await?;
+            self.metrics
+                .records_failed
+                .fetch_add(failed.len() as u64, Ordering::Relaxed);
             tracing::warn!(records = failed.len(), "records failed the transform");
         }
         Ok(keys)
@@ -254,12 +305,24 @@ impl Pipeline {
     async fn curate_pending(&self, report: &mut FlushReport) -> Result<(), CycleError> {
         for key in self.state_op(StateStore::delivery_state).await?.pending {
             let now = (self.settings.clock)();
-            match curate_object(&self.store, &self.store, &self.state, &key, &key, self.settings.keep_raw, now).await {
+            match curate_object(
+                &self.store,
+                &self.store,
+                &self.state,
+                &key,
+                &key,
+                self.settings.keep_raw,
+                now,
+            )
+            .await
+            {
                 Ok(curated) => {
                     report.objects_curated += 1;
                     report.hits_curated += curated.hits as u64;
                     self.metrics.objects_curated.fetch_add(1, Ordering::Relaxed);
-                    self.metrics.hits_curated.fetch_add(curated.hits as u64, Ordering::Relaxed);
+                    self.metrics
+                        .hits_curated
+                        .fetch_add(curated.hits as u64, Ordering::Relaxed);
                 }
                 Err(PipelineError::RawMissing(key)) => {
                     tracing::error!(%key, "queued raw object is missing; dropping it from the queue");

@@ -16,7 +16,11 @@ pub struct Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Server {
@@ -27,7 +31,10 @@ impl Server {
             .arg(data_dir)
             .args(["--addr", &format!("127.0.0.1:{port}"), "--api-key", KEY])
             .args(extra)
-            .env("GENDER_LOG", std::env::var("TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "GENDER_LOG",
+                std::env::var("TEST_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -36,11 +43,19 @@ impl Server {
             child,
             url: format!("http://127.0.0.1:{port}"),
             data_dir: data_dir.to_owned(),
-            client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = server.client.get(format!("{}/health", server.url)).send().await {
+            if let Ok(r) = server
+                .client
+                .get(format!("{}/health", server.url))
+                .send()
+                .await
+            {
                 if r.status() == 200 {
                     return server;
                 }
@@ -50,7 +65,11 @@ impl Server {
         }
     }
 
-    pub async fn post_hits(&self, body: impl Into<reqwest::Body>, content_type: &str) -> (u16, Value) {
+    pub async fn post_hits(
+        &self,
+        body: impl Into<reqwest::Body>,
+        content_type: &str,
+    ) -> (u16, Value) {
         let r = self
             .client
             .post(format!("{}/hits", self.url))
@@ -64,7 +83,13 @@ impl Server {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.client.get(format!("{}{path}", self.url)).header("x-api-key", KEY).send().await.unwrap();
+        let r = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap();
         read(r).await
     }
 
@@ -95,7 +120,13 @@ impl Server {
     pub fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
         let started = Instant::now();
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
         let deadline = started + Duration::from_secs(40);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -117,16 +148,25 @@ impl Drop for Server {
 async fn read(r: reqwest::Response) -> (u16, Value) {
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body for {status}: {text}")))
+    (
+        status,
+        serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("non-JSON body for {status}: {text}")),
+    )
 }
 
 /// Every file under curated/ except in-progress names: (key, rows).
-pub fn curated_files(data_dir: &Path, prefix: &str) -> Vec<(String, Vec<gender_core::Hit<'static>>)> {
+pub fn curated_files(
+    data_dir: &Path,
+    prefix: &str,
+) -> Vec<(String, Vec<gender_core::Hit<'static>>)> {
     let root = data_dir.join(prefix);
     let mut out = Vec::new();
     let mut stack = vec![root];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries {
             let entry = entry.unwrap();
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -136,10 +176,16 @@ pub fn curated_files(data_dir: &Path, prefix: &str) -> Vec<(String, Vec<gender_c
             if entry.file_type().unwrap().is_dir() {
                 stack.push(entry.path());
             } else {
-                let key = entry.path().strip_prefix(data_dir).unwrap().to_string_lossy().into_owned();
+                let key = entry
+                    .path()
+                    .strip_prefix(data_dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 let bytes = std::fs::read(entry.path()).unwrap();
                 assert_parquet_schema(&bytes, &key);
-                let hits = gender_pipeline::codec::decode_hits(bytes, &key).unwrap_or_else(|e| panic!("{key}: {e}"));
+                let hits = gender_pipeline::codec::decode_hits(bytes, &key)
+                    .unwrap_or_else(|e| panic!("{key}: {e}"));
                 out.push((key, hits));
             }
         }
@@ -154,11 +200,27 @@ pub fn assert_parquet_schema(bytes: &[u8], key: &str) {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes))
         .unwrap_or_else(|e| panic!("{key} is not complete Parquet: {e}"));
     let schema = builder.schema();
-    let fields: Vec<String> = schema.fields().iter().map(|f| format!("{}:{}", f.name(), f.data_type())).collect();
-    assert_eq!(fields, ["clientid:Utf8", "page_gender:Utf8", "event_time:Timestamp(ms, \"UTC\")"], "{key}");
+    let fields: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}:{}", f.name(), f.data_type()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "clientid:Utf8",
+            "page_gender:Utf8",
+            "event_time:Timestamp(ms, \"UTC\")"
+        ],
+        "{key}"
+    );
     for rg in builder.metadata().row_groups() {
         for col in rg.columns() {
-            assert_ne!(col.compression(), parquet::basic::Compression::UNCOMPRESSED, "{key}");
+            assert_ne!(
+                col.compression(),
+                parquet::basic::Compression::UNCOMPRESSED,
+                "{key}"
+            );
         }
     }
 }
