@@ -347,3 +347,68 @@ async fn oversized_post_status(url: &str) -> String {
     BufReader::new(stream).read_line(&mut status).await.unwrap();
     status.trim_end().to_owned()
 }
+
+#[tokio::test]
+async fn generators_fill_the_local_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gender-service"))
+            .args(args)
+            .args(["--url", &server.url, "--api-key", KEY])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+
+    let out = run(&[
+        "generate-dummy-data",
+        "--days",
+        "3",
+        "--visitors",
+        "12",
+        "--seed",
+        "7",
+    ]);
+    assert!(out.contains("for 12 visitors"), "{out}");
+    let (status, profile) = server.get("/gender/dummy-0003").await;
+    assert_eq!(status, 200);
+    let hits = profile["hits"]["M"].as_u64().unwrap() + profile["hits"]["F"].as_u64().unwrap();
+    assert!((15..=90).contains(&hits), "3 days of 5-30 hits: {hits}");
+    assert!(
+        profile["signals"]["last_7_days"].is_string(),
+        "daily ran: {profile}"
+    );
+
+    run(&[
+        "generate-stream-data",
+        "--rps",
+        "200",
+        "--duration",
+        "2s",
+        "--visitors",
+        "5",
+    ]);
+    server.flush().await;
+    let mut streamed = 0;
+    for v in 0..5 {
+        let (_, p) = server.get(&format!("/gender/stream-{v:05}")).await;
+        streamed += p["hits"]["M"].as_u64().unwrap_or(0) + p["hits"]["F"].as_u64().unwrap_or(0);
+    }
+    assert!(
+        (300..=400).contains(&streamed),
+        "about 2 s x 200 hits/s: {streamed}"
+    );
+
+    let out = run(&["backfill", "--from", "2026-11-01", "--to", "2026-11-03"]);
+    assert!(out.is_empty() || !out.contains("error"));
+    let out = run(&["daily", "--date", "2026-11-03"]);
+    assert!(out.contains("\"window_from\": \"2026-10-28\""), "{out}");
+    let out = run(&["flush"]);
+    assert!(out.contains("delivered_offset"), "{out}");
+}
