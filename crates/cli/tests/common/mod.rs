@@ -50,15 +50,13 @@ impl Server {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = server
+            let health = server
                 .client
                 .get(format!("{}/health", server.url))
                 .send()
-                .await
-            {
-                if r.status() == 200 {
-                    return server;
-                }
+                .await;
+            if health.is_ok_and(|r| r.status() == 200) {
+                return server;
             }
             assert!(Instant::now() < deadline, "server did not become healthy");
             tokio::time::sleep(Duration::from_millis(50)).await;
