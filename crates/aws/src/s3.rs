@@ -1,0 +1,127 @@
+//! A bucket behind the `ObjectStore` port. S3 puts are atomic, so readers
+//! never see half an object; in-progress names (`_`/`.`) are never listed.
+
+use crate::AwsError;
+use crate::error::is_retryable_sdk_error;
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::primitives::ByteStream;
+use gender_core::PortError;
+use gender_core::ports::ObjectStore;
+
+/// An S3 client for the given SDK configuration. Path-style addressing when
+/// an endpoint is overridden (an emulator on loopback has no bucket DNS).
+pub fn client(config: &aws_config::SdkConfig) -> Client {
+    let path_style = config.endpoint_url().is_some();
+    Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(path_style)
+            .build(),
+    )
+}
+
+#[derive(Clone)]
+pub struct S3ObjectStore {
+    client: Client,
+    bucket: String,
+}
+
+impl S3ObjectStore {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        S3ObjectStore {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+}
+
+fn sdk<E, R>(operation: &'static str, err: aws_sdk_s3::error::SdkError<E, R>) -> PortError
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let retryable = is_retryable_sdk_error(&err);
+    AwsError::sdk(operation, retryable, err).into()
+}
+
+fn is_hidden(key: &str) -> bool {
+    key.rsplit('/')
+        .next()
+        .is_some_and(|name| name.starts_with('.') || name.starts_with('_'))
+}
+
+#[async_trait]
+impl ObjectStore for S3ObjectStore {
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), PortError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| sdk("PutObject", e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError> {
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(None);
+            }
+            Err(err) => return Err(sdk("GetObject", err)),
+        };
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| PortError::unavailable(format!("GetObject {key} body"), e))?;
+        Ok(Some(bytes.into_bytes().to_vec()))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk("ListObjectsV2", e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key())
+                    .filter(|k| !is_hidden(k))
+                    .map(str::to_owned),
+            );
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), PortError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk("DeleteObject", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,208 @@
+//! Test support: a real AWS-API emulator (moto server) on a free loopback
+//! port, started per test and killed when dropped, and an SDK configuration
+//! pointed at it with dummy credentials.
+//!
+//! moto runs from `moto_serial.py` (see there for why one request at a time)
+//! under the Python of `MOTO_PYTHON`, else the workspace's `.venv` (which
+//! `scripts/test` creates with `pip install "moto[server]"`), else `python3`.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const REGION: &str = "us-east-1";
+
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+fn python() -> PathBuf {
+    if let Some(path) = std::env::var_os("MOTO_PYTHON") {
+        return path.into();
+    }
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    if venv.exists() {
+        return venv;
+    }
+    PathBuf::from("python3")
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let binary = python();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/moto_serial.py");
+        let child = Command::new(&binary)
+            .args([script, "127.0.0.1", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {}: {e}. Run scripts/test (it installs moto into .venv) \
+                     or `pip install \"moto[server]\"`",
+                    binary.display()
+                )
+            });
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto server did not start on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        moto
+    }
+
+    /// The SDK configuration the Lambdas would load, aimed at this emulator.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .test_credentials()
+            .load()
+            .await
+    }
+
+    /// Environment for a child process (a function under `cargo lambda watch`, say).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", REGION.to_owned()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ]
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Resources shaped like the Terraform ones, created in the emulator.
+pub mod resources {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        TimeToLiveSpecification,
+    };
+
+    /// The profiles table: hash key `pk` (S), on-demand, TTL on `expires_at`.
+    pub async fn create_table(
+        config: &aws_config::SdkConfig,
+        name: &str,
+    ) -> aws_sdk_dynamodb::Client {
+        let client = aws_sdk_dynamodb::Client::new(config);
+        client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("pk")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("create table");
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("expires_at")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("enable TTL");
+        client
+    }
+
+    pub async fn create_stream(
+        config: &aws_config::SdkConfig,
+        name: &str,
+    ) -> aws_sdk_kinesis::Client {
+        let client = aws_sdk_kinesis::Client::new(config);
+        client
+            .create_stream()
+            .stream_name(name)
+            .shard_count(1)
+            .send()
+            .await
+            .expect("create stream");
+        client
+    }
+
+    /// Reads every record of a one-shard stream: (partition key, data).
+    pub async fn read_stream(
+        client: &aws_sdk_kinesis::Client,
+        name: &str,
+    ) -> Vec<(String, Vec<u8>)> {
+        let shards = client
+            .list_shards()
+            .stream_name(name)
+            .send()
+            .await
+            .expect("list shards");
+        let mut out = Vec::new();
+        for shard in shards.shards() {
+            let iterator = client
+                .get_shard_iterator()
+                .stream_name(name)
+                .shard_id(shard.shard_id())
+                .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .expect("shard iterator");
+            let records = client
+                .get_records()
+                .shard_iterator(iterator.shard_iterator().unwrap())
+                .limit(10_000)
+                .send()
+                .await
+                .expect("get records");
+            for r in records.records() {
+                out.push((
+                    r.partition_key().unwrap_or_default().to_owned(),
+                    r.data().as_ref().to_vec(),
+                ));
+            }
+        }
+        out
+    }
+
+    pub async fn create_bucket(client: &aws_sdk_s3::Client, name: &str) {
+        client
+            .create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .expect("create bucket");
+    }
+}
