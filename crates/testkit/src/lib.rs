@@ -50,13 +50,20 @@ impl Moto {
                     binary.display()
                 )
             });
-        let moto = Moto {
+        let mut moto = Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                panic!(
+                    "moto server exited ({status}): is moto installed for {}? Run scripts/test, \
+                     which installs it into .venv",
+                    binary.display()
+                );
+            }
             assert!(
                 Instant::now() < deadline,
                 "moto server did not start on {addr}"

@@ -1,0 +1,15 @@
+//! Lambda entry point of curate: SQS batches of S3 object-created events.
+
+use gender_fn_curate::{Config, Curate};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let curate = Curate::new(Config::from_env()?, &gender_aws::load_sdk_config().await);
+    let curate = &curate;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
+        Ok::<_, lambda_runtime::Error>(curate.handle(event.payload).await)
+    }))
+    .await
+}

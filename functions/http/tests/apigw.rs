@@ -1,0 +1,141 @@
+//! The HTTP API Lambda's Router, fed real-shaped API Gateway HTTP API (v2)
+//! events, over Kinesis and DynamoDB in moto server.
+
+use gender_aws::dynamodb::DynamoProfiles;
+use gender_core::VisitorDelta;
+use gender_core::ports::CounterStore;
+use gender_fn_http::{Config, app};
+use gender_testkit::{Moto, resources};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const POST_HITS: &str = include_str!("../../../tests/fixtures/apigw-v2-post-hits.json");
+const GET_GENDER: &str = include_str!("../../../tests/fixtures/apigw-v2-get-gender.json");
+
+struct Stack {
+    _moto: Moto,
+    router: axum::Router,
+    kinesis: aws_sdk_kinesis::Client,
+    profiles: DynamoProfiles,
+}
+
+async fn stack() -> Stack {
+    let moto = Moto::start();
+    let sdk = moto.sdk_config().await;
+    let kinesis = resources::create_stream(&sdk, "gs-test-hits").await;
+    let dynamo = resources::create_table(&sdk, "gs-test-profiles").await;
+    let config = Config {
+        stream_name: "gs-test-hits".into(),
+        table_name: "gs-test-profiles".into(),
+        api_key: "fixture-api-key".into(),
+    };
+    Stack {
+        router: app(&config, &sdk),
+        kinesis,
+        profiles: DynamoProfiles::new(dynamo, "gs-test-profiles"),
+        _moto: moto,
+    }
+}
+
+/// Runs an API Gateway event through the Router the way lambda_http does.
+async fn invoke(router: &axum::Router, event: &Value) -> (u16, Value) {
+    let request =
+        lambda_http::request::from_str(&event.to_string()).expect("valid API Gateway event");
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).expect("JSON body"))
+}
+
+fn event(fixture: &str) -> Value {
+    serde_json::from_str(fixture).unwrap()
+}
+
+fn get_event(path: &str) -> Value {
+    let mut e = event(GET_GENDER);
+    e["rawPath"] = path.into();
+    e["requestContext"]["http"]["path"] = path.into();
+    e
+}
+
+#[tokio::test]
+async fn post_hits_puts_valid_hits_on_the_stream_and_lists_the_rest() {
+    let s = stack().await;
+    let (status, body) = invoke(&s.router, &event(POST_HITS)).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"], 2);
+    assert_eq!(body["rejected"][0]["index"], 2);
+    let records = resources::read_stream(&s.kinesis, "gs-test-hits").await;
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0].0, "visitor-1", "partition key is the clientid");
+    assert_eq!(
+        String::from_utf8(records[0].1.clone()).unwrap(),
+        r#"{"clientid":"visitor-1","pageGender":"F","timestamp":"2026-11-24T08:59:58.120Z"}"#
+    );
+}
+
+#[tokio::test]
+async fn get_gender_answers_from_dynamodb() {
+    let s = stack().await;
+    let (status, body) = invoke(&s.router, &get_event("/gender/visitor-1")).await;
+    assert_eq!(
+        (status, body),
+        (
+            404,
+            json!({"clientid": "visitor-1", "error": "unknown clientid"})
+        )
+    );
+
+    let delta = VisitorDelta {
+        clientid: "visitor-1".into(),
+        m: 1,
+        f: 3,
+        last_gender: gender_core::Gender::M,
+        last_seen_ms: 1_795_514_400_000,
+    };
+    s.profiles
+        .apply_object("bucket/raw/x#etag", &[delta], 1_795_514_401_000)
+        .await
+        .unwrap();
+    let (status, body) = invoke(&s.router, &event(GET_GENDER)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["gender"], "F");
+    assert_eq!(body["hits"], json!({"M": 1, "F": 3}));
+    assert_eq!(
+        body["signals"],
+        json!({"last": "M", "lifetime": "F", "last_7_days": null})
+    );
+    assert_eq!(body["last_seen"], "2026-11-24T10:00:00.000Z");
+
+    let (status, body) = invoke(&s.router, &get_event("/gender/bad!id")).await;
+    assert_eq!((status, body["clientid"].clone()), (400, json!("bad!id")));
+}
+
+#[tokio::test]
+async fn credentials_and_health() {
+    let s = stack().await;
+    let mut no_key = event(POST_HITS);
+    no_key["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("x-api-key");
+    assert_eq!(invoke(&s.router, &no_key).await.0, 401);
+    assert!(
+        resources::read_stream(&s.kinesis, "gs-test-hits")
+            .await
+            .is_empty(),
+        "nothing stored"
+    );
+
+    let mut health = get_event("/health");
+    health["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("x-api-key");
+    assert_eq!(
+        invoke(&s.router, &health).await,
+        (200, json!({"status": "ok"}))
+    );
+}
