@@ -5,7 +5,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    gender_lambda::init_tracing();
     let daily = Daily::new(Config::from_env()?, &gender_aws::load_sdk_config().await);
     let daily = &daily;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {

@@ -5,7 +5,7 @@ use gender_fn_http::{Config, app};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::tracing::init_default_subscriber();
+    gender_lambda::init_tracing();
     let config = Config::from_env()?;
     let router = app(&config, &gender_aws::load_sdk_config().await);
     lambda_http::run(router).await
