@@ -29,6 +29,24 @@ pub fn curated_key(raw_key: &str, dt: Date) -> String {
     format!("curated/hits/dt={dt}/{stem}.parquet")
 }
 
+/// Raw objects may be gzip'ed (SPEC 5, a Firehose option): recognised by
+/// the gzip magic bytes rather than the key, which Firehose does not change.
+fn gunzip_if_compressed(bytes: Vec<u8>, key: &str) -> Result<Vec<u8>, PipelineError> {
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return Ok(bytes);
+    }
+    let mut plain = Vec::with_capacity(bytes.len() * 4);
+    std::io::Read::read_to_end(
+        &mut flate2::read::MultiGzDecoder::new(bytes.as_slice()),
+        &mut plain,
+    )
+    .map_err(|e| PipelineError::BadObject {
+        key: key.to_owned(),
+        detail: format!("gzip: {e}"),
+    })?;
+    Ok(plain)
+}
+
 /// Curates one raw object. `object_id` names it for the idempotency marker
 /// (the key locally; bucket, key and ETag on AWS).
 pub async fn curate_object(
@@ -40,10 +58,11 @@ pub async fn curate_object(
     keep_raw: bool,
     now_ms: i64,
 ) -> Result<CurateReport, PipelineError> {
-    let bytes = raw
+    let stored = raw
         .get(raw_key)
         .await?
         .ok_or_else(|| PipelineError::RawMissing(raw_key.to_owned()))?;
+    let bytes = gunzip_if_compressed(stored, raw_key)?;
     let parsed = parse_raw_object(&bytes);
     if !parsed.invalid_lines.is_empty() {
         let (line, error) = &parsed.invalid_lines[0];

@@ -216,3 +216,42 @@ async fn daily_counts_late_hits_inside_the_window_clears_outside_and_reruns_iden
         None
     );
 }
+
+#[tokio::test]
+async fn gzip_raw_objects_are_read_like_plain_ones() {
+    use std::io::Write;
+    let env = env();
+    let plain = ndjson(&[
+        ("z", Gender::F, "2026-11-24T01:00:00Z"),
+        ("z", Gender::F, "2026-11-24T02:00:00Z"),
+    ]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&plain).unwrap();
+    let key = "raw/dt=2026-11-24/firehose-1.gz";
+    env.store.put(key, gz.finish().unwrap()).await.unwrap();
+    let report = curate(&env, key, true).await;
+    assert_eq!(report.hits, 2);
+    assert_eq!(
+        report.curated_keys,
+        ["curated/hits/dt=2026-11-24/firehose-1.parquet"]
+    );
+    assert_eq!(counts(&env, "z").await, (0, 2));
+    env.store
+        .put("raw/dt=2026-11-24/broken.gz", vec![0x1f, 0x8b, 0, 1, 2])
+        .await
+        .unwrap();
+    let broken = curate_object(
+        &env.store,
+        &env.store,
+        &env.state,
+        "raw/dt=2026-11-24/broken.gz",
+        "b",
+        true,
+        NOW,
+    )
+    .await;
+    assert!(matches!(
+        broken,
+        Err(gender_pipeline::PipelineError::BadObject { .. })
+    ));
+}
