@@ -115,8 +115,14 @@ impl Pipeline {
         mut flushes: mpsc::Receiver<FlushReply>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        if let Err(e) = self.recover().await {
-            tracing::error!(error = %e, "pipeline recovery failed; retrying on the next cycle");
+        // Nothing new is delivered before the interrupted batch is redone
+        // under its recorded bounds, or its objects could be cut differently.
+        while let Err(e) = self.recover().await {
+            tracing::error!(error = %e, "pipeline recovery failed; retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.interval) => {}
+                _ = shutdown.changed() => return,
+            }
         }
         let mut ticker = tokio::time::interval(self.settings.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
