@@ -202,12 +202,15 @@ pub async fn stream(args: StreamArgs) -> Result<()> {
     }
     // Let in-flight requests finish.
     let _ = in_flight.acquire_many(64).await;
-    progress.finish_with_message(format!(
+    let summary = format!(
         "sent {} hits in {:.1}s, failed requests {}",
         sent.load(Ordering::Relaxed),
         started.elapsed().as_secs_f64(),
         errors.load(Ordering::Relaxed)
-    ));
+    );
+    progress.finish_and_clear();
+    // Also when stdout is not a terminal (where indicatif draws nothing).
+    println!("{summary}");
     Ok(())
 }
 

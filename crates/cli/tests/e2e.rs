@@ -385,7 +385,7 @@ async fn generators_fill_the_local_server() {
         "daily ran: {profile}"
     );
 
-    run(&[
+    let out = run(&[
         "generate-stream-data",
         "--rps",
         "200",
@@ -394,15 +394,22 @@ async fn generators_fill_the_local_server() {
         "--visitors",
         "5",
     ]);
+    let sent: u64 = out
+        .trim()
+        .strip_prefix("sent ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("summary line: {out}"));
+    assert!(sent > 0 && sent <= 400, "at most 2 s x 200 hits/s: {out}");
     server.flush().await;
     let mut streamed = 0;
     for v in 0..5 {
         let (_, p) = server.get(&format!("/gender/stream-{v:05}")).await;
         streamed += p["hits"]["M"].as_u64().unwrap_or(0) + p["hits"]["F"].as_u64().unwrap_or(0);
     }
-    assert!(
-        (300..=400).contains(&streamed),
-        "about 2 s x 200 hits/s: {streamed}"
+    assert_eq!(
+        streamed, sent,
+        "every hit the generator reports as accepted is counted"
     );
 
     let out = run(&["backfill", "--from", "2026-11-01", "--to", "2026-11-03"]);
