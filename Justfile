@@ -15,3 +15,8 @@ build-lambdas:
 # Run the built transform function under cargo lambda watch and invoke it with a fixture.
 lambda-smoke:
     scripts/lambda-smoke
+
+# Goose load test (SPEC 12): `just loadtest rps=1000`, `just loadtest rps=1000 host=https://...`;
+# key=value parameters as listed in scripts/loadtest (reports under target/loadtest/).
+loadtest *args:
+    scripts/loadtest {{args}}
