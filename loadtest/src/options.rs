@@ -1,0 +1,135 @@
+//! The command line: our workload knobs next to every Goose option.
+//!
+//! Goose already owns the generic ones (`--host`, `--users`, `--run-time`,
+//! `--report-file`, ...), so they are flattened in unchanged; ours say what
+//! traffic to send and when the run fails. Each of ours can also come from a
+//! `LOADTEST_*` environment variable, which is how `scripts/loadtest` and CI
+//! pass them.
+
+use clap::{Args, Parser};
+use goose::config::GooseConfiguration;
+
+use crate::LoadTestError;
+
+#[derive(Parser)]
+#[command(
+    name = "gender-loadtest",
+    about = "Load test of Gender Service: POST /hits and GET /gender/{clientid} at a fixed total rate",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub workload: WorkloadOptions,
+
+    #[command(flatten)]
+    pub goose: GooseConfiguration,
+}
+
+#[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Gender Service workload")]
+pub struct WorkloadOptions {
+    /// Total requests per second over every user (Goose's --throttle-requests); 0 = unthrottled.
+    #[arg(long, env = "LOADTEST_RPS", default_value_t = 1000)]
+    pub rps: usize,
+
+    /// Share of users that run the lookup scenario, in percent; the rest ingest.
+    #[arg(long, env = "LOADTEST_LOOKUP_PERCENT", default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub lookup_percent: u8,
+
+    /// Share of lookups that ask for a never-seen id (expecting 404), in percent.
+    #[arg(long, env = "LOADTEST_UNKNOWN_PERCENT", default_value_t = 10, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub unknown_percent: u8,
+
+    /// Share of ingest requests sent as a JSON array of --batch-size hits, in percent; the rest send one hit.
+    #[arg(long, env = "LOADTEST_BATCH_PERCENT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub batch_percent: u8,
+
+    /// Hits per batched ingest request (SPEC 3 allows 1..=500).
+    #[arg(long, env = "LOADTEST_BATCH_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=500))]
+    pub batch_size: u16,
+
+    /// Distinct visitor ids the ingest scenario spreads its hits over.
+    #[arg(long, env = "LOADTEST_VISITORS", default_value_t = 100_000)]
+    pub visitors: u64,
+
+    /// Visitors seeded before the run so that "known" lookups answer 200.
+    #[arg(long, env = "LOADTEST_KNOWN_VISITORS", default_value_t = 1_000)]
+    pub known_visitors: u32,
+
+    /// The x-api-key credential.
+    #[arg(long, env = "GENDER_API_KEY", hide_env_values = true)]
+    pub api_key: String,
+
+    /// Fail the run when more than this percent of requests fail.
+    #[arg(long, env = "LOADTEST_MAX_ERROR_RATE", default_value_t = 0.0)]
+    pub max_error_rate: f64,
+
+    /// Fail the run when the p99 latency over all requests exceeds this many milliseconds.
+    #[arg(long, env = "LOADTEST_MAX_P99_MS")]
+    pub max_p99_ms: Option<f64>,
+
+    /// Concurrent hit-to-visible probes during the run (POST a new visitor, poll GET until it shows); 0 = off.
+    #[arg(long, env = "LOADTEST_VISIBILITY_PROBES", default_value_t = 0)]
+    pub visibility_probes: u16,
+
+    /// Fail the run when any probe waits longer than this many milliseconds for its hit to show.
+    #[arg(long, env = "LOADTEST_MAX_VISIBLE_MS")]
+    pub max_visible_ms: Option<f64>,
+}
+
+/// Users Goose starts when `--users` is not given: enough to hold 1,000 rps
+/// with a few milliseconds of latency each.
+const DEFAULT_USERS: usize = 32;
+
+impl WorkloadOptions {
+    pub fn ingest_percent(&self) -> u8 {
+        100 - self.lookup_percent
+    }
+
+    /// Goose thresholds for our limits, so they appear in its reports too.
+    pub fn thresholds(&self) -> Vec<String> {
+        let mut rules = vec![format!("error-rate<={}%", self.max_error_rate)];
+        if let Some(p99) = self.max_p99_ms {
+            rules.push(format!("p99<={p99}ms"));
+        }
+        rules
+    }
+}
+
+/// Applies our knobs to Goose's configuration; Goose flags given explicitly win.
+pub fn goose_configuration(
+    workload: &WorkloadOptions,
+    mut goose: GooseConfiguration,
+) -> Result<GooseConfiguration, LoadTestError> {
+    if goose.host.is_none() {
+        return Err(LoadTestError::Config(
+            "no target: pass --host http://127.0.0.1:PORT (or https://...)".into(),
+        ));
+    }
+    if !(0.0..100.0).contains(&workload.max_error_rate) {
+        return Err(LoadTestError::Config(
+            "--max-error-rate must be at least 0 and below 100".into(),
+        ));
+    }
+    if workload.lookup_percent > 0 && workload.unknown_percent < 100 && workload.known_visitors == 0
+    {
+        return Err(LoadTestError::Config(
+            "known lookups need --known-visitors of at least 1".into(),
+        ));
+    }
+    if workload.rps > 0 && goose.throttle_requests.is_none() {
+        goose.throttle_requests = Some(workload.rps);
+    }
+    let users = *goose.users.get_or_insert(DEFAULT_USERS);
+    if workload.lookup_percent > 0 && workload.lookup_percent < 100 && users < 2 {
+        return Err(LoadTestError::Config(
+            "a mixed run needs at least 2 users (one per scenario)".into(),
+        ));
+    }
+    // Start every user within the first second; Goose's default is one per second.
+    goose.increase_rate.get_or_insert_with(|| users.to_string());
+    goose.threshold.extend(workload.thresholds());
+    // Report the whole run rather than stopping at the first slow second.
+    goose.no_threshold_abort = true;
+    Ok(goose)
+}
