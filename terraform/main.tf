@@ -1,0 +1,273 @@
+# Gender Service on AWS (SPEC 11): API Gateway -> gender-http -> Kinesis ->
+# Firehose (+ gender-transform) -> S3 raw -> SQS -> gender-curate -> S3 curated
+# + DynamoDB; EventBridge -> gender-daily; Glue tables for Athena; alarms.
+
+data "aws_caller_identity" "current" {}
+
+locals {
+  name          = "${var.project}-${var.environment}"
+  account_id    = data.aws_caller_identity.current.account_id
+  artifacts_dir = coalesce(var.lambda_artifacts_dir, "${path.root}/../target/lambda")
+
+  tags = merge(var.tags, {
+    project     = var.project
+    environment = var.environment
+    managed_by  = "terraform"
+  })
+}
+
+# ---------------------------------------------------------------- storage
+
+module "stream" {
+  source = "./modules/kinesis"
+
+  name        = "${local.name}-hits"
+  stream_mode = var.kinesis_stream_mode
+  shard_count = var.kinesis_shard_count
+  tags        = local.tags
+}
+
+module "raw_bucket" {
+  source = "./modules/s3_bucket"
+
+  name          = "${local.name}-raw-${local.account_id}"
+  versioning    = false
+  force_destroy = var.force_destroy
+  lifecycle_rules = [
+    { id = "raw", prefix = "raw/", expiration_days = var.raw_expiration_days },
+    { id = "errors", prefix = "errors/", expiration_days = var.raw_expiration_days },
+  ]
+  tags = local.tags
+}
+
+module "curated_bucket" {
+  source = "./modules/s3_bucket"
+
+  name          = "${local.name}-curated-${local.account_id}"
+  versioning    = true
+  force_destroy = var.force_destroy
+  lifecycle_rules = [
+    { id = "curated", prefix = "curated/", noncurrent_expiration_days = 30 },
+  ]
+  tags = local.tags
+}
+
+module "backup_bucket" {
+  source = "./modules/s3_bucket"
+
+  name          = "${local.name}-backup-${local.account_id}"
+  versioning    = true
+  force_destroy = var.force_destroy
+  lifecycle_rules = [
+    {
+      id                       = "source"
+      prefix                   = "source/"
+      transition_days          = 30
+      transition_storage_class = "GLACIER_IR"
+      expiration_days          = var.backup_expiration_days
+    },
+  ]
+  tags = local.tags
+}
+
+module "profiles" {
+  source = "./modules/dynamodb"
+
+  name          = "${local.name}-profiles"
+  hash_key      = "pk"
+  ttl_attribute = "expires_at"
+  tags          = local.tags
+}
+
+# ---------------------------------------------------------------- functions
+
+# The x-api-key credential of SPEC 4, checked by the function's Router.
+resource "random_password" "api_key" {
+  length  = 40
+  special = false
+}
+
+module "http" {
+  source = "./modules/lambda"
+
+  name                 = "${local.name}-http"
+  description          = "gender-http: POST /hits, GET /gender/{clientid}, /health, /openapi.json, /docs"
+  filename             = "${local.artifacts_dir}/gender-http/bootstrap.zip"
+  memory_mb            = var.lambda_memory_mb.http
+  timeout_seconds      = var.lambda_timeout_seconds.http
+  reserved_concurrency = var.lambda_reserved_concurrency.http
+  log_retention_days   = var.log_retention_days
+  log_level            = var.log_level
+
+  environment_variables = {
+    HITS_STREAM_NAME    = module.stream.name
+    PROFILES_TABLE_NAME = module.profiles.name
+    API_KEY             = random_password.api_key.result
+  }
+
+  policy_documents = {
+    kinesis  = data.aws_iam_policy_document.http_kinesis.json
+    dynamodb = data.aws_iam_policy_document.http_dynamodb.json
+  }
+
+  tags = local.tags
+}
+
+module "transform" {
+  source = "./modules/lambda"
+
+  name                 = "${local.name}-transform"
+  description          = "gender-transform: Firehose data transformation (SPEC 5)"
+  filename             = "${local.artifacts_dir}/gender-transform/bootstrap.zip"
+  memory_mb            = var.lambda_memory_mb.transform
+  timeout_seconds      = var.lambda_timeout_seconds.transform
+  reserved_concurrency = var.lambda_reserved_concurrency.transform
+  log_retention_days   = var.log_retention_days
+  log_level            = var.log_level
+
+  tags = local.tags
+}
+
+module "curate" {
+  source = "./modules/lambda"
+
+  name                 = "${local.name}-curate"
+  description          = "gender-curate: raw NDJSON -> Parquet + DynamoDB counters (SPEC 6)"
+  filename             = "${local.artifacts_dir}/gender-curate/bootstrap.zip"
+  memory_mb            = var.lambda_memory_mb.curate
+  timeout_seconds      = var.lambda_timeout_seconds.curate
+  reserved_concurrency = var.lambda_reserved_concurrency.curate
+  log_retention_days   = var.log_retention_days
+  log_level            = var.log_level
+
+  environment_variables = {
+    CURATED_BUCKET      = module.curated_bucket.name
+    PROFILES_TABLE_NAME = module.profiles.name
+    KEEP_RAW            = tostring(var.keep_raw)
+  }
+
+  policy_documents = {
+    raw      = data.aws_iam_policy_document.curate_raw.json
+    curated  = data.aws_iam_policy_document.curate_curated.json
+    dynamodb = data.aws_iam_policy_document.curate_dynamodb.json
+    queue    = data.aws_iam_policy_document.curate_queue.json
+  }
+
+  tags = local.tags
+}
+
+module "daily" {
+  source = "./modules/lambda"
+
+  name                 = "${local.name}-daily"
+  description          = "gender-daily: 7-day window and daily rollups (SPEC 7)"
+  filename             = "${local.artifacts_dir}/gender-daily/bootstrap.zip"
+  memory_mb            = var.lambda_memory_mb.daily
+  timeout_seconds      = var.lambda_timeout_seconds.daily
+  reserved_concurrency = var.lambda_reserved_concurrency.daily
+  log_retention_days   = var.log_retention_days
+  log_level            = var.log_level
+
+  # Invoked asynchronously by EventBridge: failed runs (after 2 retries) land here.
+  create_dead_letter_queue = true
+
+  environment_variables = {
+    CURATED_BUCKET      = module.curated_bucket.name
+    PROFILES_TABLE_NAME = module.profiles.name
+  }
+
+  policy_documents = {
+    curated  = data.aws_iam_policy_document.daily_curated.json
+    dynamodb = data.aws_iam_policy_document.daily_dynamodb.json
+  }
+
+  tags = local.tags
+}
+
+# ---------------------------------------------------------------- wiring
+
+module "delivery" {
+  source = "./modules/firehose"
+
+  name                       = "${local.name}-hits"
+  stream_arn                 = module.stream.arn
+  raw_bucket_arn             = module.raw_bucket.arn
+  backup_bucket_arn          = module.backup_bucket.arn
+  transform_function_arn     = module.transform.arn
+  buffering_interval_seconds = var.firehose_buffering_interval_seconds
+  buffering_size_mb          = var.firehose_buffering_size_mb
+  processor_buffer_size_mb   = 1
+  log_retention_days         = var.log_retention_days
+  tags                       = local.tags
+}
+
+module "curate_trigger" {
+  source = "./modules/curate_trigger"
+
+  name                     = "${local.name}-curate"
+  raw_bucket_name          = module.raw_bucket.id
+  raw_bucket_arn           = module.raw_bucket.arn
+  raw_prefix               = "raw/"
+  function_name            = module.curate.function_name
+  function_timeout_seconds = var.lambda_timeout_seconds.curate
+  batch_size               = var.curate_batch_size
+  max_receive_count        = var.curate_max_receive_count
+  maximum_concurrency      = var.curate_maximum_concurrency
+  tags                     = local.tags
+}
+
+module "daily_schedule" {
+  source = "./modules/schedule"
+
+  name                = "${local.name}-daily"
+  schedule_expression = var.daily_schedule_expression
+  function_name       = module.daily.function_name
+  function_arn        = module.daily.arn
+  tags                = local.tags
+}
+
+module "api" {
+  source = "./modules/api"
+
+  name                   = "${local.name}-api"
+  function_name          = module.http.function_name
+  function_invoke_arn    = module.http.invoke_arn
+  throttling_burst_limit = var.api_throttling_burst_limit
+  throttling_rate_limit  = var.api_throttling_rate_limit
+  log_retention_days     = var.log_retention_days
+  tags                   = local.tags
+}
+
+module "glue" {
+  source = "./modules/glue"
+
+  database_name         = replace(local.name, "-", "_")
+  curated_bucket_name   = module.curated_bucket.name
+  projection_start_date = var.glue_projection_start_date
+  tags                  = local.tags
+}
+
+module "alarms" {
+  source = "./modules/alarms"
+
+  name                      = local.name
+  alarm_email               = var.alarm_email
+  stream_name               = module.stream.name
+  iterator_age_threshold_ms = var.kinesis_iterator_age_threshold_ms
+  delivery_stream_name      = module.delivery.name
+
+  function_names = {
+    http      = module.http.function_name
+    transform = module.transform.function_name
+    curate    = module.curate.function_name
+    daily     = module.daily.function_name
+  }
+
+  dead_letter_queue_names = {
+    curate         = module.curate_trigger.dlq_name
+    daily          = module.daily.dead_letter_queue_name
+    daily_schedule = module.daily_schedule.dlq_name
+  }
+
+  tags = local.tags
+}

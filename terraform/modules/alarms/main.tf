@@ -1,0 +1,115 @@
+resource "aws_sns_topic" "this" {
+  name = "${var.name}-alarms"
+  #checkov:skip=CKV_AWS_26:CloudWatch alarms cannot publish to a topic encrypted with the AWS managed key (its key policy grants CloudWatch nothing); notifications carry alarm names only
+
+  tags = merge(var.tags, { Name = "${var.name}-alarms", module = "alarms" })
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  count = var.alarm_email == "" ? 0 : 1
+
+  topic_arn = aws_sns_topic.this.arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
+resource "aws_cloudwatch_metric_alarm" "iterator_age" {
+  alarm_name          = "${var.name}-kinesis-iterator-age"
+  alarm_description   = "Records wait in the hits stream: Firehose is falling behind."
+  namespace           = "AWS/Kinesis"
+  metric_name         = "GetRecords.IteratorAgeMilliseconds"
+  dimensions          = { StreamName = var.stream_name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.iterator_age_threshold_ms
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.this.arn]
+  ok_actions          = [aws_sns_topic.this.arn]
+
+  tags = merge(var.tags, { Name = "${var.name}-kinesis-iterator-age", module = "alarms" })
+}
+
+resource "aws_cloudwatch_metric_alarm" "data_freshness" {
+  alarm_name          = "${var.name}-firehose-data-freshness"
+  alarm_description   = "Firehose has not delivered records to S3 for too long."
+  namespace           = "AWS/Firehose"
+  metric_name         = "DeliveryToS3.DataFreshness"
+  dimensions          = { DeliveryStreamName = var.delivery_stream_name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.data_freshness_threshold_seconds
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.this.arn]
+  ok_actions          = [aws_sns_topic.this.arn]
+
+  tags = merge(var.tags, { Name = "${var.name}-firehose-data-freshness", module = "alarms" })
+}
+
+# Success metrics are ratios (1 = every record succeeded); below 1 means failed
+# records (S3 delivery) or failed transform invocations.
+resource "aws_cloudwatch_metric_alarm" "delivery_failures" {
+  for_each = {
+    s3      = "DeliveryToS3.Success"
+    backup  = "BackupToS3.Success"
+    process = "ExecuteProcessing.Success"
+  }
+
+  alarm_name          = "${var.name}-firehose-${each.key}-failures"
+  alarm_description   = "Firehose ${each.value} fell below 1: records failed."
+  namespace           = "AWS/Firehose"
+  metric_name         = each.value
+  dimensions          = { DeliveryStreamName = var.delivery_stream_name }
+  statistic           = "Minimum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "LessThanThreshold"
+  threshold           = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.this.arn]
+  ok_actions          = [aws_sns_topic.this.arn]
+
+  tags = merge(var.tags, { Name = "${var.name}-firehose-${each.key}-failures", module = "alarms" })
+}
+
+resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
+  for_each = var.function_names
+
+  alarm_name          = "${var.name}-lambda-${each.key}-errors"
+  alarm_description   = "Function ${each.value} reported errors."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = each.value }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.this.arn]
+  ok_actions          = [aws_sns_topic.this.arn]
+
+  tags = merge(var.tags, { Name = "${var.name}-lambda-${each.key}-errors", module = "alarms" })
+}
+
+resource "aws_cloudwatch_metric_alarm" "dead_letters" {
+  for_each = var.dead_letter_queue_names
+
+  alarm_name          = "${var.name}-dlq-${each.key}"
+  alarm_description   = "Messages in dead-letter queue ${each.value}: inspect and redrive."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = each.value }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.this.arn]
+
+  tags = merge(var.tags, { Name = "${var.name}-dlq-${each.key}", module = "alarms" })
+}

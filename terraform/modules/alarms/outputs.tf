@@ -1,0 +1,14 @@
+output "topic_arn" {
+  description = "SNS topic that receives every alarm."
+  value       = aws_sns_topic.this.arn
+}
+
+output "alarm_names" {
+  description = "Names of all alarms."
+  value = concat(
+    [aws_cloudwatch_metric_alarm.iterator_age.alarm_name, aws_cloudwatch_metric_alarm.data_freshness.alarm_name],
+    [for a in aws_cloudwatch_metric_alarm.delivery_failures : a.alarm_name],
+    [for a in aws_cloudwatch_metric_alarm.lambda_errors : a.alarm_name],
+    [for a in aws_cloudwatch_metric_alarm.dead_letters : a.alarm_name],
+  )
+}

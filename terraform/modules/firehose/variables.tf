@@ -1,0 +1,74 @@
+variable "name" {
+  description = "Delivery stream name (already prefixed with project and environment)."
+  type        = string
+}
+
+variable "stream_arn" {
+  description = "ARN of the Kinesis Data Stream that is the source."
+  type        = string
+}
+
+variable "raw_bucket_arn" {
+  description = "ARN of the raw bucket (raw/dt=YYYY-MM-DD/ and errors/)."
+  type        = string
+}
+
+variable "backup_bucket_arn" {
+  description = "ARN of the bucket that receives the source records as received (source record backup)."
+  type        = string
+}
+
+variable "transform_function_arn" {
+  description = "ARN of the transform Lambda (gender-transform)."
+  type        = string
+}
+
+variable "buffering_interval_seconds" {
+  description = "Seconds Firehose buffers before writing an object (0..900)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.buffering_interval_seconds >= 0 && var.buffering_interval_seconds <= 900
+    error_message = "buffering_interval_seconds must be between 0 and 900."
+  }
+}
+
+variable "buffering_size_mb" {
+  description = "MB Firehose buffers before writing an object; dynamic partitioning requires 64..128."
+  type        = number
+  default     = 64
+
+  validation {
+    condition     = var.buffering_size_mb >= 64 && var.buffering_size_mb <= 128
+    error_message = "buffering_size_mb must be between 64 and 128 (dynamic partitioning minimum is 64)."
+  }
+}
+
+variable "processor_buffer_size_mb" {
+  description = "MB of source records per transform invocation (1..3): transformed records roughly double and a Lambda response is limited to 6 MB."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.processor_buffer_size_mb >= 1 && var.processor_buffer_size_mb <= 3
+    error_message = "processor_buffer_size_mb must be between 1 and 3."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of the delivery error log group, in days (a value CloudWatch Logs accepts)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of the values CloudWatch Logs accepts."
+  }
+}
+
+variable "tags" {
+  description = "Tags for every resource of the module."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,77 @@
+locals {
+  # One table per curated dataset (SPEC 6 and 7), both partitioned by dt.
+  tables = {
+    hits = {
+      description = "Curated hits (SPEC 6): one row per valid hit."
+      prefix      = "curated/hits/"
+      columns = [
+        { name = "clientid", type = "string" },
+        { name = "page_gender", type = "string" },
+        { name = "event_time", type = "timestamp" },
+      ]
+    }
+    daily = {
+      description = "Daily rollups (SPEC 7): hits per visitor and day."
+      prefix      = "curated/daily/"
+      columns = [
+        { name = "clientid", type = "string" },
+        { name = "m", type = "bigint" },
+        { name = "f", type = "bigint" },
+      ]
+    }
+  }
+}
+
+resource "aws_glue_catalog_database" "this" {
+  name        = var.database_name
+  description = "Gender Service curated data (Athena)."
+
+  tags = merge(var.tags, { Name = var.database_name, module = "glue" })
+}
+
+resource "aws_glue_catalog_table" "this" {
+  for_each = local.tables
+
+  database_name = aws_glue_catalog_database.this.name
+  name          = each.key
+  description   = each.value.description
+  table_type    = "EXTERNAL_TABLE"
+
+  parameters = {
+    EXTERNAL                      = "TRUE"
+    classification                = "parquet"
+    "projection.enabled"          = "true"
+    "projection.dt.type"          = "date"
+    "projection.dt.format"        = "yyyy-MM-dd"
+    "projection.dt.range"         = "${var.projection_start_date},NOW"
+    "projection.dt.interval"      = "1"
+    "projection.dt.interval.unit" = "DAYS"
+    "storage.location.template"   = "s3://${var.curated_bucket_name}/${each.value.prefix}dt=$${dt}/"
+  }
+
+  partition_keys {
+    name = "dt"
+    type = "string"
+  }
+
+  storage_descriptor {
+    location      = "s3://${var.curated_bucket_name}/${each.value.prefix}"
+    input_format  = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
+    output_format = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
+
+    ser_de_info {
+      serialization_library = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+      parameters = {
+        "serialization.format" = "1"
+      }
+    }
+
+    dynamic "columns" {
+      for_each = each.value.columns
+      content {
+        name = columns.value.name
+        type = columns.value.type
+      }
+    }
+  }
+}

@@ -1,0 +1,36 @@
+output "function_name" {
+  description = "Function name; available once the role's policies are attached (so triggers can be wired)."
+  value       = aws_lambda_function.this.function_name
+  depends_on  = [aws_iam_role_policy.this]
+}
+
+output "arn" {
+  description = "Function ARN; available once the role's policies are attached."
+  value       = aws_lambda_function.this.arn
+  depends_on  = [aws_iam_role_policy.this]
+}
+
+output "invoke_arn" {
+  description = "ARN for API Gateway integrations."
+  value       = aws_lambda_function.this.invoke_arn
+}
+
+output "role_name" {
+  description = "Name of the function's own IAM role."
+  value       = aws_iam_role.this.name
+}
+
+output "log_group_name" {
+  description = "The function's log group."
+  value       = aws_cloudwatch_log_group.this.name
+}
+
+output "dead_letter_queue_arn" {
+  description = "ARN of the asynchronous-invocation dead-letter queue, or null."
+  value       = try(aws_sqs_queue.dlq[0].arn, null)
+}
+
+output "dead_letter_queue_name" {
+  description = "Name of the asynchronous-invocation dead-letter queue, or null."
+  value       = try(aws_sqs_queue.dlq[0].name, null)
+}

@@ -1,0 +1,76 @@
+output "api_url" {
+  description = "Base URL of the HTTP API: POST <api_url>/hits, GET <api_url>/gender/{clientid}."
+  value       = module.api.url
+}
+
+output "api_key" {
+  description = "The x-api-key credential (SPEC 4). Read it with: terraform output -raw api_key"
+  value       = random_password.api_key.result
+  sensitive   = true
+}
+
+output "raw_bucket" {
+  description = "Raw bucket (raw/dt=YYYY-MM-DD/, errors/)."
+  value       = module.raw_bucket.name
+}
+
+output "curated_bucket" {
+  description = "Curated bucket (curated/hits/, curated/daily/)."
+  value       = module.curated_bucket.name
+}
+
+output "backup_bucket" {
+  description = "Firehose source backup bucket (source/)."
+  value       = module.backup_bucket.name
+}
+
+output "profiles_table" {
+  description = "DynamoDB profiles table."
+  value       = module.profiles.name
+}
+
+output "hits_stream" {
+  description = "Kinesis Data Stream of accepted hits."
+  value       = module.stream.name
+}
+
+output "delivery_stream" {
+  description = "Firehose delivery stream."
+  value       = module.delivery.name
+}
+
+output "function_names" {
+  description = "Lambda function names by role."
+  value = {
+    http      = module.http.function_name
+    transform = module.transform.function_name
+    curate    = module.curate.function_name
+    daily     = module.daily.function_name
+  }
+}
+
+output "log_groups" {
+  description = "Log groups: one per function plus the API access logs."
+  value = {
+    http      = module.http.log_group_name
+    transform = module.transform.log_group_name
+    curate    = module.curate.log_group_name
+    daily     = module.daily.log_group_name
+    api       = module.api.access_log_group_name
+  }
+}
+
+output "curate_dead_letter_queue_url" {
+  description = "Curate messages that failed every retry (inspect, then redrive)."
+  value       = module.curate_trigger.dlq_url
+}
+
+output "glue_database" {
+  description = "Glue database for Athena (tables hits and daily, partition projection on dt)."
+  value       = module.glue.database_name
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic receiving every alarm."
+  value       = module.alarms.topic_arn
+}

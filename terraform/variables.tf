@@ -1,0 +1,281 @@
+variable "project" {
+  description = "Project name: first part of every resource name."
+  type        = string
+  default     = "gender"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,15}$", var.project))
+    error_message = "project must be 2..16 characters of a-z, 0-9 and '-', starting with a letter (it goes into bucket and function names)."
+  }
+}
+
+variable "environment" {
+  description = "Environment name (dev, staging, prod, ...): second part of every resource name, so two stacks coexist in one account."
+  type        = string
+  default     = "dev"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9]{1,9}$", var.environment))
+    error_message = "environment must be 2..10 characters of a-z and 0-9, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "AWS region of the stack."
+  type        = string
+  default     = "us-east-1"
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-\\d$", var.region))
+    error_message = "region must look like us-east-1."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags for every resource."
+  type        = map(string)
+  default     = {}
+}
+
+variable "lambda_artifacts_dir" {
+  description = "Directory of the cargo-lambda zips (<dir>/<binary>/bootstrap.zip); scripts/build-lambdas writes target/lambda."
+  type        = string
+  default     = null
+}
+
+variable "kinesis_stream_mode" {
+  description = "Hits stream capacity mode: ON_DEMAND (default) or PROVISIONED."
+  type        = string
+  default     = "ON_DEMAND"
+
+  validation {
+    condition     = contains(["ON_DEMAND", "PROVISIONED"], var.kinesis_stream_mode)
+    error_message = "kinesis_stream_mode must be ON_DEMAND or PROVISIONED."
+  }
+}
+
+variable "kinesis_shard_count" {
+  description = "Shards of the hits stream when kinesis_stream_mode = PROVISIONED."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.kinesis_shard_count >= 1 && floor(var.kinesis_shard_count) == var.kinesis_shard_count
+    error_message = "kinesis_shard_count must be a whole number >= 1."
+  }
+}
+
+variable "keep_raw" {
+  description = "Keep raw objects after curate (KEEP_RAW); false deletes each one after its Parquet and counters are written (and grants curate s3:DeleteObject)."
+  type        = bool
+  default     = true
+}
+
+variable "raw_expiration_days" {
+  description = "Expire raw objects (and Firehose error records) after this many days; null keeps them."
+  type        = number
+  default     = 90
+
+  validation {
+    condition     = var.raw_expiration_days == null || try(var.raw_expiration_days >= 1, false)
+    error_message = "raw_expiration_days must be null or >= 1."
+  }
+}
+
+variable "backup_expiration_days" {
+  description = "Expire Firehose source backups after this many days (they move to Glacier Instant Retrieval after 30)."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = var.backup_expiration_days >= 31
+    error_message = "backup_expiration_days must be >= 31 (objects move to GLACIER_IR at 30 days)."
+  }
+}
+
+variable "force_destroy" {
+  description = "Let terraform destroy delete buckets that still hold objects (every version). Off by default to protect data."
+  type        = bool
+  default     = false
+}
+
+variable "firehose_buffering_interval_seconds" {
+  description = "Seconds Firehose buffers before writing a raw object (0..900)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.firehose_buffering_interval_seconds >= 0 && var.firehose_buffering_interval_seconds <= 900
+    error_message = "firehose_buffering_interval_seconds must be between 0 and 900."
+  }
+}
+
+variable "firehose_buffering_size_mb" {
+  description = "MB Firehose buffers before writing a raw object (64..128: the dynamic partitioning minimum is 64)."
+  type        = number
+  default     = 64
+
+  validation {
+    condition     = var.firehose_buffering_size_mb >= 64 && var.firehose_buffering_size_mb <= 128
+    error_message = "firehose_buffering_size_mb must be between 64 and 128."
+  }
+}
+
+variable "lambda_memory_mb" {
+  description = "Memory (MB) per function: http, transform, curate, daily."
+  type        = object({ http = number, transform = number, curate = number, daily = number })
+  default     = { http = 256, transform = 256, curate = 1024, daily = 2048 }
+
+  validation {
+    condition     = alltrue([for m in values(var.lambda_memory_mb) : m >= 128 && m <= 10240])
+    error_message = "Each memory size must be between 128 and 10240 MB."
+  }
+}
+
+variable "lambda_timeout_seconds" {
+  description = "Timeout (s) per function: http (API Gateway waits 29 s at most), transform (Firehose waits 5 min at most), curate, daily."
+  type        = object({ http = number, transform = number, curate = number, daily = number })
+  default     = { http = 29, transform = 120, curate = 300, daily = 900 }
+
+  validation {
+    condition = (
+      var.lambda_timeout_seconds.http >= 1 && var.lambda_timeout_seconds.http <= 29 &&
+      var.lambda_timeout_seconds.transform >= 1 && var.lambda_timeout_seconds.transform <= 300 &&
+      var.lambda_timeout_seconds.curate >= 1 && var.lambda_timeout_seconds.curate <= 900 &&
+      var.lambda_timeout_seconds.daily >= 1 && var.lambda_timeout_seconds.daily <= 900
+    )
+    error_message = "Timeouts: http 1..29, transform 1..300, curate and daily 1..900 seconds."
+  }
+}
+
+variable "lambda_reserved_concurrency" {
+  description = "Reserved concurrency per function (-1 = unreserved)."
+  type        = object({ http = number, transform = number, curate = number, daily = number })
+  default     = { http = -1, transform = -1, curate = -1, daily = -1 }
+
+  validation {
+    condition     = alltrue([for c in values(var.lambda_reserved_concurrency) : c >= -1 && floor(c) == c])
+    error_message = "Each reserved concurrency must be a whole number >= -1."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Retention of every log group (functions, API access logs, Firehose errors), in days."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of the values CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, ...)."
+  }
+}
+
+variable "log_level" {
+  description = "Application log level of the functions."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.log_level)
+    error_message = "log_level must be TRACE, DEBUG, INFO, WARN, ERROR or FATAL."
+  }
+}
+
+variable "api_throttling_burst_limit" {
+  description = "API Gateway default route burst limit."
+  type        = number
+  default     = 2000
+
+  validation {
+    condition     = var.api_throttling_burst_limit >= 0
+    error_message = "api_throttling_burst_limit must be >= 0."
+  }
+}
+
+variable "api_throttling_rate_limit" {
+  description = "API Gateway default route rate limit (requests per second)."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.api_throttling_rate_limit >= 0
+    error_message = "api_throttling_rate_limit must be >= 0."
+  }
+}
+
+variable "daily_schedule_expression" {
+  description = "When the daily job runs (UTC); it processes the day before."
+  type        = string
+  default     = "cron(0 1 * * ? *)"
+
+  validation {
+    condition     = can(regex("^(cron|rate)\\(.+\\)$", var.daily_schedule_expression))
+    error_message = "daily_schedule_expression must be cron(...) or rate(...)."
+  }
+}
+
+variable "curate_batch_size" {
+  description = "SQS messages (raw objects) per curate invocation (1..10)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.curate_batch_size >= 1 && var.curate_batch_size <= 10
+    error_message = "curate_batch_size must be between 1 and 10."
+  }
+}
+
+variable "curate_max_receive_count" {
+  description = "Deliveries of a curate message before it moves to the dead-letter queue."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.curate_max_receive_count >= 1 && var.curate_max_receive_count <= 1000
+    error_message = "curate_max_receive_count must be between 1 and 1000."
+  }
+}
+
+variable "curate_maximum_concurrency" {
+  description = "Most concurrent curate invocations (2..1000)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.curate_maximum_concurrency >= 2 && var.curate_maximum_concurrency <= 1000
+    error_message = "curate_maximum_concurrency must be between 2 and 1000."
+  }
+}
+
+variable "glue_projection_start_date" {
+  description = "First dt (YYYY-MM-DD) of Athena's partition projection."
+  type        = string
+  default     = "2024-01-01"
+
+  validation {
+    condition     = can(regex("^\\d{4}-\\d{2}-\\d{2}$", var.glue_projection_start_date))
+    error_message = "glue_projection_start_date must be YYYY-MM-DD."
+  }
+}
+
+variable "alarm_email" {
+  description = "E-mail subscribed to the alarm topic; empty for none."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.alarm_email == "" || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alarm_email))
+    error_message = "alarm_email must be empty or an e-mail address."
+  }
+}
+
+variable "kinesis_iterator_age_threshold_ms" {
+  description = "Alarm threshold for the hits stream's iterator age (ms)."
+  type        = number
+  default     = 600000
+
+  validation {
+    condition     = var.kinesis_iterator_age_threshold_ms > 0
+    error_message = "kinesis_iterator_age_threshold_ms must be > 0."
+  }
+}

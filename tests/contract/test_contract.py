@@ -1,0 +1,502 @@
+#!/usr/bin/env python3
+"""Contract between terraform/ and the Rust code (issue #4, part 4).
+
+Runs with plain Python (`python tests/contract/test_contract.py`, last line
+"N passed, M failed") or under pytest (every check is a test_ function).
+
+What is derived from the Rust sources (never written down twice):
+- the functions: every crate under functions/ and its [[bin]] name;
+- the environment each function reads: required_env("...") and
+  std::env::var("...") in functions/<crate>/src;
+- the AWS operations each function makes: the adapters its crate constructs
+  (`DynamoProfiles::new`, `S3ObjectStore::new`, `KinesisHitLog::new`), the
+  port-trait methods of those adapters that its code path calls (its own
+  sources, the gender-pipeline functions it imports, the whole gender-api
+  Router for http), and the SDK calls (`.client.<op>()`) each such method
+  reaches inside crates/aws/src, following `self.<fn>(` calls;
+- the Router's routes and the DynamoDB key and TTL attribute names.
+What is written here: the table from SDK operation to IAM actions, and the
+actions that a trigger (not the code) needs.
+"""
+import re
+import sys
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TF = ROOT / "terraform"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import hcl2  # noqa: E402  (python-hcl2 from checkov's bc-python-hcl2, installed by scripts/check-terraform)
+
+# SDK operation -> IAM actions. TransactWriteItems has no IAM action of its
+# own: each item of the transaction is authorised as its single-item action
+# (derived below from the builders the transaction uses).
+SDK_TO_IAM = {
+    "put_records": {"kinesis:PutRecords"},
+    "get_item": {"dynamodb:GetItem"},
+    "update_item": {"dynamodb:UpdateItem"},
+    "scan": {"dynamodb:Scan"},
+    "put_object": {"s3:PutObject"},
+    "get_object": {"s3:GetObject"},
+    "list_objects_v2": {"s3:ListBucket"},
+    "delete_object": {"s3:DeleteObject"},
+}
+TRANSACT_ITEM_TO_IAM = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+# Needed by the runtime and triggers, not by the code's SDK calls.
+LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+SQS_EVENT_SOURCE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+ASYNC_DLQ_ACTIONS = {"sqs:SendMessage"}
+# Read by crates/lambda-support, set by Lambda itself from logging_config.
+RUNTIME_ENV = {"AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL", "RUST_LOG"}
+ADAPTERS = {"KinesisHitLog": "kinesis.rs", "S3ObjectStore": "s3.rs", "DynamoProfiles": "dynamodb.rs"}
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def unwrap(value):
+    """python-hcl2 wraps each attribute value in a one-element list."""
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    return value
+
+
+def load_tf(directory):
+    merged = {}
+    for f in sorted(Path(directory).glob("*.tf")):
+        with f.open() as fh:
+            doc = hcl2.load(fh)
+        for key, blocks in doc.items():
+            merged.setdefault(key, []).extend(blocks)
+    return merged
+
+
+def named(doc, kind):
+    out = {}
+    for block in doc.get(kind, []):
+        for name, body in block.items():
+            out[name] = body
+    return out
+
+
+def typed(doc, kind):
+    out = {}
+    for block in doc.get(kind, []):
+        for rtype, items in block.items():
+            for name, body in items.items():
+                out[(rtype, name)] = body
+    return out
+
+
+def strip_comments(rust):
+    return re.sub(r"//[^\n]*", "", rust)
+
+
+def fn_bodies(rust):
+    """{fn name: body text} for every fn of a Rust file (brace matching)."""
+    bodies = {}
+    for m in re.finditer(r"\bfn (\w+)\s*(?:<[^>]*>)?\s*\(", rust):
+        i = rust.find("{", m.end())
+        semi = rust.find(";", m.end())
+        if i < 0 or (0 <= semi < i):
+            continue  # a declaration without body
+        depth = 0
+        for j in range(i, len(rust)):
+            depth += {"{": 1, "}": -1}.get(rust[j], 0)
+            if depth == 0:
+                bodies.setdefault(m.group(1), rust[i : j + 1])
+                break
+    return bodies
+
+
+def trait_methods(rust, adapter):
+    """Methods of `impl Trait for Adapter` blocks."""
+    methods = set()
+    for m in re.finditer(r"impl\s+\w+\s+for\s+%s\s*\{" % adapter, rust):
+        body = fn_bodies("fn x()" + rust[m.end() - 1 :])["x"]
+        methods |= set(re.findall(r"\bfn (\w+)", body))
+    return methods
+
+
+def rust_sources(path):
+    return {p: strip_comments(p.read_text()) for p in sorted(Path(path).glob("*.rs")) if p.name != "tests.rs"}
+
+
+# ------------------------------------------------------------------ facts from the code
+
+
+def function_crates():
+    crates = {}
+    for cargo in sorted((ROOT / "functions").glob("*/Cargo.toml")):
+        text = cargo.read_text()
+        bins = re.findall(r"\[\[bin\]\]\s*\nname\s*=\s*\"([^\"]+)\"", text)
+        assert len(bins) == 1, f"{cargo}: expected one [[bin]], found {bins}"
+        crates[cargo.parent.name] = bins[0]
+    return crates
+
+
+def env_read(crate):
+    names = set()
+    for text in rust_sources(ROOT / "functions" / crate / "src").values():
+        names |= set(re.findall(r'required_env\("([A-Z0-9_]+)"\)', text))
+        names |= set(re.findall(r'std::env::var\("([A-Z0-9_]+)"\)', text))
+    return names
+
+
+def adapter_model():
+    """adapter -> {trait method -> (sdk ops, conditional)} with transact items expanded."""
+    model = {}
+    for adapter, file in ADAPTERS.items():
+        rust = strip_comments((ROOT / "crates/aws/src" / file).read_text())
+        bodies = fn_bodies(rust)
+
+        def reach(fn, seen):
+            if fn in seen or fn not in bodies:
+                return set()
+            seen.add(fn)
+            body = bodies[fn]
+            ops = set(re.findall(r"\.client\s*\.(\w+)\(\)", body))
+            for callee in re.findall(r"\bself\s*\.\s*(\w+)\(", body):
+                ops |= reach(callee, seen)
+            # helpers called as free functions or Self::
+            for callee in re.findall(r"\b(?:Self::)?(\w+)\(", body):
+                if callee in bodies and callee != fn and callee not in seen and re.search(r"\.client\b", bodies[callee]):
+                    ops |= reach(callee, seen)
+            return ops
+
+        model[adapter] = {
+            "methods": {m: reach(m, set()) for m in trait_methods(rust, adapter)},
+            "transact_items": set(re.findall(r"\b(Put|Update|Delete|ConditionCheck)::builder\(\)", rust)),
+            "no_such_key_is_none": "is_no_such_key" in rust,
+        }
+    return model
+
+
+def reach_files(crate):
+    """The sources whose calls run in the function: its own, plus the gender-pipeline
+    functions it imports, plus (for the Router) every gender-api source."""
+    own = rust_sources(ROOT / "functions" / crate / "src")
+    files = dict(own)
+    text = "\n".join(own.values())
+    pipeline = rust_sources(ROOT / "crates/pipeline/src")
+    for group in re.findall(r"use gender_pipeline::\{([^}]*)\}", text) + re.findall(r"use gender_pipeline::(\w+);", text):
+        for name in re.findall(r"\w+", group):
+            for path, src in pipeline.items():
+                if re.search(r"pub (?:async )?fn %s\b" % name, src):
+                    files[path] = src
+    if "gender_api::" in text:
+        files.update(rust_sources(ROOT / "crates/api/src"))
+    return files
+
+
+def expected_operations(crate, model):
+    """(ops always made, ops made only when KEEP_RAW=false, adapters used)."""
+    files = reach_files(crate)
+    own = "\n".join(rust_sources(ROOT / "functions" / crate / "src").values())
+    always, keep_raw_false = set(), set()
+    used = {a for a in ADAPTERS if re.search(r"\b%s::new\(" % a, own)}
+    for adapter in used:
+        for method, ops in model[adapter]["methods"].items():
+            for src in files.values():
+                for m in re.finditer(r"\.%s\(" % method, src):
+                    line_start = src.rfind("\n", 0, m.start())
+                    context = src[src.rfind("\n", 0, max(line_start - 1, 0)) : m.start()]
+                    if re.search(r"if\s+!\s*keep_raw", context):
+                        keep_raw_false |= ops
+                    else:
+                        always |= ops
+    return always, keep_raw_false - always, used
+
+
+def iam_actions(ops, model):
+    actions = set()
+    for op in ops:
+        if op == "transact_write_items":
+            actions |= {TRANSACT_ITEM_TO_IAM[i] for i in model["DynamoProfiles"]["transact_items"]}
+        else:
+            assert op in SDK_TO_IAM, f"SDK operation {op} has no IAM mapping in test_contract.py: add it"
+            actions |= SDK_TO_IAM[op]
+        if op == "get_object" and model["S3ObjectStore"]["no_such_key_is_none"]:
+            # NoSuchKey (rather than 403) for a missing key needs s3:ListBucket.
+            actions.add("s3:ListBucket")
+    return actions
+
+
+# ------------------------------------------------------------------ facts from terraform
+
+ROOT_DOC = load_tf(TF)
+LAMBDA_DOC = load_tf(TF / "modules/lambda")
+CALLS = named(ROOT_DOC, "module")
+LOCALS = {}
+for block in ROOT_DOC.get("locals", []):
+    LOCALS.update({k: v for k, v in block.items() if not k.startswith("__")})
+POLICY_DOCS = {name: body for (t, name), body in typed(ROOT_DOC, "data").items() if t == "aws_iam_policy_document"}
+
+
+def lambda_calls():
+    return {name: body for name, body in CALLS.items() if unwrap(body["source"]) == "./modules/lambda"}
+
+
+def call_for_binary(binary):
+    found = [
+        name
+        for name, body in lambda_calls().items()
+        if unwrap(body["filename"]) == "${local.artifacts_dir}/%s/bootstrap.zip" % binary
+    ]
+    return found
+
+
+def statements(doc_body):
+    """(actions, resources, gate) per statement; gate = the for_each of a dynamic statement."""
+    out = []
+    for st in doc_body.get("statement", []):
+        out.append((set(unwrap(st.get("actions", [[]]))), unwrap(st.get("resources", [[]])), None))
+    for dyn in doc_body.get("dynamic", []):
+        for label, body in dyn.items():
+            if label != "statement":
+                continue
+            gate = unwrap(body["for_each"])
+            for content in body.get("content", []):
+                out.append((set(unwrap(content.get("actions", [[]]))), unwrap(content.get("resources", [[]])), gate))
+    return out
+
+
+def role_statements(call_name):
+    """Statements of every policy attached to the function's role."""
+    body = CALLS[call_name]
+    sts = []
+    docs = unwrap(body.get("policy_documents", [{}]))
+    for key, ref in (docs or {}).items():
+        m = re.fullmatch(r"\$\{data\.aws_iam_policy_document\.(\w+)\.json\}", ref)
+        assert m, f"module {call_name}: policy_documents.{key} = {ref!r} is not a root policy document"
+        sts += statements(POLICY_DOCS[m.group(1)])
+    lambda_docs = {name: b for (t, name), b in typed(LAMBDA_DOC, "data").items() if t == "aws_iam_policy_document"}
+    sts += statements(lambda_docs["logs"])
+    if unwrap(body.get("create_dead_letter_queue", [False])) is True:
+        sts += statements(lambda_docs["dlq"])
+    return sts
+
+
+def tf_actions(call_name, keep_raw):
+    actions = set()
+    for acts, _, gate in role_statements(call_name):
+        if gate is None:
+            actions |= acts
+        else:
+            assert gate == "${var.keep_raw ? [] : ['delete']}" or gate == '${var.keep_raw ? [] : ["delete"]}', f"unexpected statement gate {gate!r}"
+            if not keep_raw:
+                actions |= acts
+    return actions
+
+
+def triggered_by_sqs(call_name):
+    return any(
+        unwrap(body.get("function_name")) == "${module.%s.function_name}" % call_name
+        and any(t == "aws_lambda_event_source_mapping" for (t, _) in typed(load_tf(TF / unwrap(body["source"])), "resource"))
+        for body in CALLS.values()
+    )
+
+
+# ------------------------------------------------------------------ tests
+
+CRATES = function_crates()
+MODEL = adapter_model()
+
+
+def test_every_function_crate_has_one_lambda_pointing_at_its_zip():
+    assert set(CRATES) == {"http", "transform", "curate", "daily"}, CRATES
+    for crate, binary in CRATES.items():
+        calls = call_for_binary(binary)
+        assert len(calls) == 1, f"{crate} ({binary}): lambda module calls {calls}"
+    assert len(lambda_calls()) == len(CRATES), "a lambda module call without a function crate"
+    assert unwrap(LOCALS["artifacts_dir"]) == '${coalesce(var.lambda_artifacts_dir,"${path.root}/../target/lambda")}' or "target/lambda" in unwrap(LOCALS["artifacts_dir"])
+    fns = [b for (t, _), b in typed(LAMBDA_DOC, "resource").items() if t == "aws_lambda_function"]
+    assert len(fns) == 1, "the lambda module must hold exactly one aws_lambda_function"
+    fn = fns[0]
+    assert unwrap(fn["filename"]) == "${var.filename}"
+    assert unwrap(fn["runtime"]) == "provided.al2023"
+    assert unwrap(fn["architectures"]) == ["arm64"]
+    assert unwrap(fn["handler"]) == "bootstrap"
+    assert unwrap(fn["logging_config"][0]["log_format"]) == "JSON"
+
+
+def test_environment_variables_are_exactly_those_the_code_reads():
+    for crate, binary in CRATES.items():
+        call = CALLS[call_for_binary(binary)[0]]
+        tf_env = set((unwrap(call.get("environment_variables", [{}])) or {}).keys())
+        assert tf_env == env_read(crate), f"{crate}: terraform sets {sorted(tf_env)}, code reads {sorted(env_read(crate))}"
+    # Everything else read anywhere in the Lambda path is set by the runtime.
+    other = set()
+    for path in ("crates/aws/src", "crates/lambda-support/src"):
+        for text in rust_sources(ROOT / path).values():
+            other |= set(re.findall(r'std::env::var\("([A-Z0-9_]+)"\)', text))
+    assert other <= RUNTIME_ENV, f"variables read outside the function crates: {sorted(other - RUNTIME_ENV)}"
+
+
+def test_keep_raw_setting_and_delete_permission_share_one_variable():
+    call = CALLS[call_for_binary(CRATES["curate"])[0]]
+    assert unwrap(call["environment_variables"])["KEEP_RAW"] == "${tostring(var.keep_raw)}"
+
+
+def test_each_role_allows_exactly_the_actions_of_its_sdk_calls():
+    for crate, binary in CRATES.items():
+        call_name = call_for_binary(binary)[0]
+        always, only_delete_raw, _ = expected_operations(crate, MODEL)
+        trigger = set(LOG_ACTIONS)
+        if triggered_by_sqs(call_name):
+            trigger |= SQS_EVENT_SOURCE_ACTIONS
+        if unwrap(CALLS[call_name].get("create_dead_letter_queue", [False])) is True:
+            trigger |= ASYNC_DLQ_ACTIONS
+        for keep_raw in (True, False):
+            ops = always | (set() if keep_raw else only_delete_raw)
+            expected = iam_actions(ops, MODEL) | trigger
+            got = tf_actions(call_name, keep_raw)
+            assert got == expected, (
+                f"{crate} (keep_raw={keep_raw}): SDK calls {sorted(ops)}; "
+                f"missing {sorted(expected - got)}, extra {sorted(got - expected)}"
+            )
+
+
+def test_operations_derived_from_the_code_are_the_known_ones():
+    # Guards the derivation itself: if the sources change shape so that the
+    # regexes stop seeing calls, this fails instead of the contract passing empty.
+    got = {crate: expected_operations(crate, MODEL)[:2] for crate in CRATES}
+    assert got["http"] == ({"put_records", "get_item"}, set()), got["http"]
+    assert got["transform"] == (set(), set()), got["transform"]
+    assert got["curate"] == ({"get_object", "put_object", "transact_write_items", "update_item"}, {"delete_object"}), got["curate"]
+    assert got["daily"] == ({"list_objects_v2", "get_object", "put_object", "scan", "update_item"}, set()), got["daily"]
+    assert MODEL["DynamoProfiles"]["transact_items"] == {"Put", "Update"}
+
+
+def test_no_wildcard_actions_or_resources_in_function_roles():
+    for binary in CRATES.values():
+        for actions, resources, _ in role_statements(call_for_binary(binary)[0]):
+            assert not any("*" in a for a in actions), actions
+            assert "*" not in resources and resources, resources
+
+
+def test_api_routes_cover_the_router():
+    router = strip_comments((ROOT / "crates/api/src/lib.rs").read_text())
+    routes = {
+        f"{method.upper()} {path}"
+        for path, method in re.findall(r'\.route\("([^"]+)",\s*(get|post|put|delete)\(', router)
+    }
+    api_vars = named(load_tf(TF / "modules/api"), "variable")
+    tf_routes = set(unwrap(api_vars["routes"]["default"]))
+    assert "$default" in tf_routes, "without $default API Gateway answers unknown routes itself"
+    missing = {r for r in routes if r not in tf_routes and not r.endswith("/")}
+    assert not missing, f"Router routes without an API route: {missing}"
+    assert tf_routes - {"$default"} <= routes, f"API routes the Router lacks: {tf_routes - routes}"
+
+
+def test_table_key_and_ttl_match_the_adapter():
+    rust = (ROOT / "crates/aws/src/dynamodb.rs").read_text()
+    key = re.search(r'pub const KEY: &str = "(\w+)";', rust).group(1)
+    assert '.item("expires_at"' in rust
+    call = CALLS["profiles"]
+    assert unwrap(call["hash_key"]) == key
+    assert unwrap(call["ttl_attribute"]) == "expires_at"
+    table = typed(load_tf(TF / "modules/dynamodb"), "resource")[("aws_dynamodb_table", "this")]
+    assert unwrap(table["billing_mode"]) == "PAY_PER_REQUEST"
+    assert unwrap(table["point_in_time_recovery"][0]["enabled"]) is True
+    assert unwrap(table["server_side_encryption"][0]["enabled"]) is True
+
+
+def test_firehose_matches_the_transform_contract():
+    stream = typed(load_tf(TF / "modules/firehose"), "resource")[("aws_kinesis_firehose_delivery_stream", "this")]
+    s3 = stream["extended_s3_configuration"][0]
+    assert unwrap(s3["prefix"]) == "raw/dt=!{partitionKeyFromLambda:dt}/"
+    assert unwrap(s3["compression_format"]) == "UNCOMPRESSED"
+    assert "error-output-type" in unwrap(s3["error_output_prefix"])
+    assert unwrap(s3["dynamic_partitioning_configuration"][0]["enabled"]) is True
+    assert unwrap(s3["s3_backup_mode"]) == "Enabled"
+    params = {unwrap(p["parameter_name"]): unwrap(p["parameter_value"]) for p in s3["processing_configuration"][0]["processors"][0]["parameters"]}
+    assert set(params) == {"LambdaArn", "BufferSizeInMBs", "BufferIntervalInSeconds"}
+    transform = (ROOT / "crates/core/src/transform.rs").read_text() + (ROOT / "functions/transform/src/handler.rs").read_text()
+    assert "partition" in transform.lower() and '"dt"' in transform, "the transform must emit metadata.partitionKeys.dt"
+    assert unwrap(CALLS["delivery"]["processor_buffer_size_mb"]) == 1
+
+
+def test_daily_schedule_sends_the_event_the_code_parses():
+    daily = (ROOT / "functions/daily/src/lib.rs").read_text()
+    assert '"Scheduled Event"' in daily
+    sched = typed(load_tf(TF / "modules/schedule"), "resource")
+    assert ("aws_cloudwatch_event_rule", "this") in sched  # EventBridge rule events carry detail-type and time
+    default = unwrap(named(ROOT_DOC, "variable")["daily_schedule_expression"]["default"])
+    assert default == "cron(0 1 * * ? *)"
+
+
+def test_curate_queue_outlives_the_function_timeout():
+    body = typed(load_tf(TF / "modules/curate_trigger"), "resource")
+    assert unwrap(body[("aws_sqs_queue", "this")]["visibility_timeout_seconds"]) == "${var.function_timeout_seconds * 6}"
+    assert unwrap(body[("aws_lambda_event_source_mapping", "this")]["function_response_types"]) == ["ReportBatchItemFailures"]
+    assert unwrap(CALLS["curate_trigger"]["function_timeout_seconds"]) == "${var.lambda_timeout_seconds.curate}"
+
+
+def test_names_carry_project_and_environment():
+    assert unwrap(LOCALS["name"]) == "${var.project}-${var.environment}"
+    for name, body in CALLS.items():
+        for arg in ("name", "database_name"):
+            if arg in body:
+                value = unwrap(body[arg])
+                assert value.startswith("${local.name}") or "local.name" in value, f"module {name}: {arg} = {value!r}"
+
+
+def test_schema_check_reports_the_planted_mistakes():
+    import tf_schema_check
+
+    findings = tf_schema_check.Checker(Path(__file__).resolve().parent / "fixtures/broken").run()
+    text = "\n".join(findings)
+    expected = [
+        'unknown argument or block "force_destory"',
+        'unknown argument or block "versioning_configuraton"',
+        'required argument or block "versioning_configuration" is missing',
+        'unknown argument or block "log_formt"',
+        'required argument or block "log_format" is missing',
+        'required argument or block "role" is missing',
+        "unknown resource type",
+        'has no variable "colour"',
+        'required variable "size"',
+        'has no output "nope"',
+        'reference var.nmae: no variable "nmae"',
+        'reference aws_iam_policy.missing.arn: no aws_iam_policy "missing"',
+        'aws_s3_bucket has no attribute "arnn"',
+        'reference local.fn: no local "fn"',
+        "variable untyped: house style: no type",
+        "house style: no versions.tf",
+    ]
+    for e in expected:
+        assert e in text, f"not reported: {e}\n{text}"
+    assert len(findings) == len(expected), text
+
+
+def test_schema_check_passes_on_terraform():
+    import tf_schema_check
+
+    findings = tf_schema_check.Checker(TF).run()
+    assert findings == [], "\n".join(findings)
+
+
+def main():
+    tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_") and callable(f)]
+    failed = 0
+    for name, fn in tests:
+        try:
+            fn()
+            print(f"ok   {name}")
+        except Exception:  # noqa: BLE001 - report every failure
+            failed += 1
+            print(f"FAIL {name}")
+            traceback.print_exc()
+    print(f"{len(tests) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
