@@ -20,3 +20,37 @@ lambda-smoke:
 # key=value parameters as listed in scripts/loadtest (reports under target/loadtest/).
 loadtest *args:
     scripts/loadtest {{args}}
+
+# Build the arm64 zips, then create or update the AWS stack (extra args go to terraform apply, e.g. -var environment=prod).
+deploy *args: build-lambdas
+    terraform -chdir=terraform init -input=false
+    terraform -chdir=terraform apply {{args}}
+
+# Build the zips and show what terraform would change.
+plan *args: build-lambdas
+    terraform -chdir=terraform init -input=false
+    terraform -chdir=terraform plan {{args}}
+
+# Tear the AWS stack down (buckets must be empty, or apply -var force_destroy=true first).
+destroy *args:
+    terraform -chdir=terraform destroy {{args}}
+
+# Run the deployed daily job for a date (YYYY-MM-DD; default: yesterday UTC).
+daily date="":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    d="{{date}}"; d="${d#date=}"; [[ -n "$d" ]] || d=$(date -u -d yesterday +%F)
+    fn=$(terraform -chdir=terraform output -json function_names | python3 -c 'import json,sys; print(json.load(sys.stdin)["daily"])')
+    aws lambda invoke --function-name "$fn" --cli-binary-format raw-in-base64-out --payload "{\"date\":\"$d\"}" /dev/stdout
+
+# Follow a deployed function's logs: fn = http, transform, curate, daily (or api for the access logs).
+logs fn="http":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    fn="{{fn}}"; fn="${fn#fn=}"
+    group=$(terraform -chdir=terraform output -json log_groups | FN="$fn" python3 -c 'import json,os,sys; print(json.load(sys.stdin)[os.environ["FN"]])')
+    aws logs tail "$group" --follow --format short
+
+# Lint the GitHub workflows (actionlint, zizmor).
+lint-workflows:
+    scripts/lint-workflows
