@@ -35,16 +35,12 @@ data "aws_iam_policy_document" "curate_raw" {
   # A GetObject of a missing key answers 404 NoSuchKey (which curate treats as
   # "already curated and deleted") only to a caller that may list the bucket;
   # otherwise S3 answers 403 and the message would end in the dead-letter queue.
+  # No s3:prefix condition: a GetObject request carries no prefix, so a
+  # conditioned ListBucket would not count for this check.
   statement {
     sid       = "MissingRawIsNotFound"
     actions   = ["s3:ListBucket"]
     resources = [module.raw_bucket.arn]
-
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["raw/*"]
-    }
   }
 
   dynamic "statement" {
