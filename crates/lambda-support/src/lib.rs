@@ -23,3 +23,10 @@ pub fn init_tracing() {
         logger.init();
     }
 }
+
+/// Wall-clock time in epoch milliseconds: the `clock` the handlers take.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -125,12 +125,6 @@ pub fn objects_in(message: &SqsMessage) -> Result<Vec<RawObject>, String> {
         .collect()
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 impl Curate {
     pub fn new(config: Config, sdk: &aws_config::SdkConfig) -> Curate {
         let s3 = gender_aws::s3::client(sdk);
@@ -151,7 +145,7 @@ impl Curate {
             &object.key,
             &object.id(),
             self.keep_raw,
-            now_ms(),
+            gender_lambda::now_ms(),
         )
         .await
         {

@@ -87,10 +87,7 @@ impl Daily {
 
     pub async fn handle(&self, event: &Value) -> Result<DailySummary, DailyError> {
         let date = date_of(event)?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        Ok(run_daily(&self.curated, &self.profiles, date, now).await?)
+        Ok(run_daily(&self.curated, &self.profiles, date, gender_lambda::now_ms()).await?)
     }
 }
 

@@ -29,12 +29,6 @@ impl Config {
     }
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// The Router the local server also serves, over the AWS adapters.
 pub fn app(config: &Config, sdk: &aws_config::SdkConfig) -> axum::Router {
     let profiles = Arc::new(DynamoProfiles::new(
@@ -50,7 +44,7 @@ pub fn app(config: &Config, sdk: &aws_config::SdkConfig) -> axum::Router {
         health: profiles,
         api_key: ApiKey::required(config.api_key.as_str()),
         metrics: Arc::new(ApiMetrics::default()),
-        clock: now_ms,
+        clock: gender_lambda::now_ms,
     };
     gender_api::with_edge_layers(gender_api::router(state))
 }
