@@ -400,7 +400,10 @@ async fn generators_fill_the_local_server() {
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("summary line: {out}"));
-    assert!(sent > 0 && sent <= 420, "at most 2 s x 200 hits/s, plus one tick: {out}");
+    assert!(
+        sent > 0 && sent <= 420,
+        "at most 2 s x 200 hits/s, plus one tick: {out}"
+    );
     server.flush().await;
     let mut streamed = 0;
     for v in 0..5 {
