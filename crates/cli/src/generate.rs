@@ -88,9 +88,30 @@ pub async fn dummy(args: DummyArgs) -> Result<()> {
     }
     progress.finish_with_message("sent");
 
-    post_json(&client, &args.target, &key, "/admin/flush", &Value::Null)
-        .await
-        .context("flush (the server must expose /admin/flush: a local server)")?;
+    // A deployed stack has no admin routes: Firehose and the curate Lambda
+    // deliver on their own, and the daily job runs in Lambda.
+    let flush = client
+        .post(args.target.endpoint("/admin/flush"))
+        .header("x-api-key", &key)
+        .send()
+        .await?;
+    if flush.status() == reqwest::StatusCode::NOT_FOUND {
+        println!(
+            "{} hits sent for {} visitors over {first} ..= {yesterday}. The target has no /admin routes \
+             (a deployed stack): once Firehose has delivered them (its buffer interval), run \
+             `just daily date=D` for each date from {first} to {yesterday}, oldest first.",
+            hits.len(),
+            args.visitors
+        );
+        return Ok(());
+    }
+    if !flush.status().is_success() {
+        bail!(
+            "POST /admin/flush: {}: {}",
+            flush.status(),
+            flush.text().await.unwrap_or_default()
+        );
+    }
     let days = bar(args.days as u64, "daily runs");
     run_daily_range(&client, &args.target, &key, first, yesterday, &days).await?;
     days.finish_with_message("done");
