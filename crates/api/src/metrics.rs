@@ -15,6 +15,23 @@ pub struct ApiMetrics {
     pub lookup_errors: AtomicU64,
 }
 
+/// The `# HELP` and `# TYPE` lines of one Prometheus metric.
+pub fn write_header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A metric with a single unlabelled sample, in Prometheus text format.
+pub fn write_metric(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl std::fmt::Display,
+) {
+    write_header(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
 pub(crate) fn bump(counter: &AtomicU64, by: u64) {
     counter.fetch_add(by, Ordering::Relaxed);
 }
@@ -22,41 +39,33 @@ pub(crate) fn bump(counter: &AtomicU64, by: u64) {
 impl ApiMetrics {
     pub fn render(&self, out: &mut String) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let _ = writeln!(
+        write_metric(
             out,
-            "# HELP gender_hits_accepted_total Hits accepted by POST /hits (durable)."
+            "gender_hits_accepted_total",
+            "counter",
+            "Hits accepted by POST /hits (durable).",
+            get(&self.hits_accepted),
         );
-        let _ = writeln!(out, "# TYPE gender_hits_accepted_total counter");
-        let _ = writeln!(
+        write_metric(
             out,
-            "gender_hits_accepted_total {}",
-            get(&self.hits_accepted)
+            "gender_hits_rejected_total",
+            "counter",
+            "Hits rejected by validation.",
+            get(&self.hits_rejected),
         );
-        let _ = writeln!(
+        write_metric(
             out,
-            "# HELP gender_hits_rejected_total Hits rejected by validation."
+            "gender_ingest_requests_failed_total",
+            "counter",
+            "POST /hits requests answered with an error status.",
+            get(&self.ingest_requests_failed),
         );
-        let _ = writeln!(out, "# TYPE gender_hits_rejected_total counter");
-        let _ = writeln!(
+        write_header(
             out,
-            "gender_hits_rejected_total {}",
-            get(&self.hits_rejected)
+            "gender_lookups_total",
+            "counter",
+            "GET /gender requests by result.",
         );
-        let _ = writeln!(
-            out,
-            "# HELP gender_ingest_requests_failed_total POST /hits requests answered with an error status."
-        );
-        let _ = writeln!(out, "# TYPE gender_ingest_requests_failed_total counter");
-        let _ = writeln!(
-            out,
-            "gender_ingest_requests_failed_total {}",
-            get(&self.ingest_requests_failed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP gender_lookups_total GET /gender requests by result."
-        );
-        let _ = writeln!(out, "# TYPE gender_lookups_total counter");
         for (result, counter) in [
             ("found", &self.lookups_found),
             ("not_found", &self.lookups_not_found),

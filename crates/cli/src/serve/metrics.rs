@@ -1,4 +1,4 @@
-use gender_api::ApiMetrics;
+use gender_api::{ApiMetrics, write_header, write_metric};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,13 +18,6 @@ pub struct PipelineMetrics {
     pub daily_errors: AtomicU64,
 }
 
-fn sample(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-    );
-}
-
 /// The Prometheus text of `/metrics`.
 pub fn render(
     api: &ApiMetrics,
@@ -36,63 +29,63 @@ pub fn render(
     let mut out = String::with_capacity(4096);
     api.render(&mut out);
     let p = pipeline;
-    sample(
+    write_metric(
         &mut out,
         "gender_hits_delivered_total",
         "counter",
         "Log records delivered to raw objects.",
         get(&p.hits_delivered),
     );
-    sample(
+    write_metric(
         &mut out,
         "gender_objects_delivered_total",
         "counter",
         "Raw objects written by delivery.",
         get(&p.objects_delivered),
     );
-    sample(
+    write_metric(
         &mut out,
         "gender_records_processing_failed_total",
         "counter",
         "Records the transform rejected (errors/ prefix).",
         get(&p.records_failed),
     );
-    sample(
+    write_metric(
         &mut out,
         "gender_objects_curated_total",
         "counter",
         "Raw objects curated.",
         get(&p.objects_curated),
     );
-    sample(
+    write_metric(
         &mut out,
         "gender_hits_curated_total",
         "counter",
         "Hits written to curated Parquet and counted.",
         get(&p.hits_curated),
     );
-    sample(
+    write_metric(
         &mut out,
         "gender_curate_lag_seconds",
         "gauge",
         "Age of the oldest hit of the last cycle when it became visible.",
         get(&p.curate_lag_ms) as f64 / 1000.0,
     );
-    sample(
+    write_metric(
         &mut out,
         "gender_log_durable_offset_bytes",
         "gauge",
         "End of the durable log.",
         log_end,
     );
-    sample(
+    write_metric(
         &mut out,
         "gender_log_delivered_offset_bytes",
         "gauge",
         "Log position delivered so far.",
         get(&p.delivered_offset),
     );
-    sample(
+    write_metric(
         &mut out,
         "gender_daily_runs_total",
         "counter",
@@ -100,7 +93,7 @@ pub fn render(
         get(&p.daily_runs),
     );
     if let Some(profiles) = profiles {
-        sample(
+        write_metric(
             &mut out,
             "gender_profiles",
             "gauge",
@@ -108,9 +101,11 @@ pub fn render(
             profiles,
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP gender_errors_total Failures by stage.\n# TYPE gender_errors_total counter"
+    write_header(
+        &mut out,
+        "gender_errors_total",
+        "counter",
+        "Failures by stage.",
     );
     let stages = api.error_counts().into_iter().chain([
         ("delivery", get(&p.delivery_errors)),
