@@ -111,17 +111,23 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
         );
     }
 
-    let records: Vec<LogRecord> = batch
+    let (indexes, records): (Vec<usize>, Vec<LogRecord>) = batch
         .accepted
-        .iter()
-        .map(|(_, hit)| LogRecord {
-            partition_key: hit.clientid.clone(),
-            data: hit.to_json(),
+        .into_iter()
+        .map(|(index, hit)| {
+            let data = hit.to_json();
+            (
+                index,
+                LogRecord {
+                    partition_key: hit.clientid,
+                    data,
+                },
+            )
         })
-        .collect();
-    let failed = state.log.append(&records).await.map_err(|e| {
+        .unzip();
+    let failed = state.log.append(records).await.map_err(|e| {
         bump(&state.metrics.ingest_errors, 1);
-        tracing::error!(error = %e, hits = records.len(), "ingest append failed");
+        tracing::error!(error = %e, hits = indexes.len(), "ingest append failed");
         JsonError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "ingest backend unavailable; nothing was stored, retry",
@@ -131,11 +137,11 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
     // Only hits that were finally stored count as accepted.
     for &i in &failed {
         rejected.push(Rejection {
-            index: batch.accepted[i].0,
+            index: indexes[i],
             error: "not stored after retries; send it again".into(),
         });
     }
-    let accepted = records.len() - failed.len();
+    let accepted = indexes.len() - failed.len();
     if accepted == 0 {
         bump(&state.metrics.ingest_errors, 1);
         return Err(JsonError::new(

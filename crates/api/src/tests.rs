@@ -25,7 +25,7 @@ struct MemoryLog {
 
 #[async_trait]
 impl HitLog for MemoryLog {
-    async fn append(&self, records: &[LogRecord]) -> Result<Vec<usize>, PortError> {
+    async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<usize>, PortError> {
         if self.down {
             return Err(PortError::unavailable("log", "down"));
         }

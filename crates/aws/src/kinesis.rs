@@ -106,7 +106,7 @@ impl KinesisHitLog {
 
 #[async_trait]
 impl HitLog for KinesisHitLog {
-    async fn append(&self, records: &[LogRecord]) -> Result<Vec<usize>, PortError> {
-        self.put_all(records).await.map_err(Into::into)
+    async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<usize>, PortError> {
+        self.put_all(&records).await.map_err(Into::into)
     }
 }

@@ -50,7 +50,10 @@ async fn kinesis_stores_every_record_keyed_by_clientid() {
     let records: Vec<_> = (0..500)
         .map(|i| record(&format!("v{}", i % 7), i))
         .collect();
-    assert_eq!(log.append(&records).await.unwrap(), Vec::<usize>::new());
+    assert_eq!(
+        log.append(records.clone()).await.unwrap(),
+        Vec::<usize>::new()
+    );
     let stored = resources::read_stream(&kinesis, "hits").await;
     assert_eq!(stored.len(), 500);
     assert_eq!(stored[3], ("v3".to_owned(), records[3].data.clone()));
@@ -62,7 +65,7 @@ async fn kinesis_missing_stream_is_an_error_not_an_acceptance() {
     let config = moto.sdk_config().await;
     let log =
         KinesisHitLog::new(aws_sdk_kinesis::Client::new(&config), "nope").with_backoff(quick());
-    assert!(log.append(&[record("a", 0)]).await.is_err());
+    assert!(log.append(vec![record("a", 0)]).await.is_err());
 }
 
 /// A fault-injecting proxy in front of moto: moto cannot report per-record
@@ -137,7 +140,7 @@ async fn kinesis_partial_failures_are_retried_until_stored_once() {
 
     let records: Vec<_> = (0..10).map(|i| record(&format!("v{i}"), i)).collect();
     assert_eq!(
-        log.append(&records).await.unwrap(),
+        log.append(records.clone()).await.unwrap(),
         Vec::<usize>::new(),
         "all stored in the end"
     );
@@ -167,7 +170,7 @@ async fn kinesis_partial_failures_are_retried_until_stored_once() {
             ..quick()
         },
     );
-    let failed = log.append(&records[..4]).await.unwrap();
+    let failed = log.append(records[..4].to_vec()).await.unwrap();
     assert_eq!(
         failed,
         [3],

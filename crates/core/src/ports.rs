@@ -15,10 +15,11 @@ pub struct LogRecord {
 /// Durable ingest (Kinesis `PutRecords`, or the local fsync'ed log).
 #[async_trait]
 pub trait HitLog: Send + Sync {
-    /// Stores the records durably. `Ok` lists the indexes of records that
+    /// Stores the records durably (taken by value: the local log moves the
+    /// bytes into its write buffer without another copy). `Ok` lists the indexes of records that
     /// could not be stored even after retries (normally none); `Err` means
     /// none of them was stored.
-    async fn append(&self, records: &[LogRecord]) -> Result<Vec<usize>, PortError>;
+    async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<usize>, PortError>;
 }
 
 /// Lookup of one visitor's profile.

@@ -322,9 +322,9 @@ impl Drop for HitLogFile {
 
 #[async_trait]
 impl HitLog for HitLogFile {
-    async fn append(&self, records: &[LogRecord]) -> Result<Vec<usize>, PortError> {
+    async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<usize>, PortError> {
         // One local log keeps total order, so the partition key is not needed.
-        let payloads = records.iter().map(|r| r.data.clone()).collect();
+        let payloads = records.into_iter().map(|r| r.data).collect();
         self.append_payloads(payloads).await?;
         Ok(Vec::new())
     }
