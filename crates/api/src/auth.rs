@@ -2,7 +2,7 @@ use crate::JsonError;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
@@ -41,6 +41,6 @@ pub async fn require_api_key(State(key): State<ApiKey>, request: Request, next: 
             StatusCode::UNAUTHORIZED,
             "missing or invalid API key (header x-api-key)",
         )
-        .into_response_now()
+        .into_response()
     }
 }

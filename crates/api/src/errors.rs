@@ -26,10 +26,6 @@ impl JsonError {
         self.body[field] = serde_json::to_value(value).unwrap_or(Value::Null);
         self
     }
-
-    pub fn into_response_now(self) -> axum::response::Response {
-        self.into_response()
-    }
 }
 
 impl IntoResponse for JsonError {

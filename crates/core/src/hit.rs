@@ -1,7 +1,7 @@
 //! The hit event of SPEC 2: a lenient wire shape that never fails on field
 //! types (so every problem becomes a precise [`HitError`]), then validation.
 
-use crate::time::{check_event_bounds, parse_rfc3339_millis, write_rfc3339_millis};
+use crate::time::{MIN_EVENT_MS, check_event_bounds, parse_rfc3339_millis, write_rfc3339_millis};
 use crate::{Gender, HitError, validate_clientid};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -163,10 +163,12 @@ impl WireHit<'_> {
             Field::Int(ms) => *ms,
             Field::Other => return Err(HitError::InvalidTimestamp),
         };
-        check_event_bounds(
-            ms,
-            reference_ms.unwrap_or(i64::MAX - crate::time::MAX_FUTURE_MS),
-        )?;
+        match reference_ms {
+            Some(reference) => check_event_bounds(ms, reference)?,
+            // Raw lines have no reference time: only the lower bound applies.
+            None if ms < MIN_EVENT_MS => return Err(HitError::TimestampTooOld),
+            None => {}
+        }
         Ok(Some(ms))
     }
 
@@ -195,7 +197,7 @@ impl<'a> WireHit<'a> {
         let event_ms = self.event_ms(None)?.ok_or(HitError::MissingTimestamp)?;
         self.clientid()?;
         let Field::Str(clientid) = self.clientid else {
-            unreachable!("checked above")
+            return Err(HitError::InvalidClientId);
         };
         Ok(Hit {
             clientid,
