@@ -154,13 +154,13 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
     s3_backup_mode = "Enabled"
 
     s3_backup_configuration {
-      role_arn           = aws_iam_role.this.arn
-      bucket_arn         = var.backup_bucket_arn
-      prefix             = "source/dt=!{timestamp:yyyy-MM-dd}/"
+      role_arn            = aws_iam_role.this.arn
+      bucket_arn          = var.backup_bucket_arn
+      prefix              = "source/dt=!{timestamp:yyyy-MM-dd}/"
       error_output_prefix = "errors/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
-      compression_format = "GZIP"
-      buffering_interval = 300
-      buffering_size     = 64
+      compression_format  = "GZIP"
+      buffering_interval  = 300
+      buffering_size      = 64
 
       cloudwatch_logging_options {
         enabled         = true
