@@ -263,9 +263,11 @@ module "alarms" {
     daily     = module.daily.function_name
   }
 
+  # <name>-curate-dlq, <name>-daily-async-dlq, <name>-daily-schedule-dlq:
+  # one queue (and alarm) per path, distinct physical names.
   dead_letter_queue_names = {
     curate         = module.curate_trigger.dlq_name
-    daily          = module.daily.dead_letter_queue_name
+    daily_async    = module.daily.dead_letter_queue_name
     daily_schedule = module.daily_schedule.dlq_name
   }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Contract between terraform/ and the Rust code (issue #4, part 4).
+"""Contract between terraform/ and the Rust code, and checks of terraform/ itself.
 
 Runs with plain Python (`python tests/contract/test_contract.py`, last line
 "N passed, M failed") or under pytest (every check is a test_ function).
@@ -446,6 +446,51 @@ def test_names_carry_project_and_environment():
             if arg in body:
                 value = unwrap(body[arg])
                 assert value.startswith("${local.name}") or "local.name" in value, f"module {name}: {arg} = {value!r}"
+
+
+def test_physical_names_are_unique():
+    # Two resources of one type with one physical name (e.g. two SQS queues
+    # <prefix>-daily-dlq) fail at apply time, or worse, one silently adopts the
+    # other's: evaluate every name from the module inputs and compare.
+    import tf_names
+
+    names, unresolved = tf_names.physical_names(TF)
+    assert not unresolved, "names tf_names.py could not evaluate (extend it):\n" + "\n".join(f"{a}: {r}" for a, r in unresolved)
+    dups = tf_names.duplicates(names)
+    assert not dups, "resources sharing one physical name:\n" + "\n".join(
+        f"{t} {n!r}: {', '.join(a)}" for (t, _, n), a in dups.items()
+    )
+    # Guards the evaluation itself: these names must come out exactly.
+    got = {(t, n) for (t, _, n) in names}
+    for expected in [
+        ("aws_sqs_queue", "gender-dev-curate-dlq"),
+        ("aws_sqs_queue", "gender-dev-daily-async-dlq"),
+        ("aws_sqs_queue", "gender-dev-daily-schedule-dlq"),
+        ("aws_lambda_function", "gender-dev-http"),
+        ("aws_cloudwatch_log_group", "/aws/lambda/gender-dev-http"),
+        ("aws_cloudwatch_metric_alarm", "gender-dev-lambda-http-errors"),
+        ("aws_iam_role", "gender-dev-hits-firehose"),
+        ("aws_glue_catalog_database", "gender_dev"),
+    ]:
+        assert expected in got, f"{expected} not among the evaluated names: {sorted(got)}"
+    assert len(names) >= 60, len(names)
+
+
+def test_physical_name_check_reports_a_planted_duplicate():
+    # fixtures/duplicate_names: the layout with two queues <prefix>-daily-dlq.
+    import tf_names
+
+    names, unresolved = tf_names.physical_names(Path(__file__).resolve().parent / "fixtures/duplicate_names")
+    assert not unresolved, unresolved
+    dups = tf_names.duplicates(names)
+    assert set(dups) == {("aws_sqs_queue", None, "gender-dev-daily-dlq")}, dups
+    assert sorted(dups[("aws_sqs_queue", None, "gender-dev-daily-dlq")]) == [
+        "module.daily.aws_sqs_queue.dlq[0]",
+        "module.daily_schedule.aws_sqs_queue.dlq",
+    ]
+    # The count-switched queue of module.curate does not exist, so it collides with nothing.
+    assert ("aws_sqs_queue", None, "gender-dev-curate-dlq") in names
+    assert names[("aws_sqs_queue", None, "gender-dev-curate-dlq")] == ["aws_sqs_queue.curate_dlq"]
 
 
 def test_schema_check_reports_the_planted_mistakes():

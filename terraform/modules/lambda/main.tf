@@ -52,11 +52,11 @@ resource "aws_iam_role_policy" "this" {
 resource "aws_sqs_queue" "dlq" {
   count = var.create_dead_letter_queue ? 1 : 0
 
-  name                      = "${var.name}-dlq"
+  name                      = "${var.name}-async-dlq"
   message_retention_seconds = 1209600
   sqs_managed_sse_enabled   = true
 
-  tags = merge(var.tags, { Name = "${var.name}-dlq", module = "lambda" })
+  tags = merge(var.tags, { Name = "${var.name}-async-dlq", module = "lambda" })
 }
 
 # Concern: the dead-letter queue of asynchronous invocations.

@@ -8,11 +8,11 @@ resource "aws_cloudwatch_event_rule" "this" {
 
 # Events EventBridge could not deliver to the function (after retry_attempts).
 resource "aws_sqs_queue" "dlq" {
-  name                      = "${var.name}-dlq"
+  name                      = "${var.name}-schedule-dlq"
   message_retention_seconds = 1209600
   sqs_managed_sse_enabled   = true
 
-  tags = merge(var.tags, { Name = "${var.name}-dlq", module = "schedule" })
+  tags = merge(var.tags, { Name = "${var.name}-schedule-dlq", module = "schedule" })
 }
 
 data "aws_iam_policy_document" "dlq" {
