@@ -9,6 +9,10 @@ locals {
   account_id    = data.aws_caller_identity.current.account_id
   artifacts_dir = coalesce(var.lambda_artifacts_dir, "${path.root}/../target/lambda")
 
+  # Where Firehose puts records it could not deliver, in the raw and the
+  # backup bucket: both buckets expire it, an alarm watches the raw one.
+  error_prefix = "errors/"
+
   tags = merge(var.tags, {
     project     = var.project
     environment = var.environment
@@ -35,7 +39,7 @@ module "raw_bucket" {
   force_destroy = var.force_destroy
   lifecycle_rules = [
     { id = "raw", prefix = "raw/", expiration_days = var.raw_expiration_days },
-    { id = "errors", prefix = "errors/", expiration_days = var.raw_expiration_days },
+    { id = "errors", prefix = local.error_prefix, expiration_days = var.raw_expiration_days },
   ]
   tags = local.tags
 }
@@ -66,6 +70,8 @@ module "backup_bucket" {
       transition_storage_class = "GLACIER_IR"
       expiration_days          = var.backup_expiration_days
     },
+    # Backup deliveries that failed (BackupToS3.Success alarm): same retention.
+    { id = "errors", prefix = local.error_prefix, expiration_days = var.backup_expiration_days },
   ]
   tags = local.tags
 }
@@ -196,7 +202,7 @@ module "delivery" {
   transform_function_arn     = module.transform.arn
   buffering_interval_seconds = var.firehose_buffering_interval_seconds
   buffering_size_mb          = var.firehose_buffering_size_mb
-  processor_buffer_size_mb   = 1
+  error_prefix               = local.error_prefix
   log_retention_days         = var.log_retention_days
   tags                       = local.tags
 }
@@ -255,6 +261,13 @@ module "alarms" {
   stream_name               = module.stream.name
   iterator_age_threshold_ms = var.kinesis_iterator_age_threshold_ms
   delivery_stream_name      = module.delivery.name
+
+  # Records Firehose wrote to <raw bucket>/errors/ after their hits got a 202.
+  error_records_bucket_name = module.raw_bucket.name
+  error_records_prefix      = module.delivery.error_prefix
+
+  curate_queue_name                  = module.curate_trigger.queue_name
+  curate_queue_age_threshold_seconds = var.curate_queue_age_threshold_seconds
 
   function_names = {
     http      = module.http.function_name

@@ -100,13 +100,13 @@ variable "force_destroy" {
 }
 
 variable "firehose_buffering_interval_seconds" {
-  description = "Seconds Firehose buffers before writing a raw object (0..900)."
+  description = "Seconds Firehose buffers before writing a raw object (60..900: zero buffering is not available with dynamic partitioning)."
   type        = number
   default     = 60
 
   validation {
-    condition     = var.firehose_buffering_interval_seconds >= 0 && var.firehose_buffering_interval_seconds <= 900
-    error_message = "firehose_buffering_interval_seconds must be between 0 and 900."
+    condition     = var.firehose_buffering_interval_seconds >= 60 && var.firehose_buffering_interval_seconds <= 900
+    error_message = "firehose_buffering_interval_seconds must be between 60 and 900: zero buffering is not available with dynamic partitioning."
   }
 }
 
@@ -277,5 +277,16 @@ variable "kinesis_iterator_age_threshold_ms" {
   validation {
     condition     = var.kinesis_iterator_age_threshold_ms > 0
     error_message = "kinesis_iterator_age_threshold_ms must be > 0."
+  }
+}
+
+variable "curate_queue_age_threshold_seconds" {
+  description = "Alarm when the oldest message of the curate queue is older than this (s): raw objects wait for curate (backlog, or a message failing until it reaches the dead-letter queue)."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.curate_queue_age_threshold_seconds >= 60
+    error_message = "curate_queue_age_threshold_seconds must be >= 60 (Firehose writes a raw object every 60 s at most)."
   }
 }

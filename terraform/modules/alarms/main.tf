@@ -75,6 +75,77 @@ resource "aws_cloudwatch_metric_alarm" "delivery_failures" {
   tags = merge(var.tags, { Name = "${var.name}-firehose-${each.key}-failures", module = "alarms" })
 }
 
+# Hits whose dates span more than 500 dt= values inside one buffer exceed the
+# active-partition quota: Firehose writes the rest to the error prefix
+# (activePartitionExceeded), after the producer got its 202. 1 = exceeded.
+resource "aws_cloudwatch_metric_alarm" "partition_count_exceeded" {
+  alarm_name          = "${var.name}-firehose-partition-count-exceeded"
+  alarm_description   = "Firehose exceeded its active dynamic-partition quota: records went to the error prefix instead of raw/."
+  namespace           = "AWS/Firehose"
+  metric_name         = "PartitionCountExceeded"
+  dimensions          = { DeliveryStreamName = var.delivery_stream_name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.this.arn]
+  ok_actions          = [aws_sns_topic.this.arn]
+
+  tags = merge(var.tags, { Name = "${var.name}-firehose-partition-count-exceeded", module = "alarms" })
+}
+
+# S3 request metrics for the error prefix: any PUT there is a record that was
+# accepted (202) but did not reach raw/: ProcessingFailed from the transform,
+# activePartitionExceeded, or a delivery that failed after its retries.
+resource "aws_s3_bucket_metric" "error_records" {
+  bucket = var.error_records_bucket_name
+  name   = "firehose-error-records"
+
+  filter {
+    prefix = var.error_records_prefix
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "error_records" {
+  alarm_name          = "${var.name}-firehose-error-records"
+  alarm_description   = "Firehose wrote objects to ${var.error_records_prefix} of ${var.error_records_bucket_name}: hits that got a 202 are not in raw/ (inspect the error type in the key)."
+  namespace           = "AWS/S3"
+  metric_name         = "PutRequests"
+  dimensions          = { BucketName = var.error_records_bucket_name, FilterId = aws_s3_bucket_metric.error_records.name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.this.arn]
+  ok_actions          = [aws_sns_topic.this.arn]
+
+  tags = merge(var.tags, { Name = "${var.name}-firehose-error-records", module = "alarms" })
+}
+
+# Raw objects wait for curate: a backlog (curate slower than Firehose, or
+# throttled) or a message that keeps failing until it reaches the DLQ.
+resource "aws_cloudwatch_metric_alarm" "curate_queue_age" {
+  alarm_name          = "${var.name}-curate-queue-age"
+  alarm_description   = "The oldest raw-object notification in ${var.curate_queue_name} waits longer than ${var.curate_queue_age_threshold_seconds} s: lookups lag behind ingest."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateAgeOfOldestMessage"
+  dimensions          = { QueueName = var.curate_queue_name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.curate_queue_age_threshold_seconds
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.this.arn]
+  ok_actions          = [aws_sns_topic.this.arn]
+
+  tags = merge(var.tags, { Name = "${var.name}-curate-queue-age", module = "alarms" })
+}
+
 resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
   for_each = var.function_names
 

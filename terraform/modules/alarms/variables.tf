@@ -46,6 +46,38 @@ variable "data_freshness_threshold_seconds" {
   }
 }
 
+variable "error_records_bucket_name" {
+  description = "Bucket whose error prefix receives the records Firehose could not deliver (the raw bucket)."
+  type        = string
+}
+
+variable "error_records_prefix" {
+  description = "Firehose's error output prefix in that bucket (a request-metrics filter watches it)."
+  type        = string
+  default     = "errors/"
+
+  validation {
+    condition     = endswith(var.error_records_prefix, "/") && length(var.error_records_prefix) > 1
+    error_message = "error_records_prefix must be a non-empty prefix ending in '/'."
+  }
+}
+
+variable "curate_queue_name" {
+  description = "The curate queue (S3 notifications of raw objects), watched for the age of its oldest message."
+  type        = string
+}
+
+variable "curate_queue_age_threshold_seconds" {
+  description = "Alarm when the curate queue's oldest message is older than this (s)."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.curate_queue_age_threshold_seconds >= 60
+    error_message = "curate_queue_age_threshold_seconds must be >= 60."
+  }
+}
+
 variable "function_names" {
   description = "Lambda functions whose Errors are alarmed on, by short name (http, transform, curate, daily)."
   type        = map(string)

@@ -117,8 +117,11 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
     bucket_arn = var.raw_bucket_arn
 
     # SPEC 5: raw/dt=YYYY-MM-DD/<unique name>, plain NDJSON (curate reads it uncompressed).
+    # Records Firehose cannot deliver there (ProcessingFailed from the
+    # transform, more than 500 active dt partitions, S3 failures after the
+    # retry duration) go to the error prefix, by error type.
     prefix              = "raw/dt=!{partitionKeyFromLambda:dt}/"
-    error_output_prefix = "errors/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
+    error_output_prefix = "${var.error_prefix}!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
     compression_format  = "UNCOMPRESSED"
     buffering_interval  = var.buffering_interval_seconds
     buffering_size      = var.buffering_size_mb
@@ -139,15 +142,11 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
           parameter_value = "${var.transform_function_arn}:$LATEST"
         }
 
-        parameters {
-          parameter_name  = "BufferSizeInMBs"
-          parameter_value = tostring(var.processor_buffer_size_mb)
-        }
-
-        parameters {
-          parameter_name  = "BufferIntervalInSeconds"
-          parameter_value = "60"
-        }
+        # No BufferSizeInMBs / BufferIntervalInSeconds: Firehose's defaults
+        # (1 MB, 60 s) are what the transform wants (1 MB of hits answers in
+        # well under Lambda's 6 MB response limit), and the provider does not
+        # store a parameter equal to its default, so writing them here would
+        # show a diff on every plan.
       }
     }
 
@@ -157,7 +156,7 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
       role_arn            = aws_iam_role.this.arn
       bucket_arn          = var.backup_bucket_arn
       prefix              = "source/dt=!{timestamp:yyyy-MM-dd}/"
-      error_output_prefix = "errors/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
+      error_output_prefix = "${var.error_prefix}!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/"
       compression_format  = "GZIP"
       buffering_interval  = 300
       buffering_size      = 64

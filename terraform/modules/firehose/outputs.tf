@@ -12,3 +12,8 @@ output "role_arn" {
   description = "ARN of the delivery stream's IAM role."
   value       = aws_iam_role.this.arn
 }
+
+output "error_prefix" {
+  description = "Key prefix of the records Firehose could not deliver (raw and backup buckets)."
+  value       = var.error_prefix
+}

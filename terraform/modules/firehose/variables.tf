@@ -24,13 +24,13 @@ variable "transform_function_arn" {
 }
 
 variable "buffering_interval_seconds" {
-  description = "Seconds Firehose buffers before writing an object (0..900)."
+  description = "Seconds Firehose buffers before writing an object (60..900: zero buffering is not available with dynamic partitioning)."
   type        = number
   default     = 60
 
   validation {
-    condition     = var.buffering_interval_seconds >= 0 && var.buffering_interval_seconds <= 900
-    error_message = "buffering_interval_seconds must be between 0 and 900."
+    condition     = var.buffering_interval_seconds >= 60 && var.buffering_interval_seconds <= 900
+    error_message = "buffering_interval_seconds must be between 60 and 900: zero buffering is not available with dynamic partitioning."
   }
 }
 
@@ -45,14 +45,14 @@ variable "buffering_size_mb" {
   }
 }
 
-variable "processor_buffer_size_mb" {
-  description = "MB of source records per transform invocation (1..3): transformed records roughly double and a Lambda response is limited to 6 MB."
-  type        = number
-  default     = 1
+variable "error_prefix" {
+  description = "Key prefix of records Firehose could not deliver, in the raw bucket and in the backup bucket (<prefix><error type>/dt=YYYY-MM-DD/). Give it a lifecycle rule and an alarm."
+  type        = string
+  default     = "errors/"
 
   validation {
-    condition     = var.processor_buffer_size_mb >= 1 && var.processor_buffer_size_mb <= 3
-    error_message = "processor_buffer_size_mb must be between 1 and 3."
+    condition     = can(regex("^[a-z0-9-]+/$", var.error_prefix)) && var.error_prefix != "raw/" && var.error_prefix != "source/"
+    error_message = "error_prefix must be one path segment ending in '/', other than raw/ and source/."
   }
 }
 
