@@ -3,7 +3,8 @@
 # tests/contract/test_contract.py checks that each role's actions are exactly
 # those the function's SDK calls need (README "AWS functions").
 
-# ---- gender-http: Kinesis PutRecords (POST /hits), DynamoDB GetItem (GET /gender, /health)
+# ---- gender-http: Kinesis PutRecords (POST /hits), DynamoDB GetItem (GET /gender,
+# /health), SSM GetParameter of its API key (cold start)
 
 data "aws_iam_policy_document" "http_kinesis" {
   statement {
@@ -18,6 +19,18 @@ data "aws_iam_policy_document" "http_dynamodb" {
     sid       = "ReadProfiles"
     actions   = ["dynamodb:GetItem"]
     resources = [module.profiles.arn]
+  }
+}
+
+# GetParameter with WithDecryption = true. No kms:Decrypt here: the parameter
+# is encrypted with the AWS managed key aws/ssm, whose key policy lets
+# principals of the account decrypt through SSM; who reads the value is
+# decided by ssm:GetParameter on this one parameter.
+data "aws_iam_policy_document" "http_api_key" {
+  statement {
+    sid       = "ReadApiKey"
+    actions   = ["ssm:GetParameter"]
+    resources = [aws_ssm_parameter.api_key.arn]
   }
 }
 

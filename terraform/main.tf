@@ -87,10 +87,21 @@ module "profiles" {
 
 # ---------------------------------------------------------------- functions
 
-# The x-api-key credential of SPEC 4, checked by the function's Router.
+# The x-api-key credential of SPEC 4, checked by the function's Router. It
+# lives in SSM Parameter Store as a SecureString (encrypted with the AWS
+# managed key aws/ssm); gender-http reads it once per cold start. It is not an
+# environment variable, which lambda:GetFunctionConfiguration would show.
 resource "random_password" "api_key" {
   length  = 40
   special = false
+}
+
+resource "aws_ssm_parameter" "api_key" {
+  name        = "/${var.project}/${var.environment}/api-key"
+  description = "x-api-key credential of the ${local.name} HTTP API (read by ${local.name}-http at cold start)"
+  type        = "SecureString"
+  value       = random_password.api_key.result
+  #checkov:skip=CKV_AWS_337:the AWS managed key aws/ssm is enough here: who may read the key is decided by ssm:GetParameter on this one parameter (only the http role has it); a customer managed key would add a key policy and per-role kms:Decrypt grants for no narrower access
 }
 
 module "http" {
@@ -108,12 +119,14 @@ module "http" {
   environment_variables = {
     HITS_STREAM_NAME    = module.stream.name
     PROFILES_TABLE_NAME = module.profiles.name
-    API_KEY             = random_password.api_key.result
+    API_KEY_PARAMETER   = aws_ssm_parameter.api_key.name
+    MAX_BODY_BYTES      = tostring(var.max_body_bytes)
   }
 
   policy_documents = {
     kinesis  = data.aws_iam_policy_document.http_kinesis.json
     dynamodb = data.aws_iam_policy_document.http_dynamodb.json
+    api_key  = data.aws_iam_policy_document.http_api_key.json
   }
 
   tags = local.tags

@@ -1,12 +1,17 @@
 output "api_url" {
-  description = "Base URL of the HTTP API: POST <api_url>/hits, GET <api_url>/gender/{clientid}."
+  description = "Base URL of the HTTP API, no trailing slash: POST <api_url>/hits, GET <api_url>/gender/{clientid}."
   value       = module.api.url
 }
 
 output "api_key" {
-  description = "The x-api-key credential (SPEC 4). Read it with: terraform output -raw api_key"
+  description = "The x-api-key credential (SPEC 4). Read it with: terraform output -raw api_key (or from SSM, see api_key_parameter)."
   value       = random_password.api_key.result
   sensitive   = true
+}
+
+output "api_key_parameter" {
+  description = "SSM SecureString holding the API key: aws ssm get-parameter --with-decryption --name <this>."
+  value       = aws_ssm_parameter.api_key.name
 }
 
 output "raw_bucket" {

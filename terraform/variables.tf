@@ -133,7 +133,7 @@ variable "lambda_memory_mb" {
 }
 
 variable "lambda_timeout_seconds" {
-  description = "Timeout (s) per function: http (API Gateway waits 29 s at most), transform (Firehose waits 5 min at most), curate, daily."
+  description = "Timeout (s) per function: http (below API Gateway's 30 s integration timeout, so a slow request ends in the function's JSON 503 or Lambda's error before API Gateway gives up), transform (Firehose waits 5 min at most), curate, daily."
   type        = object({ http = number, transform = number, curate = number, daily = number })
   default     = { http = 29, transform = 120, curate = 300, daily = 900 }
 
@@ -171,13 +171,24 @@ variable "log_retention_days" {
 }
 
 variable "log_level" {
-  description = "Application log level of the functions."
+  description = "Application log level of the functions: what Lambda accepts (TRACE, DEBUG, INFO, WARN, ERROR, FATAL). The functions log at ERROR at most, so FATAL shows errors only."
   type        = string
   default     = "INFO"
 
   validation {
     condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.log_level)
     error_message = "log_level must be TRACE, DEBUG, INFO, WARN, ERROR or FATAL."
+  }
+}
+
+variable "max_body_bytes" {
+  description = "Largest POST /hits body the http function accepts (MAX_BODY_BYTES), in bytes; larger bodies get a JSON 413. Default 4 MiB, not SPEC 3's 5 MiB: API Gateway may base64-encode the body into the Lambda event (4/3 larger) and a synchronous invocation carries at most 6 MB, so 4 MiB (5,592,408 bytes base64) plus the event envelope is the most that fits."
+  type        = number
+  default     = 4194304
+
+  validation {
+    condition     = var.max_body_bytes >= 1024 && var.max_body_bytes <= 4194304 && floor(var.max_body_bytes) == var.max_body_bytes
+    error_message = "max_body_bytes must be a whole number between 1024 and 4194304 (4 MiB): a larger body, base64-encoded by API Gateway, plus the event envelope would exceed Lambda's 6 MB synchronous payload limit and be rejected before the function runs."
   }
 }
 

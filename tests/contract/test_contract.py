@@ -6,14 +6,17 @@ Runs with plain Python (`python tests/contract/test_contract.py`, last line
 
 What is derived from the Rust sources (never written down twice):
 - the functions: every crate under functions/ and its [[bin]] name;
-- the environment each function reads: required_env("...") and
-  std::env::var("...") in functions/<crate>/src;
+- the environment each function reads: the string literal (or the &str
+  constant) passed to an env helper (`required_env`, `optional_env`,
+  `parsed_env`, any `*_env`) or to `std::env::var` in functions/<crate>/src;
 - the AWS operations each function makes: the adapters its crate constructs
   (`DynamoProfiles::new`, `S3ObjectStore::new`, `KinesisHitLog::new`), the
   port-trait methods of those adapters that its code path calls (its own
   sources, the gender-pipeline functions it imports, the whole gender-api
   Router for http), and the SDK calls (`.client.<op>()`) each such method
-  reaches inside crates/aws/src, following `self.<fn>(` calls;
+  reaches inside crates/aws/src, following `self.<fn>(` calls; plus the SDK
+  calls a function makes itself (`<client>.<op>()...send()` in its sources,
+  e.g. http's SSM GetParameter of its API key);
 - the Router's routes and the DynamoDB key and TTL attribute names.
 What is written here: the table from SDK operation to IAM actions, and the
 actions that a trigger (not the code) needs.
@@ -41,6 +44,7 @@ SDK_TO_IAM = {
     "get_object": {"s3:GetObject"},
     "list_objects_v2": {"s3:ListBucket"},
     "delete_object": {"s3:DeleteObject"},
+    "get_parameter": {"ssm:GetParameter"},
 }
 TRANSACT_ITEM_TO_IAM = {
     "Put": "dynamodb:PutItem",
@@ -52,7 +56,7 @@ TRANSACT_ITEM_TO_IAM = {
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 SQS_EVENT_SOURCE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 ASYNC_DLQ_ACTIONS = {"sqs:SendMessage"}
-# Read by crates/lambda-support, set by Lambda itself from logging_config.
+# Read by crates/lambda, set by Lambda itself from logging_config.
 RUNTIME_ENV = {"AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL", "RUST_LOG"}
 ADAPTERS = {"KinesisHitLog": "kinesis.rs", "S3ObjectStore": "s3.rs", "DynamoProfiles": "dynamodb.rs"}
 
@@ -124,8 +128,28 @@ def trait_methods(rust, adapter):
     return methods
 
 
+def strip_test_modules(rust):
+    """Drops `#[cfg(test)] mod x { ... }` blocks: test code is not the function's."""
+    while True:
+        m = re.search(r"#\[cfg\(test\)\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+\w+\s*\{", rust)
+        if not m:
+            return rust
+        depth = 0
+        for j in range(m.end() - 1, len(rust)):
+            depth += {"{": 1, "}": -1}.get(rust[j], 0)
+            if depth == 0:
+                rust = rust[: m.start()] + rust[j + 1 :]
+                break
+        else:
+            return rust[: m.start()]
+
+
 def rust_sources(path):
-    return {p: strip_comments(p.read_text()) for p in sorted(Path(path).glob("*.rs")) if p.name != "tests.rs"}
+    return {
+        p: strip_test_modules(strip_comments(p.read_text()))
+        for p in sorted(Path(path).glob("*.rs"))
+        if p.name != "tests.rs"
+    }
 
 
 # ------------------------------------------------------------------ facts from the code
@@ -141,12 +165,42 @@ def function_crates():
     return crates
 
 
-def env_read(crate):
+# An environment read: an env helper (required_env, optional_env, parsed_env,
+# ...) or std::env::var / var_os, with a string literal or a constant name as
+# its first argument.
+ENV_READ = re.compile(r'\b(?:\w+_env|env::var|env::var_os)(?:::<[^>]*>)?\(\s*(?:"([A-Z][A-Z0-9_]*)"|([A-Z][A-Z0-9_]*)\s*[,)])')
+
+
+def env_names(texts):
+    consts = {}
+    for text in texts:
+        consts.update(re.findall(r'\bconst\s+([A-Z][A-Z0-9_]*)\s*:\s*&(?:\'static\s+)?str\s*=\s*"([A-Z][A-Z0-9_]*)"', text))
     names = set()
-    for text in rust_sources(ROOT / "functions" / crate / "src").values():
-        names |= set(re.findall(r'required_env\("([A-Z0-9_]+)"\)', text))
-        names |= set(re.findall(r'std::env::var\("([A-Z0-9_]+)"\)', text))
+    for text in texts:
+        for literal, const in ENV_READ.findall(text):
+            if literal:
+                names.add(literal)
+            else:
+                assert const in consts, f"environment read through {const}, which is not a &str constant of these sources"
+                names.add(consts[const])
     return names
+
+
+def env_read(crate):
+    return env_names(list(rust_sources(ROOT / "functions" / crate / "src").values()))
+
+
+# A direct SDK call: `<client>.<op>()` followed by builder setters and `.send()`.
+SDK_CALL = re.compile(r"\.\s*(\w+)\(\)((?:\s*\.\s*\w+\((?:[^()]|\([^()]*\))*\))*)\s*\.\s*send\(\)")
+
+
+def direct_sdk_calls(crate):
+    """Operations a function crate calls on SDK clients itself (not through an adapter)."""
+    ops = set()
+    for text in rust_sources(ROOT / "functions" / crate / "src").values():
+        if "aws_sdk_" in text:
+            ops |= set(m.group(1) for m in SDK_CALL.finditer(text))
+    return ops
 
 
 def adapter_model():
@@ -211,6 +265,7 @@ def expected_operations(crate, model):
                         keep_raw_false |= ops
                     else:
                         always |= ops
+    always |= direct_sdk_calls(crate)
     return always, keep_raw_false - always, used
 
 
@@ -333,9 +388,8 @@ def test_environment_variables_are_exactly_those_the_code_reads():
         assert tf_env == env_read(crate), f"{crate}: terraform sets {sorted(tf_env)}, code reads {sorted(env_read(crate))}"
     # Everything else read anywhere in the Lambda path is set by the runtime.
     other = set()
-    for path in ("crates/aws/src", "crates/lambda-support/src"):
-        for text in rust_sources(ROOT / path).values():
-            other |= set(re.findall(r'std::env::var\("([A-Z0-9_]+)"\)', text))
+    for path in ("crates/aws/src", "crates/lambda/src"):
+        other |= env_names(list(rust_sources(ROOT / path).values()))
     assert other <= RUNTIME_ENV, f"variables read outside the function crates: {sorted(other - RUNTIME_ENV)}"
 
 
@@ -367,7 +421,7 @@ def test_operations_derived_from_the_code_are_the_known_ones():
     # Guards the derivation itself: if the sources change shape so that the
     # regexes stop seeing calls, this fails instead of the contract passing empty.
     got = {crate: expected_operations(crate, MODEL)[:2] for crate in CRATES}
-    assert got["http"] == ({"put_records", "get_item"}, set()), got["http"]
+    assert got["http"] == ({"put_records", "get_item", "get_parameter"}, set()), got["http"]
     assert got["transform"] == (set(), set()), got["transform"]
     assert got["curate"] == ({"get_object", "put_object", "transact_write_items", "update_item"}, {"delete_object"}), got["curate"]
     assert got["daily"] == ({"list_objects_v2", "get_object", "put_object", "scan", "update_item"}, set()), got["daily"]
@@ -466,6 +520,61 @@ def test_every_prefix_firehose_writes_expires():
     assert ev_delivery.value(unwrap(s3["error_output_prefix"])).startswith(ev_delivery.reference("var.error_prefix"))
 
 
+def test_api_key_lives_in_ssm_and_only_http_reads_it():
+    call = CALLS[call_for_binary(CRATES["http"])[0]]
+    env = unwrap(call["environment_variables"])
+    assert "API_KEY" not in env, "the key must not be an environment variable (lambda:GetFunctionConfiguration shows those)"
+    assert env["API_KEY_PARAMETER"] == "${aws_ssm_parameter.api_key.name}"
+    param = typed(ROOT_DOC, "resource")[("aws_ssm_parameter", "api_key")]
+    assert unwrap(param["type"]) == "SecureString"
+    assert unwrap(param["value"]) == "${random_password.api_key.result}"
+    assert "key_id" not in param, "a customer managed key needs kms:Decrypt (with kms:ViaService) in the http role"
+    grants = []
+    for name in lambda_calls():
+        for actions, resources, _ in role_statements(name):
+            if any(a.startswith("ssm:") or a.startswith("kms:") for a in actions):
+                grants.append((name, sorted(actions), resources))
+    assert grants == [("http", ["ssm:GetParameter"], ["${aws_ssm_parameter.api_key.arn}"])], grants
+    assert unwrap(named(ROOT_DOC, "output")["api_key"]["sensitive"]) is True
+
+
+def test_body_limit_is_passed_and_matches_the_code_default():
+    call = CALLS[call_for_binary(CRATES["http"])[0]]
+    assert unwrap(call["environment_variables"])["MAX_BODY_BYTES"] == "${tostring(var.max_body_bytes)}"
+    default = unwrap(named(ROOT_DOC, "variable")["max_body_bytes"]["default"])
+    assert default == 4 * 1024 * 1024
+    # 4 MiB base64-encoded, plus room for the event envelope, under Lambda's 6 MB.
+    assert -(-default // 3) * 4 == 5_592_408 < 6_000_000
+    code = "\n".join(rust_sources(ROOT / "functions/http/src").values())
+    m = re.search(r"DEFAULT_MAX_BODY_BYTES\s*:\s*usize\s*=\s*([\d_ *]+);", code)
+    if m:  # the function's own default, when it names one
+        assert eval(m.group(1).replace("_", ""), {"__builtins__": {}}) == default, m.group(0)  # noqa: S307
+
+
+def test_timeout_chain_ends_inside_api_gateway():
+    # SDK timeouts < the function's request deadline < the Lambda timeout <
+    # API Gateway's integration timeout (30 s for HTTP APIs, not raisable).
+    integration = typed(load_tf(TF / "modules/api"), "resource")[("aws_apigatewayv2_integration", "this")]
+    assert unwrap(integration["integration_method"]) == "POST"
+    api_timeout_s = unwrap(integration["timeout_milliseconds"]) / 1000
+    assert api_timeout_s <= 30
+    timeouts = named(ROOT_DOC, "variable")["lambda_timeout_seconds"]
+    http_default = unwrap(timeouts["default"])["http"]
+    assert http_default < api_timeout_s, (http_default, api_timeout_s)
+    assert validation_accepts(timeouts, {**unwrap(timeouts["default"]), "http": 29})
+    assert not validation_accepts(timeouts, {**unwrap(timeouts["default"]), "http": int(api_timeout_s)})
+    code = "\n".join(rust_sources(ROOT / "functions/http/src").values())
+    deadline = re.search(r"REQUEST_DEADLINE\s*:\s*Duration\s*=\s*Duration::from_secs\((\d+)\)", code)
+    if deadline:  # the function's own per-request deadline, when it names one
+        assert int(deadline.group(1)) < http_default, deadline.group(0)
+
+
+def test_api_url_has_no_trailing_slash():
+    outputs = named(load_tf(TF / "modules/api"), "output")
+    assert unwrap(outputs["url"]["value"]) == '${trimsuffix(aws_apigatewayv2_stage.this.invoke_url,"/")}'
+    assert unwrap(named(ROOT_DOC, "output")["api_url"]["value"]) == "${module.api.url}"
+
+
 # ------------------------------------------------------------------ variable validations
 
 
@@ -502,6 +611,7 @@ VALIDATION_CASES = [
     ("modules/firehose", "buffering_interval_seconds", [60, 900], [0, 59, 901]),
     ("", "firehose_buffering_size_mb", [64, 128], [0, 63, 129]),
     ("modules/firehose", "buffering_size_mb", [64, 128], [1, 63, 129]),
+    ("", "max_body_bytes", [1024, 4194304], [0, 1023, 4194305, 5242880]),
     ("", "log_level", ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], ["info", "WARNING", "OFF", ""]),
     ("modules/lambda", "log_level", ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], ["info", "WARNING", "OFF"]),
     ("", "curate_queue_age_threshold_seconds", [60, 900], [0, 59]),

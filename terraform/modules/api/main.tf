@@ -7,11 +7,16 @@ resource "aws_apigatewayv2_api" "this" {
 }
 
 resource "aws_apigatewayv2_integration" "this" {
-  api_id                 = aws_apigatewayv2_api.this.id
-  integration_type       = "AWS_PROXY"
-  integration_uri        = var.function_invoke_arn
+  api_id           = aws_apigatewayv2_api.this.id
+  integration_type = "AWS_PROXY"
+  integration_uri  = var.function_invoke_arn
+  # Lambda is invoked with POST whatever the client's method; explicit, so the
+  # plan does not depend on a provider default.
+  integration_method     = "POST"
   payload_format_version = "2.0"
-  timeout_milliseconds   = 29000
+  # The HTTP API maximum (30 s, not raisable). The function's own timeout
+  # (<= 29 s) and its per-request deadline end a slow request first.
+  timeout_milliseconds = 30000
 }
 
 resource "aws_apigatewayv2_route" "this" {

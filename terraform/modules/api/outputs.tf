@@ -1,6 +1,7 @@
 output "url" {
-  description = "Base URL of the API ($default stage), e.g. <url>/hits."
-  value       = aws_apigatewayv2_stage.this.invoke_url
+  description = "Base URL of the API ($default stage) without a trailing slash, e.g. <url>/hits."
+  # The $default stage's invoke_url ends in "/": "$URL/health" would request //health.
+  value = trimsuffix(aws_apigatewayv2_stage.this.invoke_url, "/")
 }
 
 output "id" {

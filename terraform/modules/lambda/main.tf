@@ -94,7 +94,7 @@ resource "aws_lambda_function" "this" {
   #checkov:skip=CKV_AWS_115:reserved concurrency is a per-function variable (reserved_concurrency); -1 by default so a small account's pool is not carved up
   #checkov:skip=CKV_AWS_116:a DLQ applies only to asynchronous invocations: created when create_dead_letter_queue (daily); http and transform are synchronous, curate's DLQ is its source queue's redrive policy
   #checkov:skip=CKV_AWS_117:the functions call only public AWS APIs (Kinesis, S3, DynamoDB); a VPC would add NAT or endpoint cost and cold-start latency for no isolation gain
-  #checkov:skip=CKV_AWS_173:environment variables hold names and the API key; Lambda encrypts them at rest with its AWS managed key
+  #checkov:skip=CKV_AWS_173:environment variables hold resource names and limits only (the API key is in SSM Parameter Store); Lambda encrypts them at rest with its AWS managed key
   #checkov:skip=CKV_AWS_272:code signing needs a signing profile and pipeline; the zips are built reproducibly by scripts/build-lambdas
   #checkov:skip=CKV_AWS_50:X-Ray tracing is optional cost; structured JSON logs carry the request ids
 

@@ -75,7 +75,7 @@ variable "log_retention_days" {
 }
 
 variable "log_level" {
-  description = "Application log level (AWS_LAMBDA_LOG_LEVEL, set by Lambda's JSON logging)."
+  description = "Application log level (AWS_LAMBDA_LOG_LEVEL, set by Lambda's JSON logging): TRACE, DEBUG, INFO, WARN, ERROR or FATAL, the values Lambda accepts."
   type        = string
   default     = "INFO"
 
