@@ -728,6 +728,31 @@ def test_physical_name_check_reports_a_planted_duplicate():
     assert names[("aws_sqs_queue", None, "gender-dev-curate-dlq")] == ["aws_sqs_queue.curate_dlq"]
 
 
+def test_provider_and_terraform_versions_are_pinned_consistently():
+    # The offline schema is derived from exact provider versions; the stack
+    # must pin exactly those (no lock file is committed), and every workflow
+    # must run one Terraform version that has GA S3 native locking (1.11).
+    import json
+
+    schema = json.loads((Path(__file__).resolve().parent / "provider_schema.json").read_text())
+    terraform_block = ROOT_DOC["terraform"][0]
+    providers = unwrap(terraform_block["required_providers"])
+    assert set(k for k in providers if k not in ("__start_line__", "__end_line__")) == {"aws", "random"}, providers
+    for name in ("aws", "random"):
+        spec = unwrap(providers[name])
+        assert spec["version"] == schema["providers"][f"hashicorp/{name}"]["version"], (name, spec)
+    assert unwrap(terraform_block["required_version"]) == ">= 1.11"
+    for module in sorted((TF / "modules").iterdir()):
+        assert unwrap(load_tf(module)["terraform"][0]["required_version"]) == ">= 1.11", module.name
+    pins = set()
+    for workflow in sorted((ROOT / ".github/workflows").glob("*.yml")):
+        pins |= set(re.findall(r'terraform_version:\s*"([^"]+)"', workflow.read_text()))
+    assert pins == {"1.11.4"}, pins
+    deploy = (ROOT / ".github/workflows/deploy.yml").read_text()
+    assert "-auto-approve" not in deploy, "apply the reviewed plan file, never an unreviewed one"
+    assert re.search(r"apply -input=false tfplan\b", deploy), "the apply job must apply the saved plan"
+
+
 def test_schema_check_reports_the_planted_mistakes():
     import tf_schema_check
 
