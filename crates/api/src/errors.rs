@@ -79,6 +79,36 @@ fn panic_response(_: Box<dyn Any + Send + 'static>) -> Response<Body> {
     JsonError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
 }
 
+/// Answers a JSON 503 with `Retry-After` when a request is not done within
+/// `deadline` (a hung storage call), so the caller never sees a gateway's
+/// own non-JSON timeout. Whether a timed-out `POST /hits` was stored is
+/// unknown: the client retries, as after any 503.
+pub fn with_request_deadline(router: Router, deadline: std::time::Duration) -> Router {
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            match tokio::time::timeout(deadline, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => {
+                    tracing::warn!(
+                        deadline_ms = deadline.as_millis() as u64,
+                        "request deadline passed"
+                    );
+                    let mut response = JsonError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "storage did not answer in time; retry",
+                    )
+                    .into_response();
+                    response.headers_mut().insert(
+                        axum::http::header::RETRY_AFTER,
+                        axum::http::HeaderValue::from_static("1"),
+                    );
+                    response
+                }
+            }
+        },
+    ))
+}
+
 /// The outermost layers every deployment uses: a JSON 404 for unknown
 /// routes, JSON bodies on every error, and panics turned into a JSON 500.
 pub fn with_edge_layers(router: Router) -> Router {

@@ -6,7 +6,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gender_core::ingest::{BatchError, BodyFormat, MAX_BODY_BYTES, Rejection, parse_batch};
+use gender_core::ingest::{BatchError, BodyFormat, Rejection, parse_batch};
 use gender_core::ports::LogRecord;
 use serde_json::json;
 
@@ -35,36 +35,35 @@ fn body_format(headers: &HeaderMap) -> Result<BodyFormat, JsonError> {
     }
 }
 
-fn too_large() -> JsonError {
+fn too_large(limit: usize) -> JsonError {
     JsonError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body over {MAX_BODY_BYTES} bytes"),
+        format!("request body over {limit} bytes"),
     )
+    .with("limit_bytes", limit)
 }
 
-/// Reads at most 5 MiB; the limit is enforced while streaming, so an
-/// oversized body is never buffered whole.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, JsonError> {
+/// Reads at most `limit` bytes (the deployment's body limit); the limit is
+/// enforced while streaming, so an oversized body is never buffered whole.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, JsonError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(too_large(limit));
     }
-    axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|e| {
-            let over_limit = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if over_limit {
-                too_large()
-            } else {
-                JsonError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("could not read request body: {e}"),
-                )
-            }
-        })
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let over_limit = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if over_limit {
+            too_large(limit)
+        } else {
+            JsonError::new(
+                StatusCode::BAD_REQUEST,
+                format!("could not read request body: {e}"),
+            )
+        }
+    })
 }
 
 fn batch_error(e: BatchError) -> JsonError {
@@ -90,7 +89,7 @@ pub async fn post_hits(State(state): State<ApiState>, headers: HeaderMap, body: 
 
 async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Response, JsonError> {
     let format = body_format(headers)?;
-    let bytes = read_body(headers, body).await?;
+    let bytes = read_body(headers, body, state.max_body_bytes).await?;
     let now_ms = (state.clock)();
     let batch = if bytes.len() > INLINE_PARSE_BYTES {
         tokio::task::spawn_blocking(move || parse_batch(&bytes, format, now_ms))

@@ -14,7 +14,7 @@ use gender_core::ports::{HealthProbe, HitLog, ProfileReader};
 use std::sync::Arc;
 
 pub use auth::{ApiKey, require_api_key};
-pub use errors::{JsonError, with_edge_layers};
+pub use errors::{JsonError, with_edge_layers, with_request_deadline};
 pub use metrics::{ApiMetrics, write_header, write_metric};
 
 const OPENAPI_JSON: &str = include_str!("openapi.json");
@@ -30,6 +30,10 @@ pub struct ApiState {
     pub metrics: Arc<ApiMetrics>,
     /// Epoch milliseconds; injected so tests can pin "now".
     pub clock: fn() -> i64,
+    /// The `POST /hits` body limit of this deployment: SPEC 3's 5 MiB
+    /// ([`gender_core::ingest::MAX_BODY_BYTES`]) locally, less on Lambda
+    /// (whose 6 MB payload limit holds the base64'ed body and its envelope).
+    pub max_body_bytes: usize,
 }
 
 /// The public routes. Callers add their own routes, then [`with_edge_layers`].

@@ -96,6 +96,7 @@ fn harness(log: MemoryLog) -> Harness {
         api_key: ApiKey::required(KEY),
         metrics: Arc::new(ApiMetrics::default()),
         clock: || NOW,
+        max_body_bytes: gender_core::ingest::MAX_BODY_BYTES,
     };
     Harness {
         app: with_edge_layers(router(state)),

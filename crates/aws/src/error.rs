@@ -5,10 +5,6 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum AwsError {
-    #[error("environment variable {0} is not set")]
-    MissingEnv(&'static str),
-    #[error("environment variable {name} is invalid: {detail}")]
-    InvalidEnv { name: &'static str, detail: String },
     #[error("{operation} failed")]
     Sdk {
         operation: &'static str,

@@ -15,17 +15,3 @@ pub mod s3;
 
 pub use error::AwsError;
 pub use retry::Backoff;
-
-/// Loads the SDK configuration once (credentials, region, and
-/// `AWS_ENDPOINT_URL` when pointing at an emulator).
-pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
-}
-
-/// Reads a required environment variable, naming it when missing.
-pub fn required_env(name: &'static str) -> Result<String, AwsError> {
-    match std::env::var(name) {
-        Ok(value) if !value.trim().is_empty() => Ok(value),
-        _ => Err(AwsError::MissingEnv(name)),
-    }
-}

@@ -20,18 +20,7 @@ pub struct IncomingHit {
 impl IncomingHit {
     /// The normalized JSON line (no trailing newline) stored in the log / stream.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"clientid\":\"");
-        // The clientid alphabet needs no JSON escaping.
-        out.extend_from_slice(self.clientid.as_bytes());
-        out.extend_from_slice(b"\",\"pageGender\":\"");
-        out.extend_from_slice(self.gender.as_str().as_bytes());
-        out.push(b'"');
-        if let Some(ms) = self.event_ms {
-            out.extend_from_slice(b",\"timestamp\":\"");
-            write_rfc3339_millis(ms, out);
-            out.push(b'"');
-        }
-        out.push(b'}');
+        write_hit_json(&self.clientid, self.gender, self.event_ms, out);
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -60,14 +49,25 @@ impl Hit<'_> {
 
     /// The normalized NDJSON line of SPEC 5, `\n`-terminated.
     pub fn write_ndjson(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"clientid\":\"");
-        out.extend_from_slice(self.clientid.as_bytes());
-        out.extend_from_slice(b"\",\"pageGender\":\"");
-        out.extend_from_slice(self.gender.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"timestamp\":\"");
-        write_rfc3339_millis(self.event_ms, out);
-        out.extend_from_slice(b"\"}\n");
+        write_hit_json(&self.clientid, self.gender, Some(self.event_ms), out);
+        out.push(b'\n');
     }
+}
+
+/// The one normalized JSON shape of a hit, with or without its timestamp.
+fn write_hit_json(clientid: &str, gender: Gender, event_ms: Option<i64>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"clientid\":\"");
+    // The clientid alphabet needs no JSON escaping.
+    out.extend_from_slice(clientid.as_bytes());
+    out.extend_from_slice(b"\",\"pageGender\":\"");
+    out.extend_from_slice(gender.as_str().as_bytes());
+    out.push(b'"');
+    if let Some(ms) = event_ms {
+        out.extend_from_slice(b",\"timestamp\":\"");
+        write_rfc3339_millis(ms, out);
+        out.push(b'"');
+    }
+    out.push(b'}');
 }
 
 /// A field value of any JSON type, kept only as far as validation needs.

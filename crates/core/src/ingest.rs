@@ -4,7 +4,7 @@
 use crate::hit::{HitSlot, parse_hit};
 use crate::{HitError, IncomingHit};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
 pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
@@ -57,6 +57,8 @@ pub enum BatchError {
 enum JsonBody<'a> {
     One(HitSlot<'a>),
     Many(Vec<HitSlot<'a>>),
+    /// An array longer than [`MAX_HITS_PER_REQUEST`] (its rest is skipped).
+    TooMany,
 }
 
 impl<'de> Deserialize<'de> for JsonBody<'de> {
@@ -74,8 +76,10 @@ impl<'de> Deserialize<'de> for JsonBody<'de> {
                 let mut slots = Vec::with_capacity(seq.size_hint().unwrap_or(16).min(512));
                 while let Some(slot) = seq.next_element::<HitSlot>()? {
                     if slots.len() == MAX_HITS_PER_REQUEST {
-                        // Stop early: the body is bounded, but parsing more is pointless.
-                        return Err(de::Error::custom(TOO_MANY));
+                        // Skip the rest without building hits: the body is
+                        // bounded, and the answer is already 413.
+                        while seq.next_element::<IgnoredAny>()?.is_some() {}
+                        return Ok(JsonBody::TooMany);
                     }
                     slots.push(slot);
                 }
@@ -86,8 +90,6 @@ impl<'de> Deserialize<'de> for JsonBody<'de> {
     }
 }
 
-const TOO_MANY: &str = "\u{0}too many hits";
-
 /// Parses and validates a request body. `now_ms` bounds future timestamps.
 pub fn parse_batch(body: &[u8], format: BodyFormat, now_ms: i64) -> Result<Batch, BatchError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -96,14 +98,10 @@ pub fn parse_batch(body: &[u8], format: BodyFormat, now_ms: i64) -> Result<Batch
     let mut batch = Batch::default();
     match format {
         BodyFormat::Json => {
-            let parsed = serde_json::from_slice::<JsonBody>(body).map_err(|e| {
-                if e.to_string().starts_with(TOO_MANY) {
-                    BatchError::TooManyHits
-                } else {
-                    BatchError::Malformed(e.to_string())
-                }
-            })?;
+            let parsed = serde_json::from_slice::<JsonBody>(body)
+                .map_err(|e| BatchError::Malformed(e.to_string()))?;
             let slots = match parsed {
+                JsonBody::TooMany => return Err(BatchError::TooManyHits),
                 JsonBody::One(slot) => vec![slot],
                 JsonBody::Many(slots) if slots.is_empty() => {
                     return Err(BatchError::Malformed("the array holds no hits".into()));

@@ -10,6 +10,7 @@ pub mod error;
 pub mod gender;
 pub mod hit;
 pub mod ingest;
+pub mod layout;
 pub mod ports;
 pub mod profile;
 pub mod time;

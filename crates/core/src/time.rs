@@ -10,6 +10,14 @@ pub const MIN_EVENT_MS: i64 = 946_684_800_000;
 /// How far past the reference time ("now" or the arrival time) an event may lie.
 pub const MAX_FUTURE_MS: i64 = MS_PER_DAY;
 
+/// The wall clock in epoch milliseconds: the `clock: fn() -> i64` every
+/// deployment hands its handlers (tests hand them a fixed one instead).
+pub fn system_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// A UTC calendar date, stored as days since 1970-01-01.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Date(i32);

@@ -125,11 +125,15 @@ impl StateStore {
         Ok(txn.open_table(PROFILES)?.len()?)
     }
 
+    /// Applies one object's deltas and its idempotency marker in one
+    /// transaction; with `ack_queued`, also removes that key from the local
+    /// curate queue in the same transaction (see [`AckQueuedOnApply`]).
     pub fn apply_object_blocking(
         &self,
         object_id: &str,
         deltas: &[VisitorDelta],
         now_ms: i64,
+        ack_queued: Option<&str>,
     ) -> Result<ApplyOutcome, EmbeddedError> {
         let txn = self.db.begin_write()?;
         let outcome = {
@@ -157,8 +161,9 @@ impl StateStore {
                 ApplyOutcome::Applied
             }
         };
-        // Acknowledge the local curate queue in the same transaction.
-        txn.open_table(PENDING)?.remove(object_id)?;
+        if let Some(key) = ack_queued {
+            txn.open_table(PENDING)?.remove(key)?;
+        }
         txn.commit()?;
         Ok(outcome)
     }
@@ -292,7 +297,29 @@ impl CounterStore for StateStore {
         now_ms: i64,
     ) -> Result<ApplyOutcome, PortError> {
         let (this, id, deltas) = (self.clone(), object_id.to_owned(), deltas.to_vec());
-        blocking(move || this.apply_object_blocking(&id, &deltas, now_ms)).await
+        blocking(move || this.apply_object_blocking(&id, &deltas, now_ms, None)).await
+    }
+}
+
+/// The counter store of one queued raw object: applying its deltas also
+/// acknowledges `queued_key` in the local curate queue, in the same
+/// transaction, so a crash can neither lose the object nor count it twice.
+pub struct AckQueuedOnApply {
+    pub state: StateStore,
+    pub queued_key: String,
+}
+
+#[async_trait]
+impl CounterStore for AckQueuedOnApply {
+    async fn apply_object(
+        &self,
+        object_id: &str,
+        deltas: &[VisitorDelta],
+        now_ms: i64,
+    ) -> Result<ApplyOutcome, PortError> {
+        let (this, id, deltas) = (self.state.clone(), object_id.to_owned(), deltas.to_vec());
+        let key = self.queued_key.clone();
+        blocking(move || this.apply_object_blocking(&id, &deltas, now_ms, Some(&key))).await
     }
 }
 
@@ -341,15 +368,19 @@ mod tests {
             delta("b", 0, 1, Gender::F, 5),
         ];
         assert_eq!(
-            store.apply_object_blocking("obj-1", &deltas, 100).unwrap(),
+            store
+                .apply_object_blocking("obj-1", &deltas, 100, None)
+                .unwrap(),
             ApplyOutcome::Applied
         );
         assert_eq!(
-            store.apply_object_blocking("obj-1", &deltas, 200).unwrap(),
+            store
+                .apply_object_blocking("obj-1", &deltas, 200, None)
+                .unwrap(),
             ApplyOutcome::AlreadyApplied
         );
         store
-            .apply_object_blocking("obj-2", &[delta("a", 0, 3, Gender::F, 9)], 300)
+            .apply_object_blocking("obj-2", &[delta("a", 0, 3, Gender::F, 9)], 300, None)
             .unwrap();
         let a = store.get_profile_blocking("a").unwrap().unwrap();
         assert_eq!(
@@ -367,7 +398,7 @@ mod tests {
         {
             let store = StateStore::open(&path).unwrap();
             store
-                .apply_object_blocking("o", &[delta("a", 1, 0, Gender::M, 1)], 1)
+                .apply_object_blocking("o", &[delta("a", 1, 0, Gender::M, 1)], 1, None)
                 .unwrap();
             let w = WindowSums {
                 m: 1,
@@ -426,8 +457,13 @@ mod tests {
         let state = store.delivery_state().unwrap();
         assert_eq!((state.delivered_offset, state.intent), (150, None));
         assert_eq!(state.pending, ["raw/a", "raw/b", "raw/c"]);
-        store.apply_object_blocking("raw/a", &[], 1).unwrap();
+        store
+            .apply_object_blocking("raw/a", &[], 1, Some("raw/a"))
+            .unwrap();
         store.drop_pending("raw/b").unwrap();
+        assert_eq!(store.delivery_state().unwrap().pending, ["raw/c"]);
+        // Only an explicit acknowledgement leaves the queue.
+        store.apply_object_blocking("raw/c", &[], 1, None).unwrap();
         assert_eq!(store.delivery_state().unwrap().pending, ["raw/c"]);
     }
 }

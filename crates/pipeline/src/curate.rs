@@ -4,7 +4,7 @@
 use crate::{PipelineError, codec};
 use gender_core::aggregate::parse_raw_object;
 use gender_core::ports::{ApplyOutcome, CounterStore, ObjectStore};
-use gender_core::{Date, Hit, aggregate_hits};
+use gender_core::{Date, Hit, aggregate_hits, layout};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,18 +15,6 @@ pub struct CurateReport {
     pub visitors: usize,
     pub curated_keys: Vec<String>,
     pub outcome: ApplyOutcome,
-}
-
-/// The deterministic Parquet key for the hits of `raw_key` dated `dt`, so a
-/// retry overwrites instead of duplicating: `curated/hits/dt=D/<raw name>.parquet`.
-pub fn curated_key(raw_key: &str, dt: Date) -> String {
-    let name = raw_key.rsplit('/').next().unwrap_or(raw_key);
-    let stem = name.strip_suffix(".gz").unwrap_or(name);
-    let stem = stem
-        .strip_suffix(".ndjson")
-        .or_else(|| stem.strip_suffix(".json"))
-        .unwrap_or(stem);
-    format!("curated/hits/dt={dt}/{stem}.parquet")
 }
 
 /// Raw objects may be gzip'ed (SPEC 5, a Firehose option): recognised by
@@ -80,7 +68,7 @@ pub async fn curate_object(
     }
     let mut curated_keys = Vec::with_capacity(by_date.len());
     for (dt, hits) in &by_date {
-        let key = curated_key(raw_key, *dt);
+        let key = layout::curated_hits_key(raw_key, *dt);
         let body = codec::encode_hits(hits, &key)?;
         curated.put(&key, body).await?;
         curated_keys.push(key);
@@ -99,22 +87,4 @@ pub async fn curate_object(
         curated_keys,
         outcome,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn curated_key_is_derived_from_the_raw_name() {
-        let dt = Date::parse("2026-11-24").unwrap();
-        assert_eq!(
-            curated_key("raw/dt=2026-11-24/00000000000000000001.ndjson", dt),
-            "curated/hits/dt=2026-11-24/00000000000000000001.parquet"
-        );
-        assert_eq!(
-            curated_key("raw/dt=2026-11-24/gs-1-2026-11-24-abc.gz", dt),
-            "curated/hits/dt=2026-11-24/gs-1-2026-11-24-abc.parquet"
-        );
-    }
 }

@@ -5,17 +5,13 @@
 use crate::{PipelineError, codec};
 use gender_core::daily::{DailyRow, RollupSummary, rollup, window_sums};
 use gender_core::ports::{ObjectStore, WindowStore};
-use gender_core::{DailySummary, Date, window_dates};
+use gender_core::{DailySummary, Date, layout, window_dates};
 use std::collections::BTreeSet;
-
-pub fn daily_key(dt: Date) -> String {
-    format!("curated/daily/dt={dt}/daily.parquet")
-}
 
 /// Recomputes one date's rollup from every curated hits file of that date.
 async fn rollup_date(curated: &dyn ObjectStore, dt: Date) -> Result<Vec<DailyRow>, PipelineError> {
     let mut hits = Vec::new();
-    for key in curated.list(&format!("curated/hits/dt={dt}/")).await? {
+    for key in curated.list(&layout::curated_hits_prefix(dt)).await? {
         if !key.ends_with(".parquet") {
             continue;
         }
@@ -25,7 +21,7 @@ async fn rollup_date(curated: &dyn ObjectStore, dt: Date) -> Result<Vec<DailyRow
         hits.extend(codec::decode_hits(bytes, &key)?);
     }
     let rows = rollup(hits.iter().map(|h| (h.clientid.as_ref(), h.gender)));
-    let key = daily_key(dt);
+    let key = layout::daily_rollup_key(dt);
     curated.put(&key, codec::encode_daily(&rows, &key)?).await?;
     Ok(rows)
 }

@@ -102,6 +102,14 @@ impl Drop for Moto {
 }
 
 /// Resources shaped like the Terraform ones, created in the emulator.
+/// A real-shaped event from the workspace's `tests/fixtures/`.
+pub fn fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
 pub mod resources {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,

@@ -7,7 +7,7 @@ use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use gender_aws::dynamodb::DynamoProfiles;
 use gender_aws::s3::S3ObjectStore;
-use gender_aws::{AwsError, required_env};
+use gender_lambda::{ConfigError, required_env};
 use gender_pipeline::{PipelineError, curate_object};
 
 #[derive(Debug, Clone)]
@@ -21,12 +21,12 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_env() -> Result<Config, AwsError> {
+    pub fn from_env() -> Result<Config, ConfigError> {
         let keep_raw = match std::env::var("KEEP_RAW").as_deref() {
             Err(_) | Ok("") | Ok("true") => true,
             Ok("false") => false,
             Ok(other) => {
-                return Err(AwsError::InvalidEnv {
+                return Err(ConfigError::InvalidEnv {
                     name: "KEEP_RAW",
                     detail: format!("{other:?}: use true or false"),
                 });
@@ -145,7 +145,7 @@ impl Curate {
             &object.key,
             &object.id(),
             self.keep_raw,
-            gender_lambda::now_ms(),
+            gender_core::time::system_now_ms(),
         )
         .await
         {

@@ -1,12 +1,15 @@
 //! Lambda entry point of curate: SQS batches of S3 object-created events.
 
-use gender_fn_curate::{Config, Curate};
+use gender_curate::{Config, Curate};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     gender_lambda::init_tracing();
-    let curate = Curate::new(Config::from_env()?, &gender_aws::load_sdk_config().await);
+    let curate = Curate::new(
+        Config::from_env()?,
+        &gender_lambda::load_sdk_config(None).await,
+    );
     let curate = &curate;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
         Ok::<_, lambda_runtime::Error>(curate.handle(event.payload).await)

@@ -4,11 +4,11 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use gender_aws::dynamodb::DynamoProfiles;
 use gender_core::ports::ProfileReader;
-use gender_fn_curate::{Config, Curate};
+use gender_curate::{Config, Curate};
 use gender_testkit::{Moto, resources};
 use std::sync::Arc;
 
-const FIXTURE: &str = include_str!("../../../tests/fixtures/sqs-s3-object-created.json");
+const FIXTURE: &str = "sqs-s3-object-created.json";
 const RAW_BUCKET: &str = "gs-test-raw";
 const RAW_KEY: &str = "raw/dt=2026-11-24/gs-test-hits-1-2026-11-24-10-00-00-0b8a1c2e.ndjson";
 const RAW: &str = concat!(
@@ -57,7 +57,7 @@ async fn stack(keep_raw: bool) -> Stack {
 }
 
 fn event() -> SqsEvent {
-    serde_json::from_str(FIXTURE).unwrap()
+    serde_json::from_str(&gender_testkit::fixture(FIXTURE)).unwrap()
 }
 
 async fn counts(profiles: &DynamoProfiles, id: &str) -> (u64, u64, gender_core::Gender) {

@@ -4,9 +4,9 @@
 
 use gender_aws::dynamodb::DynamoProfiles;
 use gender_aws::s3::S3ObjectStore;
-use gender_aws::{AwsError, required_env};
 use gender_core::time::parse_rfc3339_millis;
 use gender_core::{DailySummary, Date, default_daily_date};
+use gender_lambda::{ConfigError, required_env};
 use gender_pipeline::{PipelineError, run_daily};
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
@@ -20,7 +20,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn from_env() -> Result<Config, AwsError> {
+    pub fn from_env() -> Result<Config, ConfigError> {
         Ok(Config {
             curated_bucket: required_env("CURATED_BUCKET")?,
             table_name: required_env("PROFILES_TABLE_NAME")?,
@@ -87,7 +87,13 @@ impl Daily {
 
     pub async fn handle(&self, event: &Value) -> Result<DailySummary, DailyError> {
         let date = date_of(event)?;
-        Ok(run_daily(&self.curated, &self.profiles, date, gender_lambda::now_ms()).await?)
+        Ok(run_daily(
+            &self.curated,
+            &self.profiles,
+            date,
+            gender_core::time::system_now_ms(),
+        )
+        .await?)
     }
 }
 

@@ -5,11 +5,11 @@ use gender_aws::dynamodb::DynamoProfiles;
 use gender_aws::s3::S3ObjectStore;
 use gender_core::ports::{ObjectStore, ProfileReader};
 use gender_core::{Gender, Hit};
-use gender_fn_daily::{Config, Daily};
+use gender_daily::{Config, Daily};
 use gender_testkit::{Moto, resources};
 
-const SCHEDULED: &str = include_str!("../../../tests/fixtures/eventbridge-scheduled.json");
-const MANUAL: &str = include_str!("../../../tests/fixtures/daily-manual.json");
+const SCHEDULED: &str = "eventbridge-scheduled.json";
+const MANUAL: &str = "daily-manual.json";
 
 #[tokio::test]
 async fn scheduled_and_manual_runs_set_the_window_and_write_rollups() {
@@ -52,7 +52,7 @@ async fn scheduled_and_manual_runs_set_the_window_and_write_rollups() {
         &sdk,
     );
     let summary = daily
-        .handle(&serde_json::from_str(SCHEDULED).unwrap())
+        .handle(&serde_json::from_str(&gender_testkit::fixture(SCHEDULED)).unwrap())
         .await
         .unwrap();
     assert_eq!(
@@ -72,7 +72,7 @@ async fn scheduled_and_manual_runs_set_the_window_and_write_rollups() {
     assert_eq!(rollups.len(), 7, "one rollup per date of the window");
 
     let again = daily
-        .handle(&serde_json::from_str(MANUAL).unwrap())
+        .handle(&serde_json::from_str(&gender_testkit::fixture(MANUAL)).unwrap())
         .await
         .unwrap();
     assert_eq!(

@@ -1,12 +1,35 @@
-//! Wiring of the HTTP API Lambda: configuration read once at cold start and
-//! the Router over the Kinesis and DynamoDB adapters. All request handling
-//! (and its tests) lives in `gender-api`.
+//! Wiring of the HTTP API Lambda: configuration read once at cold start, the
+//! API key from SSM Parameter Store, and the Router over the Kinesis and
+//! DynamoDB adapters. All request handling (and its tests) lives in `gender-api`.
 
 use gender_api::{ApiKey, ApiMetrics, ApiState};
 use gender_aws::dynamodb::DynamoProfiles;
 use gender_aws::kinesis::KinesisHitLog;
-use gender_aws::{AwsError, required_env};
+use gender_lambda::{ConfigError, SdkTimeouts, parsed_env, required_env};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Lambda's synchronous invocation payload limit, read as decimal megabytes
+/// (the stricter reading of AWS's "6 MB"): the whole API Gateway event, body
+/// included, must fit.
+pub const LAMBDA_PAYLOAD_LIMIT_BYTES: usize = 6_000_000;
+
+/// The default `POST /hits` limit on AWS. API Gateway may base64-encode the
+/// body (4/3 larger): 4 MiB becomes 5,592,408 bytes, which leaves room for the
+/// event's envelope under [`LAMBDA_PAYLOAD_LIMIT_BYTES`]. SPEC 3's 5 MiB would
+/// not fit, so a larger valid body would fail in API Gateway, not as our JSON 413.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// SDK limits per call, so that Kinesis' retry loop (6 attempts) and a
+/// lookup finish well inside [`REQUEST_DEADLINE`].
+pub const SDK_TIMEOUTS: SdkTimeouts = SdkTimeouts {
+    attempt: Duration::from_secs(2),
+    operation: Duration::from_secs(3),
+};
+
+/// Every request is answered by then, with a JSON 503 if storage hangs:
+/// below API Gateway's 30 s integration timeout and the function's timeout.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(25);
 
 /// Environment of the function (see the README's table).
 #[derive(Debug, Clone)]
@@ -15,22 +38,89 @@ pub struct Config {
     pub stream_name: String,
     /// `PROFILES_TABLE_NAME`: the DynamoDB table `GET /gender` reads.
     pub table_name: String,
-    /// `API_KEY`: the `x-api-key` credential (SPEC 4).
-    pub api_key: String,
+    /// `API_KEY_PARAMETER`: the SSM SecureString holding the `x-api-key`
+    /// credential (SPEC 4), read once at cold start.
+    pub api_key_parameter: String,
+    /// `MAX_BODY_BYTES` (default [`DEFAULT_MAX_BODY_BYTES`]).
+    pub max_body_bytes: usize,
 }
 
 impl Config {
-    pub fn from_env() -> Result<Config, AwsError> {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let max_body_bytes = parsed_env("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?;
+        check_body_limit(max_body_bytes)?;
         Ok(Config {
             stream_name: required_env("HITS_STREAM_NAME")?,
             table_name: required_env("PROFILES_TABLE_NAME")?,
-            api_key: required_env("API_KEY")?,
+            api_key_parameter: required_env("API_KEY_PARAMETER")?,
+            max_body_bytes,
         })
     }
 }
 
+/// The size of a body once base64'ed into the API Gateway event.
+pub fn base64_len(body_bytes: usize) -> usize {
+    body_bytes.div_ceil(3) * 4
+}
+
+/// A limit whose base64'ed body alone exceeds Lambda's payload limit would
+/// let API Gateway reject bodies the API documents as valid.
+fn check_body_limit(limit: usize) -> Result<(), ConfigError> {
+    if limit == 0 || base64_len(limit) >= LAMBDA_PAYLOAD_LIMIT_BYTES {
+        return Err(ConfigError::InvalidEnv {
+            name: "MAX_BODY_BYTES",
+            detail: format!(
+                "{limit}: must be positive and at most {DEFAULT_MAX_BODY_BYTES} so that the \
+                 base64'ed body fits Lambda's {LAMBDA_PAYLOAD_LIMIT_BYTES}-byte payload limit"
+            ),
+        });
+    }
+    if limit > DEFAULT_MAX_BODY_BYTES {
+        // Room for the event envelope (headers, request context) is needed too.
+        return Err(ConfigError::InvalidEnv {
+            name: "MAX_BODY_BYTES",
+            detail: format!("{limit}: at most {DEFAULT_MAX_BODY_BYTES}"),
+        });
+    }
+    Ok(())
+}
+
+/// Why the function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("reading the API key from SSM parameter {name}")]
+    ApiKey {
+        name: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// The API key from its SSM SecureString parameter (decrypted).
+pub async fn read_api_key(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<String, StartError> {
+    let failed = |source: Box<dyn std::error::Error + Send + Sync>| StartError::ApiKey {
+        name: name.to_owned(),
+        source,
+    };
+    let output = ssm
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| failed(Box::new(e)))?;
+    output
+        .parameter
+        .and_then(|p| p.value)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| failed("the parameter has no value".into()))
+}
+
 /// The Router the local server also serves, over the AWS adapters.
-pub fn app(config: &Config, sdk: &aws_config::SdkConfig) -> axum::Router {
+pub fn app(config: &Config, api_key: &str, sdk: &aws_config::SdkConfig) -> axum::Router {
     let profiles = Arc::new(DynamoProfiles::new(
         aws_sdk_dynamodb::Client::new(sdk),
         &config.table_name,
@@ -42,9 +132,30 @@ pub fn app(config: &Config, sdk: &aws_config::SdkConfig) -> axum::Router {
         )),
         profiles: profiles.clone(),
         health: profiles,
-        api_key: ApiKey::required(config.api_key.as_str()),
+        api_key: ApiKey::required(api_key),
         metrics: Arc::new(ApiMetrics::default()),
-        clock: gender_lambda::now_ms,
+        clock: gender_core::time::system_now_ms,
+        max_body_bytes: config.max_body_bytes,
     };
-    gender_api::with_edge_layers(gender_api::router(state))
+    gender_api::with_edge_layers(gender_api::with_request_deadline(
+        gender_api::router(state),
+        REQUEST_DEADLINE,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_limit_fits_lambda_once_base64_encoded() {
+        assert_eq!(base64_len(DEFAULT_MAX_BODY_BYTES), 5_592_408);
+        assert!(check_body_limit(DEFAULT_MAX_BODY_BYTES).is_ok());
+        assert!(
+            check_body_limit(5 * 1024 * 1024).is_err(),
+            "SPEC's 5 MiB cannot hold on Lambda"
+        );
+        assert!(check_body_limit(DEFAULT_MAX_BODY_BYTES + 1).is_err());
+        assert!(check_body_limit(0).is_err());
+    }
 }

@@ -1,16 +1,17 @@
 //! The HTTP API Lambda's Router, fed real-shaped API Gateway HTTP API (v2)
 //! events, over Kinesis and DynamoDB in moto server.
 
+use base64::Engine;
 use gender_aws::dynamodb::DynamoProfiles;
 use gender_core::VisitorDelta;
 use gender_core::ports::CounterStore;
-use gender_fn_http::{Config, app};
-use gender_testkit::{Moto, resources};
+use gender_http::{Config, DEFAULT_MAX_BODY_BYTES, LAMBDA_PAYLOAD_LIMIT_BYTES, app, read_api_key};
+use gender_testkit::{Moto, fixture, resources};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const POST_HITS: &str = include_str!("../../../tests/fixtures/apigw-v2-post-hits.json");
-const GET_GENDER: &str = include_str!("../../../tests/fixtures/apigw-v2-get-gender.json");
+const POST_HITS: &str = "apigw-v2-post-hits.json";
+const GET_GENDER: &str = "apigw-v2-get-gender.json";
 
 struct Stack {
     _moto: Moto,
@@ -24,13 +25,24 @@ async fn stack() -> Stack {
     let sdk = moto.sdk_config().await;
     let kinesis = resources::create_stream(&sdk, "gs-test-hits").await;
     let dynamo = resources::create_table(&sdk, "gs-test-profiles").await;
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    ssm.put_parameter()
+        .name("/gs/test/api-key")
+        .value("fixture-api-key")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
     let config = Config {
         stream_name: "gs-test-hits".into(),
         table_name: "gs-test-profiles".into(),
-        api_key: "fixture-api-key".into(),
+        api_key_parameter: "/gs/test/api-key".into(),
+        max_body_bytes: DEFAULT_MAX_BODY_BYTES,
     };
+    // As at cold start: the key comes from the SecureString parameter.
+    let api_key = read_api_key(&ssm, &config.api_key_parameter).await.unwrap();
     Stack {
-        router: app(&config, &sdk),
+        router: app(&config, &api_key, &sdk),
         kinesis,
         profiles: DynamoProfiles::new(dynamo, "gs-test-profiles"),
         _moto: moto,
@@ -49,8 +61,8 @@ async fn invoke(router: &axum::Router, event: &Value) -> (u16, Value) {
     (status, serde_json::from_slice(&bytes).expect("JSON body"))
 }
 
-fn event(fixture: &str) -> Value {
-    serde_json::from_str(fixture).unwrap()
+fn event(name: &str) -> Value {
+    serde_json::from_str(&fixture(name)).unwrap()
 }
 
 fn get_event(path: &str) -> Value {
@@ -137,5 +149,60 @@ async fn credentials_and_health() {
     assert_eq!(
         invoke(&s.router, &health).await,
         (200, json!({"status": "ok"}))
+    );
+}
+
+#[tokio::test]
+async fn a_missing_key_parameter_fails_the_cold_start_naming_it() {
+    let moto = Moto::start();
+    let ssm = aws_sdk_ssm::Client::new(&moto.sdk_config().await);
+    let err = read_api_key(&ssm, "/gs/test/missing").await.unwrap_err();
+    assert!(err.to_string().contains("/gs/test/missing"), "{err}");
+}
+
+/// A `POST /hits` event whose NDJSON body is exactly `len` bytes, base64'ed
+/// as API Gateway may send a non-text body.
+fn ndjson_event_of_len(len: usize) -> Value {
+    let line = r#"{"clientid":"visitor-1","pageGender":"M"}"#;
+    let mut body = String::with_capacity(len);
+    body.push_str(line);
+    body.push('\n');
+    // Blank lines carry no hit: padding keeps the hit count at one.
+    body.push_str(&"\n".repeat(len - body.len()));
+    let mut e = event(POST_HITS);
+    e["headers"]["content-type"] = "application/x-ndjson".into();
+    e["headers"]["content-length"] = len.to_string().into();
+    e["body"] = base64::engine::general_purpose::STANDARD
+        .encode(body.as_bytes())
+        .into();
+    e["isBase64Encoded"] = true.into();
+    e
+}
+
+#[tokio::test]
+async fn the_largest_accepted_body_fits_the_lambda_payload_and_one_more_byte_is_a_json_413() {
+    let s = stack().await;
+    let at_limit = ndjson_event_of_len(DEFAULT_MAX_BODY_BYTES);
+    let event_bytes = at_limit.to_string().len();
+    assert!(
+        event_bytes < LAMBDA_PAYLOAD_LIMIT_BYTES,
+        "the event API Gateway would send ({event_bytes} bytes) must fit Lambda's payload limit"
+    );
+    let (status, body) = invoke(&s.router, &at_limit).await;
+    assert_eq!(
+        (status, body["accepted"].clone()),
+        (202, json!(1)),
+        "{body}"
+    );
+
+    let (status, body) = invoke(&s.router, &ndjson_event_of_len(DEFAULT_MAX_BODY_BYTES + 1)).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["limit_bytes"], DEFAULT_MAX_BODY_BYTES);
+    assert_eq!(
+        resources::read_stream(&s.kinesis, "gs-test-hits")
+            .await
+            .len(),
+        1,
+        "only the accepted body was stored"
     );
 }

@@ -1,9 +1,8 @@
 //! `gender-transform`: the Kinesis Data Firehose transformation Lambda.
-//! The work lives in [`handler`]; this file only wires it to the runtime.
-
-mod handler;
+//! The work lives in the library; this file only wires it to the runtime.
 
 use aws_lambda_events::event::firehose::KinesisFirehoseResponse;
+use gender_transform::{TransformEvent, transform_event};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::convert::Infallible;
 
@@ -15,8 +14,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(handle)).await
 }
 
-async fn handle(
-    event: LambdaEvent<handler::TransformEvent>,
-) -> Result<KinesisFirehoseResponse, Infallible> {
-    Ok(handler::transform_event(event.payload))
+async fn handle(event: LambdaEvent<TransformEvent>) -> Result<KinesisFirehoseResponse, Infallible> {
+    Ok(transform_event(event.payload))
 }

@@ -1,7 +1,7 @@
 //! Local-only routes: the flush barrier, on-demand daily run, metrics, console.
 
-use super::metrics;
-use super::{LocalState, run_daily_job};
+use crate::LocalState;
+use crate::metrics;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -12,7 +12,7 @@ use gender_api::{JsonError, require_api_key};
 use gender_core::{Date, default_daily_date};
 use serde::Deserialize;
 
-const CONSOLE_HTML: &str = include_str!("ui.html");
+const CONSOLE_HTML: &str = include_str!("console.html");
 
 pub fn routes(state: LocalState) -> Router {
     let admin = Router::new()
@@ -30,7 +30,7 @@ pub fn routes(state: LocalState) -> Router {
 }
 
 async fn flush(State(state): State<LocalState>) -> Response {
-    match state.pipeline.flush().await {
+    match state.delivery.flush().await {
         Ok(report) => axum::Json(report).into_response(),
         Err(e) => JsonError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -76,7 +76,7 @@ async fn daily(State(state): State<LocalState>, body: Bytes) -> Response {
             }
         },
     };
-    match run_daily_job(&state, date).await {
+    match state.run_daily(date).await {
         Ok(summary) => axum::Json(summary).into_response(),
         Err(e) => JsonError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,19 +1,20 @@
-//! The local delivery + curate loop: reads the durable log like Firehose reads
-//! Kinesis, runs the shared transform into raw/ objects, then curates them
-//! into curated/ and the state store. One task, so a flush is a true barrier.
+//! Local delivery: reads the durable log like Firehose reads Kinesis, runs the
+//! shared transform into raw/ objects, then curates them into curated/ and
+//! the state store. One task, so a flush is a true barrier.
 //!
 //! Crash safety: a batch `[start, end)` is recorded before its objects are
 //! written (so a restart rewrites exactly that batch under the same names),
 //! the checkpoint and the curate queue move in one transaction afterwards, and
 //! curate's counter update and queue ack are one transaction with its marker.
 
-use super::metrics::PipelineMetrics;
-use gender_core::Date;
+use crate::CycleError;
+use crate::metrics::PipelineMetrics;
 use gender_core::ports::ObjectStore;
 use gender_core::time::format_rfc3339_millis;
 use gender_core::transform::transform_record;
+use gender_core::{Date, layout};
 use gender_embedded::state::StateStore;
-use gender_embedded::{DirObjectStore, EmbeddedError, LogEntry, LogReader};
+use gender_embedded::{AckQueuedOnApply, DirObjectStore, EmbeddedError, LogEntry, LogReader};
 use gender_pipeline::{PipelineError, curate_object};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -25,18 +26,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// Log bytes delivered into one set of raw objects at most.
 const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
-#[derive(Debug, thiserror::Error)]
-pub enum CycleError {
-    #[error(transparent)]
-    Store(#[from] EmbeddedError),
-    #[error(transparent)]
-    Pipeline(#[from] PipelineError),
-    #[error(transparent)]
-    Port(#[from] gender_core::PortError),
-    #[error("pipeline task stopped")]
-    Stopped,
-}
-
 /// What a flush observed, returned by `POST /admin/flush`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FlushReport {
@@ -46,7 +35,7 @@ pub struct FlushReport {
     pub hits_curated: u64,
 }
 
-pub struct PipelineSettings {
+pub struct DeliverySettings {
     pub interval: Duration,
     pub buffer_bytes: u64,
     pub keep_raw: bool,
@@ -56,11 +45,11 @@ pub struct PipelineSettings {
 type FlushReply = oneshot::Sender<Result<FlushReport, String>>;
 
 #[derive(Clone)]
-pub struct PipelineHandle {
+pub struct DeliveryHandle {
     flushes: mpsc::Sender<FlushReply>,
 }
 
-impl PipelineHandle {
+impl DeliveryHandle {
     /// Resolves once every hit durable before the call is curated and visible.
     pub async fn flush(&self) -> Result<FlushReport, String> {
         let (reply, answer) = oneshot::channel();
@@ -72,25 +61,25 @@ impl PipelineHandle {
     }
 }
 
-pub struct Pipeline {
+pub struct Delivery {
     reader: LogReader,
     store: DirObjectStore,
     state: StateStore,
     metrics: Arc<PipelineMetrics>,
-    settings: PipelineSettings,
+    settings: DeliverySettings,
     delivered: u64,
 }
 
-impl Pipeline {
+impl Delivery {
     pub fn new(
         reader: LogReader,
         store: DirObjectStore,
         state: StateStore,
         metrics: Arc<PipelineMetrics>,
-        settings: PipelineSettings,
-    ) -> Result<Pipeline, EmbeddedError> {
+        settings: DeliverySettings,
+    ) -> Result<Delivery, EmbeddedError> {
         let delivered = state.delivery_state()?.delivered_offset;
-        Ok(Pipeline {
+        Ok(Delivery {
             reader,
             store,
             state,
@@ -104,10 +93,10 @@ impl Pipeline {
     pub fn spawn(
         self,
         shutdown: watch::Receiver<bool>,
-    ) -> (PipelineHandle, tokio::task::JoinHandle<()>) {
+    ) -> (DeliveryHandle, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(64);
         let task = tokio::spawn(self.run(rx, shutdown));
-        (PipelineHandle { flushes: tx }, task)
+        (DeliveryHandle { flushes: tx }, task)
     }
 
     async fn run(
@@ -287,7 +276,7 @@ impl Pipeline {
         let name = format!("{start:020}-{end:020}.ndjson");
         let mut keys = Vec::with_capacity(by_date.len());
         for (dt, body) in by_date {
-            let key = format!("raw/dt={dt}/{name}");
+            let key = layout::raw_key(dt, &name);
             self.store.put(&key, body).await?;
             keys.push(key);
         }
@@ -295,10 +284,7 @@ impl Pipeline {
             let dt = Date::of_millis((self.settings.clock)());
             let body = failed.join("\n") + "\n";
             self.store
-                .put(
-                    &format!("errors/processing-failed/dt={dt}/{name}"),
-                    body.into_bytes(),
-                )
+                .put(&layout::processing_failed_key(dt, &name), body.into_bytes())
                 .await?;
             self.metrics
                 .records_failed
@@ -311,10 +297,14 @@ impl Pipeline {
     async fn curate_pending(&self, report: &mut FlushReport) -> Result<(), CycleError> {
         for key in self.state_op(StateStore::delivery_state).await?.pending {
             let now = (self.settings.clock)();
+            let counters = AckQueuedOnApply {
+                state: self.state.clone(),
+                queued_key: key.clone(),
+            };
             match curate_object(
                 &self.store,
                 &self.store,
-                &self.state,
+                &counters,
                 &key,
                 &key,
                 self.settings.keep_raw,

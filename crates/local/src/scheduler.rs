@@ -1,6 +1,24 @@
 //! The in-process daily schedule (EventBridge's role locally).
 
-use gender_core::time::MS_PER_DAY;
+use crate::LocalState;
+use gender_core::time::{MS_PER_DAY, system_now_ms};
+use std::time::Duration;
+
+/// Runs the daily job for yesterday (UTC) at `minute_of_day` every day.
+pub(crate) async fn daily_schedule(local: LocalState, minute_of_day: u32) {
+    loop {
+        let now = system_now_ms();
+        let next = next_run_ms(now, minute_of_day);
+        tokio::time::sleep(Duration::from_millis((next - now) as u64)).await;
+        let date = gender_core::default_daily_date(system_now_ms());
+        match local.run_daily(date).await {
+            Ok(summary) => {
+                tracing::info!(%date, visitors = summary.visitors_in_window, "scheduled daily run done")
+            }
+            Err(e) => tracing::error!(%date, error = %e, "scheduled daily run failed"),
+        }
+    }
+}
 
 /// The next instant (epoch ms) at `minute_of_day` UTC strictly after `now_ms`.
 pub fn next_run_ms(now_ms: i64, minute_of_day: u32) -> i64 {

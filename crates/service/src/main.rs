@@ -3,11 +3,11 @@
 
 mod client;
 mod generate;
+mod progress;
 mod serve;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
@@ -67,16 +67,11 @@ fn init_tracing() {
 async fn main() -> Result<()> {
     init_tracing();
     match Cli::parse().command {
-        Command::Serve(args) => serve::run(args.into_config()?).await,
+        Command::Serve(args) => serve::run(args).await,
         Command::Flush { target } => client::flush(&target).await,
         Command::Daily { date, target } => client::daily(&target, date.as_deref()).await,
         Command::Backfill { from, to, target } => client::backfill(&target, &from, &to).await,
         Command::GenerateDummyData(args) => generate::dummy(args).await,
         Command::GenerateStreamData(args) => generate::stream(args).await,
     }
-}
-
-/// The default data directory, shared by `serve` and the clients (which read its api-key).
-pub fn default_data_dir() -> PathBuf {
-    PathBuf::from("data")
 }

@@ -102,8 +102,6 @@ mod tests {
     use base64::engine::general_purpose::STANDARD as BASE64;
     use serde_json::Value;
 
-    const FIXTURE: &str = include_str!("../../../tests/fixtures/firehose-transform.json");
-
     /// Expected answer per fixture record, in order: `Some((line, dt))` for
     /// `Ok`, `None` for `ProcessingFailed`.
     const EXPECTED: [Option<(&str, &str)>; 9] = [
@@ -139,7 +137,8 @@ mod tests {
     ];
 
     fn fixture_event() -> TransformEvent {
-        serde_json::from_str(FIXTURE).expect("fixture is a Firehose transformation event")
+        serde_json::from_str(&gender_testkit::fixture("firehose-transform.json"))
+            .expect("fixture is a Firehose transformation event")
     }
 
     #[test]
@@ -211,7 +210,8 @@ mod tests {
     #[test]
     fn serializes_with_the_field_names_firehose_reads() {
         let response = serde_json::to_value(transform_event(fixture_event())).unwrap();
-        let input: Value = serde_json::from_str(FIXTURE).unwrap();
+        let input: Value =
+            serde_json::from_str(&gender_testkit::fixture("firehose-transform.json")).unwrap();
 
         let records = response["records"].as_array().expect("records array");
         assert_eq!(records.len(), EXPECTED.len());

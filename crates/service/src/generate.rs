@@ -1,27 +1,17 @@
 //! Data generators of SPEC 10.
 
 use crate::client::{Target, http_client, post_json, run_daily_range};
+use crate::progress;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use gender_core::time::{MS_PER_DAY, format_rfc3339_millis};
 use gender_core::{Date, default_daily_date};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 500;
-
-pub fn bar(len: u64, what: &str) -> ProgressBar {
-    let style = ProgressStyle::with_template(
-        "{bar:40.cyan/blue} {pos}/{len} {prefix} {msg} [{elapsed_precise}]",
-    )
-    .expect("valid template");
-    let bar = ProgressBar::new(len).with_style(style);
-    bar.set_prefix(what.to_owned());
-    bar
-}
 
 #[derive(Args, Debug)]
 pub struct DummyArgs {
@@ -56,7 +46,7 @@ pub async fn dummy(args: DummyArgs) -> Result<()> {
     let mut rng = args
         .seed
         .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
-    let yesterday = default_daily_date(crate::serve::now_ms());
+    let yesterday = default_daily_date(gender_core::time::system_now_ms());
     let first = yesterday.add_days(1 - args.days as i32);
     let mut hits = Vec::new();
     for v in 0..args.visitors {
@@ -71,7 +61,7 @@ pub async fn dummy(args: DummyArgs) -> Result<()> {
 
     let client = http_client()?;
     let key = args.target.key()?;
-    let progress = bar(hits.len() as u64, "hits");
+    let progress = progress::bar(hits.len() as u64, "hits");
     for chunk in hits.chunks(BATCH) {
         let answer = post_json(
             &client,
@@ -112,7 +102,7 @@ pub async fn dummy(args: DummyArgs) -> Result<()> {
             flush.text().await.unwrap_or_default()
         );
     }
-    let days = bar(args.days as u64, "daily runs");
+    let days = progress::bar(args.days as u64, "daily runs");
     run_daily_range(&client, &args.target, &key, first, yesterday, &days).await?;
     days.finish_with_message("done");
     println!(
@@ -165,7 +155,7 @@ pub async fn stream(args: StreamArgs) -> Result<()> {
     let sent = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let in_flight = Arc::new(tokio::sync::Semaphore::new(64));
-    let progress = ProgressBar::new_spinner();
+    let progress = indicatif::ProgressBar::new_spinner();
     progress.enable_steady_tick(Duration::from_millis(200));
 
     let started = Instant::now();

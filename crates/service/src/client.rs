@@ -15,7 +15,7 @@ pub struct Target {
     #[arg(long, env = "GENDER_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// Data directory of a local server, to read its api-key file.
-    #[arg(long, env = "GENDER_DATA_DIR", default_value = "data")]
+    #[arg(long, env = "GENDER_DATA_DIR", default_value = gender_local::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
 }
 
@@ -24,14 +24,12 @@ impl Target {
         if let Some(key) = &self.api_key {
             return Ok(key.clone());
         }
-        let path = self.data_dir.join("api-key");
-        let key = std::fs::read_to_string(&path).with_context(|| {
+        gender_local::read_api_key(&self.data_dir).with_context(|| {
             format!(
                 "no --api-key / GENDER_API_KEY and cannot read {}",
-                path.display()
+                self.data_dir.join(gender_local::API_KEY_FILE).display()
             )
-        })?;
-        Ok(key.trim().to_owned())
+        })
     }
 
     pub fn endpoint(&self, path: &str) -> String {
@@ -137,7 +135,7 @@ pub async fn backfill(target: &Target, from: &str, to: &str) -> Result<()> {
     if from > to {
         bail!("--from {from} is after --to {to}");
     }
-    let progress = crate::generate::bar((to.days() - from.days() + 1) as u64, "daily runs");
+    let progress = crate::progress::bar((to.days() - from.days() + 1) as u64, "daily runs");
     run_daily_range(&http_client()?, target, &target.key()?, from, to, &progress).await?;
     progress.finish_with_message(format!("backfilled {from} ..= {to}"));
     Ok(())

@@ -1,0 +1,110 @@
+//! What the local deployment needs to start, and its API key file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The data directory when none is given (SPEC 9).
+pub const DEFAULT_DATA_DIR: &str = "data";
+/// The file in the data directory that keeps the generated API key.
+pub const API_KEY_FILE: &str = "api-key";
+
+/// Settings of one local deployment; the binary builds it from flags and env.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub data_dir: PathBuf,
+    pub api_key: String,
+    /// Delivery buffer interval (like Firehose's buffering hint).
+    pub flush_interval: Duration,
+    /// Deliver early once this many log bytes are waiting.
+    pub buffer_bytes: u64,
+    /// Keep raw objects after curate (the record of truth) or delete them.
+    pub keep_raw: bool,
+    /// When the daily job runs: minutes after midnight UTC.
+    pub daily_at_minute: u32,
+}
+
+impl LocalConfig {
+    /// The defaults of `gender-service serve` for `data_dir` and `api_key`.
+    pub fn new(data_dir: impl Into<PathBuf>, api_key: impl Into<String>) -> LocalConfig {
+        LocalConfig {
+            data_dir: data_dir.into(),
+            api_key: api_key.into(),
+            flush_interval: Duration::from_secs(1),
+            buffer_bytes: 4 * 1024 * 1024,
+            keep_raw: true,
+            daily_at_minute: 60,
+        }
+    }
+}
+
+/// The key kept in `data_dir`, if there is one.
+pub fn read_api_key(data_dir: &Path) -> std::io::Result<String> {
+    let key = std::fs::read_to_string(data_dir.join(API_KEY_FILE))?;
+    Ok(key.trim().to_owned())
+}
+
+/// The key given explicitly, else the one kept in `data_dir`, else a new
+/// random one written there (mode 0600) for the next start and the clients.
+pub fn resolve_api_key(explicit: Option<String>, data_dir: &Path) -> std::io::Result<String> {
+    if let Some(key) = explicit.filter(|k| !k.is_empty()) {
+        return Ok(key);
+    }
+    match read_api_key(data_dir) {
+        Ok(key) if key.is_empty() => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{API_KEY_FILE} in the data directory is empty; delete it to get a new key"),
+        )),
+        Ok(key) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = generate_key()?;
+            write_private(&data_dir.join(API_KEY_FILE), &key)?;
+            Ok(key)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A new random key: 32 hex characters from the OS generator.
+fn generate_key() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_generated_once_then_reused_and_explicit_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = resolve_api_key(None, dir.path()).unwrap();
+        assert_eq!(first.len(), 32);
+        assert_eq!(resolve_api_key(None, dir.path()).unwrap(), first);
+        assert_eq!(read_api_key(dir.path()).unwrap(), first);
+        assert_eq!(
+            resolve_api_key(Some("mine".into()), dir.path()).unwrap(),
+            "mine"
+        );
+    }
+
+    #[test]
+    fn an_empty_key_file_is_an_error_not_an_empty_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(API_KEY_FILE), "\n").unwrap();
+        let err = resolve_api_key(None, dir.path()).unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
+    }
+}

@@ -1,0 +1,27 @@
+use gender_embedded::EmbeddedError;
+use gender_pipeline::PipelineError;
+use thiserror::Error;
+
+/// Why the local deployment could not start or stopped.
+#[derive(Debug, Error)]
+pub enum LocalError {
+    #[error("opening the state store")]
+    OpenState(#[source] EmbeddedError),
+    #[error("opening the hit log")]
+    OpenLog(#[source] EmbeddedError),
+    #[error("serving HTTP")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Why one delivery cycle failed (the loop retries it).
+#[derive(Debug, Error)]
+pub enum CycleError {
+    #[error(transparent)]
+    Store(#[from] EmbeddedError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Port(#[from] gender_core::PortError),
+    #[error("delivery task stopped")]
+    Stopped,
+}

@@ -1,0 +1,128 @@
+//! `gender-service serve`: flags and env to a [`LocalConfig`], bind, banner,
+//! then the local deployment until SIGTERM or Ctrl-C.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use gender_local::{DEFAULT_DATA_DIR, LocalConfig, resolve_api_key};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Where the log, the state store, raw/ and curated/ live.
+    #[arg(long, env = "GENDER_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    #[arg(long, env = "GENDER_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// API key for x-api-key; else the one kept in DATA_DIR/api-key, created on first start.
+    #[arg(long, env = "GENDER_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Delivery buffer interval (like Firehose's buffering hint).
+    #[arg(long, env = "GENDER_FLUSH_INTERVAL_MS", default_value_t = 1000)]
+    flush_interval_ms: u64,
+    /// Deliver early once this many log bytes are waiting.
+    #[arg(long, env = "GENDER_BUFFER_BYTES", default_value_t = 4 * 1024 * 1024)]
+    buffer_bytes: u64,
+    /// Delete raw objects once curated (default: keep them as the record of truth).
+    #[arg(long, env = "GENDER_DELETE_RAW")]
+    delete_raw: bool,
+    /// UTC time of the daily job, HH:MM.
+    #[arg(long, env = "GENDER_DAILY_AT", default_value = "01:00")]
+    daily_at: String,
+}
+
+fn parse_hh_mm(s: &str) -> Option<u32> {
+    let (h, m) = s.split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some(h * 60 + m)
+}
+
+impl ServeArgs {
+    fn into_config(self) -> Result<(LocalConfig, SocketAddr)> {
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating data dir {}", self.data_dir.display()))?;
+        let daily_at_minute = parse_hh_mm(&self.daily_at).with_context(|| {
+            format!(
+                "--daily-at / GENDER_DAILY_AT must be HH:MM, got {:?}",
+                self.daily_at
+            )
+        })?;
+        anyhow::ensure!(
+            self.flush_interval_ms > 0,
+            "--flush-interval-ms must be positive"
+        );
+        let api_key = resolve_api_key(self.api_key, &self.data_dir)
+            .with_context(|| format!("API key in {}", self.data_dir.display()))?;
+        let config = LocalConfig {
+            flush_interval: Duration::from_millis(self.flush_interval_ms),
+            buffer_bytes: self.buffer_bytes,
+            keep_raw: !self.delete_raw,
+            daily_at_minute,
+            ..LocalConfig::new(self.data_dir, api_key)
+        };
+        Ok((config, self.addr))
+    }
+}
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let (config, addr) = args.into_config()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    print_banner(&config, listener.local_addr()?);
+    gender_local::run(config, listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+fn print_banner(config: &LocalConfig, addr: SocketAddr) {
+    let url = format!("http://{addr}");
+    let key = &config.api_key;
+    let key_file = Path::new(&config.data_dir).join(gender_local::API_KEY_FILE);
+    println!(
+        "Gender Service listening on {url} (data dir {})",
+        config.data_dir.display()
+    );
+    println!(
+        "API key: {key}   (kept in {} unless given by --api-key / GENDER_API_KEY)",
+        key_file.display()
+    );
+    println!("Try:");
+    println!(
+        "  curl -s -X POST {url}/hits -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{{\"clientid\":\"visitor-1\",\"pageGender\":\"F\"}}'"
+    );
+    println!("  curl -s {url}/gender/visitor-1 -H 'x-api-key: {key}'");
+    println!("Console: {url}/   API docs: {url}/docs");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daily_at_parses_hh_mm() {
+        assert_eq!(parse_hh_mm("01:00"), Some(60));
+        assert_eq!(parse_hh_mm("23:59"), Some(23 * 60 + 59));
+        assert_eq!(parse_hh_mm("24:00"), None);
+        assert_eq!(parse_hh_mm("1"), None);
+    }
+}
