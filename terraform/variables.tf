@@ -171,7 +171,7 @@ variable "log_retention_days" {
 }
 
 variable "log_level" {
-  description = "Application log level of the functions: what Lambda accepts (TRACE, DEBUG, INFO, WARN, ERROR, FATAL). The functions log at ERROR at most, so FATAL shows errors only."
+  description = "Application log level of the functions, one of the values Lambda accepts (TRACE, DEBUG, INFO, WARN, ERROR, FATAL). The functions have no level above ERROR: they treat FATAL as ERROR, and Lambda, which forwards only lines at the chosen level or above, then drops those, so FATAL silences application logs (docs/DEPLOY.md)."
   type        = string
   default     = "INFO"
 

@@ -753,6 +753,50 @@ def test_provider_and_terraform_versions_are_pinned_consistently():
     assert re.search(r"apply -input=false tfplan\b", deploy), "the apply job must apply the saved plan"
 
 
+# Resource type prefix -> the IAM service whose actions create and delete it.
+TYPE_SERVICE = [
+    ("aws_apigatewayv2_", "apigateway"),
+    ("aws_cloudwatch_event_", "events"),
+    ("aws_cloudwatch_log_", "logs"),
+    ("aws_cloudwatch_metric_alarm", "cloudwatch"),
+    ("aws_dynamodb_", "dynamodb"),
+    ("aws_glue_", "glue"),
+    ("aws_iam_", "iam"),
+    ("aws_kinesis_firehose_", "firehose"),
+    ("aws_kinesis_stream", "kinesis"),
+    ("aws_lambda_", "lambda"),
+    ("aws_s3_", "s3"),
+    ("aws_sns_", "sns"),
+    ("aws_sqs_", "sqs"),
+    ("aws_ssm_", "ssm"),
+]
+
+
+def test_deploy_role_policy_covers_every_service_the_stack_uses():
+    # docs/deploy-role-policy.json is what the deploying principal needs: a new
+    # resource type from a service it does not cover must come with actions.
+    import json
+
+    policy = json.loads((ROOT / "docs/deploy-role-policy.json").read_text())
+    actions = [a for st in policy["Statement"] for a in st["Action"]]
+    services = {a.split(":")[0] for a in actions}
+    assert not [a for a in actions if a.endswith(":*") or a == "*"], "no service-wide wildcards"
+    used = set()
+    for directory in [TF, *sorted((TF / "modules").iterdir())]:
+        for (rtype, _) in typed(load_tf(directory), "resource"):
+            if rtype.startswith("random_"):
+                continue
+            service = next((svc for prefix, svc in TYPE_SERVICE if rtype.startswith(prefix)), None)
+            assert service, f"{rtype}: which IAM service manages it? (TYPE_SERVICE, docs/deploy-role-policy.json)"
+            used.add(service)
+    assert used <= services, f"docs/deploy-role-policy.json lacks {sorted(used - services)}"
+    # HTTP API access logs are set up with the caller's permissions.
+    for needed in ("logs:CreateLogDelivery", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups", "iam:PassRole", "ssm:PutParameter", "s3:PutMetricsConfiguration"):
+        assert needed in actions, needed
+    param = unwrap(typed(ROOT_DOC, "resource")[("aws_ssm_parameter", "api_key")]["name"])
+    assert param.startswith("/${var.project}/"), param
+
+
 def test_schema_check_reports_the_planted_mistakes():
     import tf_schema_check
 
