@@ -691,7 +691,7 @@ def test_physical_names_are_unique():
 
     names, unresolved = tf_names.physical_names(TF)
     assert not unresolved, "names tf_names.py could not evaluate (extend it):\n" + "\n".join(f"{a}: {r}" for a, r in unresolved)
-    dups = tf_names.duplicates(names)
+    dups = tf_names.collisions(names)
     assert not dups, "resources sharing one physical name:\n" + "\n".join(
         f"{t} {n!r}: {', '.join(a)}" for (t, _, n), a in dups.items()
     )
@@ -717,7 +717,7 @@ def test_physical_name_check_reports_a_planted_duplicate():
 
     names, unresolved = tf_names.physical_names(Path(__file__).resolve().parent / "fixtures/duplicate_names")
     assert not unresolved, unresolved
-    dups = tf_names.duplicates(names)
+    dups = tf_names.collisions(names)
     assert set(dups) == {("aws_sqs_queue", None, "gender-dev-daily-dlq")}, dups
     assert sorted(dups[("aws_sqs_queue", None, "gender-dev-daily-dlq")]) == [
         "module.daily.aws_sqs_queue.dlq[0]",

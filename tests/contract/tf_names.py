@@ -19,7 +19,7 @@ makes the name unresolved, which the contract test reports: extend this file
 rather than let a name go unchecked.
 
 Usage: tf_names.py [DIR]  (default terraform/): prints every name, then the
-duplicates and unresolved names; exits 1 when there are any.
+names used twice and unresolved names; exits 1 when there are any.
 """
 import re
 import sys
@@ -375,7 +375,7 @@ def physical_names(root):
     return names, unresolved
 
 
-def duplicates(names):
+def collisions(names):
     return {k: v for k, v in names.items() if len(v) > 1}
 
 
@@ -385,12 +385,12 @@ def main(argv):
     for (rtype, scope, name), addresses in sorted(names.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), kv[0][2])):
         where = f" (in {scope})" if scope else ""
         print(f"{rtype:40} {name}{where}  <- {', '.join(addresses)}")
-    dups = duplicates(names)
+    dups = collisions(names)
     for (rtype, scope, name), addresses in dups.items():
         print(f"DUPLICATE {rtype} {name!r}: {', '.join(addresses)}")
     for address, reason in unresolved:
         print(f"UNRESOLVED {address}: {reason}")
-    print(f"tf_names: {len(names)} physical names, {len(dups)} duplicates, {len(unresolved)} unresolved")
+    print(f"tf_names: {len(names)} physical names, {len(dups)} collisions, {len(unresolved)} unresolved")
     return 1 if dups or unresolved else 0
 
 
