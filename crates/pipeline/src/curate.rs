@@ -4,7 +4,7 @@
 use crate::{PipelineError, codec};
 use gender_core::aggregate::parse_raw_object;
 use gender_core::ports::{ApplyOutcome, CounterStore, ObjectStore};
-use gender_core::{Date, Hit, aggregate_hits, layout};
+use gender_core::{Date, Hit, VisitorDelta, aggregate_hits, layout};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,15 +37,26 @@ fn gunzip_if_compressed(bytes: Vec<u8>, key: &str) -> Result<Vec<u8>, PipelineEr
 
 /// Curates one raw object. `object_id` names it for the idempotency marker
 /// (the key locally; bucket, key and ETag on AWS).
-pub async fn curate_object(
+/// One raw object made durable in curated/: its Parquet files are written,
+/// its counter deltas not yet applied. Applying them (with the object's
+/// idempotency marker) is the caller's next step, alone ([`curate_object`])
+/// or together with other objects in one transaction (the local runtime).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedObject {
+    pub raw_key: String,
+    pub hits: usize,
+    pub invalid_lines: usize,
+    pub deltas: Vec<VisitorDelta>,
+    pub curated_keys: Vec<String>,
+}
+
+/// Reads `raw_key`, writes its hits as Parquet (one object per event date,
+/// deterministic names, so a retry overwrites) and aggregates its deltas.
+pub async fn prepare_object(
     raw: &dyn ObjectStore,
     curated: &dyn ObjectStore,
-    counters: &dyn CounterStore,
     raw_key: &str,
-    object_id: &str,
-    keep_raw: bool,
-    now_ms: i64,
-) -> Result<CurateReport, PipelineError> {
+) -> Result<PreparedObject, PipelineError> {
     let stored = raw
         .get(raw_key)
         .await?
@@ -73,18 +84,40 @@ pub async fn curate_object(
         curated.put(&key, body).await?;
         curated_keys.push(key);
     }
+    Ok(PreparedObject {
+        raw_key: raw_key.to_owned(),
+        hits: parsed.hits.len(),
+        invalid_lines: parsed.invalid_lines.len(),
+        deltas: aggregate_hits(&parsed.hits),
+        curated_keys,
+    })
+}
 
-    let deltas = aggregate_hits(&parsed.hits);
-    let outcome = counters.apply_object(object_id, &deltas, now_ms).await?;
+/// Curate of SPEC 6 for one object: [`prepare_object`], then its deltas and
+/// marker `object_id` in one exactly-once step, then (unless `keep_raw`) the
+/// raw object deleted.
+pub async fn curate_object(
+    raw: &dyn ObjectStore,
+    curated: &dyn ObjectStore,
+    counters: &dyn CounterStore,
+    raw_key: &str,
+    object_id: &str,
+    keep_raw: bool,
+    now_ms: i64,
+) -> Result<CurateReport, PipelineError> {
+    let prepared = prepare_object(raw, curated, raw_key).await?;
+    let outcome = counters
+        .apply_object(object_id, &prepared.deltas, now_ms)
+        .await?;
     if !keep_raw {
         raw.delete(raw_key).await?;
     }
     Ok(CurateReport {
-        raw_key: raw_key.to_owned(),
-        hits: parsed.hits.len(),
-        invalid_lines: parsed.invalid_lines.len(),
-        visitors: deltas.len(),
-        curated_keys,
+        raw_key: prepared.raw_key,
+        hits: prepared.hits,
+        invalid_lines: prepared.invalid_lines,
+        visitors: prepared.deltas.len(),
+        curated_keys: prepared.curated_keys,
         outcome,
     })
 }
