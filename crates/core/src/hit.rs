@@ -267,11 +267,190 @@ impl<'de> Deserialize<'de> for HitSlot<'de> {
 
 /// Parses one JSON document expected to be a hit object. A syntax error and a
 /// non-object both come back as [`HitError::NotAnObject`].
+///
+/// Flat objects of plain ASCII strings, integers and literals (what producers
+/// and delivery send) take a hand-written scanner; anything else (escapes,
+/// non-ASCII, nested values, floats, duplicate fields, syntax errors) goes to
+/// serde_json, so both paths give the same answer for every input.
 pub fn parse_hit(json: &[u8]) -> Result<WireHit<'_>, HitError> {
+    if let Some(hit) = scan_flat_hit(json) {
+        return Ok(hit);
+    }
+    parse_hit_serde(json)
+}
+
+/// The general path of [`parse_hit`] (serde_json), kept separate for tests.
+pub fn parse_hit_serde(json: &[u8]) -> Result<WireHit<'_>, HitError> {
     match serde_json::from_slice::<HitSlot>(json) {
         Ok(HitSlot(slot)) => slot,
         Err(e) => Err(HitError::NotAnObject(e.to_string())),
     }
+}
+
+/// A byte cursor for [`scan_flat_hit`]; every method returns `None` where
+/// the input needs the general parser.
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scan<'a> {
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
+    }
+
+    /// A string of printable ASCII without escapes, cursor on its opening quote.
+    #[inline]
+    fn plain_string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        loop {
+            match *self.b.get(self.i)? {
+                b'"' => break,
+                b'\\' | 0..=0x1f | 0x7f.. => return None,
+                _ => self.i += 1,
+            }
+        }
+        let s = &self.b[start..self.i];
+        self.i += 1;
+        std::str::from_utf8(s).ok()
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.i + word.len();
+        (self.b.get(self.i..end)? == word).then(|| self.i = end)
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// A JSON number by the strict grammar; `Some(true)` if it is an integer.
+    fn number(&mut self) -> Option<bool> {
+        let _ = self.eat(b'-');
+        match self.b.get(self.i)? {
+            b'0' => {
+                self.i += 1;
+                if self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+                    return None;
+                }
+            }
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        let mut integer = true;
+        if self.eat(b'.').is_some() {
+            integer = false;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.b.get(self.i) {
+            integer = false;
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.b.get(self.i) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        Some(integer)
+    }
+
+    /// The value of a field we read.
+    fn field(&mut self) -> Option<Field<'a>> {
+        match *self.b.get(self.i)? {
+            b'"' => self.plain_string().map(|s| Field::Str(Cow::Borrowed(s))),
+            b'n' => self.literal(b"null").map(|()| Field::Null),
+            b't' => self.literal(b"true").map(|()| Field::Other),
+            b'f' => self.literal(b"false").map(|()| Field::Other),
+            b'-' | b'0'..=b'9' => {
+                let start = self.i;
+                // Floats and integers near the i64/u64 limits: serde decides.
+                if !self.number()? || self.i - start > 18 {
+                    return None;
+                }
+                let text = std::str::from_utf8(&self.b[start..self.i]).ok()?;
+                text.parse().ok().map(Field::Int)
+            }
+            _ => None,
+        }
+    }
+
+    /// Skips the value of an unknown field (no nesting on this path).
+    fn skip(&mut self) -> Option<()> {
+        match *self.b.get(self.i)? {
+            b'"' => self.plain_string().map(drop),
+            b'n' => self.literal(b"null"),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'-' | b'0'..=b'9' => self.number().map(drop),
+            _ => None,
+        }
+    }
+}
+
+/// The fast path of [`parse_hit`]: `None` hands the input to serde_json.
+fn scan_flat_hit(json: &[u8]) -> Option<WireHit<'_>> {
+    let mut s = Scan { b: json, i: 0 };
+    let mut hit = WireHit::default();
+    let mut seen = 0u8;
+    s.ws();
+    s.eat(b'{')?;
+    s.ws();
+    if s.eat(b'}').is_none() {
+        loop {
+            let key = s.plain_string()?;
+            s.ws();
+            s.eat(b':')?;
+            s.ws();
+            let (slot, bit) = match key {
+                "clientid" => (&mut hit.clientid, 1),
+                "pageGender" => (&mut hit.page_gender, 2),
+                "timestamp" => (&mut hit.timestamp, 4),
+                _ => {
+                    s.skip()?;
+                    s.ws();
+                    if s.eat(b',').is_some() {
+                        s.ws();
+                        continue;
+                    }
+                    s.eat(b'}')?;
+                    break;
+                }
+            };
+            // A repeated field: serde's answer (the last value) is the rule.
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            *slot = s.field()?;
+            s.ws();
+            if s.eat(b',').is_some() {
+                s.ws();
+                continue;
+            }
+            s.eat(b'}')?;
+            break;
+        }
+    }
+    s.ws();
+    (s.i == json.len()).then_some(hit)
 }
 
 #[cfg(test)]
@@ -385,5 +564,59 @@ mod tests {
             r#"{"clientid":"v-1","pageGender":"F","timestamp":"2026-11-24T10:00:00.007Z"}"#
         );
         assert_eq!(parse_hit(&json).unwrap().validate_incoming(NOW), Ok(hit));
+    }
+
+    #[test]
+    fn the_fast_scanner_agrees_with_serde_on_every_input() {
+        let inputs = [
+            r#"{"clientid":"a","pageGender":"M","timestamp":"2026-11-24T10:00:00Z"}"#,
+            r#"  { "clientid" : "a" , "pageGender":"f" ,"timestamp": 1795514400000 }  "#,
+            r#"{"clientid":"a","pageGender":"M","timestamp":-5}"#,
+            r#"{"clientid":"a","pageGender":"M","timestamp":null}"#,
+            r#"{"clientid":"a","pageGender":"M","timestamp":1.5}"#,
+            r#"{"clientid":"a","pageGender":"M","timestamp":1e3}"#,
+            r#"{"clientid":"a","pageGender":"M","timestamp":01}"#,
+            r#"{"clientid":"a","pageGender":"M","timestamp":-}"#,
+            r#"{"clientid":"a","pageGender":"M","timestamp":99999999999999999999}"#,
+            r#"{"clientid":"a","pageGender":"M","timestamp":true}"#,
+            r#"{"clientid":"a","pageGender":"M","x":1.5e-3,"y":false,"z":null,"w":"s"}"#,
+            r#"{"clientid":"a","pageGender":"M","x":[1,2],"y":{"a":1}}"#,
+            r#"{"clientid":"a","clientid":"b","pageGender":"M"}"#,
+            r#"{"clientid":"a","pageGender":"M"}"#,
+            r#"{"clientid":"é","pageGender":"M"}"#,
+            r#"{"clientid":"a","pageGender":"M",}"#,
+            r#"{"clientid":"a","pageGender":"M"} x"#,
+            r#"{"clientid":"a" "pageGender":"M"}"#,
+            r#"{"clientid":"a","pageGender":"M""#,
+            r#"{}"#,
+            r#"[]"#,
+            r#""a""#,
+            r#"5"#,
+            r#"null"#,
+            "",
+            "{\"clientid\":\"a\",\"pageGender\":\"M\"}\n",
+            "{\"clientid\":\"a\tb\",\"pageGender\":\"M\"}",
+        ];
+        let show = |r: Result<WireHit<'_>, HitError>| match r {
+            Ok(w) => format!("{w:?}"),
+            // serde's message carries positions; the kind is what must agree.
+            Err(HitError::NotAnObject(_)) => "not an object".to_owned(),
+            Err(e) => format!("{e:?}"),
+        };
+        for input in inputs {
+            let fast = show(parse_hit(input.as_bytes()));
+            let slow = show(parse_hit_serde(input.as_bytes()));
+            assert_eq!(fast, slow, "{input}");
+        }
+        // Every prefix of a valid hit, too.
+        let full = r#"{"page":"/a","clientid":"v-1","pageGender":"F","timestamp":"2026-11-24T10:00:00.123Z","n":-1.5E+2}"#;
+        for end in 0..=full.len() {
+            let input = &full.as_bytes()[..end];
+            assert_eq!(
+                show(parse_hit(input)),
+                show(parse_hit_serde(input)),
+                "{end}"
+            );
+        }
     }
 }

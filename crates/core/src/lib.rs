@@ -16,7 +16,9 @@ pub mod profile;
 pub mod time;
 pub mod transform;
 
-pub use aggregate::{VisitorDelta, aggregate_hits, parse_raw_object};
+pub use aggregate::{
+    Aggregator, LineSplitter, VisitorDelta, aggregate_hits, parse_raw_line, parse_raw_object,
+};
 pub use clientid::validate_clientid;
 pub use daily::{DailyRow, DailySummary, WindowSums, default_daily_date, window_dates};
 pub use error::{HitError, PortError};

@@ -145,7 +145,9 @@ fn push_digits(out: &mut Vec<u8>, mut v: u32, width: usize) {
 /// Parses RFC 3339 (`YYYY-MM-DDTHH:MM:SS[.frac](Z|±hh:mm)`) into epoch
 /// milliseconds UTC. Sub-millisecond digits are truncated (SPEC 13).
 pub fn parse_rfc3339_millis(s: &str) -> Result<i64, HitError> {
-    parse_rfc3339(s.as_bytes()).ok_or(HitError::InvalidTimestamp)
+    parse_normalized_millis(s.as_bytes())
+        .or_else(|| parse_rfc3339(s.as_bytes()))
+        .ok_or(HitError::InvalidTimestamp)
 }
 
 fn parse_rfc3339(b: &[u8]) -> Option<i64> {
@@ -199,18 +201,66 @@ fn parse_rfc3339(b: &[u8]) -> Option<i64> {
 
 /// Writes `YYYY-MM-DDTHH:MM:SS.mmmZ` (always millisecond precision, UTC).
 pub fn write_rfc3339_millis(ms: i64, out: &mut Vec<u8>) {
-    let date = Date::of_millis(ms);
+    out.extend_from_slice(&rfc3339_millis_bytes(ms));
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` as a fixed-size array (no allocation).
+#[inline]
+pub fn rfc3339_millis_bytes(ms: i64) -> [u8; 24] {
+    #[inline]
+    fn two(out: &mut [u8], v: u32) {
+        out[0] = b'0' + (v / 10) as u8;
+        out[1] = b'0' + (v % 10) as u8;
+    }
+    let (y, m, d) = Date::of_millis(ms).ymd();
     let in_day = ms.rem_euclid(MS_PER_DAY) as u32;
-    date.write_to(out);
-    out.push(b'T');
-    push_digits(out, in_day / 3_600_000, 2);
-    out.push(b':');
-    push_digits(out, in_day / 60_000 % 60, 2);
-    out.push(b':');
-    push_digits(out, in_day / 1000 % 60, 2);
-    out.push(b'.');
-    push_digits(out, in_day % 1000, 3);
-    out.push(b'Z');
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    let y = y.clamp(0, 9999) as u32;
+    two(&mut b[0..2], y / 100);
+    two(&mut b[2..4], y % 100);
+    two(&mut b[5..7], m);
+    two(&mut b[8..10], d);
+    two(&mut b[11..13], in_day / 3_600_000);
+    two(&mut b[14..16], in_day / 60_000 % 60);
+    two(&mut b[17..19], in_day / 1000 % 60);
+    let milli = in_day % 1000;
+    b[20] = b'0' + (milli / 100) as u8;
+    two(&mut b[21..23], milli % 100);
+    b
+}
+
+/// The exact shape [`write_rfc3339_millis`] produces, parsed without the
+/// general grammar; `None` for anything else (callers fall back to
+/// [`parse_rfc3339_millis`], which accepts the same instants).
+#[inline]
+pub fn parse_normalized_millis(b: &[u8]) -> Option<i64> {
+    let b: &[u8; 24] = b.try_into().ok()?;
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+        || b[23] != b'Z'
+    {
+        return None;
+    }
+    #[inline]
+    fn d(c: u8) -> Option<u32> {
+        let v = c.wrapping_sub(b'0');
+        (v < 10).then_some(v as u32)
+    }
+    let two = |i: usize| Some(d(b[i])? * 10 + d(b[i + 1])?);
+    let year = two(0)? * 100 + two(2)?;
+    let (month, day) = (two(5)?, two(8)?);
+    let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
+    let millis = d(b[20])? * 100 + two(21)?;
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let date = Date::from_ymd(year as i32, month, day)?;
+    let seconds_of_day = (hour * 3600 + minute * 60 + second) as i64;
+    Some(date.start_millis() + seconds_of_day * 1000 + millis as i64)
 }
 
 pub fn format_rfc3339_millis(ms: i64) -> String {
@@ -297,6 +347,34 @@ mod tests {
         assert_eq!(
             format_rfc3339_millis(MIN_EVENT_MS - 1),
             "1999-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
+    fn the_normalized_shape_parses_like_the_general_grammar() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let ms = MIN_EVENT_MS + (rng % (300 * 365 * MS_PER_DAY as u64)) as i64;
+            let text = rfc3339_millis_bytes(ms);
+            assert_eq!(parse_normalized_millis(&text), Some(ms));
+            assert_eq!(parse_rfc3339(&text), Some(ms));
+        }
+        for bad in [
+            &b"2026-02-30T10:00:00.000Z"[..],
+            b"2026-11-24T24:00:00.000Z",
+            b"2026-11-24T10:00:00.000+",
+            b"2026-11-24T10:00:0a.000Z",
+        ] {
+            assert_eq!(parse_normalized_millis(bad), None);
+            assert_eq!(parse_rfc3339(bad), None);
+        }
+        // A leap second rolls over in both.
+        assert_eq!(
+            parse_normalized_millis(b"2026-12-31T23:59:60.000Z"),
+            parse_rfc3339(b"2026-12-31T23:59:60.000Z")
         );
     }
 
