@@ -40,7 +40,7 @@ daily date="":
     #!/usr/bin/env bash
     set -euo pipefail
     d="{{date}}"; d="${d#date=}"; [[ -n "$d" ]] || d=$(date -u -d yesterday +%F)
-    fn=$(terraform -chdir=terraform output -json function_names | python3 -c 'import json,sys; print(json.load(sys.stdin)["daily"])')
+    fn=$(terraform -chdir=terraform output -json function_names | jq -r .daily)
     aws lambda invoke --function-name "$fn" --cli-binary-format raw-in-base64-out --payload "{\"date\":\"$d\"}" /dev/stdout
 
 # Follow a deployed function's logs: fn = http, transform, curate, daily (or api for the access logs).
@@ -48,7 +48,7 @@ logs fn="http":
     #!/usr/bin/env bash
     set -euo pipefail
     fn="{{fn}}"; fn="${fn#fn=}"
-    group=$(terraform -chdir=terraform output -json log_groups | FN="$fn" python3 -c 'import json,os,sys; print(json.load(sys.stdin)[os.environ["FN"]])')
+    group=$(terraform -chdir=terraform output -json log_groups | jq -er --arg fn "$fn" '.[$fn]')
     aws logs tail "$group" --follow --format short
 
 # Lint the GitHub workflows (actionlint, zizmor).

@@ -10,4 +10,4 @@ pub use error::EmbeddedError;
 pub use log::{HitLogFile, LogEntry, LogReader};
 pub use object_store::DirObjectStore;
 pub(crate) use object_store::blocking;
-pub use state::{AckQueuedOnApply, StateStore};
+pub use state::{ObjectDeltas, StateStore};

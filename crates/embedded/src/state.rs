@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use gender_core::ports::{ApplyOutcome, CounterStore, HealthProbe, ProfileReader, WindowStore};
 use gender_core::{Date, Gender, PortError, Profile, VisitorDelta, WindowSums};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,6 +32,16 @@ pub struct DeliveryState {
     pub intent: Option<(u64, u64)>,
     /// Raw keys waiting for curate, oldest first.
     pub pending: Vec<String>,
+}
+
+/// One object's counter deltas for [`StateStore::apply_objects_blocking`].
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectDeltas<'a> {
+    /// The idempotency marker (for raw objects: their key).
+    pub object_id: &'a str,
+    pub deltas: &'a [VisitorDelta],
+    /// The local curate queue entry this application acknowledges.
+    pub ack_queued: Option<&'a str>,
 }
 
 #[derive(Clone)]
@@ -127,7 +138,7 @@ impl StateStore {
 
     /// Applies one object's deltas and its idempotency marker in one
     /// transaction; with `ack_queued`, also removes that key from the local
-    /// curate queue in the same transaction (see [`AckQueuedOnApply`]).
+    /// curate queue in the same transaction.
     pub fn apply_object_blocking(
         &self,
         object_id: &str,
@@ -135,37 +146,66 @@ impl StateStore {
         now_ms: i64,
         ack_queued: Option<&str>,
     ) -> Result<ApplyOutcome, EmbeddedError> {
-        let txn = self.db.begin_write()?;
-        let outcome = {
-            let mut applied = txn.open_table(APPLIED)?;
-            if applied.get(object_id)?.is_some() {
-                ApplyOutcome::AlreadyApplied
-            } else {
-                let mut profiles = txn.open_table(PROFILES)?;
-                for delta in deltas {
-                    let existing = profiles
-                        .get(delta.clientid.as_str())?
-                        .map(|v| v.value().to_vec());
-                    let profile = match existing {
-                        Some(bytes) => {
-                            let mut p = decode_profile(&delta.clientid, &bytes)?;
-                            p.apply(delta, now_ms);
-                            p
-                        }
-                        None => Profile::from_delta(delta, now_ms),
-                    };
-                    profiles
-                        .insert(delta.clientid.as_str(), encode_profile(&profile).as_slice())?;
-                }
-                applied.insert(object_id, now_ms)?;
-                ApplyOutcome::Applied
-            }
+        let object = ObjectDeltas {
+            object_id,
+            deltas,
+            ack_queued,
         };
-        if let Some(key) = ack_queued {
-            txn.open_table(PENDING)?.remove(key)?;
+        Ok(self.apply_objects_blocking(&[object], now_ms)?[0])
+    }
+
+    /// Applies several objects in one transaction, in order, each exactly
+    /// once (an object whose marker exists changes nothing), and acknowledges
+    /// their queue entries. Each visitor's profile is read and written once
+    /// however many objects touch it: the cost of a commit (its fsync and
+    /// the B-tree pages it rewrites) is shared by all of them.
+    pub fn apply_objects_blocking(
+        &self,
+        objects: &[ObjectDeltas<'_>],
+        now_ms: i64,
+    ) -> Result<Vec<ApplyOutcome>, EmbeddedError> {
+        let txn = self.db.begin_write()?;
+        let mut outcomes = Vec::with_capacity(objects.len());
+        {
+            let mut applied = txn.open_table(APPLIED)?;
+            let mut profiles = txn.open_table(PROFILES)?;
+            let mut pending = txn.open_table(PENDING)?;
+            // Sorted, so the writes below walk the B-tree in key order.
+            let mut touched: BTreeMap<&str, Profile> = BTreeMap::new();
+            for object in objects {
+                if applied.get(object.object_id)?.is_some() {
+                    outcomes.push(ApplyOutcome::AlreadyApplied);
+                } else {
+                    for delta in object.deltas {
+                        let clientid = delta.clientid.as_str();
+                        if let Some(profile) = touched.get_mut(clientid) {
+                            profile.apply(delta, now_ms);
+                            continue;
+                        }
+                        let stored = profiles.get(clientid)?.map(|v| v.value().to_vec());
+                        let profile = match stored {
+                            Some(bytes) => {
+                                let mut p = decode_profile(clientid, &bytes)?;
+                                p.apply(delta, now_ms);
+                                p
+                            }
+                            None => Profile::from_delta(delta, now_ms),
+                        };
+                        touched.insert(clientid, profile);
+                    }
+                    applied.insert(object.object_id, now_ms)?;
+                    outcomes.push(ApplyOutcome::Applied);
+                }
+                if let Some(key) = object.ack_queued {
+                    pending.remove(key)?;
+                }
+            }
+            for (clientid, profile) in &touched {
+                profiles.insert(*clientid, encode_profile(profile).as_slice())?;
+            }
         }
         txn.commit()?;
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     pub fn visitors_with_window_blocking(&self) -> Result<Vec<String>, EmbeddedError> {
@@ -301,28 +341,6 @@ impl CounterStore for StateStore {
     }
 }
 
-/// The counter store of one queued raw object: applying its deltas also
-/// acknowledges `queued_key` in the local curate queue, in the same
-/// transaction, so a crash can neither lose the object nor count it twice.
-pub struct AckQueuedOnApply {
-    pub state: StateStore,
-    pub queued_key: String,
-}
-
-#[async_trait]
-impl CounterStore for AckQueuedOnApply {
-    async fn apply_object(
-        &self,
-        object_id: &str,
-        deltas: &[VisitorDelta],
-        now_ms: i64,
-    ) -> Result<ApplyOutcome, PortError> {
-        let (this, id, deltas) = (self.state.clone(), object_id.to_owned(), deltas.to_vec());
-        let key = self.queued_key.clone();
-        blocking(move || this.apply_object_blocking(&id, &deltas, now_ms, Some(&key))).await
-    }
-}
-
 #[async_trait]
 impl WindowStore for StateStore {
     async fn visitors_with_window(&self) -> Result<Vec<String>, PortError> {
@@ -358,6 +376,53 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path().join("state.redb")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn objects_applied_together_equal_objects_applied_one_by_one() {
+        let objects: Vec<(String, Vec<VisitorDelta>)> = (0..6)
+            .map(|i| {
+                let deltas = vec![
+                    delta(
+                        "a",
+                        i,
+                        1,
+                        if i % 2 == 0 { Gender::M } else { Gender::F },
+                        10 + (i as i64 % 3),
+                    ),
+                    delta(&format!("v{i}"), 1, 0, Gender::M, 7),
+                ];
+                (format!("obj-{i}"), deltas)
+            })
+            .collect();
+        let (_one, one_by_one) = store();
+        for (id, deltas) in &objects {
+            one_by_one
+                .apply_object_blocking(id, deltas, 50, None)
+                .unwrap();
+        }
+        let (_together, together) = store();
+        // obj-0 twice in the batch: applied once.
+        let mut batch: Vec<ObjectDeltas> = objects
+            .iter()
+            .map(|(id, deltas)| ObjectDeltas {
+                object_id: id,
+                deltas,
+                ack_queued: None,
+            })
+            .collect();
+        batch.push(batch[0]);
+        let outcomes = together.apply_objects_blocking(&batch, 50).unwrap();
+        assert_eq!(outcomes[..6], [ApplyOutcome::Applied; 6]);
+        assert_eq!(outcomes[6], ApplyOutcome::AlreadyApplied);
+        for clientid in ["a", "v0", "v3", "v5"] {
+            assert_eq!(
+                together.get_profile_blocking(clientid).unwrap(),
+                one_by_one.get_profile_blocking(clientid).unwrap(),
+                "{clientid}"
+            );
+        }
+        assert_eq!(together.profile_count().unwrap(), 7);
     }
 
     #[test]

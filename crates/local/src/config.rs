@@ -5,6 +5,11 @@ use std::time::Duration;
 
 /// The data directory when none is given (SPEC 9).
 pub const DEFAULT_DATA_DIR: &str = "data";
+/// The default backlog bound: about 600k hits of log, a few seconds of the
+/// pipeline's throughput on one core, so a hit that gets a `202` is visible
+/// within seconds even at the bound.
+pub const DEFAULT_MAX_BACKLOG_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The file in the data directory that keeps the generated API key.
 pub const API_KEY_FILE: &str = "api-key";
 
@@ -21,6 +26,11 @@ pub struct LocalConfig {
     pub keep_raw: bool,
     /// When the daily job runs: minutes after midnight UTC.
     pub daily_at_minute: u32,
+    /// Accepted log bytes not yet curated beyond which `POST /hits` answers
+    /// 503 with nothing stored (SPEC 14).
+    pub max_backlog_bytes: u64,
+    /// Distinct event dates one delivery batch may hold (SPEC 14).
+    pub max_dates_per_batch: usize,
 }
 
 impl LocalConfig {
@@ -33,6 +43,8 @@ impl LocalConfig {
             buffer_bytes: 4 * 1024 * 1024,
             keep_raw: true,
             daily_at_minute: 60,
+            max_backlog_bytes: DEFAULT_MAX_BACKLOG_BYTES,
+            max_dates_per_batch: 16,
         }
     }
 }

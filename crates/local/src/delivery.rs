@@ -1,21 +1,33 @@
 //! Local delivery: reads the durable log like Firehose reads Kinesis, runs the
 //! shared transform into raw/ objects, then curates them into curated/ and
-//! the state store. One task, so a flush is a true barrier.
+//! the state store. One loop on its own thread (with its own small runtime),
+//! so the transform and Parquet encoding never hold up the HTTP workers, and
+//! a flush is a true barrier.
+//!
+//! Objects are cut like Firehose buffers: a cycle starts when `buffer_bytes`
+//! of log are waiting or the interval passes, and delivers what was durable
+//! when it started, in batches of at most [`MAX_BATCH_BYTES`] and at most
+//! `max_dates_per_batch` event dates (so a cycle writes a bounded number of
+//! objects however widely the hits' dates spread). The objects of a cycle are
+//! then curated: Parquet each, and the counters of all of them in one
+//! state-store transaction.
 //!
 //! Crash safety: a batch `[start, end)` is recorded before its objects are
 //! written (so a restart rewrites exactly that batch under the same names),
 //! the checkpoint and the curate queue move in one transaction afterwards, and
-//! curate's counter update and queue ack are one transaction with its marker.
+//! curate's counter update, markers and queue acknowledgements are one
+//! transaction.
 
 use crate::CycleError;
 use crate::metrics::PipelineMetrics;
+use crate::status::PipelineStatus;
 use gender_core::ports::ObjectStore;
 use gender_core::time::format_rfc3339_millis;
 use gender_core::transform::transform_record;
 use gender_core::{Date, layout};
-use gender_embedded::state::StateStore;
-use gender_embedded::{AckQueuedOnApply, DirObjectStore, EmbeddedError, LogEntry, LogReader};
-use gender_pipeline::{PipelineError, curate_object};
+use gender_embedded::state::{ObjectDeltas, StateStore};
+use gender_embedded::{DirObjectStore, EmbeddedError, LogEntry, LogReader};
+use gender_pipeline::{PipelineError, PreparedObject, prepare_object};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,7 +36,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Log bytes delivered into one set of raw objects at most.
-const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Raw objects whose counters one state-store transaction applies at most.
+const MAX_OBJECTS_PER_APPLY: usize = 64;
 
 /// What a flush observed, returned by `POST /admin/flush`.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -40,6 +54,22 @@ pub struct DeliverySettings {
     pub buffer_bytes: u64,
     pub keep_raw: bool,
     pub clock: fn() -> i64,
+    /// Distinct event dates one batch may hold; the batch is cut before the
+    /// first hit of one more date.
+    pub max_dates_per_batch: usize,
+}
+
+impl DeliverySettings {
+    /// The local defaults: Firehose-like 1 s / 4 MiB buffering, raw kept.
+    pub fn new(clock: fn() -> i64) -> DeliverySettings {
+        DeliverySettings {
+            interval: Duration::from_secs(1),
+            buffer_bytes: 4 * 1024 * 1024,
+            keep_raw: true,
+            clock,
+            max_dates_per_batch: 16,
+        }
+    }
 }
 
 type FlushReply = oneshot::Sender<Result<FlushReport, String>>;
@@ -61,13 +91,75 @@ impl DeliveryHandle {
     }
 }
 
+/// A batch of log records after the transform, not yet written.
+struct TransformedBatch {
+    start: u64,
+    /// Where the batch ends: the read end, or the record a date cap cut at.
+    end: u64,
+    /// Oldest arrival time in the batch.
+    first_arrival_ms: Option<i64>,
+    records: usize,
+    by_date: BTreeMap<Date, Vec<u8>>,
+    /// Records that failed the transform, as error-output lines.
+    failed: Vec<String>,
+}
+
+/// Runs the shared transform over `entries` (which start at `start` and end
+/// at `end`), stopping before the first record of a date beyond `max_dates`.
+fn transform_batch(
+    start: u64,
+    end: u64,
+    entries: &[LogEntry],
+    max_dates: usize,
+) -> TransformedBatch {
+    let mut batch = TransformedBatch {
+        start,
+        end,
+        first_arrival_ms: entries.first().map(|e| e.arrival_ms),
+        records: 0,
+        by_date: BTreeMap::new(),
+        failed: Vec::new(),
+    };
+    let mut line = Vec::with_capacity(128);
+    for entry in entries {
+        line.clear();
+        match transform_record(&entry.payload, entry.arrival_ms, &mut line) {
+            Ok(dt) => {
+                if !batch.by_date.contains_key(&dt) && batch.by_date.len() >= max_dates.max(1) {
+                    batch.end = entry.offset;
+                    break;
+                }
+                batch
+                    .by_date
+                    .entry(dt)
+                    .or_default()
+                    .extend_from_slice(&line);
+            }
+            Err(error) => {
+                let record = serde_json::json!({
+                    "offset": entry.offset,
+                    "arrival": format_rfc3339_millis(entry.arrival_ms),
+                    "error": error.to_string(),
+                    "data": String::from_utf8_lossy(&entry.payload),
+                });
+                batch.failed.push(record.to_string());
+            }
+        }
+        batch.records += 1;
+    }
+    batch
+}
+
 pub struct Delivery {
     reader: LogReader,
     store: DirObjectStore,
     state: StateStore,
     metrics: Arc<PipelineMetrics>,
+    status: Arc<PipelineStatus>,
     settings: DeliverySettings,
     delivered: u64,
+    /// The stage the current step belongs to, for `/health` when it fails.
+    stage: &'static str,
 }
 
 impl Delivery {
@@ -76,26 +168,49 @@ impl Delivery {
         store: DirObjectStore,
         state: StateStore,
         metrics: Arc<PipelineMetrics>,
+        status: Arc<PipelineStatus>,
         settings: DeliverySettings,
     ) -> Result<Delivery, EmbeddedError> {
         let delivered = state.delivery_state()?.delivered_offset;
+        metrics.delivered_offset.store(delivered, Ordering::Relaxed);
         Ok(Delivery {
             reader,
             store,
             state,
             metrics,
+            status,
             settings,
             delivered,
+            stage: "delivery",
         })
     }
 
-    /// Starts the loop; it runs a last cycle and returns when `shutdown` flips.
+    /// Starts the loop on its own thread; it runs a last cycle and ends when
+    /// `shutdown` flips. Await the returned task to know it has drained.
     pub fn spawn(
         self,
         shutdown: watch::Receiver<bool>,
     ) -> (DeliveryHandle, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(64);
-        let task = tokio::spawn(self.run(rx, shutdown));
+        let (done_tx, done_rx) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("delivery".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match runtime {
+                    Ok(runtime) => runtime.block_on(self.run(rx, shutdown)),
+                    Err(e) => tracing::error!(error = %e, "delivery runtime did not start"),
+                }
+                let _ = done_tx.send(());
+            });
+        if let Err(e) = thread {
+            tracing::error!(error = %e, "delivery thread did not start");
+        }
+        let task = tokio::spawn(async move {
+            let _ = done_rx.await;
+        });
         (DeliveryHandle { flushes: tx }, task)
     }
 
@@ -107,7 +222,7 @@ impl Delivery {
         // Nothing new is delivered before the interrupted batch is redone
         // under its recorded bounds, or its objects could be cut differently.
         while let Err(e) = self.recover().await {
-            tracing::error!(error = %e, "pipeline recovery failed; retrying");
+            tracing::error!(error = %e, "delivery recovery failed; retrying");
             tokio::select! {
                 _ = tokio::time::sleep(self.settings.interval) => {}
                 _ = shutdown.changed() => return,
@@ -135,16 +250,22 @@ impl Delivery {
                 }
                 _ = shutdown.changed() => {
                     match self.cycle().await {
-                        Ok(report) => tracing::info!(delivered_offset = report.delivered_offset, "pipeline drained"),
-                        Err(e) => tracing::error!(error = %e, "final pipeline cycle failed; the log keeps the hits"),
+                        Ok(report) => tracing::info!(delivered_offset = report.delivered_offset, "delivery drained"),
+                        Err(e) => tracing::error!(error = %e, "final delivery cycle failed; the log keeps the hits"),
                     }
                     return;
                 }
             }
             let result = self.cycle().await.map_err(|e| {
-                tracing::error!(error = %e, "pipeline cycle failed; will retry");
+                tracing::error!(error = %e, "delivery cycle failed; will retry");
                 e.to_string()
             });
+            match &result {
+                Ok(_) => self.status.clear_failure(),
+                Err(reason) => self.status.set_failure(self.stage, reason.clone()),
+            }
+            // The interval counts from the end of the last cycle.
+            ticker.reset();
             for reply in waiters {
                 let _ = reply.send(result.clone());
             }
@@ -157,7 +278,8 @@ impl Delivery {
         if let Some((start, end)) = state.intent {
             tracing::info!(start, end, "re-delivering the batch a crash interrupted");
             let entries = self.read_log(start, (end - start) as usize).await?.0;
-            let keys = self.write_raw_objects(start, end, &entries).await?;
+            let mut batch = transform_batch(start, end, &entries, usize::MAX);
+            let keys = self.write_raw_objects(&mut batch).await?;
             self.finish_delivery(start, end, keys).await?;
             self.delivered = end;
         }
@@ -193,15 +315,23 @@ impl Delivery {
             .await
     }
 
-    /// Delivers everything durable so far in batches; returns the oldest arrival time seen.
-    async fn deliver_all(&mut self, report: &mut FlushReport) -> Result<Option<i64>, CycleError> {
+    /// Delivers what was durable when the cycle started, in batches; returns
+    /// the oldest arrival time seen.
+    async fn deliver_until(
+        &mut self,
+        target: u64,
+        report: &mut FlushReport,
+    ) -> Result<Option<i64>, CycleError> {
         let mut oldest_arrival = None;
-        while self.delivered < self.reader.durable_end() {
+        while self.delivered < target {
             let start = self.delivered;
-            let (entries, end) = self.read_log(start, MAX_BATCH_BYTES).await?;
-            oldest_arrival = oldest_arrival.or(entries.first().map(|e| e.arrival_ms));
+            let (entries, read_end) = self.read_log(start, MAX_BATCH_BYTES).await?;
+            let mut batch =
+                transform_batch(start, read_end, &entries, self.settings.max_dates_per_batch);
+            oldest_arrival = oldest_arrival.or(batch.first_arrival_ms);
+            let end = batch.end;
             self.state_op(move |s| s.begin_delivery(start, end)).await?;
-            let keys = self.write_raw_objects(start, end, &entries).await?;
+            let keys = self.write_raw_objects(&mut batch).await?;
             let objects = keys.len() as u64;
             self.finish_delivery(start, end, keys).await?;
             self.delivered = end;
@@ -211,30 +341,31 @@ impl Delivery {
                 .fetch_add(objects, Ordering::Relaxed);
             self.metrics
                 .hits_delivered
-                .fetch_add(entries.len() as u64, Ordering::Relaxed);
+                .fetch_add(batch.records as u64, Ordering::Relaxed);
+            self.metrics
+                .delivered_offset
+                .store(self.delivered, Ordering::Relaxed);
         }
-        self.metrics
-            .delivered_offset
-            .store(self.delivered, Ordering::Relaxed);
         Ok(oldest_arrival)
     }
 
     /// Delivers everything durable so far, then curates every queued object.
     async fn cycle(&mut self) -> Result<FlushReport, CycleError> {
         let mut report = FlushReport::default();
-        let started_ms = (self.settings.clock)();
-        let oldest_arrival = self.deliver_all(&mut report).await.inspect_err(|_| {
-            self.metrics.delivery_errors.fetch_add(1, Ordering::Relaxed);
-        })?;
+        let target = self.reader.durable_end();
+        self.stage = "delivery";
+        let oldest_arrival = self
+            .deliver_until(target, &mut report)
+            .await
+            .inspect_err(|_| {
+                self.metrics.delivery_errors.fetch_add(1, Ordering::Relaxed);
+            })?;
+        self.stage = "curate";
         self.curate_pending(&mut report).await?;
+        self.status.set_visible(self.delivered);
         if let Some(arrival) = oldest_arrival {
             let lag_ms = (self.settings.clock)().saturating_sub(arrival).max(0) as u64;
             self.metrics.curate_lag_ms.store(lag_ms, Ordering::Relaxed);
-            tracing::debug!(
-                lag_ms,
-                cycle_ms = (self.settings.clock)() - started_ms,
-                "pipeline cycle"
-            );
         }
         let reader = self.reader.clone();
         let delivered = self.delivered;
@@ -247,89 +378,141 @@ impl Delivery {
         Ok(report)
     }
 
-    /// The transform step: one NDJSON object per event date, plus the records
-    /// that failed it under errors/ (Firehose's error output prefix).
+    /// The transform's output: one NDJSON object per event date, plus the
+    /// records that failed it under errors/ (Firehose's error output prefix),
+    /// dated by the batch's first arrival so a redone batch gets the same name.
     async fn write_raw_objects(
         &self,
-        start: u64,
-        end: u64,
-        entries: &[LogEntry],
+        batch: &mut TransformedBatch,
     ) -> Result<Vec<String>, CycleError> {
-        let mut by_date: BTreeMap<Date, Vec<u8>> = BTreeMap::new();
-        let mut failed = Vec::new();
-        let mut line = Vec::with_capacity(128);
-        for entry in entries {
-            line.clear();
-            match transform_record(&entry.payload, entry.arrival_ms, &mut line) {
-                Ok(dt) => by_date.entry(dt).or_default().extend_from_slice(&line),
-                Err(error) => {
-                    let record = serde_json::json!({
-                        "offset": entry.offset,
-                        "arrival": format_rfc3339_millis(entry.arrival_ms),
-                        "error": error.to_string(),
-                        "data": String::from_utf8_lossy(&entry.payload),
-                    });
-                    failed.push(record.to_string());
-                }
-            }
-        }
-        let name = format!("{start:020}-{end:020}.ndjson");
-        let mut keys = Vec::with_capacity(by_date.len());
-        for (dt, body) in by_date {
+        let name = format!("{:020}-{:020}.ndjson", batch.start, batch.end);
+        let mut keys = Vec::with_capacity(batch.by_date.len());
+        for (dt, body) in std::mem::take(&mut batch.by_date) {
             let key = layout::raw_key(dt, &name);
             self.store.put(&key, body).await?;
             keys.push(key);
         }
-        if !failed.is_empty() {
-            let dt = Date::of_millis((self.settings.clock)());
-            let body = failed.join("\n") + "\n";
+        if !batch.failed.is_empty() {
+            let failed_on = Date::of_millis(batch.first_arrival_ms.unwrap_or(0));
+            let body = batch.failed.join("\n") + "\n";
             self.store
-                .put(&layout::processing_failed_key(dt, &name), body.into_bytes())
+                .put(
+                    &layout::processing_failed_key(failed_on, &name),
+                    body.into_bytes(),
+                )
                 .await?;
             self.metrics
                 .records_failed
-                .fetch_add(failed.len() as u64, Ordering::Relaxed);
-            tracing::warn!(records = failed.len(), "records failed the transform");
+                .fetch_add(batch.failed.len() as u64, Ordering::Relaxed);
+            tracing::warn!(records = batch.failed.len(), "records failed the transform");
         }
         Ok(keys)
     }
 
+    /// Curates the queue: each object's Parquet, then the counters of up to
+    /// [`MAX_OBJECTS_PER_APPLY`] objects, their markers and their queue
+    /// acknowledgements in one transaction.
     async fn curate_pending(&self, report: &mut FlushReport) -> Result<(), CycleError> {
-        for key in self.state_op(StateStore::delivery_state).await?.pending {
-            let now = (self.settings.clock)();
-            let counters = AckQueuedOnApply {
-                state: self.state.clone(),
-                queued_key: key.clone(),
-            };
-            match curate_object(
-                &self.store,
-                &self.store,
-                &counters,
-                &key,
-                &key,
-                self.settings.keep_raw,
-                now,
-            )
-            .await
-            {
-                Ok(curated) => {
-                    report.objects_curated += 1;
-                    report.hits_curated += curated.hits as u64;
-                    self.metrics.objects_curated.fetch_add(1, Ordering::Relaxed);
-                    self.metrics
-                        .hits_curated
-                        .fetch_add(curated.hits as u64, Ordering::Relaxed);
+        let pending = self.state_op(StateStore::delivery_state).await?.pending;
+        for keys in pending.chunks(MAX_OBJECTS_PER_APPLY) {
+            let mut prepared = Vec::with_capacity(keys.len());
+            for key in keys {
+                match prepare_object(&self.store, &self.store, key).await {
+                    Ok(object) => prepared.push(object),
+                    Err(PipelineError::RawMissing(key)) => {
+                        tracing::error!(%key, "queued raw object is missing; dropping it from the queue");
+                        self.state_op(move |s| s.drop_pending(&key)).await?;
+                    }
+                    Err(e) => {
+                        self.metrics.curate_errors.fetch_add(1, Ordering::Relaxed);
+                        return Err(e.into());
+                    }
                 }
-                Err(PipelineError::RawMissing(key)) => {
-                    tracing::error!(%key, "queued raw object is missing; dropping it from the queue");
-                    self.state_op(move |s| s.drop_pending(&key)).await?;
-                }
-                Err(e) => {
-                    self.metrics.curate_errors.fetch_add(1, Ordering::Relaxed);
-                    return Err(e.into());
-                }
+            }
+            self.apply(prepared, report).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply(
+        &self,
+        prepared: Vec<PreparedObject>,
+        report: &mut FlushReport,
+    ) -> Result<(), CycleError> {
+        if prepared.is_empty() {
+            return Ok(());
+        }
+        let now = (self.settings.clock)();
+        let prepared = Arc::new(prepared);
+        let objects = prepared.clone();
+        self.state_op(move |s| {
+            let batch: Vec<ObjectDeltas> = objects
+                .iter()
+                .map(|o| ObjectDeltas {
+                    // Locally a raw object's key is its identity and its queue entry.
+                    object_id: &o.raw_key,
+                    deltas: &o.deltas,
+                    ack_queued: Some(&o.raw_key),
+                })
+                .collect();
+            s.apply_objects_blocking(&batch, now)
+        })
+        .await
+        .inspect_err(|_| {
+            self.metrics.curate_errors.fetch_add(1, Ordering::Relaxed);
+        })?;
+        let hits: u64 = prepared.iter().map(|o| o.hits as u64).sum();
+        report.objects_curated += prepared.len() as u64;
+        report.hits_curated += hits;
+        self.metrics
+            .objects_curated
+            .fetch_add(prepared.len() as u64, Ordering::Relaxed);
+        self.metrics.hits_curated.fetch_add(hits, Ordering::Relaxed);
+        if !self.settings.keep_raw {
+            for object in prepared.iter() {
+                self.store.delete(&object.raw_key).await?;
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(offset: u64, day: u32) -> LogEntry {
+        LogEntry {
+            offset,
+            arrival_ms: 1_795_478_400_000,
+            payload: format!(
+                r#"{{"clientid":"a","pageGender":"M","timestamp":"2026-10-{day:02}T00:00:00Z"}}"#
+            )
+            .into_bytes(),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_cut_before_the_first_hit_of_one_date_too_many() {
+        let entries: Vec<LogEntry> = (0..10).map(|i| entry(i * 100, 1 + i as u32 % 5)).collect();
+        let batch = transform_batch(0, 1000, &entries, 3);
+        assert_eq!(batch.by_date.len(), 3);
+        assert_eq!((batch.end, batch.records), (300, 3));
+
+        let all = transform_batch(0, 1000, &entries, 5);
+        assert_eq!((all.end, all.records, all.by_date.len()), (1000, 10, 5));
+    }
+
+    #[test]
+    fn the_first_record_is_always_taken_and_failures_do_not_count_as_dates() {
+        let mut entries = vec![LogEntry {
+            offset: 0,
+            arrival_ms: 1_795_478_400_000,
+            payload: b"not json".to_vec(),
+        }];
+        entries.extend((1..4).map(|i| entry(i * 100, i as u32)));
+        let batch = transform_batch(0, 400, &entries, 1);
+        assert_eq!((batch.failed.len(), batch.by_date.len()), (1, 1));
+        assert_eq!(batch.end, 200);
     }
 }

@@ -12,11 +12,16 @@ pub mod delivery;
 mod error;
 mod metrics;
 mod scheduler;
+mod status;
 
-pub use config::{API_KEY_FILE, DEFAULT_DATA_DIR, LocalConfig, read_api_key, resolve_api_key};
+pub use config::{
+    API_KEY_FILE, DEFAULT_DATA_DIR, DEFAULT_MAX_BACKLOG_BYTES, LocalConfig, read_api_key,
+    resolve_api_key,
+};
 pub use delivery::{Delivery, DeliveryHandle, DeliverySettings, FlushReport};
 pub use error::{CycleError, LocalError};
 pub use metrics::PipelineMetrics;
+pub use status::{Backlog, BoundedHitLog, LocalHealth, PipelineStatus, StageFailure};
 
 use gender_api::{ApiKey, ApiMetrics, ApiState};
 use gender_core::time::system_now_ms;
@@ -81,23 +86,44 @@ pub async fn run(
         interval: config.flush_interval,
         buffer_bytes: config.buffer_bytes,
         keep_raw: config.keep_raw,
-        clock: system_now_ms,
+        max_dates_per_batch: config.max_dates_per_batch,
+        ..DeliverySettings::new(system_now_ms)
     };
+    let delivered = state
+        .delivery_state()
+        .map_err(LocalError::OpenState)?
+        .delivered_offset;
+    let status = Arc::new(PipelineStatus::starting_at(delivered));
     let delivery = Delivery::new(
         log_reader.clone(),
         store.clone(),
         state.clone(),
         metrics.clone(),
+        status.clone(),
         settings,
     )
     .map_err(LocalError::OpenState)?;
     let (delivery_handle, delivery_task) = delivery.spawn(delivery_shutdown);
 
     let log = Arc::new(log);
-    let api = ApiState {
+    let backlog = Backlog {
+        reader: log_reader.clone(),
+        max_bytes: config.max_backlog_bytes,
+    };
+    let bounded_log = Arc::new(BoundedHitLog {
         log: log.clone(),
+        backlog: backlog.clone(),
+        status: status.clone(),
+        refused: Default::default(),
+    });
+    let api = ApiState {
+        log: bounded_log.clone(),
         profiles: Arc::new(state.clone()),
-        health: Arc::new(state.clone()),
+        health: Arc::new(LocalHealth {
+            state: state.clone(),
+            backlog: backlog.clone(),
+            status: status.clone(),
+        }),
         api_key: ApiKey::required(config.api_key.as_str()),
         metrics: Arc::new(ApiMetrics::default()),
         clock: system_now_ms,
@@ -153,6 +179,7 @@ pub async fn run(
     {
         tracing::warn!("delivery did not drain in time; the log keeps the rest for the next start");
     }
+    drop(bounded_log);
     match Arc::try_unwrap(log) {
         Ok(mut log) => log.close(),
         Err(_) => tracing::warn!(

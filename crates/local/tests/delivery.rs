@@ -5,7 +5,7 @@
 use gender_core::time::system_now_ms;
 use gender_embedded::state::StateStore;
 use gender_embedded::{DirObjectStore, HitLogFile, LogReader};
-use gender_local::{Delivery, DeliveryHandle, DeliverySettings, PipelineMetrics};
+use gender_local::{Delivery, DeliveryHandle, DeliverySettings, PipelineMetrics, PipelineStatus};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,14 +49,14 @@ fn start(
     let settings = DeliverySettings {
         interval: Duration::from_secs(3600),
         buffer_bytes: u64::MAX,
-        keep_raw: true,
-        clock: system_now_ms,
+        ..DeliverySettings::new(system_now_ms)
     };
     let delivery = Delivery::new(
         parts.reader.clone(),
         parts.store.clone(),
         parts.state.clone(),
         Arc::new(PipelineMetrics::default()),
+        Arc::new(PipelineStatus::default()),
         settings,
     )
     .unwrap();
@@ -186,6 +186,113 @@ async fn objects_queued_before_a_crash_are_curated_once_at_the_next_start() {
     // A later flush finds nothing to redo.
     handle.flush().await.unwrap();
     assert_eq!(counts(&parts.state, "q"), (0, 1));
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn hits_of_many_dates_are_cut_into_batches_of_a_bounded_number_of_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = open(dir.path());
+    // 40 distinct dates, visitor "spread" seen once on each.
+    let payloads = (0..40)
+        .map(|d| {
+            format!(
+                r#"{{"clientid":"spread","pageGender":"F","timestamp":"2026-01-01T00:00:00Z","n":{d}}}"#
+            )
+            .replace("2026-01-01", &date_plus(d))
+            .into_bytes()
+        })
+        .collect();
+    parts.log.append_payloads(payloads).await.unwrap();
+    let (handle, stop, task) = start(&parts);
+    let report = handle.flush().await.unwrap();
+    assert_eq!(report.objects_delivered, 40);
+    assert_eq!(counts(&parts.state, "spread"), (0, 40));
+    // Default cap 16 dates per batch: 3 batches, none with more than 16 objects.
+    let mut per_batch = std::collections::BTreeMap::<String, usize>::new();
+    for key in raw_keys(&parts.store) {
+        *per_batch
+            .entry(key.rsplit('/').next().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(per_batch.values().copied().collect::<Vec<_>>(), [16, 16, 8]);
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+fn date_plus(days: i32) -> String {
+    gender_core::Date::from_ymd(2026, 1, 1)
+        .unwrap()
+        .add_days(days)
+        .to_string()
+}
+
+#[tokio::test]
+async fn past_the_backlog_bound_appends_are_refused_with_nothing_stored_until_curate_catches_up() {
+    use gender_core::ports::{HitLog, LogRecord};
+    use gender_local::{Backlog, BoundedHitLog};
+
+    let dir = tempfile::tempdir().unwrap();
+    let parts = open(dir.path());
+    let status = Arc::new(PipelineStatus::default());
+    let log = Arc::new(parts.log);
+    let gate = BoundedHitLog {
+        log: log.clone(),
+        backlog: Backlog {
+            reader: parts.reader.clone(),
+            max_bytes: 1000,
+        },
+        status: status.clone(),
+        refused: Default::default(),
+    };
+    let record = |i: u32| LogRecord {
+        partition_key: "bp".into(),
+        data: hit("bp", "M", i % 60),
+    };
+    let mut accepted = 0;
+    let mut refused = 0;
+    for i in 0..40 {
+        match gate.append(vec![record(i)]).await {
+            Ok(failed) => {
+                assert!(failed.is_empty());
+                accepted += 1;
+            }
+            Err(e) => {
+                assert!(e.retryable(), "{e}");
+                assert!(e.to_string().contains("pipeline behind"), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        refused > 0 && accepted > 0,
+        "{accepted} accepted, {refused} refused"
+    );
+    let end = parts.reader.durable_end();
+    assert!(end < 1000 + 200, "backlog stayed near its bound: {end}");
+
+    // Curate catches up: the gate opens again, and every accepted hit counts once.
+    let settings = DeliverySettings {
+        interval: Duration::from_secs(3600),
+        buffer_bytes: u64::MAX,
+        ..DeliverySettings::new(system_now_ms)
+    };
+    let delivery = Delivery::new(
+        parts.reader.clone(),
+        parts.store.clone(),
+        parts.state.clone(),
+        Arc::new(PipelineMetrics::default()),
+        status.clone(),
+        settings,
+    )
+    .unwrap();
+    let (stop, shutdown) = watch::channel(false);
+    let (handle, task) = delivery.spawn(shutdown);
+    handle.flush().await.unwrap();
+    assert_eq!(status.visible_offset(), end);
+    assert_eq!(counts(&parts.state, "bp"), (accepted, 0));
+    assert!(gate.append(vec![record(0)]).await.is_ok());
     stop.send(true).unwrap();
     task.await.unwrap();
 }

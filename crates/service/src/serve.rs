@@ -27,6 +27,9 @@ pub struct ServeArgs {
     /// Delete raw objects once curated (default: keep them as the record of truth).
     #[arg(long, env = "GENDER_DELETE_RAW")]
     delete_raw: bool,
+    /// Accepted log bytes not yet curated beyond which POST /hits answers 503 (backpressure).
+    #[arg(long, env = "GENDER_MAX_BACKLOG_BYTES", default_value_t = gender_local::DEFAULT_MAX_BACKLOG_BYTES)]
+    max_backlog_bytes: u64,
     /// UTC time of the daily job, HH:MM.
     #[arg(long, env = "GENDER_DAILY_AT", default_value = "01:00")]
     daily_at: String,
@@ -52,6 +55,10 @@ impl ServeArgs {
             self.flush_interval_ms > 0,
             "--flush-interval-ms must be positive"
         );
+        anyhow::ensure!(
+            self.max_backlog_bytes > 0,
+            "--max-backlog-bytes must be positive"
+        );
         let api_key = resolve_api_key(self.api_key, &self.data_dir)
             .with_context(|| format!("API key in {}", self.data_dir.display()))?;
         let config = LocalConfig {
@@ -59,6 +66,7 @@ impl ServeArgs {
             buffer_bytes: self.buffer_bytes,
             keep_raw: !self.delete_raw,
             daily_at_minute,
+            max_backlog_bytes: self.max_backlog_bytes,
             ..LocalConfig::new(self.data_dir, api_key)
         };
         Ok((config, self.addr))

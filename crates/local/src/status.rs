@@ -1,0 +1,134 @@
+//! How far the local pipeline is, whether a stage is failing, and the two
+//! things that depend on it: backpressure on ingest and `GET /health`
+//! (SPEC 14, 16).
+
+use async_trait::async_trait;
+use gender_core::PortError;
+use gender_core::ports::{HealthProbe, HitLog, LogRecord};
+use gender_embedded::state::StateStore;
+use gender_embedded::{HitLogFile, LogReader};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A stage that failed its last attempt, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageFailure {
+    pub stage: &'static str,
+    pub reason: String,
+}
+
+/// Shared by delivery (which moves it) and ingest and health (which read it).
+#[derive(Debug, Default)]
+pub struct PipelineStatus {
+    /// Every log byte below this is delivered, curated and visible.
+    visible_offset: AtomicU64,
+    failure: Mutex<Option<StageFailure>>,
+}
+
+impl PipelineStatus {
+    pub fn starting_at(visible_offset: u64) -> PipelineStatus {
+        PipelineStatus {
+            visible_offset: AtomicU64::new(visible_offset),
+            failure: Mutex::new(None),
+        }
+    }
+
+    pub fn visible_offset(&self) -> u64 {
+        self.visible_offset.load(Ordering::Relaxed)
+    }
+
+    pub fn set_visible(&self, offset: u64) {
+        self.visible_offset.store(offset, Ordering::Relaxed);
+    }
+
+    pub fn failure(&self) -> Option<StageFailure> {
+        self.failure.lock().map(|f| f.clone()).unwrap_or(None)
+    }
+
+    pub fn set_failure(&self, stage: &'static str, reason: String) {
+        if let Ok(mut failure) = self.failure.lock() {
+            *failure = Some(StageFailure { stage, reason });
+        }
+    }
+
+    pub fn clear_failure(&self) {
+        if let Ok(mut failure) = self.failure.lock() {
+            *failure = None;
+        }
+    }
+}
+
+/// The bound on accepted-but-not-yet-visible log bytes (SPEC 14).
+#[derive(Clone)]
+pub struct Backlog {
+    pub reader: LogReader,
+    pub max_bytes: u64,
+}
+
+impl Backlog {
+    /// Bytes accepted but not yet curated.
+    pub fn bytes(&self, status: &PipelineStatus) -> u64 {
+        self.reader
+            .durable_end()
+            .saturating_sub(status.visible_offset())
+    }
+
+    fn behind(&self, status: &PipelineStatus) -> Option<PortError> {
+        let backlog = self.bytes(status);
+        (backlog >= self.max_bytes).then(|| PortError::Throttled {
+            what: format!(
+                "pipeline behind: {backlog} bytes of accepted hits wait for curate (bound {})",
+                self.max_bytes
+            ),
+            source: None,
+        })
+    }
+}
+
+/// The local hit log behind the backlog bound: past it, appends are refused
+/// with nothing stored, so a `202` is never given for a hit the pipeline
+/// cannot take.
+pub struct BoundedHitLog {
+    pub log: std::sync::Arc<HitLogFile>,
+    pub backlog: Backlog,
+    pub status: std::sync::Arc<PipelineStatus>,
+    /// Requests refused because of the bound.
+    pub refused: AtomicU64,
+}
+
+#[async_trait]
+impl HitLog for BoundedHitLog {
+    async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<usize>, PortError> {
+        if let Some(behind) = self.backlog.behind(&self.status) {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(behind);
+        }
+        self.log.append(records).await
+    }
+}
+
+/// `GET /health` of the local deployment: the state store answers, no stage
+/// is failing, and the pipeline is within its backlog bound.
+pub struct LocalHealth {
+    pub state: StateStore,
+    pub backlog: Backlog,
+    pub status: std::sync::Arc<PipelineStatus>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Reason(String);
+
+#[async_trait]
+impl HealthProbe for LocalHealth {
+    async fn ping(&self) -> Result<(), PortError> {
+        self.state.ping().await?;
+        if let Some(StageFailure { stage, reason }) = self.status.failure() {
+            return Err(PortError::unavailable(stage, Reason(reason)));
+        }
+        match self.backlog.behind(&self.status) {
+            Some(behind) => Err(behind),
+            None => Ok(()),
+        }
+    }
+}
