@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use gender_core::PortError;
-use gender_core::ports::ObjectStore;
+use gender_core::ports::{ObjectInfo, ObjectRead, ObjectStore};
+use std::path::Path;
 
 /// An S3 client for the given SDK configuration. Path-style addressing when
 /// an endpoint is overridden (an emulator on loopback has no bucket DNS).
@@ -114,6 +115,69 @@ impl ObjectStore for S3ObjectStore {
         Ok(keys)
     }
 
+    async fn get_stream(&self, key: &str) -> Result<Option<Box<dyn ObjectRead>>, PortError> {
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                return Ok(None);
+            }
+            Err(err) => return Err(sdk("GetObject", err)),
+        };
+        Ok(Some(Box::new(BodyRead {
+            body: output.body,
+            key: key.to_owned(),
+        })))
+    }
+
+    async fn put_file(&self, key: &str, path: &Path) -> Result<(), PortError> {
+        // Streamed from the file (single PutObject: objects here stay far below 5 GiB).
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| PortError::unavailable(format!("PutObject {key} body"), e))?;
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| sdk("PutObject", e))?;
+        Ok(())
+    }
+
+    async fn list_info(&self, prefix: &str) -> Result<Vec<ObjectInfo>, PortError> {
+        let mut infos = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk("ListObjectsV2", e))?;
+            for object in page.contents() {
+                let Some(key) = object.key().filter(|k| !is_hidden(k)) else {
+                    continue;
+                };
+                infos.push(ObjectInfo {
+                    key: key.to_owned(),
+                    size: object.size().unwrap_or(0).max(0) as u64,
+                    version: object.e_tag().unwrap_or_default().to_owned(),
+                });
+            }
+        }
+        infos.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(infos)
+    }
+
     async fn delete(&self, key: &str) -> Result<(), PortError> {
         self.client
             .delete_object()
@@ -123,5 +187,24 @@ impl ObjectStore for S3ObjectStore {
             .await
             .map_err(|e| sdk("DeleteObject", e))?;
         Ok(())
+    }
+}
+
+/// A GetObject body, passed on as the SDK receives it.
+struct BodyRead {
+    body: ByteStream,
+    key: String,
+}
+
+#[async_trait]
+impl ObjectRead for BodyRead {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, PortError> {
+        match self.body.try_next().await {
+            Ok(chunk) => Ok(chunk.map(|bytes| bytes.to_vec())),
+            Err(e) => Err(PortError::unavailable(
+                format!("GetObject {} body", self.key),
+                e,
+            )),
+        }
     }
 }

@@ -43,6 +43,62 @@ pub trait ObjectStore: Send + Sync {
     /// Keys under `prefix`, sorted, without in-progress (`_`/`.`) names.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError>;
     async fn delete(&self, key: &str) -> Result<(), PortError>;
+
+    /// The body as a stream of chunks, so that an object of any size is
+    /// read in bounded memory. The default reads it whole with [`get`](Self::get).
+    async fn get_stream(&self, key: &str) -> Result<Option<Box<dyn ObjectRead>>, PortError> {
+        Ok(self
+            .get(key)
+            .await?
+            .map(|body| Box::new(WholeBody(Some(body))) as Box<dyn ObjectRead>))
+    }
+
+    /// Writes the object from a local file, atomically like [`put`](Self::put),
+    /// without holding it in memory. The default reads the file and `put`s it.
+    async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<(), PortError> {
+        let body = std::fs::read(path).map_err(|e| PortError::unavailable("read local file", e))?;
+        self.put(key, body).await
+    }
+
+    /// [`list`](Self::list) with each object's size and a version that
+    /// changes whenever the object is replaced (ETag, or the file's identity).
+    /// The default knows neither: size 0, empty version.
+    async fn list_info(&self, prefix: &str) -> Result<Vec<ObjectInfo>, PortError> {
+        Ok(self
+            .list(prefix)
+            .await?
+            .into_iter()
+            .map(|key| ObjectInfo {
+                key,
+                size: 0,
+                version: String::new(),
+            })
+            .collect())
+    }
+}
+
+/// A listed object: its key, size in bytes and version (see [`ObjectStore::list_info`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    pub version: String,
+}
+
+/// An object's body, read piece by piece ([`ObjectStore::get_stream`]).
+#[async_trait]
+pub trait ObjectRead: Send {
+    /// The next piece of the body, or `None` at its end.
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, PortError>;
+}
+
+struct WholeBody(Option<Vec<u8>>);
+
+#[async_trait]
+impl ObjectRead for WholeBody {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, PortError> {
+        Ok(self.0.take())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

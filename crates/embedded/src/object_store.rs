@@ -5,9 +5,9 @@
 use crate::EmbeddedError;
 use async_trait::async_trait;
 use gender_core::PortError;
-use gender_core::ports::ObjectStore;
+use gender_core::ports::{ObjectInfo, ObjectRead, ObjectStore};
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +49,14 @@ impl DirObjectStore {
 
     /// Atomic, durable write: temp file, fsync, rename, fsync the directory.
     pub fn put_blocking(&self, key: &str, body: &[u8]) -> Result<(), EmbeddedError> {
+        self.write_atomically(key, |file| file.write_all(body))
+    }
+
+    fn write_atomically(
+        &self,
+        key: &str,
+        fill: impl FnOnce(&mut fs::File) -> std::io::Result<()>,
+    ) -> Result<(), EmbeddedError> {
         let path = self.path_of(key)?;
         let dir = path.parent().expect("keys have a parent");
         fs::create_dir_all(dir).map_err(|e| EmbeddedError::io("create dir", dir, e))?;
@@ -60,7 +68,7 @@ impl DirObjectStore {
         let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
         let write = || -> std::io::Result<()> {
             let mut file = fs::File::create(&tmp)?;
-            file.write_all(body)?;
+            fill(&mut file)?;
             file.sync_all()?;
             fs::rename(&tmp, &path)?;
             fs::File::open(dir)?.sync_all()
@@ -81,9 +89,45 @@ impl DirObjectStore {
     }
 
     pub fn list_blocking(&self, prefix: &str) -> Result<Vec<String>, EmbeddedError> {
+        let mut keys = Vec::new();
+        self.walk(prefix, |key, _| {
+            keys.push(key);
+            Ok(())
+        })?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Keys with size and version: the file's change time and inode, which
+    /// every atomic replace (a new file renamed over the old) changes.
+    pub fn list_info_blocking(&self, prefix: &str) -> Result<Vec<ObjectInfo>, EmbeddedError> {
+        let mut infos = Vec::new();
+        self.walk(prefix, |key, path| {
+            let meta = match fs::metadata(path) {
+                Ok(meta) => meta,
+                // Deleted between the directory read and now: not listed.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(EmbeddedError::io("list objects", path, e)),
+            };
+            infos.push(ObjectInfo {
+                key,
+                size: meta.len(),
+                version: file_version(&meta),
+            });
+            Ok(())
+        })?;
+        infos.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(infos)
+    }
+
+    /// Calls `each(key, path)` for every visible file under `prefix`.
+    fn walk(
+        &self,
+        prefix: &str,
+        mut each: impl FnMut(String, &Path) -> Result<(), EmbeddedError>,
+    ) -> Result<(), EmbeddedError> {
         // Walk from the deepest directory the prefix names, then filter.
         let dir_part = prefix.rfind('/').map_or("", |i| &prefix[..i]);
-        let mut keys = Vec::new();
         let start = if dir_part.is_empty() {
             self.root.to_path_buf()
         } else {
@@ -117,12 +161,30 @@ impl DirObjectStore {
                         stack.push((entry.path(), key));
                     }
                 } else if key.starts_with(prefix) {
-                    keys.push(key);
+                    each(key, &entry.path())?;
                 }
             }
         }
-        keys.sort();
-        Ok(keys)
+        Ok(())
+    }
+
+    /// Atomic, durable write of a local file's content under `key` (copied
+    /// into a temporary name beside the target, fsync'ed, renamed).
+    pub fn put_file_blocking(&self, key: &str, source: &Path) -> Result<(), EmbeddedError> {
+        self.write_atomically(key, |file| {
+            let mut from = fs::File::open(source)?;
+            std::io::copy(&mut from, file).map(drop)
+        })
+    }
+
+    /// Opens an object for reading in chunks; `None` if it does not exist.
+    pub fn open_blocking(&self, key: &str) -> Result<Option<fs::File>, EmbeddedError> {
+        let path = self.path_of(key)?;
+        match fs::File::open(&path) {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(EmbeddedError::io("read object", &path, e)),
+        }
     }
 
     pub fn delete_blocking(&self, key: &str) -> Result<(), EmbeddedError> {
@@ -132,6 +194,55 @@ impl DirObjectStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(EmbeddedError::io("delete object", &path, e)),
         }
+    }
+}
+
+#[cfg(unix)]
+fn file_version(meta: &fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!("{}.{}-{}", meta.ctime(), meta.ctime_nsec(), meta.ino())
+}
+
+#[cfg(not(unix))]
+fn file_version(meta: &fs::Metadata) -> String {
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("{modified}")
+}
+
+/// How much of a file one [`ObjectRead::next_chunk`] returns.
+const READ_CHUNK: usize = 1 << 20;
+
+/// A file read chunk by chunk off the async workers.
+struct FileRead {
+    file: Option<fs::File>,
+    key: String,
+}
+
+#[async_trait]
+impl ObjectRead for FileRead {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, PortError> {
+        let Some(mut file) = self.file.take() else {
+            return Ok(None);
+        };
+        let key = self.key.clone();
+        let (file, chunk) = blocking(move || {
+            let mut chunk = Vec::with_capacity(READ_CHUNK);
+            (&mut file)
+                .take(READ_CHUNK as u64)
+                .read_to_end(&mut chunk)
+                .map_err(|e| EmbeddedError::io("read object", &key, e))?;
+            Ok((file, chunk))
+        })
+        .await?;
+        if chunk.is_empty() {
+            return Ok(None);
+        }
+        self.file = Some(file);
+        Ok(Some(chunk))
     }
 }
 
@@ -166,6 +277,27 @@ impl ObjectStore for DirObjectStore {
     async fn delete(&self, key: &str) -> Result<(), PortError> {
         let (this, key) = (self.clone(), key.to_owned());
         blocking(move || this.delete_blocking(&key)).await
+    }
+
+    async fn get_stream(&self, key: &str) -> Result<Option<Box<dyn ObjectRead>>, PortError> {
+        let (this, owned) = (self.clone(), key.to_owned());
+        let file = blocking(move || this.open_blocking(&owned)).await?;
+        Ok(file.map(|file| {
+            Box::new(FileRead {
+                file: Some(file),
+                key: key.to_owned(),
+            }) as Box<dyn ObjectRead>
+        }))
+    }
+
+    async fn put_file(&self, key: &str, path: &Path) -> Result<(), PortError> {
+        let (this, key, path) = (self.clone(), key.to_owned(), path.to_owned());
+        blocking(move || this.put_file_blocking(&key, &path)).await
+    }
+
+    async fn list_info(&self, prefix: &str) -> Result<Vec<ObjectInfo>, PortError> {
+        let (this, prefix) = (self.clone(), prefix.to_owned());
+        blocking(move || this.list_info_blocking(&prefix)).await
     }
 }
 
@@ -226,6 +358,43 @@ mod tests {
         assert_eq!(
             store.get_blocking("raw/dt=2026-11-24/x.ndjson").unwrap(),
             None
+        );
+    }
+
+    #[tokio::test]
+    async fn streams_puts_files_and_lists_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirObjectStore::new(dir.path().join("store"));
+        let body: Vec<u8> = (0..READ_CHUNK * 2 + 7).map(|i| i as u8).collect();
+        let source = dir.path().join("local.bin");
+        fs::write(&source, &body).unwrap();
+        store.put_file("a/b.bin", &source).await.unwrap();
+        let mut read = store.get_stream("a/b.bin").await.unwrap().unwrap();
+        let mut back = Vec::new();
+        let mut chunks = 0;
+        while let Some(chunk) = read.next_chunk().await.unwrap() {
+            back.extend(chunk);
+            chunks += 1;
+        }
+        assert_eq!((back == body, chunks), (true, 3));
+        assert!(store.get_stream("a/none").await.unwrap().is_none());
+
+        let first = store.list_info("a/").await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            (first[0].key.as_str(), first[0].size),
+            ("a/b.bin", body.len() as u64)
+        );
+        assert_eq!(
+            store.list_info("a/").await.unwrap(),
+            first,
+            "stable while unchanged"
+        );
+        store.put("a/b.bin", body.clone()).await.unwrap();
+        let replaced = store.list_info("a/").await.unwrap();
+        assert_ne!(
+            replaced[0].version, first[0].version,
+            "a replace changes the version"
         );
     }
 
