@@ -1,20 +1,36 @@
-//! Parquet layouts of SPEC 6 and 7. Writer properties are built once; every
-//! call encodes one complete file in memory.
+//! Parquet layouts of SPEC 6 and 7. Writer properties are built once.
+//! Curate writes hits files row group by row group into a local temporary
+//! file ([`HitsFileWriter`]), and the daily job reads them back one row group
+//! at a time ([`for_each_hit_file_row`]): neither holds a whole object.
 
 use crate::PipelineError;
+use arrow_array::builder::StringBuilder;
+use arrow_array::types::Int32Type;
 use arrow_array::{
-    Array, ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    Array, ArrayRef, DictionaryArray, Int64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
 use gender_core::daily::DailyRow;
 use gender_core::{Gender, Hit};
-use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
+use parquet::schema::types::ColumnPath;
 use std::borrow::Cow;
+use std::fs::File;
 use std::sync::{Arc, LazyLock};
+
+/// Rows per row group of a curated hits file: what a writer buffers and a
+/// reader decodes at a time.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Key-value metadata of a daily rollup naming the curated hits it was
+/// built from (see [`crate::daily`]).
+pub const ROLLUP_SOURCES_KEY: &str = "gender.curated_sources";
 
 static HITS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
@@ -36,13 +52,24 @@ static DAILY_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-static WRITER_PROPERTIES: LazyLock<WriterProperties> = LazyLock::new(|| {
+fn base_properties() -> WriterPropertiesBuilder {
     WriterProperties::builder()
         // Level 1: most of zstd's ratio on low-cardinality columns at a fraction of the CPU.
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(1).expect("valid zstd level"),
         ))
         .set_dictionary_enabled(true)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+}
+
+static WRITER_PROPERTIES: LazyLock<WriterProperties> = LazyLock::new(|| base_properties().build());
+
+static HITS_WRITER_PROPERTIES: LazyLock<WriterProperties> = LazyLock::new(|| {
+    base_properties()
+        // Millisecond times barely repeat: a dictionary only costs time.
+        .set_column_dictionary_enabled(ColumnPath::from("event_time"), false)
+        // Min/max per row group, not per page: enough for pruning by time or id.
+        .set_statistics_enabled(EnabledStatistics::Chunk)
         .build()
 });
 
@@ -54,48 +81,283 @@ pub fn daily_schema() -> SchemaRef {
     DAILY_SCHEMA.clone()
 }
 
-fn encode(batch: &RecordBatch, key: &str) -> Result<Vec<u8>, PipelineError> {
+fn encode(
+    batch: &RecordBatch,
+    key: &str,
+    properties: WriterProperties,
+) -> Result<Vec<u8>, PipelineError> {
     let parquet = |source| PipelineError::Parquet {
         key: key.to_owned(),
         source,
     };
     let mut writer =
-        ArrowWriter::try_new(Vec::new(), batch.schema(), Some(WRITER_PROPERTIES.clone()))
-            .map_err(parquet)?;
+        ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties)).map_err(parquet)?;
     writer.write(batch).map_err(parquet)?;
     writer.into_inner().map_err(parquet)
 }
 
-/// One complete Parquet file holding `hits` (SPEC 6 schema).
-pub fn encode_hits(hits: &[&Hit<'_>], key: &str) -> Result<Vec<u8>, PipelineError> {
-    let clientid: StringArray = hits.iter().map(|h| Some(h.clientid.as_ref())).collect();
-    let page_gender: StringArray = hits.iter().map(|h| Some(h.gender.as_str())).collect();
-    let event_time = TimestampMillisecondArray::from_iter_values(hits.iter().map(|h| h.event_ms))
-        .with_timezone("UTC");
+fn hits_batch(
+    clientid: StringArray,
+    genders: &[Gender],
+    times: Vec<i64>,
+    key: &str,
+) -> Result<RecordBatch, PipelineError> {
+    let page_gender = StringArray::from_iter_values(genders.iter().map(|g| g.as_str()));
+    let event_time = TimestampMillisecondArray::from(times).with_timezone("UTC");
     let columns: Vec<ArrayRef> = vec![
         Arc::new(clientid),
         Arc::new(page_gender),
         Arc::new(event_time),
     ];
-    let batch =
-        RecordBatch::try_new(hits_schema(), columns).map_err(|source| PipelineError::Arrow {
+    RecordBatch::try_new(hits_schema(), columns).map_err(|source| PipelineError::Arrow {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+/// One complete Parquet file holding `hits` (SPEC 6 schema), in memory.
+pub fn encode_hits(hits: &[&Hit<'_>], key: &str) -> Result<Vec<u8>, PipelineError> {
+    let clientid: StringArray = hits.iter().map(|h| Some(h.clientid.as_ref())).collect();
+    let genders: Vec<Gender> = hits.iter().map(|h| h.gender).collect();
+    let times = hits.iter().map(|h| h.event_ms).collect();
+    let batch = hits_batch(clientid, &genders, times, key)?;
+    encode(&batch, key, HITS_WRITER_PROPERTIES.clone())
+}
+
+/// A curated hits file being written to a local temporary file, one row
+/// group at a time: memory holds one row group, whatever the file's size.
+pub struct HitsFileWriter {
+    key: String,
+    temp: tempfile::NamedTempFile,
+    writer: ArrowWriter<File>,
+    ids: StringBuilder,
+    genders: Vec<Gender>,
+    times: Vec<i64>,
+    rows: usize,
+}
+
+/// A finished hits file: its key and the local file holding it (deleted on drop).
+pub struct HitsFile {
+    pub key: String,
+    pub rows: usize,
+    pub temp: tempfile::NamedTempFile,
+}
+
+impl HitsFileWriter {
+    pub fn create(key: String) -> Result<HitsFileWriter, PipelineError> {
+        let io = |e: std::io::Error| PipelineError::BadObject {
+            key: key.clone(),
+            detail: format!("local temporary file: {e}"),
+        };
+        let temp = tempfile::NamedTempFile::new().map_err(io)?;
+        let file = temp.as_file().try_clone().map_err(io)?;
+        let writer =
+            ArrowWriter::try_new(file, hits_schema(), Some(HITS_WRITER_PROPERTIES.clone()))
+                .map_err(|source| PipelineError::Parquet {
+                    key: key.clone(),
+                    source,
+                })?;
+        Ok(HitsFileWriter {
+            key,
+            temp,
+            writer,
+            ids: StringBuilder::with_capacity(ROW_GROUP_ROWS, ROW_GROUP_ROWS * 16),
+            genders: Vec::with_capacity(ROW_GROUP_ROWS),
+            times: Vec::with_capacity(ROW_GROUP_ROWS),
+            rows: 0,
+        })
+    }
+
+    #[inline]
+    pub fn push(
+        &mut self,
+        clientid: &str,
+        gender: Gender,
+        event_ms: i64,
+    ) -> Result<(), PipelineError> {
+        self.ids.append_value(clientid);
+        self.genders.push(gender);
+        self.times.push(event_ms);
+        if self.times.len() == ROW_GROUP_ROWS {
+            self.write_row_group()?;
+        }
+        Ok(())
+    }
+
+    fn write_row_group(&mut self) -> Result<(), PipelineError> {
+        if self.times.is_empty() {
+            return Ok(());
+        }
+        let times = std::mem::replace(&mut self.times, Vec::with_capacity(ROW_GROUP_ROWS));
+        self.rows += times.len();
+        let batch = hits_batch(self.ids.finish(), &self.genders, times, &self.key)?;
+        self.genders.clear();
+        self.writer
+            .write(&batch)
+            .and_then(|()| self.writer.flush())
+            .map_err(|source| PipelineError::Parquet {
+                key: self.key.clone(),
+                source,
+            })
+    }
+
+    /// Writes the last row group and the footer.
+    pub fn finish(mut self) -> Result<HitsFile, PipelineError> {
+        self.write_row_group()?;
+        self.writer
+            .close()
+            .map_err(|source| PipelineError::Parquet {
+                key: self.key.clone(),
+                source,
+            })?;
+        Ok(HitsFile {
+            key: self.key,
+            rows: self.rows,
+            temp: self.temp,
+        })
+    }
+}
+
+/// Receives the rows of a curated hits file ([`for_each_hit_file_row`]).
+pub trait HitRows {
+    /// The distinct clientids of the rows that follow, until the next call.
+    fn dictionary(&mut self, clientids: &StringArray);
+    /// One row: its clientid as an index into the last dictionary.
+    fn row(&mut self, clientid: usize, gender: Gender);
+}
+
+/// Reads the `clientid` and `page_gender` of every row of a curated hits
+/// file, one row group at a time. Dictionary pages stay dictionaries, so a
+/// clientid is looked at once per dictionary, not once per row.
+/// Returns the number of rows.
+pub fn for_each_hit_file_row(
+    file: File,
+    key: &str,
+    sink: &mut impl HitRows,
+) -> Result<u64, PipelineError> {
+    let parquet = |source| PipelineError::Parquet {
+        key: key.to_owned(),
+        source,
+    };
+    let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let hinted = Arc::new(Schema::new(vec![
+        Field::new("clientid", dictionary.clone(), false),
+        Field::new("page_gender", dictionary, false),
+        Field::new(
+            "event_time",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            false,
+        ),
+    ]));
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
+        file,
+        ArrowReaderOptions::new().with_schema(hinted),
+    )
+    .map_err(parquet)?;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), ["clientid", "page_gender"]);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(ROW_GROUP_ROWS)
+        .build()
+        .map_err(parquet)?;
+    let bad = |detail: String| PipelineError::BadObject {
+        key: key.to_owned(),
+        detail,
+    };
+    let mut rows = 0u64;
+    let mut last_dictionary: Option<ArrayRef> = None;
+    for batch in reader {
+        let batch = batch.map_err(|source| PipelineError::Arrow {
             key: key.to_owned(),
             source,
         })?;
-    encode(&batch, key)
+        let ids = column::<DictionaryArray<Int32Type>>(&batch, "clientid", key)?;
+        let genders = column::<DictionaryArray<Int32Type>>(&batch, "page_gender", key)?;
+        if ids.null_count() + genders.null_count() > 0 {
+            return Err(bad("null values".into()));
+        }
+        // Batches of one column chunk share its dictionary: map it once.
+        let same = last_dictionary
+            .as_ref()
+            .is_some_and(|last| last.to_data().ptr_eq(&ids.values().to_data()));
+        if !same {
+            let values = ids
+                .values()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| bad("clientid dictionary is not utf8".into()))?;
+            sink.dictionary(values);
+            last_dictionary = Some(ids.values().clone());
+        }
+        let gender_values = genders
+            .values()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| bad("page_gender dictionary is not utf8".into()))?;
+        let gender_of: Vec<Option<Gender>> = gender_values
+            .iter()
+            .map(|v| v.and_then(Gender::parse))
+            .collect();
+        for (id, g) in ids.keys().values().iter().zip(genders.keys().values()) {
+            let gender = gender_of
+                .get(*g as usize)
+                .copied()
+                .flatten()
+                .ok_or_else(|| bad("page_gender is not M or F".into()))?;
+            sink.row(*id as usize, gender);
+        }
+        rows += batch.num_rows() as u64;
+    }
+    Ok(rows)
 }
 
 pub fn encode_daily(rows: &[DailyRow], key: &str) -> Result<Vec<u8>, PipelineError> {
-    let clientid: StringArray = rows.iter().map(|r| Some(r.clientid.as_str())).collect();
-    let m = Int64Array::from_iter_values(rows.iter().map(|r| r.m));
-    let f = Int64Array::from_iter_values(rows.iter().map(|r| r.f));
+    let rows = rows.iter().map(|r| (r.clientid.as_str(), r.m, r.f));
+    encode_daily_rows(rows, key, None)
+}
+
+/// A daily rollup file from `(clientid, m, f)` rows; `sources` (the digest
+/// of the curated hits it was built from) goes into its key-value metadata.
+pub fn encode_daily_rows<'a>(
+    rows: impl Iterator<Item = (&'a str, i64, i64)> + Clone,
+    key: &str,
+    sources: Option<&str>,
+) -> Result<Vec<u8>, PipelineError> {
+    let clientid = StringArray::from_iter_values(rows.clone().map(|r| r.0));
+    let m = Int64Array::from_iter_values(rows.clone().map(|r| r.1));
+    let f = Int64Array::from_iter_values(rows.map(|r| r.2));
     let columns: Vec<ArrayRef> = vec![Arc::new(clientid), Arc::new(m), Arc::new(f)];
     let batch =
         RecordBatch::try_new(daily_schema(), columns).map_err(|source| PipelineError::Arrow {
             key: key.to_owned(),
             source,
         })?;
-    encode(&batch, key)
+    let properties = match sources {
+        None => WRITER_PROPERTIES.clone(),
+        Some(sources) => base_properties()
+            .set_key_value_metadata(Some(vec![KeyValue::new(
+                ROLLUP_SOURCES_KEY.to_owned(),
+                sources.to_owned(),
+            )]))
+            .build(),
+    };
+    encode(&batch, key, properties)
+}
+
+/// The `sources` a rollup was written with, if any.
+pub fn daily_sources(bytes: &Bytes, key: &str) -> Result<Option<String>, PipelineError> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|source| {
+        PipelineError::Parquet {
+            key: key.to_owned(),
+            source,
+        }
+    })?;
+    Ok(builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|e| e.key == ROLLUP_SOURCES_KEY))
+        .and_then(|e| e.value.clone()))
 }
 
 fn read_batches(bytes: Vec<u8>, key: &str) -> Result<Vec<RecordBatch>, PipelineError> {
@@ -157,6 +419,36 @@ pub fn decode_hits(bytes: Vec<u8>, key: &str) -> Result<Vec<Hit<'static>>, Pipel
         }
     }
     Ok(hits)
+}
+
+/// Calls `each(clientid, m, f)` for every row of a daily rollup.
+pub fn for_each_daily_row(
+    bytes: Bytes,
+    key: &str,
+    mut each: impl FnMut(&str, i64, i64),
+) -> Result<(), PipelineError> {
+    let parquet = |source| PipelineError::Parquet {
+        key: key.to_owned(),
+        source,
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(parquet)?
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(parquet)?;
+    for batch in reader {
+        let batch = batch.map_err(|source| PipelineError::Arrow {
+            key: key.to_owned(),
+            source,
+        })?;
+        let clientid = column::<StringArray>(&batch, "clientid", key)?;
+        let m = column::<Int64Array>(&batch, "m", key)?;
+        let f = column::<Int64Array>(&batch, "f", key)?;
+        for i in 0..batch.num_rows() {
+            each(clientid.value(i), m.value(i), f.value(i));
+        }
+    }
+    Ok(())
 }
 
 pub fn decode_daily(bytes: Vec<u8>, key: &str) -> Result<Vec<DailyRow>, PipelineError> {

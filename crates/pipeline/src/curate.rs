@@ -1,11 +1,17 @@
 //! Curate (SPEC 6): one raw NDJSON object -> Parquet per event date + one
 //! exactly-once counter update, then optionally delete the raw object.
+//!
+//! The object streams through: chunks from the store, gunzip on the fly,
+//! lines parsed as they complete, each hit appended to its date's Parquet
+//! writer (a row group at a time, into a local temporary file) and folded
+//! into its visitor's delta. Memory is bounded by the visitors of the object
+//! and one row group per date, never by its size.
 
-use crate::{PipelineError, codec};
-use gender_core::aggregate::parse_raw_object;
+use crate::PipelineError;
+use crate::codec::{HitsFile, HitsFileWriter};
 use gender_core::ports::{ApplyOutcome, CounterStore, ObjectStore};
-use gender_core::{Date, Hit, VisitorDelta, aggregate_hits, layout};
-use std::collections::BTreeMap;
+use gender_core::{Aggregator, Date, HitError, LineSplitter, VisitorDelta, layout, parse_raw_line};
+use std::io::Write;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CurateReport {
@@ -17,26 +23,6 @@ pub struct CurateReport {
     pub outcome: ApplyOutcome,
 }
 
-/// Raw objects may be gzip'ed (SPEC 5, a Firehose option): recognised by
-/// the gzip magic bytes rather than the key, which Firehose does not change.
-fn gunzip_if_compressed(bytes: Vec<u8>, key: &str) -> Result<Vec<u8>, PipelineError> {
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Ok(bytes);
-    }
-    let mut plain = Vec::with_capacity(bytes.len() * 4);
-    std::io::Read::read_to_end(
-        &mut flate2::read::MultiGzDecoder::new(bytes.as_slice()),
-        &mut plain,
-    )
-    .map_err(|e| PipelineError::BadObject {
-        key: key.to_owned(),
-        detail: format!("gzip: {e}"),
-    })?;
-    Ok(plain)
-}
-
-/// Curates one raw object. `object_id` names it for the idempotency marker
-/// (the key locally; bucket, key and ETag on AWS).
 /// One raw object made durable in curated/: its Parquet files are written,
 /// its counter deltas not yet applied. Applying them (with the object's
 /// idempotency marker) is the caller's next step, alone ([`curate_object`])
@@ -50,45 +36,232 @@ pub struct PreparedObject {
     pub curated_keys: Vec<String>,
 }
 
-/// Reads `raw_key`, writes its hits as Parquet (one object per event date,
-/// deterministic names, so a retry overwrites) and aggregates its deltas.
+/// Compressed input is gunzipped this much at a time, so that the plain
+/// text in memory stays small whatever the compression ratio.
+const GZIP_INPUT_PIECE: usize = 16 * 1024;
+
+/// How the raw bytes are decoded: not known until the first two bytes.
+enum Decoding {
+    Undecided(Vec<u8>),
+    Plain,
+    /// Raw objects may be gzip'ed (SPEC 5, a Firehose option): recognised by
+    /// the gzip magic bytes rather than the key, which Firehose does not change.
+    Gzip(Box<flate2::write::MultiGzDecoder<Vec<u8>>>),
+}
+
+/// Where parsed lines go: the per-visitor fold and one writer per date.
+struct Sink {
+    raw_key: String,
+    aggregator: Aggregator,
+    /// Usually one date (Firehose partitions by `dt`); a mixed object is
+    /// still filed correctly, one Parquet per date.
+    writers: Vec<(Date, HitsFileWriter)>,
+    hits: usize,
+    invalid_lines: usize,
+    first_invalid: Option<(usize, HitError)>,
+    error: Option<PipelineError>,
+}
+
+impl Sink {
+    #[inline]
+    fn line(&mut self, index: usize, line: &[u8]) {
+        if self.error.is_some() {
+            return;
+        }
+        match parse_raw_line(line) {
+            None => {}
+            Some(Ok(hit)) => {
+                self.hits += 1;
+                self.aggregator.add(&hit.clientid, hit.gender, hit.event_ms);
+                let dt = Date::of_millis(hit.event_ms);
+                let slot = match self.writers.iter().position(|(d, _)| *d == dt) {
+                    Some(i) => i,
+                    None => {
+                        let key = layout::curated_hits_key(&self.raw_key, dt);
+                        match HitsFileWriter::create(key) {
+                            Ok(writer) => self.writers.push((dt, writer)),
+                            Err(e) => {
+                                self.error = Some(e);
+                                return;
+                            }
+                        }
+                        self.writers.len() - 1
+                    }
+                };
+                if let Err(e) = self.writers[slot]
+                    .1
+                    .push(&hit.clientid, hit.gender, hit.event_ms)
+                {
+                    self.error = Some(e);
+                }
+            }
+            Some(Err(e)) => {
+                self.invalid_lines += 1;
+                self.first_invalid.get_or_insert((index, e));
+            }
+        }
+    }
+}
+
+/// Curate's CPU part over a raw object fed in chunks of any size (the
+/// port-free core of [`prepare_object`], also what the benchmarks drive).
+pub struct CurateStream {
+    decoding: Decoding,
+    lines: LineSplitter,
+    sink: Sink,
+}
+
+/// What a [`CurateStream`] produced: the deltas and one local Parquet file per date.
+pub struct CuratedObject {
+    pub raw_key: String,
+    pub hits: usize,
+    pub invalid_lines: usize,
+    pub first_invalid: Option<(usize, HitError)>,
+    pub deltas: Vec<VisitorDelta>,
+    /// Sorted by date, so by key.
+    pub files: Vec<HitsFile>,
+}
+
+impl CurateStream {
+    pub fn new(raw_key: &str) -> CurateStream {
+        CurateStream {
+            decoding: Decoding::Undecided(Vec::new()),
+            lines: LineSplitter::new(),
+            sink: Sink {
+                raw_key: raw_key.to_owned(),
+                aggregator: Aggregator::new(),
+                writers: Vec::new(),
+                hits: 0,
+                invalid_lines: 0,
+                first_invalid: None,
+                error: None,
+            },
+        }
+    }
+
+    fn gzip_error(&self, e: std::io::Error) -> PipelineError {
+        PipelineError::BadObject {
+            key: self.sink.raw_key.clone(),
+            detail: format!("gzip: {e}"),
+        }
+    }
+
+    fn plain(&mut self, bytes: &[u8]) -> Result<(), PipelineError> {
+        let sink = &mut self.sink;
+        self.lines.push(bytes, |i, line| sink.line(i, line));
+        match self.sink.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Feeds the next piece of the raw object.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), PipelineError> {
+        match &mut self.decoding {
+            Decoding::Plain => self.plain(chunk),
+            Decoding::Undecided(head) => {
+                head.extend_from_slice(chunk);
+                if head.len() < 2 {
+                    return Ok(());
+                }
+                let head = std::mem::take(head);
+                self.decoding = if head.starts_with(&[0x1f, 0x8b]) {
+                    Decoding::Gzip(Box::new(flate2::write::MultiGzDecoder::new(Vec::new())))
+                } else {
+                    Decoding::Plain
+                };
+                self.push(&head)
+            }
+            Decoding::Gzip(_) => {
+                for piece in chunk.chunks(GZIP_INPUT_PIECE) {
+                    let out = self.gunzip(|gz| gz.write_all(piece).and_then(|()| gz.flush()))?;
+                    self.plain(&out)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn gunzip(
+        &mut self,
+        step: impl FnOnce(&mut flate2::write::MultiGzDecoder<Vec<u8>>) -> std::io::Result<()>,
+    ) -> Result<Vec<u8>, PipelineError> {
+        let Decoding::Gzip(gz) = &mut self.decoding else {
+            unreachable!("only called while gunzipping")
+        };
+        let result = step(gz);
+        let out = std::mem::take(gz.get_mut());
+        result.map_err(|e| self.gzip_error(e))?;
+        Ok(out)
+    }
+
+    /// Ends the object: the last line, the last row groups and footers.
+    pub fn finish(mut self) -> Result<CuratedObject, PipelineError> {
+        match &mut self.decoding {
+            Decoding::Undecided(head) => {
+                let head = std::mem::take(head);
+                self.decoding = Decoding::Plain;
+                self.plain(&head)?;
+            }
+            Decoding::Gzip(_) => {
+                let out = self.gunzip(|gz| gz.try_finish())?;
+                self.plain(&out)?;
+            }
+            Decoding::Plain => {}
+        }
+        let sink = &mut self.sink;
+        self.lines.finish(|i, line| sink.line(i, line));
+        let mut sink = self.sink;
+        if let Some(e) = sink.error.take() {
+            return Err(e);
+        }
+        sink.writers.sort_by_key(|(dt, _)| *dt);
+        let files = sink
+            .writers
+            .into_iter()
+            .map(|(_, writer)| writer.finish())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CuratedObject {
+            raw_key: sink.raw_key,
+            hits: sink.hits,
+            invalid_lines: sink.invalid_lines,
+            first_invalid: sink.first_invalid,
+            deltas: sink.aggregator.finish(),
+            files,
+        })
+    }
+}
+
+/// Reads `raw_key` as a stream, writes its hits as Parquet (one object per
+/// event date, deterministic names, so a retry overwrites) and aggregates
+/// its deltas.
 pub async fn prepare_object(
     raw: &dyn ObjectStore,
     curated: &dyn ObjectStore,
     raw_key: &str,
 ) -> Result<PreparedObject, PipelineError> {
-    let stored = raw
-        .get(raw_key)
+    let mut body = raw
+        .get_stream(raw_key)
         .await?
         .ok_or_else(|| PipelineError::RawMissing(raw_key.to_owned()))?;
-    let bytes = gunzip_if_compressed(stored, raw_key)?;
-    let parsed = parse_raw_object(&bytes);
-    if !parsed.invalid_lines.is_empty() {
-        let (line, error) = &parsed.invalid_lines[0];
-        tracing::warn!(raw_key, invalid = parsed.invalid_lines.len(), first_line = line, %error, "raw object has invalid lines");
+    let mut stream = CurateStream::new(raw_key);
+    while let Some(chunk) = body.next_chunk().await? {
+        stream.push(&chunk)?;
     }
-
-    // Firehose partitions by dt, so one date is the norm; a mixed object is
-    // still filed correctly, one Parquet per date.
-    let mut by_date: BTreeMap<Date, Vec<&Hit>> = BTreeMap::new();
-    for hit in &parsed.hits {
-        by_date
-            .entry(Date::of_millis(hit.event_ms))
-            .or_default()
-            .push(hit);
+    let object = stream.finish()?;
+    if let Some((line, error)) = &object.first_invalid {
+        tracing::warn!(raw_key, invalid = object.invalid_lines, first_line = line, %error, "raw object has invalid lines");
     }
-    let mut curated_keys = Vec::with_capacity(by_date.len());
-    for (dt, hits) in &by_date {
-        let key = layout::curated_hits_key(raw_key, *dt);
-        let body = codec::encode_hits(hits, &key)?;
-        curated.put(&key, body).await?;
-        curated_keys.push(key);
+    let mut curated_keys = Vec::with_capacity(object.files.len());
+    for file in &object.files {
+        curated.put_file(&file.key, file.temp.path()).await?;
+        curated_keys.push(file.key.clone());
     }
     Ok(PreparedObject {
-        raw_key: raw_key.to_owned(),
-        hits: parsed.hits.len(),
-        invalid_lines: parsed.invalid_lines.len(),
-        deltas: aggregate_hits(&parsed.hits),
+        raw_key: object.raw_key,
+        hits: object.hits,
+        invalid_lines: object.invalid_lines,
+        deltas: object.deltas,
         curated_keys,
     })
 }
@@ -120,4 +293,93 @@ pub async fn curate_object(
         curated_keys: prepared.curated_keys,
         outcome,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::ROW_GROUP_ROWS;
+    use gender_core::{Gender, Hit, aggregate_hits, parse_raw_object};
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    fn raw(lines: usize) -> Vec<u8> {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut out = Vec::new();
+        for i in 0..lines {
+            let hit = Hit {
+                clientid: format!("v-{}", rng.u32(0..500)).into(),
+                gender: if rng.bool() { Gender::M } else { Gender::F },
+                // Three dates, and equal times now and then.
+                event_ms: 1_795_478_400_000 + rng.i64(-86_400_000..172_800_000) / 1000 * 1000,
+            };
+            if i % 97 == 0 {
+                out.extend_from_slice(b"{\"clientid\":\"bad id\",\"pageGender\":\"M\"}\r\n\n");
+            }
+            hit.write_ndjson(&mut out);
+        }
+        out
+    }
+
+    fn run(raw: &[u8], chunk: usize) -> CuratedObject {
+        let mut stream = CurateStream::new("raw/dt=2026-11-24/x.ndjson");
+        for piece in raw.chunks(chunk) {
+            stream.push(piece).unwrap();
+        }
+        stream.finish().unwrap()
+    }
+
+    fn check(got: &CuratedObject, plain: &[u8]) {
+        let whole = parse_raw_object(plain);
+        assert_eq!(got.deltas, aggregate_hits(&whole.hits));
+        assert_eq!(
+            (got.hits, got.invalid_lines),
+            (whole.hits.len(), whole.invalid_lines.len())
+        );
+        assert_eq!(got.first_invalid.as_ref().map(|f| f.0), Some(0));
+        let rows: usize = got.files.iter().map(|f| f.rows).sum();
+        assert_eq!(rows, whole.hits.len());
+        let keys: Vec<_> = got.files.iter().map(|f| f.key.clone()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(keys, sorted, "one file per date, in key order");
+        for file in &got.files {
+            let reader = SerializedFileReader::new(file.temp.reopen().unwrap()).unwrap();
+            let meta = reader.metadata();
+            assert_eq!(meta.file_metadata().num_rows() as usize, file.rows);
+            for group in meta.row_groups() {
+                assert!(group.num_rows() as usize <= ROW_GROUP_ROWS);
+            }
+        }
+    }
+
+    #[test]
+    fn any_chunking_and_gzip_give_the_whole_object_answer() {
+        let plain = raw(ROW_GROUP_ROWS + 5_000);
+        let big = run(&plain, usize::MAX);
+        check(&big, &plain);
+        assert_eq!(big.files.len(), 3, "one file per event date");
+        assert!(big.files.iter().any(|f| f.rows > ROW_GROUP_ROWS / 4));
+        check(&run(&plain, 4093), &plain);
+        let small = &plain[..30_001];
+        check(&run(small, 1), small);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&plain).unwrap();
+        let gz = gz.finish().unwrap();
+        check(&run(&gz, 65_536), &plain);
+        check(&run(&gz, 1_000), &plain);
+    }
+
+    #[test]
+    fn a_truncated_gzip_object_is_bad_not_short() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&raw(2_000)).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut stream = CurateStream::new("raw/dt=2026-11-24/x.gz");
+        stream.push(&gz[..gz.len() / 2]).unwrap();
+        assert!(matches!(
+            stream.finish(),
+            Err(PipelineError::BadObject { .. })
+        ));
+    }
 }

@@ -7,6 +7,8 @@ pub mod curate;
 pub mod daily;
 mod error;
 
-pub use curate::{CurateReport, PreparedObject, curate_object, prepare_object};
+pub use curate::{
+    CurateReport, CurateStream, CuratedObject, PreparedObject, curate_object, prepare_object,
+};
 pub use daily::run_daily;
 pub use error::PipelineError;

@@ -255,3 +255,104 @@ async fn gzip_raw_objects_are_read_like_plain_ones() {
         Err(gender_pipeline::PipelineError::BadObject { .. })
     ));
 }
+
+#[tokio::test]
+async fn daily_reuses_current_rollups_and_rebuilds_only_dates_that_got_new_objects() {
+    let env = env();
+    put_raw(
+        &env,
+        "raw/dt=2026-11-18/a.ndjson",
+        &[
+            ("a", Gender::F, "2026-11-18T10:00:00Z"),
+            ("b", Gender::M, "2026-11-18T10:00:00Z"),
+        ],
+    )
+    .await;
+    put_raw(
+        &env,
+        "raw/dt=2026-11-20/b.ndjson",
+        &[("a", Gender::M, "2026-11-20T10:00:00Z")],
+    )
+    .await;
+    curate(&env, "raw/dt=2026-11-18/a.ndjson", true).await;
+    curate(&env, "raw/dt=2026-11-20/b.ndjson", true).await;
+    let d = Date::parse("2026-11-23").unwrap();
+    let first = run_daily(&env.store, &env.state, d, NOW).await.unwrap();
+    let rollups = env.store.list_info("curated/daily/").await.unwrap();
+    assert_eq!(rollups.len(), 7);
+
+    // Nothing new: the same answer, and no rollup rewritten.
+    let again = run_daily(&env.store, &env.state, d, NOW).await.unwrap();
+    assert_eq!(again, first);
+    assert_eq!(
+        env.store.list_info("curated/daily/").await.unwrap(),
+        rollups
+    );
+
+    // A new object for 2026-11-20: only that date's rollup is rebuilt.
+    put_raw(
+        &env,
+        "raw/dt=2026-11-20/c.ndjson",
+        &[
+            ("a", Gender::M, "2026-11-20T11:00:00Z"),
+            ("c", Gender::F, "2026-11-20T11:00:00Z"),
+        ],
+    )
+    .await;
+    curate(&env, "raw/dt=2026-11-20/c.ndjson", true).await;
+    let third = run_daily(&env.store, &env.state, d, NOW).await.unwrap();
+    let after = env.store.list_info("curated/daily/").await.unwrap();
+    for (old, new) in rollups.iter().zip(&after) {
+        let rebuilt = old.version != new.version;
+        assert_eq!(rebuilt, new.key.contains("2026-11-20"), "{}", new.key);
+    }
+    assert_eq!(third.visitors_in_window, 3);
+    let a = env
+        .state
+        .get_profile("a")
+        .await
+        .unwrap()
+        .unwrap()
+        .window
+        .unwrap();
+    assert_eq!((a.m, a.f), (2, 1));
+
+    // The same as a run from scratch.
+    for rollup in &after {
+        env.store.delete(&rollup.key).await.unwrap();
+    }
+    let scratch = run_daily(&env.store, &env.state, d, NOW).await.unwrap();
+    assert_eq!(scratch, third);
+    assert_eq!(
+        env.state
+            .get_profile("a")
+            .await
+            .unwrap()
+            .unwrap()
+            .window
+            .unwrap(),
+        a
+    );
+
+    // A rollup without the record of its sources (an older version's) is rebuilt once.
+    let key = "curated/daily/dt=2026-11-18/daily.parquet";
+    let plain = gender_pipeline::codec::encode_daily(
+        &decode_daily(env.store.get(key).await.unwrap().unwrap(), key).unwrap(),
+        key,
+    )
+    .unwrap();
+    env.store.put(key, plain).await.unwrap();
+    let before = env.store.list_info("curated/daily/").await.unwrap();
+    assert_eq!(
+        run_daily(&env.store, &env.state, d, NOW).await.unwrap(),
+        third
+    );
+    let rebuilt = env.store.list_info("curated/daily/").await.unwrap();
+    let changed: Vec<_> = before
+        .iter()
+        .zip(&rebuilt)
+        .filter(|(o, n)| o.version != n.version)
+        .map(|(_, n)| n.key.as_str())
+        .collect();
+    assert_eq!(changed, [key]);
+}
