@@ -2,12 +2,13 @@
 //! a directory object store with the S3 key layout, and a redb state store.
 
 mod error;
+pub mod frame;
 pub mod log;
 pub mod object_store;
 pub mod state;
 
 pub use error::EmbeddedError;
-pub use log::{HitLogFile, LogEntry, LogReader};
+pub use log::{DamagedRange, HitLogFile, LogEntry, LogRead, LogReader, SegmentScan, scan_log};
 pub use object_store::DirObjectStore;
 pub(crate) use object_store::blocking;
 pub use state::{ObjectDeltas, StateStore};

@@ -1,24 +1,31 @@
 //! The durable local hit log: append-only segment files of CRC-framed
-//! records. One writer thread batches concurrent appends into a single write
-//! and `fsync` (group commit); an append is acknowledged only after its fsync,
-//! which is what makes a `202` durable. Offsets are byte positions in the
-//! log's whole history; a segment file is named by the offset it starts at.
+//! records ([`crate::frame`]). One writer thread batches concurrent appends
+//! into a single write and `fsync` (group commit); an append is acknowledged
+//! only after its fsync, which is what makes a `202` durable. Offsets are byte
+//! positions in the log's whole history; a segment file is named by the
+//! offset it starts at.
+//!
+//! Damage (SPEC 16): a frame that fails its checks is skipped, never the
+//! frames after it: readers resume at the next intact frame and report the
+//! damaged range with its offsets and how many records it held. Only an
+//! incomplete frame at the very end of the newest segment (a write torn by a
+//! crash, never acknowledged) is cut off at open, its bytes kept beside the
+//! segment as evidence.
 
 use crate::EmbeddedError;
+use crate::frame::{self, HEADER_LEN, Parsed};
 use async_trait::async_trait;
 use gender_core::PortError;
 use gender_core::ports::{HitLog, LogRecord};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot, watch};
 
-/// `[u32 payload len][u32 crc32 of the rest][i64 arrival ms][payload]`
-const HEADER_LEN: usize = 16;
 const SEGMENT_TARGET_BYTES: u64 = 64 * 1024 * 1024;
 /// One group commit writes at most about this much.
 const GROUP_COMMIT_BYTES: usize = 8 * 1024 * 1024;
-pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+pub use crate::frame::MAX_RECORD_BYTES;
 
 /// One record read back from the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,74 +83,125 @@ fn sync_dir(dir: &Path) -> Result<(), EmbeddedError> {
         .map_err(|e| EmbeddedError::io("sync log dir", dir, e))
 }
 
-fn frame(payload: &[u8], arrival_ms: i64, out: &mut Vec<u8>) {
-    let arrival = arrival_ms.to_le_bytes();
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&arrival);
-    crc.update(payload);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc.finalize().to_le_bytes());
-    out.extend_from_slice(&arrival);
-    out.extend_from_slice(payload);
+/// A range of the log whose bytes are not intact frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DamagedRange {
+    pub start: u64,
+    pub end: u64,
+    /// Records it most likely held (frame starts seen in it, at least one).
+    pub records: usize,
 }
 
-/// Reads the frame at the reader's position. `Ok(None)` at a clean end, and
-/// also for a torn or corrupt frame (callers decide what that means).
-fn read_frame(reader: &mut impl Read) -> std::io::Result<Option<(i64, Vec<u8>)>> {
-    let mut header = [0u8; HEADER_LEN];
-    match reader.read_exact(&mut header) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+impl std::fmt::Display for DamagedRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "log bytes {}..{} damaged (about {} record(s) lost)",
+            self.start, self.end, self.records
+        )
     }
-    let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
-    if len > MAX_RECORD_BYTES {
-        return Ok(None);
-    }
-    let mut payload = vec![0u8; len];
-    match reader.read_exact(&mut payload) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&header[8..16]);
-    crc.update(&payload);
-    if crc.finalize() != u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")) {
-        return Ok(None);
-    }
-    Ok(Some((
-        i64::from_le_bytes(header[8..16].try_into().expect("8 bytes")),
-        payload,
-    )))
 }
 
-/// Drops a torn tail left by a crash: everything after the last whole frame
-/// was never acknowledged, because acks follow the fsync.
-fn recover_segment(path: &Path) -> Result<u64, EmbeddedError> {
-    let file = File::open(path).map_err(|e| EmbeddedError::io("open log", path, e))?;
-    let total = file
-        .metadata()
-        .map_err(|e| EmbeddedError::io("stat log", path, e))?
-        .len();
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
-    let mut valid = 0u64;
-    while let Some((_, payload)) =
-        read_frame(&mut reader).map_err(|e| EmbeddedError::io("read log", path, e))?
-    {
-        valid += (HEADER_LEN + payload.len()) as u64;
+/// What one segment's bytes hold, from a scan of the whole of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentScan {
+    pub base: u64,
+    pub bytes: u64,
+    pub intact_records: usize,
+    pub damaged: Vec<DamagedRange>,
+    /// Bytes after the last intact frame that are an incomplete frame (or
+    /// zeros): a torn, never acknowledged write, when in the newest segment.
+    pub torn_tail: Option<u64>,
+}
+
+impl SegmentScan {
+    /// Where the intact part of the segment ends (its length without the torn tail).
+    pub fn intact_end(&self) -> u64 {
+        self.base + self.bytes - self.torn_tail.unwrap_or(0)
     }
-    if valid < total {
-        tracing::warn!(path = %path.display(), dropped_bytes = total - valid, "truncating unacknowledged log tail");
-        let file = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(|e| EmbeddedError::io("open log", path, e))?;
-        file.set_len(valid)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| EmbeddedError::io("truncate log", path, e))?;
+}
+
+/// Scans one segment's bytes. A bad frame followed by an intact one is
+/// damage; a trailing incomplete frame or zeros is a torn tail; a trailing
+/// complete frame with a wrong CRC is damage too (it was written whole).
+pub fn scan_segment(base: u64, buf: &[u8]) -> SegmentScan {
+    let mut scan = SegmentScan {
+        base,
+        bytes: buf.len() as u64,
+        intact_records: 0,
+        damaged: Vec::new(),
+        torn_tail: None,
+    };
+    let mut pos = 0;
+    while pos < buf.len() {
+        let rest = &buf[pos..];
+        let parsed = frame::parse(rest);
+        if let Parsed::Frame { len, .. } = parsed {
+            scan.intact_records += 1;
+            pos += len;
+            continue;
+        }
+        match frame::next_intact(rest) {
+            Some(skip) => {
+                scan.damaged.push(DamagedRange {
+                    start: base + pos as u64,
+                    end: base + (pos + skip) as u64,
+                    records: frame::frames_started_in(&rest[..skip]),
+                });
+                pos += skip;
+            }
+            None if parsed == Parsed::Incomplete || rest.iter().all(|&b| b == 0) => {
+                scan.torn_tail = Some(rest.len() as u64);
+                break;
+            }
+            None => {
+                scan.damaged.push(DamagedRange {
+                    start: base + pos as u64,
+                    end: base + buf.len() as u64,
+                    records: frame::frames_started_in(rest),
+                });
+                break;
+            }
+        }
     }
-    Ok(valid)
+    scan
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, EmbeddedError> {
+    fs::read(path).map_err(|e| EmbeddedError::io("read log", path, e))
+}
+
+/// Opens the newest segment after a crash: keeps every whole frame (damaged
+/// ones too: readers skip and report them), moves a torn tail aside and cuts
+/// it off. Returns the segment's length.
+fn recover_segment(path: &Path, base: u64) -> Result<u64, EmbeddedError> {
+    let buf = read_file(path)?;
+    let scan = scan_segment(base, &buf);
+    for damage in &scan.damaged {
+        tracing::error!(
+            segment = base,
+            start = damage.start,
+            end = damage.end,
+            records = damage.records,
+            "log damage found at open; readers will skip it"
+        );
+    }
+    let Some(torn) = scan.torn_tail else {
+        return Ok(buf.len() as u64);
+    };
+    let keep = buf.len() - torn as usize;
+    let evidence = path.with_extension(format!("seg.torn-{}", base + keep as u64));
+    fs::write(&evidence, &buf[keep..])
+        .map_err(|e| EmbeddedError::io("keep torn log tail", &evidence, e))?;
+    tracing::warn!(segment = base, offset = base + keep as u64, bytes = torn, evidence = %evidence.display(), "cutting off a torn, never acknowledged log tail");
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| EmbeddedError::io("open log", path, e))?;
+    file.set_len(keep as u64)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| EmbeddedError::io("truncate log", path, e))?;
+    Ok(keep as u64)
 }
 
 struct Writer {
@@ -155,20 +213,32 @@ struct Writer {
 }
 
 impl Writer {
-    fn open(dir: &Path, clock: fn() -> i64) -> Result<Writer, EmbeddedError> {
+    fn open(dir: &Path, clock: fn() -> i64, floor: u64) -> Result<Writer, EmbeddedError> {
         fs::create_dir_all(dir).map_err(|e| EmbeddedError::io("create log dir", dir, e))?;
         let segments = list_segments(dir)?;
-        let (segment_base, len) = match segments.last() {
-            Some(&base) => (base, recover_segment(&segment_path(dir, base))?),
+        let (mut segment_base, mut len) = match segments.last() {
+            Some(&base) => (base, recover_segment(&segment_path(dir, base), base)?),
             None => (0, 0),
         };
+        if segment_base + len < floor {
+            // The log is shorter than what was already delivered from it
+            // (files lost or cut outside this process): continue above the
+            // checkpoint, or new hits would hide below it and never be read.
+            tracing::error!(
+                log_end = segment_base + len,
+                delivered = floor,
+                "log ends below the delivery checkpoint; continuing at the checkpoint"
+            );
+            (segment_base, len) = (floor, 0);
+        }
+        let created = !segments.contains(&segment_base);
         let path = segment_path(dir, segment_base);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|e| EmbeddedError::io("open log", &path, e))?;
-        if segments.is_empty() {
+        if created {
             sync_dir(dir)?;
         }
         Ok(Writer {
@@ -225,7 +295,7 @@ impl Writer {
             buf.clear();
             for request in &batch {
                 for record in &request.records {
-                    frame(record, arrival_ms, &mut buf);
+                    frame::encode(record, arrival_ms, &mut buf);
                 }
             }
             match self.write_durably(&buf) {
@@ -263,7 +333,17 @@ impl HitLogFile {
         dir: impl AsRef<Path>,
         clock: fn() -> i64,
     ) -> Result<(HitLogFile, LogReader), EmbeddedError> {
-        let writer = Writer::open(dir.as_ref(), clock)?;
+        HitLogFile::open_above(dir, clock, 0)
+    }
+
+    /// Like [`HitLogFile::open`], but the log continues at `floor` (the
+    /// delivery checkpoint) at least, should its files end below it.
+    pub fn open_above(
+        dir: impl AsRef<Path>,
+        clock: fn() -> i64,
+        floor: u64,
+    ) -> Result<(HitLogFile, LogReader), EmbeddedError> {
+        let writer = Writer::open(dir.as_ref(), clock, floor)?;
         let (tx, rx) = mpsc::channel(4096);
         let (end_tx, end_rx) = watch::channel(writer.end);
         let reader = LogReader {
@@ -330,6 +410,37 @@ impl HitLog for HitLogFile {
     }
 }
 
+/// What one [`LogReader::read`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogRead {
+    pub entries: Vec<LogEntry>,
+    /// Where the next read starts.
+    pub next: u64,
+    /// Damaged ranges skipped on the way, in order.
+    pub damaged: Vec<DamagedRange>,
+}
+
+/// `len` bytes of `path` from `start` (fewer if the file is shorter).
+fn read_range(path: &Path, start: u64, len: u64) -> Result<Vec<u8>, EmbeddedError> {
+    let mut file = File::open(path).map_err(|e| EmbeddedError::io("open log", path, e))?;
+    file.seek(SeekFrom::Start(start))
+        .map_err(|e| EmbeddedError::io("seek log", path, e))?;
+    let mut buf = Vec::with_capacity(len as usize);
+    file.take(len)
+        .read_to_end(&mut buf)
+        .map_err(|e| EmbeddedError::io("read log", path, e))?;
+    Ok(buf)
+}
+
+/// Scans every segment of the log in `dir` without changing anything: what
+/// an offline check reports.
+pub fn scan_log(dir: &Path) -> Result<Vec<SegmentScan>, EmbeddedError> {
+    list_segments(dir)?
+        .into_iter()
+        .map(|base| Ok(scan_segment(base, &read_file(&segment_path(dir, base))?)))
+        .collect()
+}
+
 /// The reading side: sees only what is durable.
 #[derive(Clone)]
 pub struct LogReader {
@@ -348,13 +459,18 @@ impl LogReader {
     }
 
     /// Reads whole records from `from` up to the durable end, stopping once
-    /// about `max_bytes` were read. Returns the records and the next offset.
-    pub fn read(&self, from: u64, max_bytes: usize) -> Result<(Vec<LogEntry>, u64), EmbeddedError> {
+    /// about `max_bytes` were read. Damaged bytes on the way are skipped and
+    /// reported in [`LogRead::damaged`]; the records after them are read.
+    pub fn read(&self, from: u64, max_bytes: usize) -> Result<LogRead, EmbeddedError> {
         let end = self.durable_end();
-        let mut entries = Vec::new();
-        let mut offset = from;
+        let mut read = LogRead {
+            entries: Vec::new(),
+            next: from,
+            damaged: Vec::new(),
+        };
         let mut read_bytes = 0usize;
-        while offset < end && read_bytes < max_bytes {
+        while read.next < end && read_bytes < max_bytes {
+            let offset = read.next;
             let segments = list_segments(&self.dir)?;
             let Some(&base) = segments.iter().rev().find(|&&b| b <= offset) else {
                 return Err(EmbeddedError::CorruptLog {
@@ -368,32 +484,50 @@ impl LogReader {
                 .copied()
                 .unwrap_or(u64::MAX)
                 .min(end);
+            // Enough for `max_bytes` and the whole frame that crosses it.
+            let window = (segment_end - offset)
+                .min((max_bytes - read_bytes).saturating_add(HEADER_LEN + MAX_RECORD_BYTES) as u64);
             let path = segment_path(&self.dir, base);
-            let mut file =
-                File::open(&path).map_err(|e| EmbeddedError::io("open log", &path, e))?;
-            file.seek(SeekFrom::Start(offset - base))
-                .map_err(|e| EmbeddedError::io("seek log", &path, e))?;
-            let mut reader = BufReader::with_capacity(256 * 1024, file);
-            while offset < segment_end && read_bytes < max_bytes {
-                let Some((arrival_ms, payload)) =
-                    read_frame(&mut reader).map_err(|e| EmbeddedError::io("read log", &path, e))?
-                else {
-                    return Err(EmbeddedError::CorruptLog {
-                        offset,
-                        detail: "bad frame below the durable end".into(),
-                    });
-                };
-                let len = HEADER_LEN + payload.len();
-                entries.push(LogEntry {
-                    offset,
-                    arrival_ms,
-                    payload,
-                });
-                offset += len as u64;
-                read_bytes += len;
+            let buf = read_range(&path, offset - base, window)?;
+            let mut pos = 0usize;
+            let mut resume_at = None;
+            while pos < window as usize && read_bytes < max_bytes {
+                match frame::parse(&buf[pos.min(buf.len())..]) {
+                    Parsed::Frame {
+                        arrival_ms,
+                        payload,
+                        len,
+                    } => {
+                        read.entries.push(LogEntry {
+                            offset: offset + pos as u64,
+                            arrival_ms,
+                            payload: payload.to_vec(),
+                        });
+                        pos += len;
+                        read_bytes += len;
+                    }
+                    Parsed::Bad | Parsed::Incomplete => {
+                        // Below the durable end nothing is torn: this is
+                        // damage (or bytes gone from a short file). Resume
+                        // at the next intact frame, else at the segment's end.
+                        let at = offset + pos as u64;
+                        let rest = read_range(&path, at - base, segment_end - at)?;
+                        let skip = frame::next_intact(&rest).map_or(segment_end - at, |s| s as u64);
+                        let seen = &rest[..(skip as usize).min(rest.len())];
+                        read.damaged.push(DamagedRange {
+                            start: at,
+                            end: at + skip,
+                            records: frame::frames_started_in(seen),
+                        });
+                        read_bytes += skip as usize;
+                        resume_at = Some(at + skip);
+                        break;
+                    }
+                }
             }
+            read.next = resume_at.unwrap_or(offset + pos as u64);
         }
-        Ok((entries, offset))
+        Ok(read)
     }
 
     /// Deletes segments that lie wholly below `offset` (already delivered).
@@ -416,9 +550,18 @@ impl LogReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::MAGIC;
 
     fn clock() -> i64 {
         1_795_514_400_000
+    }
+
+    fn payloads(read: &LogRead) -> Vec<&[u8]> {
+        read.entries.iter().map(|e| e.payload.as_slice()).collect()
+    }
+
+    fn frame_len(payload: &[u8]) -> u64 {
+        (HEADER_LEN + payload.len()) as u64
     }
 
     #[tokio::test]
@@ -432,26 +575,20 @@ mod tests {
                 .unwrap();
             assert_eq!(ack.end_offset, 2 * HEADER_LEN as u64 + 6);
             assert_eq!(ack.arrival_ms, clock());
-            let (entries, next) = reader.read(0, usize::MAX).unwrap();
-            assert_eq!(
-                entries
-                    .iter()
-                    .map(|e| e.payload.as_slice())
-                    .collect::<Vec<_>>(),
-                [b"one", b"two"]
-            );
-            assert_eq!(next, ack.end_offset);
+            let read = reader.read(0, usize::MAX).unwrap();
+            assert_eq!(payloads(&read), [b"one", b"two"]);
+            assert_eq!(read.next, ack.end_offset);
+            assert!(read.damaged.is_empty());
         }
         let (log, reader) = HitLogFile::open(dir.path(), clock).unwrap();
         assert_eq!(log.durable_end(), 2 * HEADER_LEN as u64 + 6);
         log.append_payloads(vec![b"three".to_vec()]).await.unwrap();
-        let (entries, _) = reader.read(HEADER_LEN as u64 + 3, usize::MAX).unwrap();
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[1].payload, b"three");
+        let read = reader.read(HEADER_LEN as u64 + 3, usize::MAX).unwrap();
+        assert_eq!(payloads(&read), [b"two".as_slice(), b"three"]);
     }
 
     #[tokio::test]
-    async fn a_torn_tail_is_truncated_on_open() {
+    async fn a_torn_tail_is_cut_off_on_open_and_kept_as_evidence() {
         let dir = tempfile::tempdir().unwrap();
         let end = {
             let (log, _) = HitLogFile::open(dir.path(), clock).unwrap();
@@ -462,7 +599,7 @@ mod tests {
         };
         let path = segment_path(dir.path(), 0);
         let mut torn = Vec::new();
-        frame(b"never acknowledged", clock(), &mut torn);
+        frame::encode(b"never acknowledged", clock(), &mut torn);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(&torn[..torn.len() - 3]).unwrap();
         drop(file);
@@ -470,8 +607,175 @@ mod tests {
         let (log, reader) = HitLogFile::open(dir.path(), clock).unwrap();
         assert_eq!(log.durable_end(), end);
         assert_eq!(fs::metadata(&path).unwrap().len(), end);
-        let (entries, _) = reader.read(0, usize::MAX).unwrap();
-        assert_eq!(entries.len(), 1);
+        let evidence = path.with_extension(format!("seg.torn-{end}"));
+        assert_eq!(fs::read(evidence).unwrap(), &torn[..torn.len() - 3]);
+        let read = reader.read(0, usize::MAX).unwrap();
+        assert_eq!(payloads(&read), [b"kept"]);
+    }
+
+    /// Writes `n` records of 10 bytes each, flips one bit at `flip` (an
+    /// offset into the log), reopens, and reads everything.
+    async fn flip_and_read(n: u8, flip: u64) -> (LogRead, u64) {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = HitLogFile::open(dir.path(), clock).unwrap();
+            for i in 0..n {
+                log.append_payloads(vec![vec![b'a' + i; 10]]).await.unwrap();
+            }
+        }
+        let path = segment_path(dir.path(), 0);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[flip as usize] ^= 0x10;
+        fs::write(&path, bytes).unwrap();
+        let (log, reader) = HitLogFile::open(dir.path(), clock).unwrap();
+        let end = log.durable_end();
+        (reader.read(0, usize::MAX).unwrap(), end)
+    }
+
+    #[tokio::test]
+    async fn a_flipped_bit_costs_its_record_and_every_record_after_it_is_read() {
+        let len = frame_len(&[0; 10]);
+        for (record, byte_in_frame) in [(3u64, 0u64), (3, 5), (3, 13), (3, 25), (0, 2)] {
+            let (read, end) = flip_and_read(10, record * len + byte_in_frame).await;
+            assert_eq!(end, 10 * len, "nothing was cut off");
+            assert_eq!(
+                read.entries.len(),
+                9,
+                "record {record} byte {byte_in_frame}"
+            );
+            assert!(
+                !read
+                    .entries
+                    .iter()
+                    .any(|e| e.payload[0] == b'a' + record as u8)
+            );
+            assert_eq!(
+                read.damaged,
+                [DamagedRange {
+                    start: record * len,
+                    end: (record + 1) * len,
+                    records: 1
+                }]
+            );
+            assert_eq!(read.next, end);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flipped_bit_in_the_last_record_is_reported_not_cut_off_as_torn() {
+        let len = frame_len(&[0; 10]);
+        let (read, end) = flip_and_read(4, 3 * len + HEADER_LEN as u64 + 4).await;
+        assert_eq!(end, 4 * len, "the damaged last record is not a torn write");
+        assert_eq!(read.entries.len(), 3);
+        assert_eq!(
+            read.damaged,
+            [DamagedRange {
+                start: 3 * len,
+                end: 4 * len,
+                records: 1
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn hits_appended_after_damage_are_read_and_the_log_never_moves_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let len = frame_len(&[0; 10]);
+        {
+            let (log, _) = HitLogFile::open(dir.path(), clock).unwrap();
+            for i in 0..3u8 {
+                log.append_payloads(vec![vec![i; 10]]).await.unwrap();
+            }
+        }
+        let path = segment_path(dir.path(), 0);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[len as usize + 7] ^= 1;
+        fs::write(&path, bytes).unwrap();
+        let (log, reader) = HitLogFile::open(dir.path(), clock).unwrap();
+        log.append_payloads(vec![vec![9; 10]]).await.unwrap();
+        assert_eq!(log.durable_end(), 4 * len);
+        let read = reader.read(0, usize::MAX).unwrap();
+        assert_eq!(
+            read.entries
+                .iter()
+                .map(|e| e.payload[0])
+                .collect::<Vec<_>>(),
+            [0, 2, 9]
+        );
+    }
+
+    #[tokio::test]
+    async fn damage_at_a_segment_boundary_ends_at_the_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let len = frame_len(&[0; 10]);
+        {
+            let (log, _) = HitLogFile::open(dir.path(), clock).unwrap();
+            for i in 0..3u8 {
+                log.append_payloads(vec![vec![i; 10]]).await.unwrap();
+            }
+        }
+        // A second segment, as rotation leaves it, starting at the first one's end.
+        let mut second = Vec::new();
+        frame::encode(&[7; 10], clock(), &mut second);
+        fs::write(segment_path(dir.path(), 3 * len), &second).unwrap();
+        // Damage the last frame of the first segment.
+        let path = segment_path(dir.path(), 0);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 3;
+        bytes[last] ^= 1;
+        fs::write(&path, bytes).unwrap();
+
+        let (log, reader) = HitLogFile::open(dir.path(), clock).unwrap();
+        assert_eq!(log.durable_end(), 4 * len);
+        let read = reader.read(0, usize::MAX).unwrap();
+        assert_eq!(
+            read.entries
+                .iter()
+                .map(|e| e.payload[0])
+                .collect::<Vec<_>>(),
+            [0, 1, 7]
+        );
+        assert_eq!(
+            read.damaged,
+            [DamagedRange {
+                start: 2 * len,
+                end: 3 * len,
+                records: 1
+            }]
+        );
+        let scans = scan_log(dir.path()).unwrap();
+        assert_eq!(scans.len(), 2);
+        assert_eq!((scans[0].intact_records, scans[0].damaged.len()), (2, 1));
+        assert_eq!((scans[1].intact_records, scans[1].torn_tail), (1, None));
+    }
+
+    #[tokio::test]
+    async fn a_log_cut_below_the_checkpoint_continues_above_it() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (log, _) = HitLogFile::open(dir.path(), clock).unwrap();
+            log.append_payloads(vec![vec![1; 10]]).await.unwrap();
+        }
+        fs::write(segment_path(dir.path(), 0), b"").unwrap();
+        let (log, reader) = HitLogFile::open_above(dir.path(), clock, 500).unwrap();
+        assert_eq!(log.durable_end(), 500);
+        log.append_payloads(vec![vec![2; 10]]).await.unwrap();
+        let read = reader.read(500, usize::MAX).unwrap();
+        assert_eq!(read.entries.len(), 1);
+        assert_eq!(read.entries[0].offset, 500);
+    }
+
+    #[test]
+    fn zeros_after_the_last_frame_are_a_torn_tail() {
+        let mut buf = Vec::new();
+        frame::encode(b"x", 1, &mut buf);
+        let whole = buf.len() as u64;
+        buf.extend_from_slice(&[0; 4096]);
+        let scan = scan_segment(0, &buf);
+        assert_eq!((scan.intact_records, scan.torn_tail), (1, Some(4096)));
+        assert_eq!(scan.intact_end(), whole);
+        assert!(scan.damaged.is_empty());
+        assert_eq!(&buf[..4], MAGIC);
     }
 
     #[tokio::test]
@@ -481,17 +785,17 @@ mod tests {
         for i in 0..10u8 {
             log.append_payloads(vec![vec![i; 10]]).await.unwrap();
         }
-        let (first, next) = reader.read(0, 30).unwrap();
+        let first = reader.read(0, 40).unwrap();
         assert_eq!(
-            first.len(),
+            first.entries.len(),
             2,
-            "26-byte frames: stops after crossing 30 bytes"
+            "30-byte frames: stops after crossing 40 bytes"
         );
-        let (rest, end) = reader.read(next, usize::MAX).unwrap();
-        assert_eq!(rest.len(), 8);
-        assert_eq!(end, log.durable_end());
+        let rest = reader.read(first.next, usize::MAX).unwrap();
+        assert_eq!(rest.entries.len(), 8);
+        assert_eq!(rest.next, log.durable_end());
         assert_eq!(
-            reader.delete_before(end).unwrap(),
+            reader.delete_before(rest.next).unwrap(),
             0,
             "a single segment is never deleted"
         );

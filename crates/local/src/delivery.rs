@@ -26,7 +26,7 @@ use gender_core::time::format_rfc3339_millis;
 use gender_core::transform::transform_record;
 use gender_core::{Date, layout};
 use gender_embedded::state::{ObjectDeltas, StateStore};
-use gender_embedded::{DirObjectStore, EmbeddedError, LogEntry, LogReader};
+use gender_embedded::{DirObjectStore, EmbeddedError, LogEntry, LogRead, LogReader};
 use gender_pipeline::{PipelineError, PreparedObject, prepare_object};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -277,8 +277,8 @@ impl Delivery {
         let state = self.state_op(StateStore::delivery_state).await?;
         if let Some((start, end)) = state.intent {
             tracing::info!(start, end, "re-delivering the batch a crash interrupted");
-            let entries = self.read_log(start, (end - start) as usize).await?.0;
-            let mut batch = transform_batch(start, end, &entries, usize::MAX);
+            let read = self.read_log(start, (end - start) as usize).await?;
+            let mut batch = transform_batch(start, end, &read.entries, usize::MAX);
             let keys = self.write_raw_objects(&mut batch).await?;
             self.finish_delivery(start, end, keys).await?;
             self.delivered = end;
@@ -286,14 +286,22 @@ impl Delivery {
         self.curate_pending(&mut FlushReport::default()).await
     }
 
-    async fn read_log(
-        &self,
-        from: u64,
-        max_bytes: usize,
-    ) -> Result<(Vec<LogEntry>, u64), CycleError> {
+    /// Reads the log from `from`; damaged ranges on the way are skipped,
+    /// reported (log line, metric, `/health`) and never hold anything back.
+    async fn read_log(&self, from: u64, max_bytes: usize) -> Result<LogRead, CycleError> {
         let reader = self.reader.clone();
         let read = tokio::task::spawn_blocking(move || reader.read(from, max_bytes));
-        Ok(read.await.map_err(|_| CycleError::Stopped)??)
+        let read = read.await.map_err(|_| CycleError::Stopped)??;
+        for damage in &read.damaged {
+            tracing::error!(
+                start = damage.start,
+                end = damage.end,
+                records = damage.records,
+                "damaged log range skipped; the records after it are delivered"
+            );
+            self.status.record_damage(*damage);
+        }
+        Ok(read)
     }
 
     async fn state_op<T: Send + 'static>(
@@ -325,9 +333,13 @@ impl Delivery {
         let mut oldest_arrival = None;
         while self.delivered < target {
             let start = self.delivered;
-            let (entries, read_end) = self.read_log(start, MAX_BATCH_BYTES).await?;
-            let mut batch =
-                transform_batch(start, read_end, &entries, self.settings.max_dates_per_batch);
+            let read = self.read_log(start, MAX_BATCH_BYTES).await?;
+            let mut batch = transform_batch(
+                start,
+                read.next,
+                &read.entries,
+                self.settings.max_dates_per_batch,
+            );
             oldest_arrival = oldest_arrival.or(batch.first_arrival_ms);
             let end = batch.end;
             self.state_op(move |s| s.begin_delivery(start, end)).await?;

@@ -76,8 +76,13 @@ pub async fn run(
 ) -> Result<(), LocalError> {
     let data = &config.data_dir;
     let state = StateStore::open(data.join("state.redb")).map_err(LocalError::OpenState)?;
-    let (log, log_reader) =
-        HitLogFile::open(data.join("log"), system_now_ms).map_err(LocalError::OpenLog)?;
+    let delivered = state
+        .delivery_state()
+        .map_err(LocalError::OpenState)?
+        .delivered_offset;
+    // Never below the checkpoint, or new hits would hide behind it.
+    let (log, log_reader) = HitLogFile::open_above(data.join("log"), system_now_ms, delivered)
+        .map_err(LocalError::OpenLog)?;
     let store = DirObjectStore::new(data);
     let metrics = Arc::new(PipelineMetrics::default());
 
@@ -89,10 +94,6 @@ pub async fn run(
         max_dates_per_batch: config.max_dates_per_batch,
         ..DeliverySettings::new(system_now_ms)
     };
-    let delivered = state
-        .delivery_state()
-        .map_err(LocalError::OpenState)?
-        .delivered_offset;
     let status = Arc::new(PipelineStatus::starting_at(delivered));
     let delivery = Delivery::new(
         log_reader.clone(),

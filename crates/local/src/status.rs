@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use gender_core::PortError;
 use gender_core::ports::{HealthProbe, HitLog, LogRecord};
 use gender_embedded::state::StateStore;
-use gender_embedded::{HitLogFile, LogReader};
+use gender_embedded::{DamagedRange, HitLogFile, LogReader};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,14 +23,46 @@ pub struct PipelineStatus {
     /// Every log byte below this is delivered, curated and visible.
     visible_offset: AtomicU64,
     failure: Mutex<Option<StageFailure>>,
+    /// Damaged log ranges skipped since start (newest last, a few kept).
+    damaged: Mutex<Vec<DamagedRange>>,
+    damaged_records: AtomicU64,
 }
+
+/// How many damaged ranges `/health` and the status keep.
+const DAMAGE_KEPT: usize = 16;
 
 impl PipelineStatus {
     pub fn starting_at(visible_offset: u64) -> PipelineStatus {
         PipelineStatus {
             visible_offset: AtomicU64::new(visible_offset),
-            failure: Mutex::new(None),
+            ..PipelineStatus::default()
         }
+    }
+
+    /// A damaged log range was skipped: its records are lost, the ones
+    /// after it were delivered.
+    /// A range read again (a batch cut short, a redone batch) counts once.
+    pub fn record_damage(&self, damage: DamagedRange) {
+        if let Ok(mut damaged) = self.damaged.lock() {
+            if damaged.iter().any(|d| d.start == damage.start) {
+                return;
+            }
+            self.damaged_records
+                .fetch_add(damage.records as u64, Ordering::Relaxed);
+            if damaged.len() == DAMAGE_KEPT {
+                damaged.remove(0);
+            }
+            damaged.push(damage);
+        }
+    }
+
+    /// Records lost to damaged log ranges since start.
+    pub fn damaged_records(&self) -> u64 {
+        self.damaged_records.load(Ordering::Relaxed)
+    }
+
+    pub fn damaged_ranges(&self) -> Vec<DamagedRange> {
+        self.damaged.lock().map(|d| d.clone()).unwrap_or_default()
     }
 
     pub fn visible_offset(&self) -> u64 {
@@ -125,6 +157,15 @@ impl HealthProbe for LocalHealth {
         self.state.ping().await?;
         if let Some(StageFailure { stage, reason }) = self.status.failure() {
             return Err(PortError::unavailable(stage, Reason(reason)));
+        }
+        if let Some(last) = self.status.damaged_ranges().last() {
+            // Degraded until restart: records were lost and someone should
+            // look (`gender-service check`); everything else keeps flowing.
+            let lost = self.status.damaged_records();
+            return Err(PortError::corrupt(
+                "log",
+                format!("{lost} record(s) lost to damage since start; last: {last}"),
+            ));
         }
         match self.backlog.behind(&self.status) {
             Some(behind) => Err(behind),

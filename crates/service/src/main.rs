@@ -1,6 +1,7 @@
 //! `gender-service`: the local pipeline (`serve`) and the command-line tools
 //! of SPEC 9 and 10.
 
+mod check;
 mod client;
 mod generate;
 mod progress;
@@ -45,6 +46,8 @@ enum Command {
         #[command(flatten)]
         target: client::Target,
     },
+    /// Offline check of a data directory: damaged log ranges, intact records, delivery state.
+    Check(check::CheckArgs),
     /// Backfill about 100 visitors' hits over the previous N days, then run the daily job.
     GenerateDummyData(generate::DummyArgs),
     /// Send random hits at a steady rate until stopped or for --duration.
@@ -68,6 +71,12 @@ async fn main() -> Result<()> {
     init_tracing();
     match Cli::parse().command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Check(args) => {
+            if !check::run(args)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Flush { target } => client::flush(&target).await,
         Command::Daily { date, target } => client::daily(&target, date.as_deref()).await,
         Command::Backfill { from, to, target } => client::backfill(&target, &from, &to).await,
