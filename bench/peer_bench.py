@@ -1,0 +1,443 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of the product's curate and daily jobs against
+DuckDB and polars (one thread each), on the same generated inputs.
+
+Run through scripts/peer-bench, which builds the product's benchmark
+binaries and installs the peers into .venv. Every contender runs as its own
+child process, so its peak RSS is its own (os.wait4); throughput uses the
+time each child measures around its work (interpreter start-up and imports
+excluded). Runs are interleaved (product, duckdb, polars, product, ...), and
+each row reports min / median / max over the repetitions. The outputs are
+checked against each other (counts) before any figure is printed.
+
+curate: one raw NDJSON object (the normalized line shape delivery writes) of
+N hits over V visitors, all of one date -> one zstd Parquet file
+(clientid, page_gender, event_time) + per visitor: m, f, last gender.
+daily: curated Parquet of 7 dates (8 files per date) with N hits over V
+visitors -> one rollup Parquet per date (clientid, m, f) + per-visitor window
+sums over the 7 dates. The product's daily is incremental: its "rerun" is a
+second run with no new data (every rollup reused).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DAY0 = "2026-11-24"  # the raw object's date and the daily run's date D
+DAY0_MS = 1795478400000  # 2026-11-24T00:00:00Z
+MS_PER_DAY = 86_400_000
+FILES_PER_DAY = 8
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def visitor_ids(rng, n, v):
+    import numpy as np
+
+    return rng.integers(0, v, size=n, dtype=np.int64)
+
+
+def gen_raw(path: Path, n: int, v: int, seed: int) -> None:
+    """N normalized NDJSON lines over V visitors, distinct times within DAY0."""
+    import numpy as np
+    import polars as pl
+
+    if path.exists():
+        return
+    rng = np.random.default_rng(seed)
+    ids = visitor_ids(rng, n, v)
+    genders = np.where(rng.random(n) < 0.5, "M", "F")
+    step = MS_PER_DAY // n
+    times = DAY0_MS + rng.permutation(n).astype(np.int64) * step
+    df = pl.DataFrame({"id": ids, "g": genders, "t": times}).select(
+        pl.concat_str(
+            pl.lit('{"clientid":"visitor-'),
+            pl.col("id").cast(pl.Utf8).str.zfill(7),
+            pl.lit('","pageGender":"'),
+            pl.col("g"),
+            pl.lit('","timestamp":"'),
+            pl.from_epoch(pl.col("t"), time_unit="ms").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            pl.lit('"}'),
+        ).alias("line")
+    )
+    tmp = path.with_suffix(".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "w") as out:
+        for chunk in df.iter_slices(1_000_000):
+            out.write("\n".join(chunk["line"].to_list()))
+            out.write("\n")
+    tmp.rename(path)
+
+
+def window_dates():
+    import datetime
+
+    d = datetime.date.fromisoformat(DAY0)
+    return [(d - datetime.timedelta(days=back)).isoformat() for back in range(6, -1, -1)]
+
+
+def gen_curated(root: Path, n: int, v: int, seed: int) -> None:
+    """curated/hits/dt=D/part-K.parquet for the 7 dates of the window."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    done = root / ".complete"
+    if done.exists():
+        return
+    shutil.rmtree(root, ignore_errors=True)
+    rng = np.random.default_rng(seed)
+    dates = window_dates()
+    per_file = n // (len(dates) * FILES_PER_DAY)
+    schema = pa.schema(
+        [
+            pa.field("clientid", pa.string(), nullable=False),
+            pa.field("page_gender", pa.string(), nullable=False),
+            pa.field("event_time", pa.timestamp("ms", tz="UTC"), nullable=False),
+        ]
+    )
+    for i, date in enumerate(dates):
+        day_start = DAY0_MS - (len(dates) - 1 - i) * MS_PER_DAY
+        out = root / "curated" / "hits" / f"dt={date}"
+        out.mkdir(parents=True, exist_ok=True)
+        for k in range(FILES_PER_DAY):
+            ids = visitor_ids(rng, per_file, v)
+            table = pa.table(
+                {
+                    "clientid": pa.array([f"visitor-{x:07d}" for x in ids.tolist()]),
+                    "page_gender": pa.array(np.where(rng.random(per_file) < 0.5, "M", "F")),
+                    "event_time": pa.array(
+                        day_start + rng.integers(0, MS_PER_DAY, size=per_file),
+                        type=pa.timestamp("ms", tz="UTC"),
+                    ),
+                },
+                schema=schema,
+            )
+            pq.write_table(table, out / f"part-{k}.parquet", compression="zstd", row_group_size=128 * 1024)
+    done.touch()
+
+
+# ---------------------------------------------------------------- peers (run in a child)
+
+
+def duckdb_connect():
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET threads=1")
+    con.execute("SET preserve_insertion_order=false")
+    return con
+
+
+def peer_duckdb_curate(raw: str, out: str) -> dict:
+    con = duckdb_connect()
+    start = time.perf_counter()
+    parquet = os.path.join(out, "hits.parquet")
+    con.execute(
+        f"""COPY (SELECT clientid, pageGender AS page_gender,
+                         CAST("timestamp" AS TIMESTAMPTZ) AS event_time
+                  FROM read_json('{raw}', format='newline_delimited',
+                                 columns={{clientid: 'VARCHAR', pageGender: 'VARCHAR', "timestamp": 'VARCHAR'}}))
+            TO '{parquet}' (FORMAT parquet, COMPRESSION zstd)"""
+    )
+    row = con.execute(
+        f"""SELECT count(*), sum(m), sum(f), count(*) FILTER (WHERE last = 'M')
+            FROM (SELECT clientid, count(*) FILTER (WHERE page_gender = 'M') AS m,
+                         count(*) FILTER (WHERE page_gender = 'F') AS f,
+                         arg_max(page_gender, event_time) AS last
+                  FROM read_parquet('{parquet}') GROUP BY clientid)"""
+    ).fetchone()
+    seconds = time.perf_counter() - start
+    return {"visitors": row[0], "m": int(row[1]), "f": int(row[2]), "last_m": row[3], "seconds": seconds}
+
+
+def peer_polars_curate(raw: str, out: str) -> dict:
+    import polars as pl
+
+    start = time.perf_counter()
+    parquet = os.path.join(out, "hits.parquet")
+    schema = {"clientid": pl.Utf8, "pageGender": pl.Utf8, "timestamp": pl.Utf8}
+    (
+        pl.scan_ndjson(raw, schema=schema)
+        .select(
+            pl.col("clientid"),
+            pl.col("pageGender").alias("page_gender"),
+            pl.col("timestamp")
+            .str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ms", time_zone="UTC")
+            .alias("event_time"),
+        )
+        .sink_parquet(parquet, compression="zstd")
+    )
+    per_visitor = (
+        pl.scan_parquet(parquet)
+        .group_by("clientid")
+        .agg(
+            (pl.col("page_gender") == "M").sum().alias("m"),
+            (pl.col("page_gender") == "F").sum().alias("f"),
+            pl.col("page_gender").sort_by("event_time").last().alias("last"),
+        )
+        .select(
+            pl.len().alias("visitors"),
+            pl.col("m").sum(),
+            pl.col("f").sum(),
+            (pl.col("last") == "M").sum().alias("last_m"),
+        )
+        .collect()
+    )
+    seconds = time.perf_counter() - start
+    row = per_visitor.row(0)
+    return {"visitors": row[0], "m": int(row[1]), "f": int(row[2]), "last_m": int(row[3]), "seconds": seconds}
+
+
+def peer_duckdb_daily(root: str, out: str) -> dict:
+    con = duckdb_connect()
+    start = time.perf_counter()
+    rollup_rows = rollup_hits = 0
+    for date in window_dates():
+        target = os.path.join(out, f"dt={date}")
+        os.makedirs(target, exist_ok=True)
+        con.execute(
+            f"""COPY (SELECT clientid, count(*) FILTER (WHERE page_gender = 'M') AS m,
+                             count(*) FILTER (WHERE page_gender = 'F') AS f
+                      FROM read_parquet('{root}/curated/hits/dt={date}/*.parquet')
+                      GROUP BY clientid ORDER BY clientid)
+                TO '{target}/daily.parquet' (FORMAT parquet, COMPRESSION zstd)"""
+        )
+    row = con.execute(
+        f"""SELECT count(*), sum(m), sum(f), sum(rows) FROM
+              (SELECT clientid, sum(m) AS m, sum(f) AS f, count(*) AS rows
+               FROM read_parquet('{out}/*/daily.parquet') GROUP BY clientid)"""
+    ).fetchone()
+    seconds = time.perf_counter() - start
+    rollup_rows = int(row[3])
+    rollup_hits = int(row[1]) + int(row[2])
+    return {
+        "visitors": row[0], "m": int(row[1]), "f": int(row[2]),
+        "rollup_rows": rollup_rows, "rollup_hits": rollup_hits, "seconds": seconds,
+    }
+
+
+def peer_polars_daily(root: str, out: str) -> dict:
+    import polars as pl
+
+    start = time.perf_counter()
+    for date in window_dates():
+        target = os.path.join(out, f"dt={date}")
+        os.makedirs(target, exist_ok=True)
+        (
+            pl.scan_parquet(f"{root}/curated/hits/dt={date}/*.parquet")
+            .group_by("clientid")
+            .agg(
+                (pl.col("page_gender") == "M").sum().cast(pl.Int64).alias("m"),
+                (pl.col("page_gender") == "F").sum().cast(pl.Int64).alias("f"),
+            )
+            .sort("clientid")
+            .sink_parquet(f"{target}/daily.parquet", compression="zstd")
+        )
+    row = (
+        pl.scan_parquet(f"{out}/*/daily.parquet")
+        .group_by("clientid")
+        .agg(pl.col("m").sum(), pl.col("f").sum(), pl.len().alias("rows"))
+        .select(pl.len(), pl.col("m").sum(), pl.col("f").sum(), pl.col("rows").sum())
+        .collect()
+        .row(0)
+    )
+    seconds = time.perf_counter() - start
+    return {
+        "visitors": row[0], "m": int(row[1]), "f": int(row[2]),
+        "rollup_rows": int(row[3]), "rollup_hits": int(row[1]) + int(row[2]), "seconds": seconds,
+    }
+
+
+PEERS = {
+    "duckdb-curate": peer_duckdb_curate,
+    "polars-curate": peer_polars_curate,
+    "duckdb-daily": peer_duckdb_daily,
+    "polars-daily": peer_polars_daily,
+}
+
+
+# ---------------------------------------------------------------- driver
+
+
+def peak_rss_kib() -> int:
+    """This process's VmHWM: its own peak, not counting the pages a forked
+    child shares with its parent before exec (which ru_maxrss includes)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def run_child(cmd, env=None):
+    """Runs one contender; returns its JSON line with peak RSS and CPU time."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"peer-bench: {' '.join(map(str, cmd))} exited {proc.returncode}")
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    result["rss_mib"] = result["rss_kib"] / 1024
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
+    return result
+
+
+def peer_cmd(name, *args):
+    env = dict(os.environ, POLARS_MAX_THREADS="1", RAYON_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    return [sys.executable, __file__, "peer", name, *map(str, args)], env
+
+
+def fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def parquet_rows(directory: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in directory.rglob("*.parquet"))
+
+
+def spread(values):
+    return min(values), statistics.median(values), max(values)
+
+
+def check_agree(what, results, keys):
+    first_name, first = next(iter(results.items()))
+    for name, result in results.items():
+        for key in keys:
+            if result[key] != first[key]:
+                sys.exit(f"peer-bench: {what}: {name} {key}={result[key]} but {first_name} {key}={first[key]}")
+
+
+def bench_curate(work: Path, bins: Path, n: int, v: int, reps: int, seed: int):
+    raw = work / "inputs" / f"raw-{n}-{v}-{seed}" / "hits.ndjson"
+    gen_raw(raw, n, v, seed)
+    runs = {"product": [], "duckdb": [], "polars": []}
+    for _ in range(reps):
+        for name in runs:
+            out = fresh(work / "out" / f"curate-{name}")
+            if name == "product":
+                result = run_child([bins / "bench_curate", raw, out])
+            else:
+                cmd, env = peer_cmd(f"{name}-curate", raw, out)
+                result = run_child(cmd, env)
+            result["rows"] = parquet_rows(out)
+            runs[name].append(result)
+    check_agree(f"curate {n}/{v}", {k: r[0] for k, r in runs.items()}, ["rows", "visitors", "m", "f", "last_m"])
+    if runs["product"][0]["rows"] != n:
+        sys.exit(f"peer-bench: curate wrote {runs['product'][0]['rows']} rows, not {n}")
+    return {name: [(n / r["seconds"], r["rss_mib"]) for r in rs] for name, rs in runs.items()}
+
+
+def bench_daily(work: Path, bins: Path, n: int, v: int, reps: int, seed: int):
+    root = work / "inputs" / f"curated-{n}-{v}-{seed}"
+    gen_curated(root, n, v, seed)
+    total = parquet_rows(root / "curated" / "hits")
+    runs = {"product": [], "product rerun": [], "duckdb": [], "polars": []}
+    for _ in range(reps):
+        for name in runs:
+            if name == "product":
+                shutil.rmtree(root / "curated" / "daily", ignore_errors=True)
+                result = run_child([bins / "bench_daily", root, DAY0])
+            elif name == "product rerun":
+                result = run_child([bins / "bench_daily", root, DAY0])
+            else:
+                out = fresh(work / "out" / f"daily-{name}")
+                cmd, env = peer_cmd(f"{name}-daily", root, out)
+                result = run_child(cmd, env)
+            runs[name].append(result)
+    check_agree(
+        f"daily {n}/{v}", {k: r[0] for k, r in runs.items()}, ["visitors", "m", "f", "rollup_rows", "rollup_hits"]
+    )
+    if runs["product"][0]["rollup_hits"] != total:
+        sys.exit(f"peer-bench: daily counted {runs['product'][0]['rollup_hits']} hits, not {total}")
+    return {name: [(r["seconds"], r["rss_mib"]) for r in rs] for name, rs in runs.items()}
+
+
+def fmt3(values, f):
+    lo, mid, hi = spread(values)
+    return f"{f(mid)} ({f(lo)} / {f(hi)})"
+
+
+def print_curate(n, v, res):
+    base = statistics.median(t for t, _ in res["product"])
+    print(f"\ncurate: {n:,} hits, {v:,} visitors -> Parquet + per-visitor m/f/last  (median (min / max))")
+    print(f"| contender | hits/s | peak RSS MiB | product speed-up |")
+    print(f"|---|---|---|---|")
+    for name, rs in res.items():
+        speed = [t for t, _ in rs]
+        rss = [r for _, r in rs]
+        ratio = base / statistics.median(speed)
+        print(f"| {name} | {fmt3(speed, lambda x: f'{x / 1e6:.2f} M')} | {fmt3(rss, lambda x: f'{x:.0f}')} | {ratio:.2f}x |")
+
+
+def print_daily(n, v, res):
+    base = statistics.median(s for s, _ in res["product"])
+    print(f"\ndaily: {n:,} hits, {v:,} visitors, 7 dates -> 7 rollups + window sums  (median (min / max))")
+    print(f"| contender | seconds | peak RSS MiB | time / product's first run |")
+    print(f"|---|---|---|---|")
+    for name, rs in res.items():
+        secs = [s for s, _ in rs]
+        rss = [r for _, r in rs]
+        ratio = statistics.median(secs) / base
+        print(f"| {name} | {fmt3(secs, lambda x: f'{x:.2f}')} | {fmt3(rss, lambda x: f'{x:.0f}')} | {ratio:.2f} |")
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "peer":
+        result = PEERS[sys.argv[2]](*sys.argv[3:])
+        result["rss_kib"] = peak_rss_kib()
+        print(json.dumps(result))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bins", required=True, type=Path, help="directory with bench_curate and bench_daily")
+    parser.add_argument("--work", required=True, type=Path, help="where inputs (cached) and outputs go")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--smoke", action="store_true", help="100k hits, 1 repetition: outputs agree, nothing else")
+    parser.add_argument("--full", action="store_true", help="also the scale table (100k..10M hits)")
+    parser.add_argument("--curate", default="1000000:100000", help="N:V of the curate peer table")
+    parser.add_argument("--daily", default="10000000:1000000", help="N:V of the daily peer table")
+    args = parser.parse_args()
+
+    if args.smoke:
+        args.reps, args.curate, args.daily = 1, "100000:10000", "100000:10000"
+    load = os.getloadavg()[0]
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print(f"peer-bench: {os.cpu_count()} x {cpu}, load {load:.2f}, {args.reps} repetition(s), one thread each")
+    if load > 0.5 and not args.smoke:
+        print("peer-bench: warning: the machine is not quiet (load > 0.5); figures will be noisy")
+    import duckdb
+    import polars
+
+    print(f"peer-bench: duckdb {duckdb.__version__}, polars {polars.__version__}")
+    n, v = map(int, args.curate.split(":"))
+    curate = bench_curate(args.work, args.bins, n, v, args.reps, args.seed)
+    m, w = map(int, args.daily.split(":"))
+    daily = bench_daily(args.work, args.bins, m, w, args.reps, args.seed)
+    if args.smoke:
+        # Debug builds: the point is that the outputs agree, not the speed.
+        print("peer-bench smoke: curate and daily outputs agree (product, duckdb, polars)")
+        return
+    print_curate(n, v, curate)
+    print_daily(m, w, daily)
+    if args.full:
+        for n, v in [(100_000, 10_000), (1_000_000, 100_000), (10_000_000, 1_000_000)]:
+            print_curate(n, v, bench_curate(args.work, args.bins, n, v, args.reps, args.seed))
+            print_daily(n, v, bench_daily(args.work, args.bins, n, v, args.reps, args.seed))
+    print("\npeer-bench: outputs agree (counts) for every contender")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+//! Curate of one raw NDJSON file through the library API, for the peer
+//! benchmark (`scripts/peer-bench`): the file is the raw object of a
+//! directory store, the Parquet goes to `OUT_DIR` (a directory store), the
+//! per-visitor deltas are computed but not applied (no state store), on one
+//! thread. Prints one JSON line with the counts the peers are checked against.
+//!
+//!     cargo run --release -p gender-pipeline --example bench_curate -- FILE OUT_DIR
+
+use gender_core::Gender;
+use gender_embedded::DirObjectStore;
+use gender_pipeline::prepare_object;
+use std::path::Path;
+use std::time::Instant;
+
+/// This process's peak resident set (VmHWM, Linux), in KiB: measured from
+/// inside because a forked child's high-water mark includes its parent's
+/// pages from before the exec.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [file, out] = &args[..] else {
+        eprintln!("usage: bench_curate FILE OUT_DIR");
+        std::process::exit(2);
+    };
+    let file = Path::new(file);
+    let raw = DirObjectStore::new(file.parent().expect("a file in a directory"));
+    let key = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("a UTF-8 name");
+    let curated = DirObjectStore::new(out);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .build()
+        .expect("runtime");
+    let start = Instant::now();
+    let prepared = runtime
+        .block_on(prepare_object(&raw, &curated, key))
+        .expect("curate");
+    let seconds = start.elapsed().as_secs_f64();
+    let (m, f) = prepared
+        .deltas
+        .iter()
+        .fold((0, 0), |(m, f), d| (m + d.m, f + d.f));
+    let last_m = prepared
+        .deltas
+        .iter()
+        .filter(|d| d.last_gender == Gender::M)
+        .count();
+    println!(
+        "{{\"hits\":{},\"invalid\":{},\"visitors\":{},\"m\":{m},\"f\":{f},\"last_m\":{last_m},\"files\":{},\"seconds\":{seconds},\"rss_kib\":{}}}",
+        prepared.hits,
+        prepared.invalid_lines,
+        prepared.deltas.len(),
+        prepared.curated_keys.len(),
+        peak_rss_kib(),
+    );
+}
