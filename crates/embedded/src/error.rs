@@ -10,14 +10,22 @@ pub enum EmbeddedError {
         #[source]
         source: std::io::Error,
     },
-    #[error("state store")]
-    State(#[from] redb::Error),
+    #[error("state store: {0}")]
+    State(#[source] redb::Error),
     #[error("log corrupt at offset {offset}: {detail}")]
     CorruptLog { offset: u64, detail: String },
     #[error("state store: {0}")]
     CorruptState(String),
     #[error("hit log writer has stopped")]
     LogClosed,
+    #[error("{0} is in use by another process (is another server running on this data dir?)")]
+    InUse(String),
+}
+
+impl From<redb::Error> for EmbeddedError {
+    fn from(e: redb::Error) -> Self {
+        EmbeddedError::State(e)
+    }
 }
 
 impl EmbeddedError {

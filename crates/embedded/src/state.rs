@@ -8,8 +8,8 @@ use gender_core::ports::{ApplyOutcome, CounterStore, HealthProbe, ProfileReader,
 use gender_core::{Date, Gender, PortError, Profile, VisitorDelta, WindowSums};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
 /// Visitors whose profile holds window sums, so clearing does not scan every profile.
@@ -44,9 +44,44 @@ pub struct ObjectDeltas<'a> {
     pub ack_queued: Option<&'a str>,
 }
 
+/// Cheap to clone: every clone shares one database.
 #[derive(Clone)]
 pub struct StateStore {
-    db: Arc<Database>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    /// `None` while a reopen after an I/O error has not succeeded yet.
+    db: RwLock<Option<Arc<Database>>>,
+}
+
+/// After an I/O error (a full disk, say) redb refuses every later
+/// operation until the database is reopened; the store reopens it by itself,
+/// so the pipeline resumes without a restart once the fault clears.
+fn needs_reopen(e: &redb::TransactionError) -> bool {
+    matches!(
+        e,
+        redb::TransactionError::Storage(redb::StorageError::PreviousIo | redb::StorageError::Io(_))
+    )
+}
+
+fn open_database(path: &Path) -> Result<Database, EmbeddedError> {
+    let db = Database::create(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => {
+            EmbeddedError::InUse(path.display().to_string())
+        }
+        other => other.into(),
+    })?;
+    let txn = db.begin_write()?;
+    // Create every table up front so read transactions never miss one.
+    txn.open_table(PROFILES)?;
+    txn.open_table(WINDOWED)?;
+    txn.open_table(APPLIED)?;
+    txn.open_table(PENDING)?;
+    txn.open_table(META)?;
+    txn.commit()?;
+    Ok(db)
 }
 
 const ENCODED_LEN: usize = 1 + 8 + 8 + 1 + 8 + 1 + 8 + 8 + 4 + 8;
@@ -109,20 +144,68 @@ fn decode_profile(clientid: &str, b: &[u8]) -> Result<Profile, EmbeddedError> {
 
 impl StateStore {
     pub fn open(path: impl AsRef<Path>) -> Result<StateStore, EmbeddedError> {
-        let db = Database::create(path.as_ref())?;
-        let txn = db.begin_write()?;
-        // Create every table up front so read transactions never miss one.
-        txn.open_table(PROFILES)?;
-        txn.open_table(WINDOWED)?;
-        txn.open_table(APPLIED)?;
-        txn.open_table(PENDING)?;
-        txn.open_table(META)?;
-        txn.commit()?;
-        Ok(StateStore { db: Arc::new(db) })
+        let db = open_database(path.as_ref())?;
+        Ok(StateStore {
+            shared: Arc::new(Shared {
+                path: path.as_ref().to_owned(),
+                db: RwLock::new(Some(Arc::new(db))),
+            }),
+        })
+    }
+
+    fn database(&self) -> Result<Arc<Database>, EmbeddedError> {
+        let current = self
+            .shared
+            .db
+            .read()
+            .map_err(|_| EmbeddedError::CorruptState("state store lock poisoned".into()))?
+            .clone();
+        match current {
+            Some(db) => Ok(db),
+            None => self.reopen(None),
+        }
+    }
+
+    /// Replaces `failed` (or a closed database) with a freshly opened one.
+    fn reopen(&self, failed: Option<Arc<Database>>) -> Result<Arc<Database>, EmbeddedError> {
+        let mut slot = self
+            .shared
+            .db
+            .write()
+            .map_err(|_| EmbeddedError::CorruptState("state store lock poisoned".into()))?;
+        match (&*slot, &failed) {
+            (Some(current), Some(failed)) if !Arc::ptr_eq(current, failed) => {
+                return Ok(current.clone()); // another caller reopened it already
+            }
+            _ => {}
+        }
+        // The old handle must be gone before the file can be opened again.
+        *slot = None;
+        drop(failed);
+        let db = Arc::new(open_database(&self.shared.path)?);
+        tracing::info!(path = %self.shared.path.display(), "state store reopened after an I/O error");
+        *slot = Some(db.clone());
+        Ok(db)
+    }
+
+    fn begin_read(&self) -> Result<redb::ReadTransaction, EmbeddedError> {
+        let db = self.database()?;
+        match db.begin_read() {
+            Err(e) if needs_reopen(&e) => Ok(self.reopen(Some(db))?.begin_read()?),
+            other => Ok(other?),
+        }
+    }
+
+    fn begin_write(&self) -> Result<redb::WriteTransaction, EmbeddedError> {
+        let db = self.database()?;
+        match db.begin_write() {
+            Err(e) if needs_reopen(&e) => Ok(self.reopen(Some(db))?.begin_write()?),
+            other => Ok(other?),
+        }
     }
 
     pub fn get_profile_blocking(&self, clientid: &str) -> Result<Option<Profile>, EmbeddedError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(PROFILES)?;
         let value = table.get(clientid)?;
         value
@@ -132,7 +215,7 @@ impl StateStore {
 
     pub fn profile_count(&self) -> Result<u64, EmbeddedError> {
         use redb::ReadableTableMetadata;
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         Ok(txn.open_table(PROFILES)?.len()?)
     }
 
@@ -164,7 +247,7 @@ impl StateStore {
         objects: &[ObjectDeltas<'_>],
         now_ms: i64,
     ) -> Result<Vec<ApplyOutcome>, EmbeddedError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         let mut outcomes = Vec::with_capacity(objects.len());
         {
             let mut applied = txn.open_table(APPLIED)?;
@@ -209,7 +292,7 @@ impl StateStore {
     }
 
     pub fn visitors_with_window_blocking(&self) -> Result<Vec<String>, EmbeddedError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let table = txn.open_table(WINDOWED)?;
         let mut ids = Vec::new();
         for entry in table.iter()? {
@@ -223,7 +306,7 @@ impl StateStore {
         updates: &[(String, Option<WindowSums>)],
         now_ms: i64,
     ) -> Result<(), EmbeddedError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         {
             let mut profiles = txn.open_table(PROFILES)?;
             let mut windowed = txn.open_table(WINDOWED)?;
@@ -246,7 +329,7 @@ impl StateStore {
     }
 
     pub fn delivery_state(&self) -> Result<DeliveryState, EmbeddedError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.begin_read()?;
         let meta = txn.open_table(META)?;
         let get =
             |k: &str| -> Result<Option<u64>, EmbeddedError> { Ok(meta.get(k)?.map(|v| v.value())) };
@@ -270,7 +353,7 @@ impl StateStore {
     /// Records the batch `[start, end)` before its objects are written, so a
     /// crash re-delivers exactly that batch under the same object names.
     pub fn begin_delivery(&self, start: u64, end: u64) -> Result<(), EmbeddedError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
             meta.insert(INTENT_START, start)?;
@@ -287,7 +370,7 @@ impl StateStore {
         end: u64,
         keys: &[String],
     ) -> Result<(), EmbeddedError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         {
             let mut meta = txn.open_table(META)?;
             meta.insert(DELIVERED, end)?;
@@ -304,7 +387,7 @@ impl StateStore {
 
     /// Drops a queued object that can never be curated (its raw object is gone).
     pub fn drop_pending(&self, key: &str) -> Result<(), EmbeddedError> {
-        let txn = self.db.begin_write()?;
+        let txn = self.begin_write()?;
         txn.open_table(PENDING)?.remove(key)?;
         txn.commit()?;
         Ok(())
@@ -322,7 +405,7 @@ impl ProfileReader for StateStore {
 #[async_trait]
 impl HealthProbe for StateStore {
     async fn ping(&self) -> Result<(), PortError> {
-        let txn = self.db.begin_read().map_err(EmbeddedError::from)?;
+        let txn = self.begin_read()?;
         txn.open_table(META).map_err(EmbeddedError::from)?;
         Ok(())
     }

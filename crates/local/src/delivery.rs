@@ -91,6 +91,23 @@ impl DeliveryHandle {
     }
 }
 
+/// What went wrong, for HTTP bodies: the error and its root cause (a full
+/// disk, an I/O error), with the data directory's path left out.
+fn describe(error: &CycleError, data_dir: &std::path::Path) -> String {
+    let mut root: &dyn std::error::Error = error;
+    while let Some(source) = root.source() {
+        root = source;
+    }
+    let top = error.to_string();
+    let root = root.to_string();
+    let text = if top.ends_with(&root) {
+        top
+    } else {
+        format!("{top}: {root}")
+    };
+    text.replace(&data_dir.display().to_string(), "<data dir>")
+}
+
 /// A batch of log records after the transform, not yet written.
 struct TransformedBatch {
     start: u64,
@@ -158,6 +175,9 @@ pub struct Delivery {
     status: Arc<PipelineStatus>,
     settings: DeliverySettings,
     delivered: u64,
+    /// A batch recorded as begun but not finished: redone exactly as cut,
+    /// so its objects keep their names and nothing is written twice.
+    unfinished: Option<(u64, u64)>,
     /// The stage the current step belongs to, for `/health` when it fails.
     stage: &'static str,
 }
@@ -181,6 +201,7 @@ impl Delivery {
             status,
             settings,
             delivered,
+            unfinished: None,
             stage: "delivery",
         })
     }
@@ -257,8 +278,9 @@ impl Delivery {
                 }
             }
             let result = self.cycle().await.map_err(|e| {
-                tracing::error!(error = %e, "delivery cycle failed; will retry");
-                e.to_string()
+                let reason = describe(&e, self.store.root());
+                tracing::error!(error = %e, stage = self.stage, %reason, "delivery cycle failed; will retry");
+                reason
             });
             match &result {
                 Ok(_) => self.status.clear_failure(),
@@ -275,13 +297,10 @@ impl Delivery {
     /// Finishes what a crash interrupted: the recorded batch, then the queue.
     async fn recover(&mut self) -> Result<(), CycleError> {
         let state = self.state_op(StateStore::delivery_state).await?;
-        if let Some((start, end)) = state.intent {
+        self.unfinished = state.intent;
+        if let Some((start, end)) = self.unfinished {
             tracing::info!(start, end, "re-delivering the batch a crash interrupted");
-            let read = self.read_log(start, (end - start) as usize).await?;
-            let mut batch = transform_batch(start, end, &read.entries, usize::MAX);
-            let keys = self.write_raw_objects(&mut batch).await?;
-            self.finish_delivery(start, end, keys).await?;
-            self.delivered = end;
+            self.deliver_batch(&mut FlushReport::default()).await?;
         }
         self.curate_pending(&mut FlushReport::default()).await
     }
@@ -332,33 +351,53 @@ impl Delivery {
     ) -> Result<Option<i64>, CycleError> {
         let mut oldest_arrival = None;
         while self.delivered < target {
-            let start = self.delivered;
-            let read = self.read_log(start, MAX_BATCH_BYTES).await?;
-            let mut batch = transform_batch(
-                start,
-                read.next,
-                &read.entries,
-                self.settings.max_dates_per_batch,
-            );
-            oldest_arrival = oldest_arrival.or(batch.first_arrival_ms);
-            let end = batch.end;
-            self.state_op(move |s| s.begin_delivery(start, end)).await?;
-            let keys = self.write_raw_objects(&mut batch).await?;
-            let objects = keys.len() as u64;
-            self.finish_delivery(start, end, keys).await?;
-            self.delivered = end;
-            report.objects_delivered += objects;
-            self.metrics
-                .objects_delivered
-                .fetch_add(objects, Ordering::Relaxed);
-            self.metrics
-                .hits_delivered
-                .fetch_add(batch.records as u64, Ordering::Relaxed);
-            self.metrics
-                .delivered_offset
-                .store(self.delivered, Ordering::Relaxed);
+            let first_arrival = self.deliver_batch(report).await?;
+            oldest_arrival = oldest_arrival.or(first_arrival);
         }
         Ok(oldest_arrival)
+    }
+
+    /// Delivers one batch from the checkpoint: the one recorded as
+    /// unfinished (after a crash or a failed attempt) exactly as it was cut,
+    /// else a new one. Returns its oldest arrival time.
+    async fn deliver_batch(&mut self, report: &mut FlushReport) -> Result<Option<i64>, CycleError> {
+        let start = self.delivered;
+        let mut batch = match self.unfinished {
+            Some((recorded, end)) if recorded == start => {
+                let read = self.read_log(start, (end - start) as usize).await?;
+                transform_batch(start, end, &read.entries, usize::MAX)
+            }
+            _ => {
+                let read = self.read_log(start, MAX_BATCH_BYTES).await?;
+                let batch = transform_batch(
+                    start,
+                    read.next,
+                    &read.entries,
+                    self.settings.max_dates_per_batch,
+                );
+                let end = batch.end;
+                self.state_op(move |s| s.begin_delivery(start, end)).await?;
+                self.unfinished = Some((start, end));
+                batch
+            }
+        };
+        let end = batch.end;
+        let keys = self.write_raw_objects(&mut batch).await?;
+        let objects = keys.len() as u64;
+        self.finish_delivery(start, end, keys).await?;
+        self.unfinished = None;
+        self.delivered = end;
+        report.objects_delivered += objects;
+        self.metrics
+            .objects_delivered
+            .fetch_add(objects, Ordering::Relaxed);
+        self.metrics
+            .hits_delivered
+            .fetch_add(batch.records as u64, Ordering::Relaxed);
+        self.metrics
+            .delivered_offset
+            .store(self.delivered, Ordering::Relaxed);
+        Ok(batch.first_arrival_ms)
     }
 
     /// Delivers everything durable so far, then curates every queued object.
