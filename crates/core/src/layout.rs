@@ -34,6 +34,12 @@ pub fn curated_hits_key(raw_key: &str, dt: Date) -> String {
     format!("{}{stem}.parquet", curated_hits_prefix(dt))
 }
 
+/// The date partition (`.../dt=D/...`) a key lies in.
+pub fn date_of_key(key: &str) -> Option<Date> {
+    let (_, rest) = key.split_once("dt=")?;
+    Date::parse(rest.split('/').next()?)
+}
+
 /// `curated/daily/dt=D/daily.parquet`.
 pub fn daily_rollup_key(dt: Date) -> String {
     format!("{CURATED_DAILY_PREFIX}dt={dt}/daily.parquet")

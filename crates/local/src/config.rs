@@ -1,5 +1,6 @@
 //! What the local deployment needs to start, and its API key file.
 
+use crate::compaction::CompactionPolicy;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -31,6 +32,10 @@ pub struct LocalConfig {
     pub max_backlog_bytes: u64,
     /// Distinct event dates one delivery batch may hold (SPEC 14).
     pub max_dates_per_batch: usize,
+    /// When a date's curated files are merged, and into what size (SPEC 14).
+    pub compaction: CompactionPolicy,
+    /// How often dates that received curated files are looked at for compaction.
+    pub compaction_interval: Duration,
 }
 
 impl LocalConfig {
@@ -45,6 +50,8 @@ impl LocalConfig {
             daily_at_minute: 60,
             max_backlog_bytes: DEFAULT_MAX_BACKLOG_BYTES,
             max_dates_per_batch: 16,
+            compaction: CompactionPolicy::default(),
+            compaction_interval: Duration::from_secs(60),
         }
     }
 }

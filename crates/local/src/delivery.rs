@@ -19,6 +19,7 @@
 //! transaction.
 
 use crate::CycleError;
+use crate::compaction::{self, CompactionPolicy};
 use crate::metrics::PipelineMetrics;
 use crate::status::PipelineStatus;
 use gender_core::ports::ObjectStore;
@@ -29,7 +30,7 @@ use gender_embedded::state::{ObjectDeltas, StateStore};
 use gender_embedded::{DirObjectStore, EmbeddedError, LogEntry, LogRead, LogReader};
 use gender_pipeline::{PipelineError, PreparedObject, prepare_object};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -57,6 +58,11 @@ pub struct DeliverySettings {
     /// Distinct event dates one batch may hold; the batch is cut before the
     /// first hit of one more date.
     pub max_dates_per_batch: usize,
+    /// Which dates' curated files are merged, and into what size.
+    pub compaction: CompactionPolicy,
+    /// How often the dates that received curated files are looked at for
+    /// compaction (zero: after every cycle).
+    pub compaction_interval: Duration,
 }
 
 impl DeliverySettings {
@@ -68,6 +74,8 @@ impl DeliverySettings {
             keep_raw: true,
             clock,
             max_dates_per_batch: 16,
+            compaction: CompactionPolicy::default(),
+            compaction_interval: Duration::from_secs(60),
         }
     }
 }
@@ -180,6 +188,12 @@ pub struct Delivery {
     unfinished: Option<(u64, u64)>,
     /// The stage the current step belongs to, for `/health` when it fails.
     stage: &'static str,
+    /// Dates that received curated files since they were last looked at.
+    to_compact: BTreeSet<Date>,
+    last_compaction: Option<tokio::time::Instant>,
+    /// Held by the daily job while it reads curated files: compaction waits
+    /// for a moment nothing reads them.
+    readers: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Delivery {
@@ -203,7 +217,16 @@ impl Delivery {
             delivered,
             unfinished: None,
             stage: "delivery",
+            to_compact: BTreeSet::new(),
+            last_compaction: None,
+            readers: Arc::new(tokio::sync::Mutex::new(())),
         })
+    }
+
+    /// Shares the lock the daily job holds while it reads curated files.
+    pub fn with_curated_readers(mut self, readers: Arc<tokio::sync::Mutex<()>>) -> Delivery {
+        self.readers = readers;
+        self
     }
 
     /// Starts the loop on its own thread; it runs a last cycle and ends when
@@ -296,6 +319,15 @@ impl Delivery {
 
     /// Finishes what a crash interrupted: the recorded batch, then the queue.
     async fn recover(&mut self) -> Result<(), CycleError> {
+        let root = self.store.root().to_owned();
+        let dates = tokio::task::spawn_blocking(move || {
+            compaction::clean_up_interrupted(&root)?;
+            compaction::dates_with_curated_hits(&root)
+        })
+        .await
+        .map_err(|_| CycleError::Stopped)?
+        .map_err(|e| EmbeddedError::io("recover compaction", self.store.root(), e))?;
+        self.to_compact.extend(dates);
         let state = self.state_op(StateStore::delivery_state).await?;
         self.unfinished = state.intent;
         if let Some((start, end)) = self.unfinished {
@@ -426,7 +458,42 @@ impl Delivery {
             tracing::info!(segments = n, "deleted delivered log segments");
         }
         report.delivered_offset = self.delivered;
+        self.stage = "compaction";
+        self.compact_if_due().await?;
         Ok(report)
+    }
+
+    /// Merges small curated files of the dates that received some, once per
+    /// interval, while the daily job is not reading them.
+    async fn compact_if_due(&mut self) -> Result<(), CycleError> {
+        let interval = self.settings.compaction_interval;
+        let due = self
+            .last_compaction
+            .is_none_or(|at| at.elapsed() >= interval);
+        if !due || self.to_compact.is_empty() {
+            return Ok(());
+        }
+        let Ok(_no_readers) = self.readers.clone().try_lock_owned() else {
+            return Ok(()); // the daily job is reading; next time
+        };
+        self.last_compaction = Some(tokio::time::Instant::now());
+        let dates = std::mem::take(&mut self.to_compact);
+        let root = self.store.root().to_owned();
+        let policy = self.settings.compaction;
+        let done = tokio::task::spawn_blocking(move || {
+            let mut merged = 0;
+            for date in dates {
+                let result = compaction::compact_date(&root, date, policy)?;
+                merged += result.files_before - result.files_after;
+            }
+            Ok::<_, compaction::CompactionError>(merged)
+        })
+        .await
+        .map_err(|_| CycleError::Stopped)??;
+        if done > 0 {
+            tracing::info!(files_merged_away = done, "compacted curated hits");
+        }
+        Ok(())
     }
 
     /// The transform's output: one NDJSON object per event date, plus the
@@ -463,7 +530,7 @@ impl Delivery {
     /// Curates the queue: each object's Parquet, then the counters of up to
     /// [`MAX_OBJECTS_PER_APPLY`] objects, their markers and their queue
     /// acknowledgements in one transaction.
-    async fn curate_pending(&self, report: &mut FlushReport) -> Result<(), CycleError> {
+    async fn curate_pending(&mut self, report: &mut FlushReport) -> Result<(), CycleError> {
         let pending = self.state_op(StateStore::delivery_state).await?.pending;
         for keys in pending.chunks(MAX_OBJECTS_PER_APPLY) {
             let mut prepared = Vec::with_capacity(keys.len());
@@ -486,7 +553,7 @@ impl Delivery {
     }
 
     async fn apply(
-        &self,
+        &mut self,
         prepared: Vec<PreparedObject>,
         report: &mut FlushReport,
     ) -> Result<(), CycleError> {
@@ -512,6 +579,11 @@ impl Delivery {
         .inspect_err(|_| {
             self.metrics.curate_errors.fetch_add(1, Ordering::Relaxed);
         })?;
+        for key in prepared.iter().flat_map(|o| &o.curated_keys) {
+            if let Some(date) = layout::date_of_key(key) {
+                self.to_compact.insert(date);
+            }
+        }
         let hits: u64 = prepared.iter().map(|o| o.hits as u64).sum();
         report.objects_curated += prepared.len() as u64;
         report.hits_curated += hits;

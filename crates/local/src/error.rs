@@ -22,6 +22,8 @@ pub enum CycleError {
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
     Port(#[from] gender_core::PortError),
+    #[error(transparent)]
+    Compaction(#[from] crate::compaction::CompactionError),
     #[error("delivery task stopped")]
     Stopped,
 }

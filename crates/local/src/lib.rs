@@ -7,6 +7,7 @@
 //! `gender-service serve` binary only parses flags, binds and prints a banner.
 
 mod admin;
+pub mod compaction;
 mod config;
 pub mod delivery;
 mod error;
@@ -49,7 +50,7 @@ struct LocalState {
     state: StateStore,
     log_reader: LogReader,
     metrics: Arc<PipelineMetrics>,
-    /// Daily runs never overlap.
+    /// Daily runs never overlap, and compaction never runs during one.
     daily_lock: Arc<Mutex<()>>,
 }
 
@@ -92,9 +93,12 @@ pub async fn run(
         buffer_bytes: config.buffer_bytes,
         keep_raw: config.keep_raw,
         max_dates_per_batch: config.max_dates_per_batch,
+        compaction: config.compaction,
+        compaction_interval: config.compaction_interval,
         ..DeliverySettings::new(system_now_ms)
     };
     let status = Arc::new(PipelineStatus::starting_at(delivered));
+    let daily_lock = Arc::new(Mutex::new(()));
     let delivery = Delivery::new(
         log_reader.clone(),
         store.clone(),
@@ -103,7 +107,8 @@ pub async fn run(
         status.clone(),
         settings,
     )
-    .map_err(LocalError::OpenState)?;
+    .map_err(LocalError::OpenState)?
+    .with_curated_readers(daily_lock.clone());
     let (delivery_handle, delivery_task) = delivery.spawn(delivery_shutdown);
 
     let log = Arc::new(log);
@@ -137,7 +142,7 @@ pub async fn run(
         state,
         log_reader,
         metrics,
-        daily_lock: Arc::new(Mutex::new(())),
+        daily_lock,
     };
     let scheduler = tokio::spawn(scheduler::daily_schedule(
         local.clone(),

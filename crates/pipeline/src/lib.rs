@@ -3,6 +3,7 @@
 //! codec they share. Used unchanged by the Lambdas and the local runtime.
 
 pub mod codec;
+pub mod compact;
 pub mod curate;
 pub mod daily;
 mod error;

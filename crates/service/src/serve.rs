@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
+use gender_local::compaction::CompactionPolicy;
 use gender_local::{DEFAULT_DATA_DIR, LocalConfig, resolve_api_key};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,15 @@ pub struct ServeArgs {
     /// Accepted log bytes not yet curated beyond which POST /hits answers 503 (backpressure).
     #[arg(long, env = "GENDER_MAX_BACKLOG_BYTES", default_value_t = gender_local::DEFAULT_MAX_BACKLOG_BYTES)]
     max_backlog_bytes: u64,
+    /// Curated files of a date smaller than this are merged into files of about this size.
+    #[arg(long, env = "GENDER_COMPACT_TARGET_BYTES", default_value_t = 64 * 1024 * 1024)]
+    compact_target_bytes: u64,
+    /// A date is compacted once it has this many files below the target size.
+    #[arg(long, env = "GENDER_COMPACT_MIN_FILES", default_value_t = 8)]
+    compact_min_files: usize,
+    /// How often dates that received curated files are looked at for compaction (0: every cycle).
+    #[arg(long, env = "GENDER_COMPACT_INTERVAL_MS", default_value_t = 60_000)]
+    compact_interval_ms: u64,
     /// UTC time of the daily job, HH:MM.
     #[arg(long, env = "GENDER_DAILY_AT", default_value = "01:00")]
     daily_at: String,
@@ -67,6 +77,11 @@ impl ServeArgs {
             keep_raw: !self.delete_raw,
             daily_at_minute,
             max_backlog_bytes: self.max_backlog_bytes,
+            compaction: CompactionPolicy {
+                target_bytes: self.compact_target_bytes,
+                min_files: self.compact_min_files.max(2),
+            },
+            compaction_interval: Duration::from_millis(self.compact_interval_ms),
             ..LocalConfig::new(self.data_dir, api_key)
         };
         Ok((config, self.addr))

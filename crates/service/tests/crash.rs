@@ -71,8 +71,16 @@ async fn sigkill_mid_stream_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let sent: Arc<Mutex<HashMap<String, Sent>>> = Arc::default();
     let mut rng = fastrand::Rng::with_seed(42);
-    // A short delivery interval so kills land inside delivery and curate too.
-    let args = ["--flush-interval-ms", "20"];
+    // A short delivery interval, and compaction after every cycle, so kills
+    // land inside delivery, curate and compaction too.
+    let args = [
+        "--flush-interval-ms",
+        "20",
+        "--compact-min-files",
+        "2",
+        "--compact-interval-ms",
+        "0",
+    ];
 
     for round in 0..4 {
         let server = Server::start(dir.path(), &args).await;
@@ -115,10 +123,18 @@ async fn sigkill_mid_stream_loses_and_duplicates_nothing() {
         }
     }
 
-    // curated/ holds only complete Parquet files, with exactly one row per stored hit.
-    let rows: usize = curated_files(dir.path(), "curated")
-        .iter()
-        .map(|(_, hits)| hits.len())
-        .sum();
+    // curated/ holds only complete Parquet files, with exactly one row per
+    // stored hit: never both a date's old files and their merge, never neither.
+    let files = curated_files(dir.path(), "curated");
+    let rows: usize = files.iter().map(|(_, hits)| hits.len()).sum();
     assert_eq!(rows, expected_rows);
+    assert!(
+        files.iter().any(|(key, _)| key.contains("/c-")),
+        "compaction ran: {:?}",
+        files.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
+    assert!(
+        !dir.path().join(".compaction").exists(),
+        "leftovers of an interrupted compaction are cleared at start"
+    );
 }
