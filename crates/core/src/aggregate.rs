@@ -3,7 +3,7 @@
 
 use crate::clientid::MAX_CLIENTID_LEN;
 use crate::hit::parse_hit;
-use crate::time::{MIN_EVENT_MS, parse_normalized_millis};
+use crate::time::{MAX_EVENT_MS, MIN_EVENT_MS, parse_normalized_millis};
 use crate::{Gender, Hit, HitError};
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
@@ -35,12 +35,15 @@ pub fn parse_raw_object(bytes: &[u8]) -> ParsedObject<'_> {
         hits: Vec::with_capacity(bytes.len() / 80),
         ..Default::default()
     };
-    for (index, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        match parse_raw_line(line) {
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
+    for (index, end) in ends.enumerate() {
+        match parse_raw_line(&bytes[start..end]) {
             Some(Ok(hit)) => parsed.hits.push(hit),
             Some(Err(e)) => parsed.invalid_lines.push((index, e)),
             None => {}
         }
+        start = (end + 1).min(bytes.len());
     }
     parsed
 }
@@ -89,7 +92,7 @@ fn parse_normalized_line(line: &[u8]) -> Option<Hit<'_>> {
         return None;
     }
     let event_ms = parse_normalized_millis(&rest[..24])?;
-    if event_ms < MIN_EVENT_MS {
+    if !(MIN_EVENT_MS..=MAX_EVENT_MS).contains(&event_ms) {
         return None;
     }
     Some(Hit {
@@ -122,7 +125,7 @@ impl LineSplitter {
     /// (the first one may continue the previous chunk's tail).
     pub fn push(&mut self, mut chunk: &[u8], mut each: impl FnMut(usize, &[u8])) {
         if !self.tail.is_empty() {
-            let Some(end) = chunk.iter().position(|&b| b == b'\n') else {
+            let Some(end) = memchr::memchr(b'\n', chunk) else {
                 self.tail.extend_from_slice(chunk);
                 return;
             };
@@ -132,18 +135,13 @@ impl LineSplitter {
             self.tail.clear();
             chunk = &chunk[end + 1..];
         }
-        let mut lines = chunk.split(|&b| b == b'\n');
-        let mut last = lines.next();
-        for line in lines {
-            if let Some(complete) = last {
-                each(self.line_no, complete);
-                self.line_no += 1;
-            }
-            last = Some(line);
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', chunk) {
+            each(self.line_no, &chunk[start..end]);
+            self.line_no += 1;
+            start = end + 1;
         }
-        if let Some(unfinished) = last {
-            self.tail.extend_from_slice(unfinished);
-        }
+        self.tail.extend_from_slice(&chunk[start..]);
     }
 
     /// The last line, when the stream does not end in `\n`.
@@ -156,20 +154,179 @@ impl LineSplitter {
     }
 }
 
+/// A clientid of at most `N - 1` bytes as a fixed-size hash key: the bytes
+/// zero-padded, the length in the last byte. Comparing two keys is a couple
+/// of vector compares with no pointer to follow, which is what keeps a
+/// per-visitor hash map fast once it outgrows the caches. Since clientids
+/// never contain a zero byte, comparing keys as byte arrays orders them like
+/// their strings.
+pub type InlineKey<const N: usize> = [u8; N];
+
+#[inline]
+pub fn inline_key<const N: usize>(clientid: &str) -> Option<InlineKey<N>> {
+    let bytes = clientid.as_bytes();
+    if bytes.len() >= N {
+        return None;
+    }
+    let mut key = [0u8; N];
+    key[..bytes.len()].copy_from_slice(bytes);
+    key[N - 1] = bytes.len() as u8;
+    Some(key)
+}
+
+/// The bytes of the clientid an [`InlineKey`] holds.
+#[inline]
+pub fn inline_key_bytes<const N: usize>(key: &InlineKey<N>) -> &[u8] {
+    &key[..(key[N - 1] as usize).min(N - 1)]
+}
+
+/// The clientid an [`InlineKey`] holds.
+#[inline]
+pub fn inline_key_str<const N: usize>(key: &InlineKey<N>) -> &str {
+    // Built from a `&str` by `inline_key`; a key from anywhere else that is
+    // not UTF-8 reads as empty rather than panicking.
+    std::str::from_utf8(inline_key_bytes(key)).unwrap_or_default()
+}
+
+/// A map from clientid to `V`: 16-byte inline keys for ids of up to 15
+/// bytes, 32-byte ones up to 31, boxed strings for the rest (rare).
+#[derive(Debug)]
+pub struct VisitorMap<V> {
+    short: FxHashMap<InlineKey<16>, V>,
+    medium: FxHashMap<InlineKey<32>, V>,
+    long: FxHashMap<Box<str>, V>,
+}
+
+impl<V> Default for VisitorMap<V> {
+    fn default() -> Self {
+        VisitorMap {
+            short: FxHashMap::default(),
+            medium: FxHashMap::default(),
+            long: FxHashMap::default(),
+        }
+    }
+}
+
+impl<V> VisitorMap<V> {
+    /// Room for about `visitors` entries without growing.
+    pub fn with_capacity(visitors: usize) -> Self {
+        let mut map = VisitorMap::default();
+        map.short.reserve(visitors);
+        map
+    }
+
+    pub fn len(&self) -> usize {
+        self.short.len() + self.medium.len() + self.long.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The entry of `clientid`, created with `new()` if absent.
+    #[inline]
+    pub fn entry(&mut self, clientid: &str, new: impl FnOnce() -> V) -> &mut V {
+        if let Some(key) = inline_key::<16>(clientid) {
+            return self.short.entry(key).or_insert_with(new);
+        }
+        if let Some(key) = inline_key::<32>(clientid) {
+            return self.medium.entry(key).or_insert_with(new);
+        }
+        if !self.long.contains_key(clientid) {
+            self.long.insert(clientid.into(), new());
+        }
+        self.long.get_mut(clientid).expect("just inserted")
+    }
+
+    pub fn get(&self, clientid: &str) -> Option<&V> {
+        if let Some(key) = inline_key::<16>(clientid) {
+            return self.short.get(&key);
+        }
+        if let Some(key) = inline_key::<32>(clientid) {
+            return self.medium.get(&key);
+        }
+        self.long.get(clientid)
+    }
+
+    /// Every entry, unordered.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        let short = self.short.iter().map(|(k, v)| (inline_key_str(k), v));
+        let medium = self.medium.iter().map(|(k, v)| (inline_key_str(k), v));
+        let long = self.long.iter().map(|(k, v)| (&**k, v));
+        short.chain(medium).chain(long)
+    }
+
+    /// Every entry, sorted by clientid (the keys move out by value, so the
+    /// sort compares local bytes instead of chasing pointers).
+    pub fn into_sorted(self) -> Vec<(VisitorKey, V)> {
+        let mut all: Vec<(VisitorKey, V)> = Vec::with_capacity(self.len());
+        all.extend(
+            self.short
+                .into_iter()
+                .map(|(k, v)| (VisitorKey::Short(k), v)),
+        );
+        all.extend(
+            self.medium
+                .into_iter()
+                .map(|(k, v)| (VisitorKey::Medium(k), v)),
+        );
+        all.extend(self.long.into_iter().map(|(k, v)| (VisitorKey::Long(k), v)));
+        all.sort_unstable_by(|a, b| a.0.cmp_key(&b.0));
+        all
+    }
+}
+
+/// A clientid taken out of a [`VisitorMap`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VisitorKey {
+    Short(InlineKey<16>),
+    Medium(InlineKey<32>),
+    Long(Box<str>),
+}
+
+impl VisitorKey {
+    #[inline]
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            VisitorKey::Short(key) => inline_key_bytes(key),
+            VisitorKey::Medium(key) => inline_key_bytes(key),
+            VisitorKey::Long(id) => id.as_bytes(),
+        }
+    }
+
+    #[inline]
+    pub fn as_str(&self) -> &str {
+        match self {
+            VisitorKey::Short(key) => inline_key_str(key),
+            VisitorKey::Medium(key) => inline_key_str(key),
+            VisitorKey::Long(id) => id,
+        }
+    }
+
+    /// The order of the clientids (two short keys compare as two
+    /// big-endian integers).
+    #[inline]
+    fn cmp_key(&self, other: &VisitorKey) -> std::cmp::Ordering {
+        if let (VisitorKey::Short(a), VisitorKey::Short(b)) = (self, other) {
+            return u128::from_be_bytes(*a).cmp(&u128::from_be_bytes(*b));
+        }
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     m: u64,
     f: u64,
-    last_gender: Gender,
     last_seen_ms: i64,
+    last_gender: Gender,
 }
 
 /// Folds hits (in processing order) into one delta per visitor as they
 /// stream by: memory grows with the visitors, not with the hits.
 #[derive(Debug, Default)]
 pub struct Aggregator {
-    index: FxHashMap<Box<str>, u32>,
-    slots: Vec<Slot>,
+    visitors: VisitorMap<Slot>,
 }
 
 impl Aggregator {
@@ -178,24 +335,17 @@ impl Aggregator {
     }
 
     pub fn visitors(&self) -> usize {
-        self.slots.len()
+        self.visitors.len()
     }
 
     #[inline]
     pub fn add(&mut self, clientid: &str, gender: Gender, event_ms: i64) {
-        let slot = match self.index.get(clientid) {
-            Some(&i) => &mut self.slots[i as usize],
-            None => {
-                self.index.insert(clientid.into(), self.slots.len() as u32);
-                self.slots.push(Slot {
-                    m: 0,
-                    f: 0,
-                    last_gender: gender,
-                    last_seen_ms: i64::MIN,
-                });
-                self.slots.last_mut().expect("just pushed")
-            }
-        };
+        let slot = self.visitors.entry(clientid, || Slot {
+            m: 0,
+            f: 0,
+            last_seen_ms: i64::MIN,
+            last_gender: gender,
+        });
         match gender {
             Gender::M => slot.m += 1,
             Gender::F => slot.f += 1,
@@ -210,23 +360,17 @@ impl Aggregator {
     /// One delta per visitor, sorted by clientid so that adapters write in a
     /// deterministic order.
     pub fn finish(self) -> Vec<VisitorDelta> {
-        let slots = self.slots;
-        let mut deltas: Vec<VisitorDelta> = self
-            .index
+        self.visitors
+            .into_sorted()
             .into_iter()
-            .map(|(clientid, i)| {
-                let s = slots[i as usize];
-                VisitorDelta {
-                    clientid: clientid.into_string(),
-                    m: s.m,
-                    f: s.f,
-                    last_gender: s.last_gender,
-                    last_seen_ms: s.last_seen_ms,
-                }
+            .map(|(clientid, s)| VisitorDelta {
+                clientid: clientid.as_str().to_owned(),
+                m: s.m,
+                f: s.f,
+                last_gender: s.last_gender,
+                last_seen_ms: s.last_seen_ms,
             })
-            .collect();
-        deltas.sort_unstable_by(|a, b| a.clientid.cmp(&b.clientid));
-        deltas
+            .collect()
     }
 }
 
@@ -337,6 +481,51 @@ mod tests {
             );
         }
         assert_eq!(parse_raw_line(b" \r"), None);
+    }
+
+    #[test]
+    fn short_and_long_clientids_are_kept_apart_correctly() {
+        let long = "x".repeat(40);
+        let edge = "y".repeat(31);
+        let hits = [
+            hit(&long, Gender::M, 1),
+            hit(&edge, Gender::F, 1),
+            hit(&long, Gender::M, 2),
+            hit("", Gender::F, 1),
+        ];
+        let deltas = aggregate_hits(&hits);
+        let got: Vec<_> = deltas
+            .iter()
+            .map(|d| (d.clientid.len(), d.m, d.f))
+            .collect();
+        assert_eq!(got, [(0, 0, 1), (40, 2, 0), (31, 0, 1)]);
+        assert_eq!(inline_key_str(&inline_key::<32>(&edge).unwrap()), edge);
+        assert_eq!(inline_key::<32>(&long), None);
+        assert_eq!(inline_key::<16>(&"z".repeat(16)), None);
+
+        // Sorted like the strings, whichever map each id sits in.
+        let mut map = VisitorMap::default();
+        let ids = [
+            "b",
+            "a",
+            "ab",
+            "a-15-chars-long",
+            "a-16-chars-long!",
+            &long,
+            "",
+            "zz",
+        ];
+        for id in ids {
+            *map.entry(id, || 0) += 1;
+        }
+        let sorted: Vec<String> = map
+            .into_sorted()
+            .iter()
+            .map(|(k, _)| k.as_str().to_owned())
+            .collect();
+        let mut want: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(sorted, want);
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub mod time;
 pub mod transform;
 
 pub use aggregate::{
-    Aggregator, LineSplitter, VisitorDelta, aggregate_hits, parse_raw_line, parse_raw_object,
+    Aggregator, LineSplitter, VisitorDelta, VisitorKey, VisitorMap, aggregate_hits, parse_raw_line,
+    parse_raw_object,
 };
 pub use clientid::validate_clientid;
 pub use daily::{DailyRow, DailySummary, WindowSums, default_daily_date, window_dates};
