@@ -1,13 +1,21 @@
 //! The Firehose data-transformation handler (SPEC 5): every record of the
 //! batch is answered once, in order, with the shared core transform.
+//!
+//! The event and the answer have their own serde types instead of
+//! `aws_lambda_events`' Firehose types: the record data is base64-decoded
+//! straight from the borrowed JSON string into one allocation, and the answer
+//! is base64-encoded on a stack buffer while it is serialized, with a fixed
+//! `metadata` shape instead of a map per record. The JSON on the wire is the
+//! same.
 
-use aws_lambda_events::encodings::Base64Data;
-use aws_lambda_events::event::firehose::{
-    KinesisFirehoseResponse, KinesisFirehoseResponseRecord, KinesisFirehoseResponseRecordMetadata,
-};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use gender_core::Date;
 use gender_core::transform::transform_record;
-use serde::Deserialize;
-use std::collections::HashMap;
+use serde::de::{self, Deserializer, Visitor};
+use serde::ser::{SerializeMap, SerializeStruct, Serializer};
+use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// The part of Firehose's transformation event the transform reads. Not
 /// `aws_lambda_events`' `KinesisFirehoseEvent`: its `MillisecondTimestamp`
@@ -27,7 +35,44 @@ pub struct TransformRecord {
     /// Epoch milliseconds, read exactly.
     pub approximate_arrival_timestamp: i64,
     /// Already base64-decoded.
-    pub data: Base64Data,
+    pub data: RecordData,
+}
+
+/// A record's bytes; base64 in the JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordData(pub Vec<u8>);
+
+impl<'de> Deserialize<'de> for RecordData {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Base64Visitor;
+        impl Visitor<'_> for Base64Visitor {
+            type Value = RecordData;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a base64 string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RecordData, E> {
+                BASE64.decode(v).map(RecordData).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Base64Visitor)
+    }
+}
+
+impl Serialize for RecordData {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Records are small: encode on the stack, allocate only for big ones.
+        let mut stack = [0u8; 1024];
+        let len = self.0.len().div_ceil(3) * 4;
+        if len <= stack.len() {
+            let n = BASE64
+                .encode_slice(&self.0, &mut stack)
+                .map_err(serde::ser::Error::custom)?;
+            let text = std::str::from_utf8(&stack[..n]).map_err(serde::ser::Error::custom)?;
+            s.serialize_str(text)
+        } else {
+            s.serialize_str(&BASE64.encode(&self.0))
+        }
+    }
 }
 
 /// Firehose's result for a record that was transformed.
@@ -38,36 +83,92 @@ pub const RESULT_PROCESSING_FAILED: &str = "ProcessingFailed";
 /// The dynamic-partitioning key the S3 prefix `raw/dt=!{partitionKeyFromLambda:dt}/` reads.
 pub const PARTITION_KEY_DATE: &str = "dt";
 
+/// The answer to one record: `{"recordId", "result", "data", "metadata":
+/// {"partitionKeys": {"dt": …}}}` (no partition keys for a failed record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransformedRecord {
+    pub record_id: String,
+    /// [`RESULT_OK`] or [`RESULT_PROCESSING_FAILED`].
+    pub result: &'static str,
+    /// The normalized line, or the original bytes of a failed record.
+    pub data: RecordData,
+    /// The event date of a transformed record.
+    pub date: Option<Date>,
+}
+
+struct PartitionKeys(Option<Date>);
+
+impl Serialize for PartitionKeys {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(usize::from(self.0.is_some())))?;
+        if let Some(date) = self.0 {
+            let mut text = Vec::with_capacity(10);
+            date.write_to(&mut text);
+            let text = std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?;
+            map.serialize_entry(PARTITION_KEY_DATE, text)?;
+        }
+        map.end()
+    }
+}
+
+struct Metadata(Option<Date>);
+
+impl Serialize for Metadata {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry("partitionKeys", &PartitionKeys(self.0))?;
+        map.end()
+    }
+}
+
+impl Serialize for TransformedRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut record = s.serialize_struct("TransformedRecord", 4)?;
+        record.serialize_field("recordId", &self.record_id)?;
+        record.serialize_field("result", self.result)?;
+        record.serialize_field("data", &self.data)?;
+        record.serialize_field("metadata", &Metadata(self.date))?;
+        record.end()
+    }
+}
+
+/// The handler's answer: `{"records": [...]}`, one per input record, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TransformResponse {
+    pub records: Vec<TransformedRecord>,
+}
+
 /// Transforms one Firehose batch. Infallible by design: the work is pure,
 /// and a bad record must become `ProcessingFailed`, never a failed
 /// invocation (which would make Firehose retry or fail the whole batch).
-pub fn transform_event(event: TransformEvent) -> KinesisFirehoseResponse {
+pub fn transform_event(event: TransformEvent) -> TransformResponse {
     let total = event.records.len();
     let mut records = Vec::with_capacity(total);
     let mut failed = 0usize;
     let mut first_failure = None;
-    // One buffer for every line; each answer gets an exact-size copy.
-    let mut line = Vec::with_capacity(128);
 
     for record in event.records {
-        line.clear();
         let arrival_ms = record.approximate_arrival_timestamp;
-        let mut answer = KinesisFirehoseResponseRecord::default();
-        answer.record_id = Some(record.record_id);
-        match transform_record(&record.data, arrival_ms, &mut line) {
-            Ok(date) => {
-                answer.result = Some(RESULT_OK.to_owned());
-                *answer.data = line.clone();
-                answer.metadata = partition_metadata(date.to_string());
-            }
+        let mut line = Vec::with_capacity(96);
+        let answer = match transform_record(&record.data.0, arrival_ms, &mut line) {
+            Ok(date) => TransformedRecord {
+                record_id: record.record_id,
+                result: RESULT_OK,
+                data: RecordData(line),
+                date: Some(date),
+            },
             Err(error) => {
                 failed += 1;
                 first_failure.get_or_insert(error);
-                answer.result = Some(RESULT_PROCESSING_FAILED.to_owned());
                 // The original bytes, so the error prefix shows what was sent.
-                answer.data = record.data;
+                TransformedRecord {
+                    record_id: record.record_id,
+                    result: RESULT_PROCESSING_FAILED,
+                    data: record.data,
+                    date: None,
+                }
             }
-        }
+        };
         records.push(answer);
     }
 
@@ -83,16 +184,7 @@ pub fn transform_event(event: TransformEvent) -> KinesisFirehoseResponse {
             "transformed firehose batch with rejected records"
         ),
     }
-
-    let mut response = KinesisFirehoseResponse::default();
-    response.records = records;
-    response
-}
-
-fn partition_metadata(date: String) -> KinesisFirehoseResponseRecordMetadata {
-    let mut metadata = KinesisFirehoseResponseRecordMetadata::default();
-    metadata.partition_keys = HashMap::from([(PARTITION_KEY_DATE.to_owned(), date)]);
-    metadata
+    TransformResponse { records }
 }
 
 #[cfg(test)]
@@ -144,11 +236,7 @@ mod tests {
     #[test]
     fn answers_every_record_once_in_order_with_the_expected_result() {
         let event = fixture_event();
-        let input_ids: Vec<_> = event
-            .records
-            .iter()
-            .map(|r| Some(r.record_id.clone()))
-            .collect();
+        let input_ids: Vec<_> = event.records.iter().map(|r| r.record_id.clone()).collect();
         assert_eq!(input_ids.len(), EXPECTED.len());
 
         let response = transform_event(event);
@@ -165,7 +253,7 @@ mod tests {
             } else {
                 RESULT_PROCESSING_FAILED
             };
-            assert_eq!(answer.result.as_deref(), Some(want), "record {index}");
+            assert_eq!(answer.result, want, "record {index}");
         }
     }
 
@@ -183,8 +271,8 @@ mod tests {
                 "record {index}"
             );
             assert_eq!(
-                answer.metadata.partition_keys,
-                HashMap::from([(PARTITION_KEY_DATE.to_owned(), date.to_owned())]),
+                answer.date.map(|d| d.to_string()).as_deref(),
+                Some(date),
                 "record {index}"
             );
         }
@@ -203,7 +291,7 @@ mod tests {
                 answer.data.0, original.records[index].data.0,
                 "record {index}"
             );
-            assert!(answer.metadata.partition_keys.is_empty(), "record {index}");
+            assert_eq!(answer.date, None, "record {index}");
         }
     }
 
@@ -229,6 +317,7 @@ mod tests {
                 None => {
                     assert_eq!(record["result"], "ProcessingFailed");
                     assert_eq!(record["data"], input["records"][index]["data"]);
+                    assert_eq!(record["metadata"]["partitionKeys"], serde_json::json!({}));
                 }
             }
         }

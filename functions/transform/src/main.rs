@@ -1,8 +1,7 @@
 //! `gender-transform`: the Kinesis Data Firehose transformation Lambda.
 //! The work lives in the library; this file only wires it to the runtime.
 
-use aws_lambda_events::event::firehose::KinesisFirehoseResponse;
-use gender_transform::{TransformEvent, transform_event};
+use gender_transform::{TransformEvent, TransformResponse, transform_event};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::convert::Infallible;
 
@@ -14,6 +13,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(handle)).await
 }
 
-async fn handle(event: LambdaEvent<TransformEvent>) -> Result<KinesisFirehoseResponse, Infallible> {
+async fn handle(event: LambdaEvent<TransformEvent>) -> Result<TransformResponse, Infallible> {
     Ok(transform_event(event.payload))
 }
