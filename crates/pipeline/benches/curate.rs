@@ -1,10 +1,11 @@
-//! Curate's CPU path over one million hits: parse the raw NDJSON object,
-//! aggregate per visitor, and encode the Parquet file.
+//! Curate's CPU path over one million hits, as `prepare_object` runs it
+//! minus the object store: the raw NDJSON object streamed in 1 MiB chunks
+//! through line parsing, the per-visitor fold and the Parquet writer (row
+//! groups written to a local temporary file).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use gender_core::aggregate::parse_raw_object;
-use gender_core::{Hit, aggregate_hits};
-use gender_pipeline::codec::encode_hits;
+use gender_core::{Aggregator, Hit, parse_raw_line};
+use gender_pipeline::CurateStream;
 use std::hint::black_box;
 
 const HITS: usize = 1_000_000;
@@ -33,25 +34,39 @@ fn bench_curate(c: &mut Criterion) {
     let mut group = c.benchmark_group("curate");
     group.throughput(Throughput::Elements(HITS as u64));
     group.sample_size(10);
-    group.bench_function("parse+aggregate+parquet 1M hits", |b| {
+    group.bench_function("stream 1M hits: parse+aggregate+parquet", |b| {
         b.iter(|| {
-            let parsed = parse_raw_object(&raw);
-            let deltas = aggregate_hits(&parsed.hits);
-            let rows: Vec<&Hit> = parsed.hits.iter().collect();
-            let parquet = encode_hits(&rows, "bench").unwrap();
-            black_box((deltas.len(), parquet.len()))
+            let mut stream = CurateStream::new("raw/dt=2026-11-24/bench.ndjson");
+            for chunk in raw.chunks(1 << 20) {
+                stream.push(chunk).unwrap();
+            }
+            let object = stream.finish().unwrap();
+            black_box((object.deltas.len(), object.files.len()))
         })
     });
     group.bench_function("parse only", |b| {
-        b.iter(|| black_box(parse_raw_object(&raw).hits.len()))
+        b.iter(|| {
+            let mut n = 0;
+            for line in raw.split(|&b| b == b'\n') {
+                if let Some(Ok(hit)) = parse_raw_line(line) {
+                    n += hit.event_ms & 1;
+                }
+            }
+            black_box(n)
+        })
     });
-    let parsed = parse_raw_object(&raw);
+    let hits: Vec<Hit> = raw
+        .split(|&b| b == b'\n')
+        .filter_map(|l| parse_raw_line(l)?.ok())
+        .collect();
     group.bench_function("aggregate only", |b| {
-        b.iter(|| black_box(aggregate_hits(&parsed.hits).len()))
-    });
-    let rows: Vec<&Hit> = parsed.hits.iter().collect();
-    group.bench_function("parquet only", |b| {
-        b.iter(|| black_box(encode_hits(&rows, "bench").unwrap().len()))
+        b.iter(|| {
+            let mut aggregator = Aggregator::new();
+            for hit in &hits {
+                aggregator.add(&hit.clientid, hit.gender, hit.event_ms);
+            }
+            black_box(aggregator.finish().len())
+        })
     });
     group.finish();
 }

@@ -323,15 +323,30 @@ pub fn encode_daily_rows<'a>(
     key: &str,
     sources: Option<&str>,
 ) -> Result<Vec<u8>, PipelineError> {
+    encode_daily_batch(&daily_batch(rows, key)?, key, sources)
+}
+
+/// The rows of a daily rollup as one batch (SPEC 7 schema).
+pub fn daily_batch<'a>(
+    rows: impl Iterator<Item = (&'a str, i64, i64)> + Clone,
+    key: &str,
+) -> Result<RecordBatch, PipelineError> {
     let clientid = StringArray::from_iter_values(rows.clone().map(|r| r.0));
     let m = Int64Array::from_iter_values(rows.clone().map(|r| r.1));
     let f = Int64Array::from_iter_values(rows.map(|r| r.2));
     let columns: Vec<ArrayRef> = vec![Arc::new(clientid), Arc::new(m), Arc::new(f)];
-    let batch =
-        RecordBatch::try_new(daily_schema(), columns).map_err(|source| PipelineError::Arrow {
-            key: key.to_owned(),
-            source,
-        })?;
+    RecordBatch::try_new(daily_schema(), columns).map_err(|source| PipelineError::Arrow {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+/// A daily rollup file from its batch, with `sources` in its metadata.
+pub fn encode_daily_batch(
+    batch: &RecordBatch,
+    key: &str,
+    sources: Option<&str>,
+) -> Result<Vec<u8>, PipelineError> {
     let properties = match sources {
         None => WRITER_PROPERTIES.clone(),
         Some(sources) => base_properties()
@@ -341,7 +356,44 @@ pub fn encode_daily_rows<'a>(
             )]))
             .build(),
     };
-    encode(&batch, key, properties)
+    encode(batch, key, properties)
+}
+
+/// A daily rollup's batches, with the SPEC 7 columns checked (clientid
+/// utf8, m and f int64, in that order).
+pub fn daily_batches(bytes: Bytes, key: &str) -> Result<Vec<RecordBatch>, PipelineError> {
+    let parquet = |source| PipelineError::Parquet {
+        key: key.to_owned(),
+        source,
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(parquet)?
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(parquet)?;
+    let mut batches = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|source| PipelineError::Arrow {
+            key: key.to_owned(),
+            source,
+        })?;
+        let fields = batch.schema();
+        let ok = batch.num_columns() == 3
+            && fields.field(0).name() == "clientid"
+            && fields.field(1).name() == "m"
+            && fields.field(2).name() == "f";
+        if !ok {
+            return Err(PipelineError::BadObject {
+                key: key.to_owned(),
+                detail: "not a daily rollup".into(),
+            });
+        }
+        column::<StringArray>(&batch, "clientid", key)?;
+        column::<Int64Array>(&batch, "m", key)?;
+        column::<Int64Array>(&batch, "f", key)?;
+        batches.push(batch);
+    }
+    Ok(batches)
 }
 
 /// The `sources` a rollup was written with, if any.

@@ -11,65 +11,121 @@
 //! clientid once, with its counts), never the hits.
 
 use crate::{PipelineError, codec};
+use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
 use bytes::Bytes;
 use gender_core::daily::RollupSummary;
 use gender_core::ports::{ObjectInfo, ObjectStore, WindowStore};
-use gender_core::{DailySummary, Date, Gender, WindowSums, layout, window_dates};
-use rustc_hash::FxHashMap;
+use gender_core::{DailySummary, Date, Gender, VisitorMap, WindowSums, layout, window_dates};
 use sha2::{Digest, Sha256};
+use std::cmp::Ordering;
 use std::io::{Seek, Write};
 
-/// Every visitor of the window once, with its window sums.
-#[derive(Default)]
-struct Window {
-    index: FxHashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
-    sums: Vec<[u64; 2]>,
+/// One date's rollup in memory: rows sorted by clientid, in batches.
+struct Rollup {
+    batches: Vec<RecordBatch>,
 }
 
-impl Window {
-    #[inline]
-    fn intern(&mut self, clientid: &str) -> u32 {
-        if let Some(&i) = self.index.get(clientid) {
-            return i;
+impl Rollup {
+    fn columns(batch: &RecordBatch) -> (&StringArray, &Int64Array, &Int64Array) {
+        let col = |i: usize| batch.column(i);
+        (
+            col(0).as_any().downcast_ref().expect("validated at load"),
+            col(1).as_any().downcast_ref().expect("validated at load"),
+            col(2).as_any().downcast_ref().expect("validated at load"),
+        )
+    }
+
+    /// Rows and hits, if the rows are strictly sorted by clientid (what the
+    /// window merge needs); `None` otherwise.
+    fn check(&self) -> Option<(usize, u64)> {
+        let (mut rows, mut hits) = (0, 0u64);
+        let mut last: Option<&str> = None;
+        for batch in &self.batches {
+            let (ids, m, f) = Rollup::columns(batch);
+            if ids.null_count() + m.null_count() + f.null_count() > 0 {
+                return None;
+            }
+            for i in 0..batch.num_rows() {
+                let id = ids.value(i);
+                if last.is_some_and(|l| l >= id) || m.value(i) < 0 || f.value(i) < 0 {
+                    return None;
+                }
+                last = Some(id);
+                hits += (m.value(i) + f.value(i)) as u64;
+            }
+            rows += batch.num_rows();
         }
-        let i = self.names.len() as u32;
-        self.index.insert(clientid.into(), i);
-        self.names.push(clientid.into());
-        self.sums.push([0, 0]);
-        i
+        Some((rows, hits))
     }
 }
 
-/// One date's counts by visitor index while its hits are read.
-struct DayCounts<'a> {
-    window: &'a mut Window,
-    /// The current dictionary's entries as visitor indexes.
-    to_visitor: Vec<u32>,
-    counts: Vec<[u64; 2]>,
-    touched: Vec<u32>,
+/// A position in a rollup during the window merge.
+struct Cursor<'a> {
+    batches: &'a [RecordBatch],
+    batch: usize,
+    row: usize,
 }
 
-impl codec::HitRows for DayCounts<'_> {
-    fn dictionary(&mut self, clientids: &arrow_array::StringArray) {
-        self.to_visitor.clear();
-        for id in clientids {
-            let i = self.window.intern(id.unwrap_or(""));
-            self.to_visitor.push(i);
+impl<'a> Cursor<'a> {
+    fn new(rollup: &'a Rollup) -> Cursor<'a> {
+        let mut cursor = Cursor {
+            batches: &rollup.batches,
+            batch: 0,
+            row: 0,
+        };
+        cursor.skip_empty();
+        cursor
+    }
+
+    fn skip_empty(&mut self) {
+        while self.batch < self.batches.len() && self.row >= self.batches[self.batch].num_rows() {
+            self.batch += 1;
+            self.row = 0;
         }
-        self.counts.resize(self.window.names.len(), [0, 0]);
+    }
+
+    #[inline]
+    fn current(&self) -> Option<(&'a str, i64, i64)> {
+        let batch = self.batches.get(self.batch)?;
+        let (ids, m, f) = Rollup::columns(batch);
+        Some((ids.value(self.row), m.value(self.row), f.value(self.row)))
+    }
+
+    #[inline]
+    fn advance(&mut self) {
+        self.row += 1;
+        self.skip_empty();
+    }
+}
+
+/// One date's counts while its curated hits are read: each distinct
+/// clientid of a dictionary is looked up once, rows count by index.
+struct DayCounts {
+    visitors: VisitorMap<u32>,
+    counts: Vec<[u64; 2]>,
+    /// The current dictionary's entries as indexes into `counts`.
+    to_local: Vec<u32>,
+}
+
+impl codec::HitRows for DayCounts {
+    fn dictionary(&mut self, clientids: &StringArray) {
+        self.to_local.clear();
+        for id in clientids {
+            let next = self.counts.len() as u32;
+            let i = *self.visitors.entry(id.unwrap_or(""), || next);
+            if i == next {
+                self.counts.push([0, 0]);
+            }
+            self.to_local.push(i);
+        }
     }
 
     #[inline]
     fn row(&mut self, clientid: usize, gender: Gender) {
-        let i = self.to_visitor[clientid] as usize;
-        let counts = &mut self.counts[i];
-        if *counts == [0, 0] {
-            self.touched.push(i as u32);
-        }
+        let i = self.to_local[clientid] as usize;
         match gender {
-            Gender::M => counts[0] += 1,
-            Gender::F => counts[1] += 1,
+            Gender::M => self.counts[i][0] += 1,
+            Gender::F => self.counts[i][1] += 1,
         }
     }
 }
@@ -105,13 +161,13 @@ async fn spool(store: &dyn ObjectStore, key: &str) -> Result<Option<std::fs::Fil
     Ok(Some(file))
 }
 
-/// Adds one date's counts to the window: from its rollup when that is still
-/// current, else recomputed from the curated hits and written.
+/// One date's rollup: still current (its recorded sources match a fresh
+/// LIST), or recomputed from the curated hits and written.
 async fn rollup_date(
     curated: &dyn ObjectStore,
     dt: Date,
-    window: &mut Window,
-) -> Result<(RollupSummary, bool), PipelineError> {
+    visitors_hint: usize,
+) -> Result<(Rollup, RollupSummary, bool), PipelineError> {
     let sources: Vec<ObjectInfo> = curated
         .list_info(&layout::curated_hits_prefix(dt))
         .await?
@@ -128,26 +184,23 @@ async fn rollup_date(
 
     if let Some(bytes) = curated.get(&key).await? {
         let bytes = Bytes::from(bytes);
-        // An unreadable rollup is simply rebuilt.
-        if codec::daily_sources(&bytes, &key).ok().flatten().as_deref() == Some(&digest) {
-            let (mut visitors, mut hits) = (0, 0u64);
-            codec::for_each_daily_row(bytes, &key, |clientid, m, f| {
-                let i = window.intern(clientid) as usize;
-                window.sums[i][0] += m as u64;
-                window.sums[i][1] += f as u64;
-                visitors += 1;
-                hits += (m + f) as u64;
-            })?;
-            return Ok((summary(visitors, hits), false));
+        // An unreadable, foreign or unsorted rollup is simply rebuilt.
+        if codec::daily_sources(&bytes, &key).ok().flatten().as_deref() == Some(&digest)
+            && let Ok(batches) = codec::daily_batches(bytes, &key)
+        {
+            let rollup = Rollup { batches };
+            if let Some((rows, hits)) = rollup.check() {
+                return Ok((rollup, summary(rows, hits), false));
+            }
         }
     }
 
-    // Recompute: this date's counts by visitor index, and who has any.
+    // Sized like the previous date, so the map rarely grows (each growth
+    // rehashes every entry).
     let mut day = DayCounts {
-        window,
-        to_visitor: Vec::new(),
-        counts: Vec::new(),
-        touched: Vec::new(),
+        visitors: VisitorMap::with_capacity(visitors_hint),
+        counts: Vec::with_capacity(visitors_hint),
+        to_local: Vec::new(),
     };
     for source in &sources {
         let Some(file) = spool(curated, &source.key).await? else {
@@ -156,26 +209,61 @@ async fn rollup_date(
         codec::for_each_hit_file_row(file, &source.key, &mut day)?;
     }
     let DayCounts {
-        window,
-        counts: day,
-        mut touched,
-        ..
+        visitors, counts, ..
     } = day;
-    touched.sort_unstable_by(|a, b| window.names[*a as usize].cmp(&window.names[*b as usize]));
-    let mut hits = 0u64;
-    for &i in &touched {
-        let [m, f] = day[i as usize];
-        window.sums[i as usize][0] += m;
-        window.sums[i as usize][1] += f;
-        hits += m + f;
-    }
-    let rows = touched.iter().map(|&i| {
-        let [m, f] = day[i as usize];
-        (&*window.names[i as usize], m as i64, f as i64)
-    });
-    let body = codec::encode_daily_rows(rows, &key, Some(&digest))?;
+    let sorted = visitors.into_sorted();
+    let hits = counts.iter().map(|[m, f]| m + f).sum();
+    let batch = codec::daily_batch(
+        sorted.iter().map(|(id, i)| {
+            let [m, f] = counts[*i as usize];
+            (id.as_str(), m as i64, f as i64)
+        }),
+        &key,
+    )?;
+    drop(counts);
+    let rows = batch.num_rows();
+    let body = codec::encode_daily_batch(&batch, &key, Some(&digest))?;
+    drop(sorted);
     curated.put(&key, body).await?;
-    Ok((summary(touched.len(), hits), true))
+    Ok((
+        Rollup {
+            batches: vec![batch],
+        },
+        summary(rows, hits),
+        true,
+    ))
+}
+
+/// The window sums of every visitor with hits in the window, sorted by
+/// clientid: a merge of the sorted rollups.
+fn merge_window(rollups: &[Rollup], date: Date) -> Vec<(String, Option<WindowSums>)> {
+    let mut cursors: Vec<Cursor> = rollups.iter().map(Cursor::new).collect();
+    let mut out = Vec::new();
+    loop {
+        let mut min: Option<&str> = None;
+        for cursor in &cursors {
+            if let Some((id, _, _)) = cursor.current()
+                && min.is_none_or(|m| id.cmp(m) == Ordering::Less)
+            {
+                min = Some(id);
+            }
+        }
+        let Some(min) = min else { break };
+        let (mut m, mut f) = (0u64, 0u64);
+        for cursor in &mut cursors {
+            if let Some((id, cm, cf)) = cursor.current()
+                && id == min
+            {
+                m += cm as u64;
+                f += cf as u64;
+                cursor.advance();
+            }
+        }
+        if m + f > 0 {
+            out.push((min.to_owned(), Some(WindowSums { m, f, date })));
+        }
+    }
+    out
 }
 
 pub async fn run_daily(
@@ -185,44 +273,32 @@ pub async fn run_daily(
     now_ms: i64,
 ) -> Result<DailySummary, PipelineError> {
     let dates = window_dates(date);
-    let mut window = Window::default();
     let mut rollups = Vec::with_capacity(dates.len());
+    let mut summaries = Vec::with_capacity(dates.len());
     let mut recomputed = 0;
     for &dt in &dates {
-        let (summary, rebuilt) = rollup_date(curated, dt, &mut window).await?;
+        let hint = summaries.last().map_or(0, |s: &RollupSummary| s.visitors);
+        let (rollup, summary, rebuilt) = rollup_date(curated, dt, hint).await?;
         recomputed += usize::from(rebuilt);
-        rollups.push(summary);
+        rollups.push(rollup);
+        summaries.push(summary);
     }
 
-    let mut in_window: Vec<u32> = (0..window.names.len() as u32)
-        .filter(|&i| window.sums[i as usize] != [0, 0])
-        .collect();
-    in_window.sort_unstable_by(|a, b| window.names[*a as usize].cmp(&window.names[*b as usize]));
-    let previously_set = windows.visitors_with_window().await?;
-    let mut updates: Vec<(String, Option<WindowSums>)> = in_window
-        .iter()
-        .map(|&i| {
-            let [m, f] = window.sums[i as usize];
-            (
-                window.names[i as usize].to_string(),
-                Some(WindowSums { m, f, date }),
-            )
-        })
-        .collect();
+    let mut updates = merge_window(&rollups, date);
+    drop(rollups);
     let visitors_in_window = updates.len();
+    let previously_set = windows.visitors_with_window().await?;
     let mut cleared: Vec<_> = previously_set
         .into_iter()
         .filter(|id| {
-            window
-                .index
-                .get(id.as_str())
-                .is_none_or(|&i| window.sums[i as usize] == [0, 0])
+            updates
+                .binary_search_by(|(u, _)| u.as_str().cmp(id))
+                .is_err()
         })
         .map(|id| (id, None))
         .collect();
     cleared.sort_by(|a, b| a.0.cmp(&b.0));
     let signals_cleared = cleared.len();
-    drop(window);
     updates.extend(cleared);
     windows.set_windows(&updates, now_ms).await?;
     tracing::info!(%date, visitors = visitors_in_window, signals_cleared, rollups_recomputed = recomputed, "daily run finished");
@@ -231,7 +307,7 @@ pub async fn run_daily(
         date: date.to_string(),
         window_from: dates[0].to_string(),
         window_to: date.to_string(),
-        rollups,
+        rollups: summaries,
         visitors_in_window,
         signals_set: visitors_in_window,
         signals_cleared,
