@@ -1,6 +1,5 @@
 //! `POST /hits` (SPEC 3).
 
-use crate::metrics::bump;
 use crate::{ApiState, JsonError};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -81,7 +80,7 @@ pub async fn post_hits(State(state): State<ApiState>, headers: HeaderMap, body: 
     match result {
         Ok(response) => response,
         Err(error) => {
-            bump(&state.metrics.ingest_requests_failed, 1);
+            state.metrics.ingest_requests_failed.inc();
             error.into_response()
         }
     }
@@ -101,7 +100,7 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
     .map_err(batch_error)?;
 
     let mut rejected = batch.rejected;
-    bump(&state.metrics.hits_rejected, rejected.len() as u64);
+    state.metrics.hits_rejected.inc_by(rejected.len() as u64);
     if batch.accepted.is_empty() {
         return Err(
             JsonError::new(StatusCode::BAD_REQUEST, "no valid hits in the request")
@@ -125,7 +124,7 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
         })
         .unzip();
     let failed = state.log.append(records).await.map_err(|e| {
-        bump(&state.metrics.ingest_errors, 1);
+        state.metrics.ingest_errors.inc();
         tracing::error!(error = %e, hits = indexes.len(), "ingest append failed");
         JsonError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -142,7 +141,7 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
     }
     let accepted = indexes.len() - failed.len();
     if accepted == 0 {
-        bump(&state.metrics.ingest_errors, 1);
+        state.metrics.ingest_errors.inc();
         return Err(JsonError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "ingest backend did not store any hit, retry",
@@ -151,7 +150,7 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
         .with("rejected", &rejected));
     }
     rejected.sort_by_key(|r| r.index);
-    bump(&state.metrics.hits_accepted, accepted as u64);
+    state.metrics.hits_accepted.inc_by(accepted as u64);
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({ "accepted": accepted, "rejected": rejected })),

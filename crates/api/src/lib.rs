@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 pub use auth::{ApiKey, require_api_key};
 pub use errors::{JsonError, with_edge_layers, with_request_deadline};
-pub use metrics::{ApiMetrics, write_header, write_metric};
+pub use metrics::{ApiMetrics, ErrorsFamily, Labels};
 
 const OPENAPI_JSON: &str = include_str!("openapi.json");
 const DOCS_HTML: &str = include_str!("docs.html");

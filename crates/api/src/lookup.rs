@@ -1,6 +1,5 @@
 //! `GET /gender/{clientid}` (SPEC 4) and `GET /health`.
 
-use crate::metrics::bump;
 use crate::{ApiState, JsonError};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -28,24 +27,24 @@ pub fn profile_json(profile: &Profile) -> Value {
 
 pub async fn get_gender(State(state): State<ApiState>, Path(clientid): Path<String>) -> Response {
     if let Err(e) = validate_clientid(&clientid) {
-        bump(&state.metrics.lookups_invalid, 1);
+        state.metrics.lookups_invalid.inc();
         return JsonError::new(StatusCode::BAD_REQUEST, e.to_string())
             .with("clientid", &clientid)
             .into_response();
     }
     match state.profiles.get_profile(&clientid).await {
         Ok(Some(profile)) => {
-            bump(&state.metrics.lookups_found, 1);
+            state.metrics.lookups_found.inc();
             Json(profile_json(&profile)).into_response()
         }
         Ok(None) => {
-            bump(&state.metrics.lookups_not_found, 1);
+            state.metrics.lookups_not_found.inc();
             JsonError::new(StatusCode::NOT_FOUND, "unknown clientid")
                 .with("clientid", &clientid)
                 .into_response()
         }
         Err(e) => {
-            bump(&state.metrics.lookup_errors, 1);
+            state.metrics.lookup_errors.inc();
             tracing::error!(error = %e, "profile lookup failed");
             JsonError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -59,7 +58,7 @@ pub async fn get_gender(State(state): State<ApiState>, Path(clientid): Path<Stri
 
 /// `/gender/` with nothing after it is an empty clientid, not an unknown route.
 pub async fn empty_clientid(State(state): State<ApiState>) -> Response {
-    bump(&state.metrics.lookups_invalid, 1);
+    state.metrics.lookups_invalid.inc();
     let error = validate_clientid("").expect_err("empty is invalid");
     JsonError::new(StatusCode::BAD_REQUEST, error.to_string())
         .with("clientid", "")

@@ -1,90 +1,86 @@
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+//! Counters of the API routes as `prometheus-client` metrics. The local
+//! server registers them ([`ApiMetrics::register`]) in the registry its
+//! `/metrics` renders; on Lambda they stay in memory, unexported.
 
-/// Counters of the API routes, rendered in Prometheus text format by the
-/// local server's `/metrics` (on Lambda they stay in memory, unexported).
-#[derive(Debug, Default)]
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+/// The labels of a one-label metric family, e.g. `[("stage", "ingest")]`.
+pub type Labels = [(&'static str, &'static str); 1];
+
+/// `gender_errors_total{stage=...}`: failures by stage. The API counts
+/// `ingest` and `lookup`; an embedding server adds its own stages
+/// ([`ApiMetrics::error_counter`]) so the family is rendered once.
+pub type ErrorsFamily = Family<Labels, Counter>;
+
+/// Counters of the API routes. Each labelled series is resolved once here,
+/// so recording is one atomic add.
+#[derive(Debug, Clone)]
 pub struct ApiMetrics {
-    pub hits_accepted: AtomicU64,
-    pub hits_rejected: AtomicU64,
-    pub ingest_requests_failed: AtomicU64,
-    pub lookups_found: AtomicU64,
-    pub lookups_not_found: AtomicU64,
-    pub lookups_invalid: AtomicU64,
-    pub ingest_errors: AtomicU64,
-    pub lookup_errors: AtomicU64,
+    pub hits_accepted: Counter,
+    pub hits_rejected: Counter,
+    pub ingest_requests_failed: Counter,
+    lookups: Family<Labels, Counter>,
+    pub lookups_found: Counter,
+    pub lookups_not_found: Counter,
+    pub lookups_invalid: Counter,
+    errors: ErrorsFamily,
+    pub ingest_errors: Counter,
+    pub lookup_errors: Counter,
 }
 
-/// The `# HELP` and `# TYPE` lines of one Prometheus metric.
-pub fn write_header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// A metric with a single unlabelled sample, in Prometheus text format.
-pub fn write_metric(
-    out: &mut String,
-    name: &str,
-    kind: &str,
-    help: &str,
-    value: impl std::fmt::Display,
-) {
-    write_header(out, name, kind, help);
-    let _ = writeln!(out, "{name} {value}");
-}
-
-pub(crate) fn bump(counter: &AtomicU64, by: u64) {
-    counter.fetch_add(by, Ordering::Relaxed);
+impl Default for ApiMetrics {
+    fn default() -> ApiMetrics {
+        let lookups = Family::<Labels, Counter>::default();
+        let errors = ErrorsFamily::default();
+        let lookup = |result| lookups.get_or_create(&[("result", result)]).clone();
+        let error = |stage| errors.get_or_create(&[("stage", stage)]).clone();
+        ApiMetrics {
+            hits_accepted: Counter::default(),
+            hits_rejected: Counter::default(),
+            ingest_requests_failed: Counter::default(),
+            lookups_found: lookup("found"),
+            lookups_not_found: lookup("not_found"),
+            lookups_invalid: lookup("invalid"),
+            ingest_errors: error("ingest"),
+            lookup_errors: error("lookup"),
+            lookups,
+            errors,
+        }
+    }
 }
 
 impl ApiMetrics {
-    pub fn render(&self, out: &mut String) {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        write_metric(
-            out,
-            "gender_hits_accepted_total",
-            "counter",
-            "Hits accepted by POST /hits (durable).",
-            get(&self.hits_accepted),
+    /// Registers every API metric, `gender_errors_total` included.
+    /// (Counter names get their `_total` suffix from the encoder.)
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "gender_hits_accepted",
+            "Hits accepted by POST /hits (durable)",
+            self.hits_accepted.clone(),
         );
-        write_metric(
-            out,
-            "gender_hits_rejected_total",
-            "counter",
-            "Hits rejected by validation.",
-            get(&self.hits_rejected),
+        registry.register(
+            "gender_hits_rejected",
+            "Hits rejected by validation",
+            self.hits_rejected.clone(),
         );
-        write_metric(
-            out,
-            "gender_ingest_requests_failed_total",
-            "counter",
-            "POST /hits requests answered with an error status.",
-            get(&self.ingest_requests_failed),
+        registry.register(
+            "gender_ingest_requests_failed",
+            "POST /hits requests answered with an error status",
+            self.ingest_requests_failed.clone(),
         );
-        write_header(
-            out,
-            "gender_lookups_total",
-            "counter",
-            "GET /gender requests by result.",
+        registry.register(
+            "gender_lookups",
+            "GET /gender requests by result",
+            self.lookups.clone(),
         );
-        for (result, counter) in [
-            ("found", &self.lookups_found),
-            ("not_found", &self.lookups_not_found),
-            ("invalid", &self.lookups_invalid),
-        ] {
-            let _ = writeln!(
-                out,
-                "gender_lookups_total{{result=\"{result}\"}} {}",
-                get(counter)
-            );
-        }
+        registry.register("gender_errors", "Failures by stage", self.errors.clone());
     }
 
-    /// Error counts by stage; the embedding server renders `gender_errors_total`
-    /// once with its own stages added.
-    pub fn error_counts(&self) -> [(&'static str, u64); 2] {
-        [
-            ("ingest", self.ingest_errors.load(Ordering::Relaxed)),
-            ("lookup", self.lookup_errors.load(Ordering::Relaxed)),
-        ]
+    /// The `gender_errors_total{stage="<stage>"}` counter, for stages of the
+    /// embedding server.
+    pub fn error_counter(&self, stage: &'static str) -> Counter {
+        self.errors.get_or_create(&[("stage", stage)]).clone()
     }
 }

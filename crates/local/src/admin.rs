@@ -87,12 +87,9 @@ async fn daily(State(state): State<LocalState>, body: Bytes) -> Response {
 }
 
 async fn prometheus(State(state): State<LocalState>) -> Response {
-    let profiles = state.state.profile_count().ok();
-    let text = metrics::render(
-        &state.api.metrics,
-        &state.metrics,
-        state.log_reader.durable_end(),
-        profiles,
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::render(&state.registry),
+    )
+        .into_response()
 }

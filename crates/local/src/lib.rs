@@ -28,7 +28,7 @@ use gender_api::{ApiKey, ApiMetrics, ApiState};
 use gender_core::time::system_now_ms;
 use gender_core::{DailySummary, Date};
 use gender_embedded::state::StateStore;
-use gender_embedded::{DirObjectStore, HitLogFile, LogReader};
+use gender_embedded::{DirObjectStore, HitLogFile};
 use gender_pipeline::PipelineError;
 use std::future::Future;
 use std::sync::Arc;
@@ -48,8 +48,9 @@ struct LocalState {
     delivery: DeliveryHandle,
     store: DirObjectStore,
     state: StateStore,
-    log_reader: LogReader,
     metrics: Arc<PipelineMetrics>,
+    /// What `/metrics` renders: the API's and the pipeline's metrics.
+    registry: Arc<prometheus_client::registry::Registry>,
     /// Daily runs never overlap, and compaction never runs during one.
     daily_lock: Arc<Mutex<()>>,
 }
@@ -85,7 +86,8 @@ pub async fn run(
     let (log, log_reader) = HitLogFile::open_above(data.join("log"), system_now_ms, delivered)
         .map_err(LocalError::OpenLog)?;
     let store = DirObjectStore::new(data);
-    let metrics = Arc::new(PipelineMetrics::default());
+    let api_metrics = Arc::new(ApiMetrics::default());
+    let metrics = Arc::new(PipelineMetrics::new(&api_metrics));
 
     let (stop_delivery, delivery_shutdown) = watch::channel(false);
     let settings = DeliverySettings {
@@ -131,17 +133,25 @@ pub async fn run(
             status: status.clone(),
         }),
         api_key: ApiKey::required(config.api_key.as_str()),
-        metrics: Arc::new(ApiMetrics::default()),
+        metrics: api_metrics.clone(),
         clock: system_now_ms,
         max_body_bytes: gender_core::ingest::MAX_BODY_BYTES,
     };
+    let registry = metrics::registry(
+        &api_metrics,
+        metrics::ScrapeTime {
+            pipeline: metrics.clone(),
+            log: log_reader,
+            state: state.clone(),
+        },
+    );
     let local = LocalState {
         api: api.clone(),
         delivery: delivery_handle,
         store,
         state,
-        log_reader,
         metrics,
+        registry: Arc::new(registry),
         daily_lock,
     };
     let scheduler = tokio::spawn(scheduler::daily_schedule(
