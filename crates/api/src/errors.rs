@@ -11,14 +11,32 @@ use tower_http::catch_panic::CatchPanicLayer;
 pub struct JsonError {
     pub status: StatusCode,
     pub body: Value,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u32>,
 }
+
+/// The `Retry-After` of a `503` that a retry can heal (storage unavailable).
+pub const RETRY_AFTER_SECONDS: u32 = 1;
 
 impl JsonError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> JsonError {
         JsonError {
             status,
             body: json!({ "error": message.into() }),
+            retry_after: None,
         }
+    }
+
+    /// A `503` for a temporary failure, with `Retry-After`
+    /// ([`RETRY_AFTER_SECONDS`]).
+    pub fn unavailable(message: impl Into<String>) -> JsonError {
+        JsonError::new(StatusCode::SERVICE_UNAVAILABLE, message).retry_after(RETRY_AFTER_SECONDS)
+    }
+
+    /// Sends `Retry-After: seconds` with the error.
+    pub fn retry_after(mut self, seconds: u32) -> JsonError {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// Adds a field next to `error`.
@@ -30,7 +48,13 @@ impl JsonError {
 
 impl IntoResponse for JsonError {
     fn into_response(self) -> axum::response::Response {
-        (self.status, axum::Json(self.body)).into_response()
+        let mut response = (self.status, axum::Json(self.body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -93,16 +117,7 @@ pub fn with_request_deadline(router: Router, deadline: std::time::Duration) -> R
                         deadline_ms = deadline.as_millis() as u64,
                         "request deadline passed"
                     );
-                    let mut response = JsonError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "storage did not answer in time; retry",
-                    )
-                    .into_response();
-                    response.headers_mut().insert(
-                        axum::http::header::RETRY_AFTER,
-                        axum::http::HeaderValue::from_static("1"),
-                    );
-                    response
+                    JsonError::unavailable("storage did not answer in time; retry").into_response()
                 }
             }
         },
@@ -112,8 +127,12 @@ pub fn with_request_deadline(router: Router, deadline: std::time::Duration) -> R
 /// The outermost layers every deployment uses: a JSON 404 for unknown
 /// routes, JSON bodies on every error, and panics turned into a JSON 500.
 pub fn with_edge_layers(router: Router) -> Router {
-    router
-        .fallback(|| async { JsonError::new(StatusCode::NOT_FOUND, "no such route") })
+    let routed =
+        router.fallback(|| async { JsonError::new(StatusCode::NOT_FOUND, "no such route") });
+    // Around the whole router, not each route: axum adds a 405's `Allow`
+    // outside the route's layers, and the JSON body names those methods.
+    Router::new()
+        .fallback_service(routed)
         .layer(axum::middleware::map_response(json_error_bodies))
         .layer(CatchPanicLayer::custom(panic_response))
 }

@@ -1,13 +1,14 @@
 //! `POST /hits` (SPEC 3).
 
+use crate::openapi::{MethodNotAllowed, Unauthorized};
+use crate::schema::{Error, HitBatch, IngestError, IngestResult, NdjsonHits, RejectedHit};
 use crate::{ApiState, JsonError};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gender_core::ingest::{BatchError, BodyFormat, Rejection, parse_batch};
+use gender_core::ingest::{BatchError, BodyFormat, parse_batch};
 use gender_core::ports::LogRecord;
-use serde_json::json;
 
 /// Bodies above this are parsed on the blocking pool, off the async workers.
 const INLINE_PARSE_BYTES: usize = 64 * 1024;
@@ -75,6 +76,59 @@ fn batch_error(e: BatchError) -> JsonError {
     JsonError::new(status, e.to_string())
 }
 
+#[utoipa::path(
+    post,
+    path = "/hits",
+    tag = "ingest",
+    operation_id = "postHits",
+    summary = "Ingest page hits",
+    description = "Accepts one hit, a JSON array of 1..=500 hits, or NDJSON (1..=500 lines). \
+        The body may be at most {max_body}. Every valid hit is stored even if others in the \
+        same request are invalid; those are listed in `rejected`. A `202` means durable: the \
+        accepted hits are in Kinesis (AWS) or fsync'ed in the local log. `application/json` \
+        with a charset parameter is JSON; no `Content-Type` is read as JSON.",
+    security(("ApiKey" = [])),
+    request_body(
+        description = "Hits, at most {max_body}.",
+        content(
+            (HitBatch = "application/json", examples(
+                ("one" = (summary = "One hit", value = json!(
+                    {"clientid": "visitor-42", "pageGender": "F"}
+                ))),
+                ("array" = (summary = "An array of hits", value = json!([
+                    {"clientid": "visitor-42", "pageGender": "F", "timestamp": "2024-05-01T12:34:56Z"},
+                    {"clientid": "visitor-7", "pageGender": "m", "timestamp": 1714566896789_i64}
+                ]))),
+            )),
+            (NdjsonHits = "application/x-ndjson", example = json!(
+                "{\"clientid\":\"visitor-42\",\"pageGender\":\"F\"}\n{\"clientid\":\"visitor-7\",\"pageGender\":\"M\"}\n"
+            )),
+        )
+    ),
+    responses(
+        (status = 202, description = "At least one hit was stored durably; the others are \
+            listed in `rejected`.", body = IngestResult),
+        (status = 400, description = "The body is not JSON / NDJSON, is empty (an empty array \
+            too), or no hit in it is valid (then `accepted` is 0 and `rejected` says why for \
+            each).", body = IngestError,
+            example = json!({"error": "no valid hits in the request", "accepted": 0,
+                "rejected": [{"index": 0, "error": "pageGender is required"}]})),
+        (status = 401, response = Unauthorized),
+        (status = 405, response = MethodNotAllowed),
+        (status = 413, description = "The body is over {max_body} (`limit_bytes` says the \
+            limit), or holds more than 500 hits.", body = IngestError,
+            example = json!({"error": "too many hits: at most 500 per request"})),
+        (status = 415, description = "A `Content-Type` other than `application/json` or \
+            `application/x-ndjson` (also `application/ndjson`).", body = Error,
+            example = json!({"error": "Content-Type must be application/json or application/x-ndjson"})),
+        (status = 503, description = "Storage is unavailable or behind: no hit was stored \
+            (`rejected` lists them when they were tried); send the request again after \
+            `Retry-After` seconds.", body = IngestError,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")),
+            example = json!({"error": "ingest backend unavailable; nothing was stored, retry",
+                "retryable": true})),
+    )
+)]
 pub async fn post_hits(State(state): State<ApiState>, headers: HeaderMap, body: Body) -> Response {
     let result = ingest(&state, &headers, body).await;
     match result {
@@ -99,7 +153,7 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
     }
     .map_err(batch_error)?;
 
-    let mut rejected = batch.rejected;
+    let mut rejected: Vec<RejectedHit> = batch.rejected.into_iter().map(Into::into).collect();
     state.metrics.hits_rejected.inc_by(rejected.len() as u64);
     if batch.accepted.is_empty() {
         return Err(
@@ -126,15 +180,12 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
     let failed = state.log.append(records).await.map_err(|e| {
         state.metrics.ingest_errors.inc();
         tracing::error!(error = %e, hits = indexes.len(), "ingest append failed");
-        JsonError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ingest backend unavailable; nothing was stored, retry",
-        )
-        .with("retryable", true)
+        JsonError::unavailable("ingest backend unavailable; nothing was stored, retry")
+            .with("retryable", true)
     })?;
     // Only hits that were finally stored count as accepted.
     for &i in &failed {
-        rejected.push(Rejection {
+        rejected.push(RejectedHit {
             index: indexes[i],
             error: "not stored after retries; send it again".into(),
         });
@@ -142,18 +193,18 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
     let accepted = indexes.len() - failed.len();
     if accepted == 0 {
         state.metrics.ingest_errors.inc();
-        return Err(JsonError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ingest backend did not store any hit, retry",
-        )
-        .with("accepted", 0)
-        .with("rejected", &rejected));
+        return Err(
+            JsonError::unavailable("ingest backend did not store any hit, retry")
+                .with("accepted", 0)
+                .with("rejected", &rejected)
+                .with("retryable", true),
+        );
     }
     rejected.sort_by_key(|r| r.index);
     state.metrics.hits_accepted.inc_by(accepted as u64);
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(json!({ "accepted": accepted, "rejected": rejected })),
+        axum::Json(IngestResult { accepted, rejected }),
     )
         .into_response())
 }

@@ -1,24 +1,29 @@
 //! The HTTP API of SPEC 3 and 4 as one axum [`Router`]: served by
 //! `axum::serve` in the local binary and by `lambda_http::run` on AWS. Every
 //! status code is chosen here, at the edge; the core only says what happened.
+//! The OpenAPI document is generated from the handlers (see [`openapi`]).
 
 mod auth;
+pub mod docs;
 mod errors;
 mod hits;
 mod lookup;
 mod metrics;
+pub mod openapi;
+pub mod schema;
 
 use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use gender_core::ports::{HealthProbe, HitLog, ProfileReader};
 use std::sync::Arc;
 
-pub use auth::{ApiKey, require_api_key};
-pub use errors::{JsonError, with_edge_layers, with_request_deadline};
+pub use auth::{API_KEY_HEADER, ApiKey, require_api_key};
+pub use errors::{JsonError, RETRY_AFTER_SECONDS, with_edge_layers, with_request_deadline};
 pub use metrics::{ApiMetrics, ErrorsFamily, Labels};
-
-const OPENAPI_JSON: &str = include_str!("openapi.json");
-const DOCS_HTML: &str = include_str!("docs.html");
+pub use openapi::api_doc;
 
 /// Everything the API handlers need, behind ports.
 #[derive(Clone)]
@@ -36,8 +41,23 @@ pub struct ApiState {
     pub max_body_bytes: usize,
 }
 
-/// The public routes. Callers add their own routes, then [`with_edge_layers`].
+/// The public routes, serving the API's own OpenAPI document ([`api_doc`])
+/// and a Swagger UI page loaded from a CDN ([`docs::swagger_ui_from_cdn`]).
+/// Callers add their own routes, then [`with_edge_layers`].
 pub fn router(state: ApiState) -> Router {
+    let doc = api_doc(state.max_body_bytes);
+    router_with_docs(state, &doc, docs::swagger_ui_from_cdn())
+}
+
+/// [`router`], serving `doc` at `/openapi.json` and `docs_page` at `/docs`:
+/// a deployment with routes of its own merges their description into
+/// [`api_doc`], and may serve its own viewer page.
+pub fn router_with_docs(
+    state: ApiState,
+    doc: &utoipa::openapi::OpenApi,
+    docs_page: String,
+) -> Router {
+    let json = axum::body::Bytes::from(doc.to_json().expect("the OpenAPI document serializes"));
     let protected = Router::new()
         .route("/hits", post(hits::post_hits))
         .route("/gender/{clientid}", get(lookup::get_gender))
@@ -47,23 +67,40 @@ pub fn router(state: ApiState) -> Router {
             require_api_key,
         ))
         .with_state(state.clone());
+    let documentation = Router::new()
+        .route("/openapi.json", get(openapi_json))
+        .with_state(OpenApiJson(json))
+        .merge(
+            Router::new()
+                .route("/docs", get(docs::index))
+                .with_state(docs::DocsPage(docs_page.into())),
+        );
     Router::new()
         .route("/health", get(lookup::health))
-        .route("/openapi.json", get(openapi))
-        .route("/docs", get(docs))
         .with_state(state)
         .merge(protected)
+        .merge(documentation)
 }
 
-async fn openapi() -> impl axum::response::IntoResponse {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        OPENAPI_JSON,
+/// The serialized document.
+#[derive(Clone)]
+struct OpenApiJson(axum::body::Bytes);
+
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "docs",
+    operation_id = "getOpenApi",
+    summary = "This OpenAPI document",
+    description = "The OpenAPI 3.1 description of every route of this server. No authentication.",
+    responses(
+        (status = 200, description = "The OpenAPI document.", content_type = "application/json",
+            body = Object),
+        (status = 405, response = openapi::MethodNotAllowed),
     )
-}
-
-async fn docs() -> axum::response::Html<&'static str> {
-    axum::response::Html(DOCS_HTML)
+)]
+async fn openapi_json(State(OpenApiJson(json)): State<OpenApiJson>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], json)
 }
 
 #[cfg(test)]

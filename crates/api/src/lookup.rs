@@ -1,41 +1,104 @@
 //! `GET /gender/{clientid}` (SPEC 4) and `GET /health`.
 
+use crate::openapi::{MethodNotAllowed, Unauthorized};
+use crate::schema::{
+    ClientIdError, GenderProfile, Health, HealthDown, HealthOk, HealthUnavailable, HitCounts,
+    Signals,
+};
 use crate::{ApiState, JsonError};
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use gender_core::time::format_rfc3339_millis;
 use gender_core::{Profile, validate_clientid};
-use serde_json::{Value, json};
 
-pub fn profile_json(profile: &Profile) -> Value {
+pub fn profile_body(profile: &Profile) -> GenderProfile {
     let signals = profile.signals();
-    json!({
-        "clientid": profile.clientid,
-        "gender": signals.gender(),
-        "signals": {
-            "last": signals.last,
-            "lifetime": signals.lifetime,
-            "last_7_days": signals.last_7_days,
+    GenderProfile {
+        clientid: profile.clientid.clone(),
+        gender: signals.gender().into(),
+        signals: Signals {
+            last: signals.last.into(),
+            lifetime: signals.lifetime.into(),
+            last_7_days: signals.last_7_days.map(Into::into),
         },
-        "hits": { "M": profile.m, "F": profile.f },
-        "last_seen": format_rfc3339_millis(profile.last_seen_ms),
-        "updated_at": format_rfc3339_millis(profile.updated_at_ms),
-    })
+        hits: HitCounts {
+            m: profile.m,
+            f: profile.f,
+        },
+        last_seen: format_rfc3339_millis(profile.last_seen_ms),
+        updated_at: format_rfc3339_millis(profile.updated_at_ms),
+    }
 }
 
-pub async fn get_gender(State(state): State<ApiState>, Path(clientid): Path<String>) -> Response {
-    if let Err(e) = validate_clientid(&clientid) {
-        state.metrics.lookups_invalid.inc();
-        return JsonError::new(StatusCode::BAD_REQUEST, e.to_string())
-            .with("clientid", &clientid)
-            .into_response();
+/// The clientid as sent when it does not decode to UTF-8 (`/gender/a%FF`):
+/// the last path segment, percent-decoded, invalid bytes as U+FFFD.
+fn lossy_clientid(uri: &Uri) -> String {
+    let raw = uri.path().rsplit('/').next().unwrap_or_default();
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn invalid_clientid(state: &ApiState, clientid: &str) -> Response {
+    state.metrics.lookups_invalid.inc();
+    let error = validate_clientid(clientid)
+        .err()
+        .map_or_else(|| "invalid clientid".to_owned(), |e| e.to_string());
+    JsonError::new(StatusCode::BAD_REQUEST, error)
+        .with("clientid", clientid)
+        .into_response()
+}
+
+#[utoipa::path(
+    get,
+    path = "/gender/{clientid}",
+    tag = "lookup",
+    operation_id = "getGender",
+    summary = "A visitor's gender estimate",
+    description = "The visitor's current gender, the three signals it is the majority vote \
+        of, the lifetime hit counts and timestamps. A hit shows up here within about 2 s of \
+        its `202` locally (after Firehose's buffering on AWS).",
+    security(("ApiKey" = [])),
+    params(
+        ("clientid" = String, Path, pattern = r"^[A-Za-z0-9._:-]{1,64}$",
+            description = "The visitor id (percent-encoded in the path).",
+            example = "visitor-42"),
+    ),
+    responses(
+        (status = 200, description = "The visitor's profile.", body = GenderProfile),
+        (status = 400, description = "The id breaks the `clientid` rule (also an empty id, \
+            `/gender/`, and one that is not UTF-8 once decoded); `clientid` echoes it.",
+            body = ClientIdError,
+            example = json!({"clientid": "bad id!", "error": "clientid must be 1..=64 characters of [A-Za-z0-9._:-]"})),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "A valid id that was never seen.", body = ClientIdError,
+            example = json!({"clientid": "visitor-404", "error": "unknown clientid"})),
+        (status = 405, response = MethodNotAllowed),
+        (status = 503, description = "The state store is unavailable; retry after \
+            `Retry-After` seconds.", body = ClientIdError,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")),
+            example = json!({"clientid": "visitor-42", "error": "state store unavailable, retry"})),
+    )
+)]
+pub async fn get_gender(
+    State(state): State<ApiState>,
+    uri: Uri,
+    clientid: Result<Path<String>, PathRejection>,
+) -> Response {
+    let clientid = match clientid {
+        Ok(Path(clientid)) => clientid,
+        Err(_) => return invalid_clientid(&state, &lossy_clientid(&uri)),
+    };
+    if validate_clientid(&clientid).is_err() {
+        return invalid_clientid(&state, &clientid);
     }
     match state.profiles.get_profile(&clientid).await {
         Ok(Some(profile)) => {
             state.metrics.lookups_found.inc();
-            Json(profile_json(&profile)).into_response()
+            Json(profile_body(&profile)).into_response()
         }
         Ok(None) => {
             state.metrics.lookups_not_found.inc();
@@ -46,31 +109,47 @@ pub async fn get_gender(State(state): State<ApiState>, Path(clientid): Path<Stri
         Err(e) => {
             state.metrics.lookup_errors.inc();
             tracing::error!(error = %e, "profile lookup failed");
-            JsonError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "state store unavailable, retry",
-            )
-            .with("clientid", &clientid)
-            .into_response()
+            JsonError::unavailable("state store unavailable, retry")
+                .with("clientid", &clientid)
+                .into_response()
         }
     }
 }
 
-/// `/gender/` with nothing after it is an empty clientid, not an unknown route.
+/// `/gender/` with nothing after it is `GET /gender/{clientid}` with an
+/// empty id (documented there), not an unknown route.
 pub async fn empty_clientid(State(state): State<ApiState>) -> Response {
-    state.metrics.lookups_invalid.inc();
-    let error = validate_clientid("").expect_err("empty is invalid");
-    JsonError::new(StatusCode::BAD_REQUEST, error.to_string())
-        .with("clientid", "")
-        .into_response()
+    invalid_clientid(&state, "")
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "ops",
+    operation_id = "getHealth",
+    summary = "Health",
+    description = "`200` when every stage works (the state store answers, the data directory \
+        is writable, the pipeline within its bounds); otherwise `503` naming the stage and the \
+        reason. No authentication.",
+    responses(
+        (status = 200, description = "Every stage works.", body = Health,
+            example = json!({"status": "ok"})),
+        (status = 405, response = MethodNotAllowed),
+        (status = 503, description = "A stage does not work.", body = HealthUnavailable),
+    )
+)]
 pub async fn health(State(state): State<ApiState>) -> Response {
     match state.health.ping().await {
-        Ok(()) => Json(json!({ "status": "ok" })).into_response(),
+        Ok(()) => Json(Health {
+            status: HealthOk::Ok,
+        })
+        .into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "error": e.to_string() })),
+            Json(HealthUnavailable {
+                status: Some(HealthDown::Unavailable),
+                error: e.to_string(),
+            }),
         )
             .into_response(),
     }

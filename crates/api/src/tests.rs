@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use gender_core::ports::LogRecord;
 use gender_core::{Date, Gender, PortError, Profile, WindowSums};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use tower::ServiceExt;
 
@@ -52,6 +52,9 @@ impl ProfileReader for MemoryProfiles {
     async fn get_profile(&self, clientid: &str) -> Result<Option<Profile>, PortError> {
         if clientid == "panic" {
             panic!("boom");
+        }
+        if clientid == "down" {
+            return Err(PortError::unavailable("state", "down"));
         }
         Ok(self.0.get(clientid).cloned())
     }
@@ -315,13 +318,7 @@ async fn unknown_routes_wrong_methods_and_panics_are_json() {
     assert_eq!(call(&h.app, get("/nope")).await.0, StatusCode::NOT_FOUND);
     let (status, body) = call(&h.app, get("/hits")).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("method not allowed"),
-        "{body}"
-    );
+    assert_eq!(body["error"], "method not allowed; allowed: POST");
     let delete = Request::delete("/health").body(Body::empty()).unwrap();
     assert_eq!(call(&h.app, delete).await.0, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(
@@ -336,9 +333,20 @@ async fn storage_failures_are_never_reported_as_accepted() {
         down: true,
         ..Default::default()
     });
+    let response = h.app.clone().oneshot(post(HIT, None)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
     let (status, body) = call(&h.app, post(HIT, None)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["retryable"], true);
+
+    let h = harness(MemoryLog {
+        fail: vec![0],
+        ..Default::default()
+    });
+    let response = h.app.clone().oneshot(post(HIT, None)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
 
     let h = harness(MemoryLog {
         fail: vec![1],
@@ -375,4 +383,274 @@ async fn openapi_and_docs_are_served_without_credentials() {
         .await
         .unwrap();
     assert_eq!(docs.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_lookup_the_store_cannot_answer_is_a_503_with_retry_after() {
+    let h = harness(MemoryLog::default());
+    let response = h.app.clone().oneshot(get("/gender/down")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(
+        call(&h.app, get("/gender/down")).await.1,
+        json!({"clientid": "down", "error": "state store unavailable, retry"})
+    );
+}
+
+#[tokio::test]
+async fn an_id_that_is_not_utf8_is_a_400_naming_it() {
+    let h = harness(MemoryLog::default());
+    let (status, body) = call(&h.app, get("/gender/a%FF")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["clientid"], "a\u{FFFD}");
+    assert!(
+        body["error"].as_str().unwrap().contains("clientid"),
+        "{body}"
+    );
+}
+
+async fn served_document(app: &Router) -> Value {
+    let (status, doc) = call(
+        app,
+        Request::get("/openapi.json").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    doc
+}
+
+fn collect_refs<'a>(value: &'a Value, refs: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                refs.push(r);
+            }
+            map.values().for_each(|v| collect_refs(v, refs));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, refs)),
+        _ => {}
+    }
+}
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// Parses, says OpenAPI 3.x, every `$ref` resolves, every operation has a
+/// unique `operationId`, every path parameter is declared.
+pub(crate) fn assert_valid_openapi(doc: &Value) {
+    let version = doc["openapi"].as_str().expect("openapi version");
+    assert!(version.starts_with("3."), "{version}");
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    let mut refs = Vec::new();
+    collect_refs(doc, &mut refs);
+    assert!(!refs.is_empty());
+    for r in refs {
+        let pointer = r
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("{r} is not local"));
+        assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+    }
+    let mut ids = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(METHODS.contains(&method.as_str()), "{method} {path}");
+            let id = operation["operationId"].as_str().expect("operationId");
+            assert!(ids.insert(id.to_owned()), "duplicate operationId {id}");
+            let declared: BTreeSet<&str> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path" && p["required"] == true)
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            let templated: BTreeSet<&str> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                .collect();
+            assert_eq!(declared, templated, "{method} {path}");
+            assert!(
+                operation["responses"]
+                    .as_object()
+                    .is_some_and(|r| !r.is_empty()),
+                "{method} {path}"
+            );
+        }
+    }
+}
+
+/// `(METHOD, path)` of every operation of the document.
+pub(crate) fn documented_routes(doc: &Value) -> BTreeSet<(String, String)> {
+    doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| (method.to_uppercase(), path.clone()))
+        })
+        .collect()
+}
+
+/// The paths of the `.route("...", ...)` calls in `sources`, written the
+/// OpenAPI way (`{*file}` is `{file}`).
+pub(crate) fn route_paths_in(sources: &[&str]) -> BTreeSet<String> {
+    sources
+        .iter()
+        .flat_map(|source| source.split(".route(\"").skip(1))
+        .filter_map(|rest| {
+            rest.split_once('"')
+                .map(|(path, _)| path.replace("{*", "{"))
+        })
+        .collect()
+}
+
+/// The documented path a route belongs to: `/gender/` is
+/// `/gender/{clientid}` with an empty id (a 400 by the `clientid` rule).
+pub(crate) fn documented_as(path: &str) -> &str {
+    match path {
+        "/gender/" => "/gender/{clientid}",
+        other => other,
+    }
+}
+
+/// A request path for a path template: each `{param}` is `x`.
+pub(crate) fn concrete(template: &str) -> String {
+    template
+        .split('/')
+        .map(|s| if s.starts_with('{') { "x" } else { s })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The methods the router has for a path: the `Allow` of its `405` to a
+/// method no route has. `HEAD` (implied by `GET`) is left out.
+async fn routed_methods(app: &Router, template: &str) -> BTreeSet<String> {
+    let request = Request::builder()
+        .method(axum::http::Method::from_bytes(b"PROBE").unwrap())
+        .uri(concrete(template))
+        .header("x-api-key", KEY)
+        .body(Body::empty())
+        .unwrap();
+    let response = app.clone().oneshot(request).await.unwrap();
+    match response.status() {
+        StatusCode::NOT_FOUND => BTreeSet::new(),
+        StatusCode::METHOD_NOT_ALLOWED => response.headers()["allow"]
+            .to_str()
+            .unwrap()
+            .split(',')
+            .map(|m| m.trim().to_owned())
+            .filter(|m| m != "HEAD")
+            .collect(),
+        other => panic!("{template}: {other}"),
+    }
+}
+
+/// Every route of the Router is in the served document and every operation
+/// of the document is a route (method and path).
+#[tokio::test]
+async fn the_document_describes_exactly_the_routes() {
+    let h = harness(MemoryLog::default());
+    let doc = served_document(&h.app).await;
+    assert_valid_openapi(&doc);
+    let documented = documented_routes(&doc);
+    let written = route_paths_in(&[include_str!("lib.rs")]);
+    assert!(written.contains("/gender/{clientid}") && written.contains("/docs"));
+    let mut routed = BTreeSet::new();
+    for path in written.iter().chain(documented.iter().map(|(_, p)| p)) {
+        for method in routed_methods(&h.app, path).await {
+            routed.insert((method, documented_as(path).to_owned()));
+        }
+    }
+    assert_eq!(routed, documented);
+}
+
+#[test]
+fn the_lambda_document_has_the_api_routes_only_and_its_body_limit() {
+    let doc = serde_json::to_value(api_doc(4 * 1024 * 1024)).unwrap();
+    assert_valid_openapi(&doc);
+    let paths: BTreeSet<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        paths,
+        BTreeSet::from([
+            "/hits",
+            "/gender/{clientid}",
+            "/health",
+            "/openapi.json",
+            "/docs",
+        ])
+    );
+    let text = doc.to_string();
+    assert!(!text.contains(openapi::BODY_LIMIT));
+    let hits = &doc["paths"]["/hits"]["post"];
+    assert!(
+        hits["description"]
+            .as_str()
+            .unwrap()
+            .contains("4 MiB (4194304 bytes)")
+    );
+    assert!(
+        hits["requestBody"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("4 MiB")
+    );
+    assert!(
+        hits["responses"]["413"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("4 MiB")
+    );
+    assert_eq!(hits["security"], json!([{"ApiKey": []}]));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["ApiKey"],
+        json!({
+            "type": "apiKey",
+            "in": "header",
+            "name": "x-api-key",
+            "description": doc["components"]["securitySchemes"]["ApiKey"]["description"],
+        })
+    );
+    let retry_after = &hits["responses"]["503"]["headers"]["Retry-After"];
+    assert!(retry_after.is_object());
+    let batch = &doc["components"]["schemas"]["HitBatch"]["oneOf"][1];
+    assert_eq!(
+        (batch["minItems"].as_u64(), batch["maxItems"].as_u64()),
+        (Some(1), Some(500))
+    );
+    assert_eq!(
+        batch["contains"],
+        json!({"$ref": "#/components/schemas/Hit"})
+    );
+}
+
+#[tokio::test]
+async fn the_docs_page_loads_the_pinned_swagger_ui_and_renders_this_document() {
+    let h = harness(MemoryLog::default());
+    let response = h.app.clone().oneshot(get("/docs")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    let page = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let page = String::from_utf8(page.to_vec()).unwrap();
+    let release = format!("swagger-ui-dist@{}", docs::SWAGGER_UI_VERSION);
+    for file in ["swagger-ui.css", "swagger-ui-bundle.js"] {
+        let tag = page
+            .lines()
+            .find(|l| l.contains(&format!("{release}/{file}")))
+            .unwrap_or_else(|| panic!("{file} in {page}"));
+        assert!(tag.contains("integrity=\"sha384-"), "{tag}");
+    }
+    assert!(page.contains(r#""url": "openapi.json""#), "{page}");
 }

@@ -158,7 +158,10 @@ pub async fn run(
         local.clone(),
         config.daily_at_minute,
     ));
-    let app = gender_api::with_edge_layers(gender_api::router(api).merge(admin::routes(local)));
+    let doc = admin::openapi(api.max_body_bytes);
+    let app = gender_api::with_edge_layers(
+        gender_api::router_with_docs(api, &doc, admin::docs_page()).merge(admin::routes(local)),
+    );
 
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {

@@ -1,0 +1,139 @@
+//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
+//! annotations and the body types of [`crate::schema`]. A deployment serves
+//! [`api_doc`] (the Lambda) or merges its own routes into it (the local
+//! server, see [`crate::router_with_openapi`]).
+
+use crate::schema::{
+    ClientIdError, Error, GenderLetter, GenderProfile, Health, HealthDown, HealthOk,
+    HealthUnavailable, HitBatch, HitCounts, IngestError, IngestResult, RejectedHit, Signals,
+};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{OpenApi as Document, RefOr};
+use utoipa::{Modify, OpenApi, ToResponse};
+
+/// The name of the `x-api-key` security scheme, for `security((...))`.
+pub const API_KEY_SCHEME: &str = "ApiKey";
+
+const DESCRIPTION: &str = "\
+Ingests page hits (which visitor viewed a page aimed at which gender) and answers, per \
+visitor, a running estimate of the visitor's gender.
+
+**Authentication.** `POST /hits` and `GET /gender/{clientid}` (and the local server's \
+`/admin/*` routes) need the API key in the `x-api-key` header (*Authorize* in `/docs`); \
+without it they answer `401` and do nothing. `/health`, `/openapi.json` and `/docs` need none. \
+The local server (`gender-service serve`) creates a key on first start, prints it and keeps \
+it in `DATA_DIR/api-key`.
+
+**Errors.** Every error of every route is JSON, `{\"error\": \"...\"}` plus fields named in \
+each response, with its status; never an HTML page. In addition to the responses listed per \
+operation: an unknown path gets `404` `{\"error\": \"no such route\"}`; a known path with \
+another method gets `405` with an `Allow` header; a bug gets `500` \
+`{\"error\": \"internal error\"}`. Only a request the HTTP layer cannot parse at all \
+(malformed request line or headers) gets a bare `400` without a body.
+
+**Retries.** A `503` with `Retry-After` (seconds) is temporary: send the same request again \
+after that time. For `POST /hits` it means no hit of the request was stored, except after \
+the AWS deployment's request deadline, when it is unknown.";
+
+/// Missing or wrong `x-api-key`; nothing was done.
+#[derive(ToResponse)]
+#[response(example = json!({"error": "missing or invalid API key (header x-api-key)"}))]
+#[expect(dead_code, reason = "describes the bodies JsonError writes")]
+pub struct Unauthorized(Error);
+
+/// The path exists, the method does not: `Allow` lists the methods it has.
+#[derive(ToResponse)]
+#[response(
+    headers(("Allow" = String, description = "The methods of this path, e.g. `GET,HEAD`.")),
+    example = json!({"error": "method not allowed; allowed: GET,HEAD"})
+)]
+#[expect(dead_code, reason = "describes the bodies JsonError writes")]
+pub struct MethodNotAllowed(Error);
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Gender Service API"),
+    paths(
+        crate::hits::post_hits,
+        crate::lookup::get_gender,
+        crate::lookup::health,
+        crate::openapi_json,
+        crate::docs::index,
+    ),
+    components(
+        schemas(
+            HitBatch, IngestResult, RejectedHit, IngestError, GenderProfile, GenderLetter,
+            Signals, HitCounts, ClientIdError, Health, HealthOk, HealthUnavailable, HealthDown,
+            Error,
+        ),
+        responses(Unauthorized, MethodNotAllowed),
+    ),
+    modifiers(&ApiKeyHeader),
+    tags(
+        (name = "ingest", description = "Send page hits."),
+        (name = "lookup", description = "A visitor's gender estimate."),
+        (name = "ops", description = "Health."),
+        (name = "docs", description = "This document and its viewer."),
+    )
+)]
+struct ApiDoc;
+
+struct ApiKeyHeader;
+
+impl Modify for ApiKeyHeader {
+    fn modify(&self, doc: &mut Document) {
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                API_KEY_SCHEME,
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                    crate::auth::API_KEY_HEADER,
+                    "The API key. Locally: printed by `gender-service serve` at start, kept in \
+                 `DATA_DIR/api-key`, or set with `--api-key` / `GENDER_API_KEY`.",
+                ))),
+            );
+    }
+}
+
+/// The document of the API routes for a deployment whose `POST /hits` body
+/// limit is `max_body_bytes`.
+pub fn api_doc(max_body_bytes: usize) -> Document {
+    let mut doc = ApiDoc::openapi();
+    doc.info.description = Some(DESCRIPTION.to_owned());
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let limit = body_limit_text(max_body_bytes);
+    if let Some(post) = doc
+        .paths
+        .paths
+        .get_mut("/hits")
+        .and_then(|item| item.post.as_mut())
+    {
+        if let Some(body) = post.request_body.as_mut() {
+            body.description = body
+                .description
+                .as_ref()
+                .map(|d| d.replace(BODY_LIMIT, &limit));
+        }
+        if let Some(RefOr::T(too_large)) = post.responses.responses.get_mut("413") {
+            too_large.description = too_large.description.replace(BODY_LIMIT, &limit);
+        }
+        post.description = post
+            .description
+            .as_ref()
+            .map(|d| d.replace(BODY_LIMIT, &limit));
+    }
+    doc
+}
+
+/// Stands for the deployment's body limit in the `POST /hits` texts.
+pub(crate) const BODY_LIMIT: &str = "{max_body}";
+
+fn body_limit_text(bytes: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    let mib = bytes / MIB;
+    if mib * MIB == bytes {
+        format!("{mib} MiB ({bytes} bytes)")
+    } else {
+        format!("{bytes} bytes")
+    }
+}
