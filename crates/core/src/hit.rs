@@ -1,7 +1,9 @@
 //! The hit event of SPEC 2: a lenient wire shape that never fails on field
 //! types (so every problem becomes a precise [`HitError`]), then validation.
 
-use crate::time::{MIN_EVENT_MS, check_event_bounds, parse_rfc3339_millis, write_rfc3339_millis};
+use crate::time::{
+    MAX_EVENT_MS, MIN_EVENT_MS, check_event_bounds, parse_rfc3339_millis, write_rfc3339_millis,
+};
 use crate::{Gender, HitError, validate_clientid};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -165,8 +167,10 @@ impl WireHit<'_> {
         };
         match reference_ms {
             Some(reference) => check_event_bounds(ms, reference)?,
-            // Raw lines have no reference time: only the lower bound applies.
+            // Raw lines have no reference time: the lower bound applies, and
+            // the last instant RFC 3339 can write (a date curate can file).
             None if ms < MIN_EVENT_MS => return Err(HitError::TimestampTooOld),
+            None if ms > MAX_EVENT_MS => return Err(HitError::TimestampInFuture),
             None => {}
         }
         Ok(Some(ms))
@@ -381,8 +385,9 @@ impl<'a> Scan<'a> {
             b'f' => self.literal(b"false").map(|()| Field::Other),
             b'-' | b'0'..=b'9' => {
                 let start = self.i;
-                // Floats and integers near the i64/u64 limits: serde decides.
-                if !self.number()? || self.i - start > 18 {
+                // Floats, `-0` (a float to serde_json) and integers near the
+                // i64/u64 limits: serde decides.
+                if !self.number()? || self.i - start > 18 || &self.b[start..self.i] == b"-0" {
                     return None;
                 }
                 let text = std::str::from_utf8(&self.b[start..self.i]).ok()?;

@@ -116,9 +116,11 @@ pub fn parse_batch(body: &[u8], format: BodyFormat, now_ms: i64) -> Result<Batch
             let text = std::str::from_utf8(body).map_err(|_| BatchError::NotUtf8)?;
             let mut count = 0;
             // Indexes are line numbers (0-based); blank lines carry no hit.
+            // Blank is ASCII whitespace, as for the whole body and raw lines:
+            // a line of other (Unicode) spaces is not JSON and is rejected.
             for (index, line) in text.split('\n').enumerate() {
                 let line = line.strip_suffix('\r').unwrap_or(line);
-                if line.trim().is_empty() {
+                if line.bytes().all(|b| b.is_ascii_whitespace()) {
                     continue;
                 }
                 count += 1;

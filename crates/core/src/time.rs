@@ -7,6 +7,11 @@ use std::fmt;
 pub const MS_PER_DAY: i64 = 86_400_000;
 /// `2000-01-01T00:00:00Z`: the earliest accepted event time (SPEC 2).
 pub const MIN_EVENT_MS: i64 = 946_684_800_000;
+/// `9999-12-31T23:59:59.999Z`: the last instant RFC 3339 can write, so the
+/// latest event time accepted anywhere (raw lines have no reference time).
+pub const MAX_EVENT_MS: i64 = 253_402_300_799_999;
+/// `0000-01-01T00:00:00.000Z`: the first instant RFC 3339 can write.
+const FIRST_RFC3339_MS: i64 = -62_167_219_200_000;
 /// How far past the reference time ("now" or the arrival time) an event may lie.
 pub const MAX_FUTURE_MS: i64 = MS_PER_DAY;
 
@@ -212,6 +217,9 @@ pub fn rfc3339_millis_bytes(ms: i64) -> [u8; 24] {
         out[0] = b'0' + (v / 10) as u8;
         out[1] = b'0' + (v % 10) as u8;
     }
+    // Outside the years 0000..=9999 the text is clamped to the range's edges
+    // (which also keeps the calendar arithmetic from overflowing).
+    let ms = ms.clamp(FIRST_RFC3339_MS, MAX_EVENT_MS);
     let (y, m, d) = Date::of_millis(ms).ymd();
     let in_day = ms.rem_euclid(MS_PER_DAY) as u32;
     let mut b = *b"0000-00-00T00:00:00.000Z";
