@@ -3,6 +3,7 @@
 
 use crate::clientid::MAX_CLIENTID_LEN;
 use crate::hit::parse_hit;
+use crate::table::{InlineTable, Pipelined};
 use crate::time::{MAX_EVENT_MS, MIN_EVENT_MS, parse_normalized_millis};
 use crate::{Gender, Hit, HitError};
 use rustc_hash::FxHashMap;
@@ -192,27 +193,54 @@ pub fn inline_key_str<const N: usize>(key: &InlineKey<N>) -> &str {
 /// bytes, 32-byte ones up to 31, boxed strings for the rest (rare).
 #[derive(Debug)]
 pub struct VisitorMap<V> {
-    short: FxHashMap<InlineKey<16>, V>,
+    pub(crate) short: InlineTable<V>,
     medium: FxHashMap<InlineKey<32>, V>,
     long: FxHashMap<Box<str>, V>,
 }
 
-impl<V> Default for VisitorMap<V> {
+impl<V: Default + Clone> Default for VisitorMap<V> {
     fn default() -> Self {
         VisitorMap {
-            short: FxHashMap::default(),
+            short: InlineTable::default(),
             medium: FxHashMap::default(),
             long: FxHashMap::default(),
         }
     }
 }
 
-impl<V> VisitorMap<V> {
+impl<V: Default + Clone> VisitorMap<V> {
     /// Room for about `visitors` entries without growing.
     pub fn with_capacity(visitors: usize) -> Self {
-        let mut map = VisitorMap::default();
-        map.short.reserve(visitors);
-        map
+        VisitorMap {
+            short: InlineTable::with_capacity(visitors),
+            ..VisitorMap::default()
+        }
+    }
+
+    /// Calls `apply(entry, item)` for each `(clientid, item)` in turn, the
+    /// entry created with `new()` when absent, with the memory loads of
+    /// several lookups overlapped. Items of one clientid are applied in
+    /// their order.
+    pub fn for_each_entry<'a, T>(
+        &mut self,
+        items: impl IntoIterator<Item = (&'a str, T)>,
+        new: impl Fn() -> V,
+        mut apply: impl FnMut(&mut V, T),
+    ) {
+        let mut pipe = Pipelined::default();
+        for (clientid, item) in items {
+            match inline_key::<16>(clientid) {
+                Some(key) => {
+                    if let Some((key, item)) = pipe.push(&self.short, key, item) {
+                        apply(self.short.entry(key, &new), item);
+                    }
+                }
+                None => apply(self.entry(clientid, &new), item),
+            }
+        }
+        for (key, item) in pipe.drain() {
+            apply(self.short.entry(key, &new), item);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -227,7 +255,7 @@ impl<V> VisitorMap<V> {
     #[inline]
     pub fn entry(&mut self, clientid: &str, new: impl FnOnce() -> V) -> &mut V {
         if let Some(key) = inline_key::<16>(clientid) {
-            return self.short.entry(key).or_insert_with(new);
+            return self.short.entry(key, new);
         }
         if let Some(key) = inline_key::<32>(clientid) {
             return self.medium.entry(key).or_insert_with(new);
@@ -262,7 +290,7 @@ impl<V> VisitorMap<V> {
         let mut all: Vec<(VisitorKey, V)> = Vec::with_capacity(self.len());
         all.extend(
             self.short
-                .into_iter()
+                .into_entries()
                 .map(|(k, v)| (VisitorKey::Short(k), v)),
         );
         all.extend(
@@ -322,11 +350,40 @@ struct Slot {
     last_gender: Gender,
 }
 
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            m: 0,
+            f: 0,
+            last_seen_ms: i64::MIN,
+            last_gender: Gender::M,
+        }
+    }
+}
+
+impl Slot {
+    #[inline]
+    fn add(&mut self, gender: Gender, event_ms: i64) {
+        match gender {
+            Gender::M => self.m += 1,
+            Gender::F => self.f += 1,
+        }
+        // Later-or-equal wins, so on equal times the later hit is "last".
+        if event_ms >= self.last_seen_ms {
+            self.last_seen_ms = event_ms;
+            self.last_gender = gender;
+        }
+    }
+}
+
 /// Folds hits (in processing order) into one delta per visitor as they
-/// stream by: memory grows with the visitors, not with the hits.
+/// stream by: memory grows with the visitors, not with the hits. A few hits
+/// wait in a ring while their visitor's bucket is prefetched; one visitor's
+/// hits still fold in their order.
 #[derive(Debug, Default)]
 pub struct Aggregator {
     visitors: VisitorMap<Slot>,
+    pending: Pipelined<(Gender, i64)>,
 }
 
 impl Aggregator {
@@ -334,32 +391,45 @@ impl Aggregator {
         Aggregator::default()
     }
 
-    pub fn visitors(&self) -> usize {
+    pub fn visitors(&mut self) -> usize {
+        self.flush();
         self.visitors.len()
     }
 
     #[inline]
     pub fn add(&mut self, clientid: &str, gender: Gender, event_ms: i64) {
-        let slot = self.visitors.entry(clientid, || Slot {
-            m: 0,
-            f: 0,
-            last_seen_ms: i64::MIN,
-            last_gender: gender,
-        });
-        match gender {
-            Gender::M => slot.m += 1,
-            Gender::F => slot.f += 1,
+        match inline_key::<16>(clientid) {
+            Some(key) => {
+                let queued = self
+                    .pending
+                    .push(&self.visitors.short, key, (gender, event_ms));
+                if let Some((key, (gender, event_ms))) = queued {
+                    self.visitors
+                        .short
+                        .entry(key, Slot::default)
+                        .add(gender, event_ms);
+                }
+            }
+            None => self
+                .visitors
+                .entry(clientid, Slot::default)
+                .add(gender, event_ms),
         }
-        // Later-or-equal wins, so on equal times the later hit is "last".
-        if event_ms >= slot.last_seen_ms {
-            slot.last_seen_ms = event_ms;
-            slot.last_gender = gender;
+    }
+
+    fn flush(&mut self) {
+        for (key, (gender, event_ms)) in self.pending.drain() {
+            self.visitors
+                .short
+                .entry(key, Slot::default)
+                .add(gender, event_ms);
         }
     }
 
     /// One delta per visitor, sorted by clientid so that adapters write in a
     /// deterministic order.
-    pub fn finish(self) -> Vec<VisitorDelta> {
+    pub fn finish(mut self) -> Vec<VisitorDelta> {
+        self.flush();
         self.visitors
             .into_sorted()
             .into_iter()

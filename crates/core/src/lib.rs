@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod layout;
 pub mod ports;
 pub mod profile;
+pub mod table;
 pub mod time;
 pub mod transform;
 

@@ -110,14 +110,23 @@ struct DayCounts {
 impl codec::HitRows for DayCounts {
     fn dictionary(&mut self, clientids: &StringArray) {
         self.to_local.clear();
-        for id in clientids {
-            let next = self.counts.len() as u32;
-            let i = *self.visitors.entry(id.unwrap_or(""), || next);
-            if i == next {
-                self.counts.push([0, 0]);
-            }
-            self.to_local.push(i);
-        }
+        self.to_local.resize(clientids.len(), 0);
+        let (counts, to_local) = (&mut self.counts, &mut self.to_local);
+        let ids = clientids
+            .iter()
+            .enumerate()
+            .map(|(pos, id)| (id.unwrap_or(""), pos));
+        self.visitors.for_each_entry(
+            ids,
+            || u32::MAX,
+            |index, pos| {
+                if *index == u32::MAX {
+                    *index = counts.len() as u32;
+                    counts.push([0, 0]);
+                }
+                to_local[pos] = *index;
+            },
+        );
     }
 
     #[inline]
