@@ -180,8 +180,10 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
     let failed = state.log.append(records).await.map_err(|e| {
         state.metrics.ingest_errors.inc();
         tracing::error!(error = %e, hits = indexes.len(), "ingest append failed");
-        JsonError::unavailable("ingest backend unavailable; nothing was stored, retry")
-            .with("retryable", true)
+        // The port's own words name the cause (the pipeline behind its
+        // backlog bound, the data directory unusable, the stream throttling)
+        // and carry no paths.
+        JsonError::unavailable(format!("{e}; nothing was stored, retry")).with("retryable", true)
     })?;
     // Only hits that were finally stored count as accepted.
     for &i in &failed {

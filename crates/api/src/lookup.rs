@@ -148,9 +148,22 @@ pub async fn health(State(state): State<ApiState>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             Json(HealthUnavailable {
                 status: Some(HealthDown::Unavailable),
-                error: e.to_string(),
+                error: with_causes(&e),
             }),
         )
             .into_response(),
     }
+}
+
+/// The error and its causes, `what: why: root cause` (the probes' causes
+/// carry no paths).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

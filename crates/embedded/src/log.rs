@@ -267,6 +267,22 @@ impl Writer {
     fn write_durably(&mut self, buf: &[u8]) -> Result<(), EmbeddedError> {
         self.rotate_if_full()?;
         let path = || segment_path(&self.dir, self.segment_base);
+        // A segment deleted under us (the data directory removed) still takes
+        // writes through its open descriptor: they would be acknowledged and
+        // lost. One fstat per group commit tells.
+        let linked = std::os::unix::fs::MetadataExt::nlink(
+            &self
+                .file
+                .metadata()
+                .map_err(|e| EmbeddedError::io("stat log", path(), e))?,
+        ) > 0;
+        if !linked {
+            let gone = std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the log segment was deleted while open",
+            );
+            return Err(EmbeddedError::io("append log", path(), gone));
+        }
         if let Err(e) = self
             .file
             .write_all(buf)

@@ -1,6 +1,7 @@
 //! What the local deployment needs to start, and its API key file.
 
 use crate::compaction::CompactionPolicy;
+use crate::serve::ConnectionLimits;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ pub struct LocalConfig {
     pub compaction: CompactionPolicy,
     /// How often dates that received curated files are looked at for compaction.
     pub compaction_interval: Duration,
+    /// Connection and request limits against slow or idle clients (SPEC 16).
+    pub limits: ConnectionLimits,
 }
 
 impl LocalConfig {
@@ -52,6 +55,7 @@ impl LocalConfig {
             max_dates_per_batch: 16,
             compaction: CompactionPolicy::default(),
             compaction_interval: Duration::from_secs(60),
+            limits: ConnectionLimits::default(),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod delivery;
 mod error;
 mod metrics;
 mod scheduler;
+pub mod serve;
 mod status;
 
 pub use config::{
@@ -40,6 +41,9 @@ use tokio::sync::{Mutex, watch};
 /// How long shutdown may take in total before `run` returns anyway
 /// (SPEC 13 allows 30 s; everything not finished is safe in the log).
 const SHUTDOWN_BUDGET: Duration = Duration::from_secs(25);
+
+/// How often the data directory is checked to be there and writable.
+const DATA_DIR_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Shared by the local routes and the scheduler.
 #[derive(Clone)]
@@ -159,38 +163,34 @@ pub async fn run(
         config.daily_at_minute,
     ));
     let doc = admin::openapi(api.max_body_bytes);
-    let app = gender_api::with_edge_layers(
-        gender_api::router_with_docs(api, &doc, admin::docs_page()).merge(admin::routes(local)),
+    // The public API answers within the request timeout (a trickling body
+    // gets a 408); admin routes wait for the pipeline as long as it takes.
+    let public = serve::with_request_timeout(
+        gender_api::router_with_docs(api, &doc, admin::docs_page()),
+        config.limits.request_timeout,
     );
+    let app = gender_api::with_edge_layers(public.merge(admin::routes(local)));
 
-    let (stop_tx, mut stop_rx) = watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop_rx.changed().await;
-    });
-    let mut server = tokio::spawn(async move { server.await });
-    tokio::select! {
-        () = shutdown => {}
-        served = &mut server => {
-            // The server only ends on its own when accepting failed for good.
-            scheduler.abort();
-            let _ = stop_delivery.send(true);
-            let _ = delivery_task.await;
-            return match served {
-                Ok(Err(e)) => Err(LocalError::Serve(e)),
-                _ => Ok(()),
-            };
-        }
-    }
-    tracing::info!("shutting down: no new connections; finishing in-flight requests");
+    let watchdog = tokio::spawn(status::watch_data_dir(
+        config.data_dir.clone(),
+        status.clone(),
+        DATA_DIR_PROBE_INTERVAL,
+    ));
+    let max_connections = serve::connection_bound(&config.limits, serve::raise_fd_limit());
+    tracing::info!(max_connections, "serving");
+    let served = serve::serve(
+        listener,
+        app,
+        config.limits,
+        max_connections,
+        shutdown,
+        SHUTDOWN_BUDGET - Duration::from_secs(10),
+    )
+    .await;
+    tracing::info!("shutting down: no new connections; in-flight requests finished");
     let deadline = tokio::time::Instant::now() + SHUTDOWN_BUDGET;
-    let _ = stop_tx.send(true);
     scheduler.abort();
-    if tokio::time::timeout_at(deadline - Duration::from_secs(10), server)
-        .await
-        .is_err()
-    {
-        tracing::warn!("in-flight requests did not finish in time");
-    }
+    watchdog.abort();
     let _ = stop_delivery.send(true);
     if tokio::time::timeout_at(deadline, delivery_task)
         .await
@@ -206,5 +206,5 @@ pub async fn run(
         ),
     }
     tracing::info!("stopped");
-    Ok(())
+    served.map_err(LocalError::Serve)
 }

@@ -26,6 +26,8 @@ pub struct PipelineStatus {
     /// Damaged log ranges skipped since start (newest last, a few kept).
     damaged: Mutex<Vec<DamagedRange>>,
     damaged_records: AtomicU64,
+    /// The data directory is gone or cannot be written: ingest must stop.
+    storage_fault: Mutex<Option<String>>,
 }
 
 /// How many damaged ranges `/health` and the status keep.
@@ -83,6 +85,24 @@ impl PipelineStatus {
         }
     }
 
+    pub fn storage_fault(&self) -> Option<String> {
+        self.storage_fault.lock().map(|f| f.clone()).unwrap_or(None)
+    }
+
+    fn set_storage_fault(&self, fault: Option<String>) {
+        if let Ok(mut slot) = self.storage_fault.lock() {
+            if *slot != fault {
+                match &fault {
+                    Some(reason) => {
+                        tracing::error!(%reason, "data directory unusable; ingest stops")
+                    }
+                    None => tracing::info!("data directory usable again"),
+                }
+            }
+            *slot = fault;
+        }
+    }
+
     pub fn clear_failure(&self) {
         if let Ok(mut failure) = self.failure.lock() {
             *failure = None;
@@ -131,6 +151,9 @@ pub struct BoundedHitLog {
 #[async_trait]
 impl HitLog for BoundedHitLog {
     async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<usize>, PortError> {
+        if let Some(fault) = self.status.storage_fault() {
+            return Err(PortError::unavailable("data directory", Reason(fault)));
+        }
         if let Some(behind) = self.backlog.behind(&self.status) {
             self.refused.fetch_add(1, Ordering::Relaxed);
             return Err(behind);
@@ -155,6 +178,9 @@ struct Reason(String);
 impl HealthProbe for LocalHealth {
     async fn ping(&self) -> Result<(), PortError> {
         self.state.ping().await?;
+        if let Some(fault) = self.status.storage_fault() {
+            return Err(PortError::unavailable("data directory", Reason(fault)));
+        }
         if let Some(StageFailure { stage, reason }) = self.status.failure() {
             return Err(PortError::unavailable(stage, Reason(reason)));
         }
@@ -172,4 +198,36 @@ impl HealthProbe for LocalHealth {
             None => Ok(()),
         }
     }
+}
+
+/// Checks every `interval` that the data directory is there and writable
+/// (a probe file created, synced and removed); while it is not, ingest is
+/// refused and `/health` fails (SPEC 16). Runs until the task is dropped.
+pub async fn watch_data_dir(
+    data_dir: std::path::PathBuf,
+    status: std::sync::Arc<PipelineStatus>,
+    interval: std::time::Duration,
+) {
+    loop {
+        let dir = data_dir.clone();
+        let probe = tokio::task::spawn_blocking(move || probe_writable(&dir)).await;
+        let fault = match probe {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("the data directory cannot be written: {e}")),
+            Err(_) => Some("the data directory probe did not finish".to_owned()),
+        };
+        status.set_storage_fault(fault);
+        tokio::time::sleep(interval).await;
+    }
+}
+
+fn probe_writable(data_dir: &std::path::Path) -> std::io::Result<()> {
+    use std::io::Write;
+    // The log directory must still be the one the log writes in.
+    std::fs::metadata(data_dir.join("log"))?;
+    let probe = data_dir.join(".write-probe");
+    let mut file = std::fs::File::create(&probe)?;
+    file.write_all(b"probe")?;
+    file.sync_all()?;
+    std::fs::remove_file(&probe)
 }

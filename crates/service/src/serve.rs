@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use gender_local::compaction::CompactionPolicy;
+use gender_local::serve::ConnectionLimits;
 use gender_local::{DEFAULT_DATA_DIR, LocalConfig, resolve_api_key};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +41,15 @@ pub struct ServeArgs {
     /// How often dates that received curated files are looked at for compaction (0: every cycle).
     #[arg(long, env = "GENDER_COMPACT_INTERVAL_MS", default_value_t = 60_000)]
     compact_interval_ms: u64,
+    /// Open connections at most (also kept below the open-file limit, which is raised at start).
+    #[arg(long, env = "GENDER_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+    /// Request headers (and the next request on an idle connection) must arrive within this.
+    #[arg(long, env = "GENDER_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// A public API request, body included, must be done within this (else a JSON 408).
+    #[arg(long, env = "GENDER_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
+    request_timeout_ms: u64,
     /// UTC time of the daily job, HH:MM.
     #[arg(long, env = "GENDER_DAILY_AT", default_value = "01:00")]
     daily_at: String,
@@ -82,6 +92,11 @@ impl ServeArgs {
                 min_files: self.compact_min_files.max(2),
             },
             compaction_interval: Duration::from_millis(self.compact_interval_ms),
+            limits: ConnectionLimits {
+                max_connections: self.max_connections.max(1),
+                header_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),
+                request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
+            },
             ..LocalConfig::new(self.data_dir, api_key)
         };
         Ok((config, self.addr))

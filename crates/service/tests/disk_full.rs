@@ -60,7 +60,7 @@ fn fill(dir: &Path, leave: u64) -> PathBuf {
 
 async fn post(server: &Server, n: usize, round: usize) -> (u16, Value) {
     let hits: Vec<Value> = (0..n)
-        .map(|i| json!({"clientid": format!("d-{}", i % VISITORS), "pageGender": if (i + round) % 2 == 0 { "M" } else { "F" }}))
+        .map(|i| json!({"clientid": format!("d-{}", i % VISITORS), "pageGender": (["M", "F"][(i + round) % 2])}))
         .collect();
     server
         .post_hits(Value::Array(hits).to_string(), "application/json")
@@ -155,4 +155,108 @@ async fn a_full_disk_fails_the_stage_it_hits_and_the_pipeline_resumes_without_a_
         assert_eq!(health_status, 200, "healthy again: {health}");
     }
     assert!(saw_stage_failure, "no round failed inside the pipeline");
+}
+
+/// Polls `/health` until it answers `want` (the data-dir probe runs every second).
+async fn health_becomes(server: &Server, want: u16) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = server.get("/health").await;
+        if status == want {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "health stayed {status}: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `/health` until its body mentions `what` (the data-dir probe runs every second).
+async fn health_names(server: &Server, what: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = server.get("/health").await;
+        if status == 503 && body.to_string().contains(what) {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "health never named {what}: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_removed_data_directory_stops_ingest_and_fails_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]).await;
+    assert_eq!(post(&server, 10, 0).await.0, 202);
+    std::fs::remove_dir_all(&data).unwrap();
+    let (status, body) = post(&server, 10, 0).await;
+    assert_eq!(
+        status, 503,
+        "no 202 for hits written to a deleted log: {body}"
+    );
+    let health = health_names(&server, "data directory").await;
+    assert!(
+        !health.to_string().contains(dir.path().to_str().unwrap()),
+        "{health}"
+    );
+}
+
+/// The server runs as an unprivileged user, so that taking the write
+/// permission away from its data directory bites (root would ignore it).
+#[tokio::test]
+async fn a_read_only_data_directory_stops_ingest_until_it_is_writable_again() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix_is_root() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("skipped: needs root to run the server as another user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    // A copy of the binary the other user may run, wherever the checkout is.
+    let binary = dir.path().join("gender-service");
+    std::fs::copy(env!("CARGO_BIN_EXE_gender-service"), &binary).unwrap();
+    let chown = |path: &Path| {
+        assert!(
+            Command::new("chown")
+                .args(["-R", "65534:65534"])
+                .arg(path)
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    chown(&data);
+    let wrapper = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let server = Server::start_wrapped(&data, &[], &wrapper, binary.to_str().unwrap()).await;
+    assert_eq!(post(&server, 10, 0).await.0, 202);
+
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o555)).unwrap();
+    health_names(&server, "data directory").await;
+    let (status, body) = post(&server, 10, 0).await;
+    assert_eq!(status, 503, "{body}");
+
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    health_becomes(&server, 200).await;
+    assert_eq!(post(&server, 10, 0).await.0, 202);
+    flush_until_ok(&server).await;
+    assert_eq!(counted(&server).await, 20);
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }

@@ -25,8 +25,34 @@ fn free_port() -> u16 {
 
 impl Server {
     pub async fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::start_wrapped(data_dir, extra, &[], env!("CARGO_BIN_EXE_gender-service")).await
+    }
+
+    /// Like [`Server::start`], under an open-file limit (soft and hard), as
+    /// `ulimit -n` would set it.
+    pub async fn start_with_fd_limit(data_dir: &Path, extra: &[&str], fd_limit: u64) -> Server {
+        let limit = format!("--nofile={fd_limit}:{fd_limit}");
+        let binary = env!("CARGO_BIN_EXE_gender-service");
+        Server::start_wrapped(data_dir, extra, &["prlimit", &limit], binary).await
+    }
+
+    /// Starts `binary serve …` behind a wrapper command (`prlimit`, `setpriv`, …).
+    pub async fn start_wrapped(
+        data_dir: &Path,
+        extra: &[&str],
+        wrapper: &[&str],
+        binary: &str,
+    ) -> Server {
         let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_gender-service"))
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let child = command
             .args(["serve", "--data-dir"])
             .arg(data_dir)
             .args(["--addr", &format!("127.0.0.1:{port}"), "--api-key", KEY])
@@ -45,6 +71,9 @@ impl Server {
             data_dir: data_dir.to_owned(),
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
+                // Below the shortest idle timeout a test gives the server, so
+                // a pooled connection is never reused just as the server closes it.
+                .pool_idle_timeout(Duration::from_millis(200))
                 .build()
                 .unwrap(),
         };
