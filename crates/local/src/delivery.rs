@@ -491,6 +491,9 @@ impl Delivery {
         .await
         .map_err(|_| CycleError::Stopped)??;
         if done > 0 {
+            self.metrics
+                .files_compacted
+                .fetch_add(done as u64, Ordering::Relaxed);
             tracing::info!(files_merged_away = done, "compacted curated hits");
         }
         Ok(())

@@ -147,6 +147,9 @@ pub async fn run(
             pipeline: metrics.clone(),
             log: log_reader,
             state: state.clone(),
+            status: status.clone(),
+            backlog: backlog.clone(),
+            gate: bounded_log.clone(),
         },
     );
     let local = LocalState {

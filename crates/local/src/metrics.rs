@@ -3,6 +3,7 @@
 //! and the values read at scrape time ([`ScrapeTime`]), rendered in the
 //! Prometheus text format 0.0.4.
 
+use crate::status::{Backlog, BoundedHitLog, PipelineStatus};
 use gender_api::ApiMetrics;
 use gender_embedded::LogReader;
 use gender_embedded::state::StateStore;
@@ -56,6 +57,8 @@ pub struct PipelineMetrics {
     pub curate_errors: CounterCell,
     pub daily_runs: CounterCell,
     pub daily_errors: CounterCell,
+    /// Curated files merged away by compaction.
+    pub files_compacted: CounterCell,
 }
 
 impl PipelineMetrics {
@@ -113,6 +116,11 @@ impl PipelineMetrics {
             "Completed daily jobs",
             self.daily_runs.0.clone(),
         );
+        registry.register(
+            "gender_curated_files_compacted",
+            "Curated hits files merged away by compaction",
+            self.files_compacted.0.clone(),
+        );
     }
 }
 
@@ -123,6 +131,10 @@ pub struct ScrapeTime {
     pub pipeline: Arc<PipelineMetrics>,
     pub log: LogReader,
     pub state: StateStore,
+    pub status: Arc<PipelineStatus>,
+    pub backlog: Backlog,
+    /// The ingest gate, for how many requests it refused.
+    pub gate: Arc<BoundedHitLog>,
 }
 
 impl std::fmt::Debug for ScrapeTime {
@@ -141,6 +153,16 @@ fn gauge<N: prometheus_client::encoding::EncodeGaugeValue>(
     gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)
 }
 
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> std::fmt::Result {
+    let counter = prometheus_client::metrics::counter::ConstCounter::new(value);
+    counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)
+}
+
 impl Collector for ScrapeTime {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let lag_ms = self.pipeline.curate_lag_ms.load(Ordering::Relaxed);
@@ -155,6 +177,30 @@ impl Collector for ScrapeTime {
             "gender_log_durable_offset_bytes",
             "End of the durable log.",
             self.log.durable_end(),
+        )?;
+        gauge(
+            &mut encoder,
+            "gender_backlog_bytes",
+            "Accepted log bytes not yet curated (ingest is refused at the bound).",
+            self.backlog.bytes(&self.status),
+        )?;
+        gauge(
+            &mut encoder,
+            "gender_backlog_bound_bytes",
+            "The backlog bound (--max-backlog-bytes).",
+            self.backlog.max_bytes,
+        )?;
+        counter(
+            &mut encoder,
+            "gender_ingest_refused",
+            "POST /hits requests refused with nothing stored: pipeline behind or data directory unusable.",
+            self.gate.refused.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "gender_log_damaged_records",
+            "Log records lost to damaged bytes (skipped, the records after them delivered).",
+            self.status.damaged_records(),
         )?;
         if let Ok(profiles) = self.state.profile_count() {
             gauge(
@@ -203,11 +249,26 @@ mod tests {
         let api = ApiMetrics::default();
         let pipeline = Arc::new(PipelineMetrics::new(&api));
         let state = StateStore::open(dir.path().join("state.redb")).unwrap();
-        let (_log, log) = gender_embedded::HitLogFile::open(dir.path().join("log"), || 0).unwrap();
+        let (log_file, log) =
+            gender_embedded::HitLogFile::open(dir.path().join("log"), || 0).unwrap();
+        let status = Arc::new(PipelineStatus::default());
+        let backlog = Backlog {
+            reader: log.clone(),
+            max_bytes: 1000,
+        };
+        let gate = Arc::new(BoundedHitLog {
+            log: Arc::new(log_file),
+            backlog: backlog.clone(),
+            status: status.clone(),
+            refused: Default::default(),
+        });
         let scrape = ScrapeTime {
             pipeline: pipeline.clone(),
             log,
             state,
+            status,
+            backlog,
+            gate,
         };
         Sample {
             registry: registry(&api, scrape),
@@ -248,8 +309,13 @@ mod tests {
             ("gender_hits_curated_total", "counter"),
             ("gender_log_delivered_offset_bytes", "gauge"),
             ("gender_daily_runs_total", "counter"),
+            ("gender_curated_files_compacted_total", "counter"),
             ("gender_curate_lag_seconds", "gauge"),
             ("gender_log_durable_offset_bytes", "gauge"),
+            ("gender_backlog_bytes", "gauge"),
+            ("gender_backlog_bound_bytes", "gauge"),
+            ("gender_ingest_refused_total", "counter"),
+            ("gender_log_damaged_records_total", "counter"),
             ("gender_profiles", "gauge"),
         ];
         assert_eq!(types, expected, "{text}");

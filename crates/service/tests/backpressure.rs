@@ -69,6 +69,11 @@ async fn past_the_backlog_bound_ingest_gets_503_and_nothing_accepted_is_lost() {
     let (status, health) = server.get("/health").await;
     assert_eq!(status, 503, "{health}");
     assert!(health.to_string().contains("behind"), "{health}");
+    assert_eq!(
+        server.metric("gender_ingest_refused_total").await,
+        refused as f64
+    );
+    assert!(server.metric("gender_backlog_bytes").await >= BOUND as f64);
 
     // Curate catches up: everything accepted is counted once, ingest reopens.
     server.flush().await;

@@ -133,6 +133,22 @@ impl Server {
         read(r).await
     }
 
+    /// One unlabelled sample of `/metrics`.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+    }
+
     pub async fn flush(&self) -> Value {
         let (status, body) = self.post("/admin/flush", Value::Null).await;
         assert_eq!(status, 200, "flush: {body}");
