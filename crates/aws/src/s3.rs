@@ -28,6 +28,25 @@ pub struct S3ObjectStore {
 }
 
 impl S3ObjectStore {
+    /// `GetObject`; a missing key is `None`.
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, PortError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(Some(output)),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            Err(err) => Err(sdk("GetObject", err)),
+        }
+    }
+
     pub fn new(client: Client, bucket: impl Into<String>) -> Self {
         S3ObjectStore {
             client,
@@ -70,19 +89,8 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError> {
-        let output = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                return Ok(None);
-            }
-            Err(err) => return Err(sdk("GetObject", err)),
+        let Some(output) = self.get_object(key).await? else {
+            return Ok(None);
         };
         let bytes = output
             .body
@@ -116,19 +124,8 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn get_stream(&self, key: &str) -> Result<Option<Box<dyn ObjectRead>>, PortError> {
-        let output = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                return Ok(None);
-            }
-            Err(err) => return Err(sdk("GetObject", err)),
+        let Some(output) = self.get_object(key).await? else {
+            return Ok(None);
         };
         Ok(Some(Box::new(BodyRead {
             body: output.body,

@@ -21,7 +21,7 @@ fn hit(clientid: &str, gender: &str, second: u32) -> Vec<u8> {
 }
 
 struct Parts {
-    log: HitLogFile,
+    log: Arc<HitLogFile>,
     reader: LogReader,
     store: DirObjectStore,
     state: StateStore,
@@ -31,7 +31,7 @@ fn open(dir: &Path) -> Parts {
     let state = StateStore::open(dir.join("state.redb")).unwrap();
     let (log, reader) = HitLogFile::open(dir.join("log"), system_now_ms).unwrap();
     Parts {
-        log,
+        log: Arc::new(log),
         reader,
         store: DirObjectStore::new(dir),
         state,
@@ -41,6 +41,17 @@ fn open(dir: &Path) -> Parts {
 /// Starts delivery with a long interval, so only flushes move it.
 fn start(
     parts: &Parts,
+) -> (
+    DeliveryHandle,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    start_with_status(parts, Arc::new(PipelineStatus::default()))
+}
+
+fn start_with_status(
+    parts: &Parts,
+    status: Arc<PipelineStatus>,
 ) -> (
     DeliveryHandle,
     watch::Sender<bool>,
@@ -56,7 +67,7 @@ fn start(
         parts.store.clone(),
         parts.state.clone(),
         Arc::new(PipelineMetrics::default()),
-        Arc::new(PipelineStatus::default()),
+        status,
         settings,
     )
     .unwrap();
@@ -236,9 +247,8 @@ async fn past_the_backlog_bound_appends_are_refused_with_nothing_stored_until_cu
     let dir = tempfile::tempdir().unwrap();
     let parts = open(dir.path());
     let status = Arc::new(PipelineStatus::default());
-    let log = Arc::new(parts.log);
     let gate = BoundedHitLog {
-        log: log.clone(),
+        log: parts.log.clone(),
         backlog: Backlog {
             reader: parts.reader.clone(),
             max_bytes: 1000,
@@ -273,22 +283,7 @@ async fn past_the_backlog_bound_appends_are_refused_with_nothing_stored_until_cu
     assert!(end < 1000 + 200, "backlog stayed near its bound: {end}");
 
     // Curate catches up: the gate opens again, and every accepted hit counts once.
-    let settings = DeliverySettings {
-        interval: Duration::from_secs(3600),
-        buffer_bytes: u64::MAX,
-        ..DeliverySettings::new(system_now_ms)
-    };
-    let delivery = Delivery::new(
-        parts.reader.clone(),
-        parts.store.clone(),
-        parts.state.clone(),
-        Arc::new(PipelineMetrics::default()),
-        status.clone(),
-        settings,
-    )
-    .unwrap();
-    let (stop, shutdown) = watch::channel(false);
-    let (handle, task) = delivery.spawn(shutdown);
+    let (handle, stop, task) = start_with_status(&parts, status.clone());
     handle.flush().await.unwrap();
     assert_eq!(status.visible_offset(), end);
     assert_eq!(counts(&parts.state, "bp"), (accepted, 0));

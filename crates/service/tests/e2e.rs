@@ -135,15 +135,7 @@ async fn ingest_pipeline_lookup_and_daily_through_http() {
     );
 
     // Metrics reflect the run.
-    let metrics = server
-        .client
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics_text().await;
     assert!(
         metrics.contains("gender_hits_accepted_total 7"),
         "{metrics}"
