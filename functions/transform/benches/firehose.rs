@@ -49,6 +49,38 @@ fn bench_firehose(c: &mut Criterion) {
     let mut group = c.benchmark_group("firehose");
     group.throughput(Throughput::Elements((BATCH * BATCHES) as u64));
     group.sample_size(10);
+    // The records alone: base64 data in, transform, base64 line out.
+    let records: Vec<(i64, String)> = events
+        .iter()
+        .flat_map(|e| {
+            serde_json::from_slice::<serde_json::Value>(e).unwrap()["records"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
+        .map(|r| {
+            (
+                r["approximateArrivalTimestamp"].as_i64().unwrap(),
+                r["data"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    group.bench_function("1M records, base64 in, base64 out", |b| {
+        let (mut plain, mut line, mut out) = (Vec::new(), Vec::new(), String::new());
+        b.iter(|| {
+            out.clear();
+            for (arrival, data) in &records {
+                plain.clear();
+                BASE64.decode_vec(data, &mut plain).unwrap();
+                line.clear();
+                black_box(
+                    gender_core::transform::transform_record(&plain, *arrival, &mut line).unwrap(),
+                );
+                BASE64.encode_string(&line, &mut out);
+            }
+            black_box(out.len())
+        })
+    });
     group.bench_function("1M records, JSON event in, JSON answer out", |b| {
         b.iter(|| {
             let mut bytes = 0;
