@@ -108,7 +108,9 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .keep_alive(true);
+        .keep_alive(true)
+        // One buffer per write, so that JsonParseErrors sees a whole head.
+        .writev(false);
     tokio::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -136,7 +138,8 @@ pub async fn serve(
             hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                 tower::ServiceExt::oneshot(app.clone(), request.map(axum::body::Body::new))
             });
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let io = TokioIo::new(JsonParseErrors::new(stream));
+        let connection = graceful.watch(http.serve_connection(io, service));
         tokio::spawn(async move {
             // Timeouts and clients that go away end here; neither is news.
             let _ = connection.await;
@@ -151,4 +154,133 @@ pub async fn serve(
         tracing::warn!("in-flight requests did not finish in time");
     }
     Ok(())
+}
+
+/// The responses hyper writes by itself when it cannot parse a request
+/// (before any route runs) have no body. This gives them the JSON error body
+/// every other error has: a `400`, `414` or `431` with `content-length: 0`
+/// can only come from hyper, since every error response of the Router
+/// carries a JSON body.
+struct JsonParseErrors<S> {
+    inner: S,
+    /// A rewritten response being written: bytes, how many are written, and
+    /// the length of hyper's original (what the write reports).
+    pending: Option<(Vec<u8>, usize, usize)>,
+}
+
+impl<S> JsonParseErrors<S> {
+    fn new(inner: S) -> Self {
+        JsonParseErrors {
+            inner,
+            pending: None,
+        }
+    }
+}
+
+/// The JSON version of one of hyper's automatic error responses, if `head` is one.
+fn json_parse_error(head: &[u8]) -> Option<Vec<u8>> {
+    let (status, reason, message) = [
+        (400u16, "Bad Request", "the request could not be parsed"),
+        (414, "URI Too Long", "the request URI is too long"),
+        (
+            431,
+            "Request Header Fields Too Large",
+            "the request headers are too large",
+        ),
+    ]
+    .into_iter()
+    .find(|(status, _, _)| head.starts_with(format!("HTTP/1.1 {status} ").as_bytes()))?;
+    let text = std::str::from_utf8(head).ok()?;
+    let bodyless = text.ends_with("\r\n\r\n")
+        && text
+            .lines()
+            .any(|l| l.eq_ignore_ascii_case("content-length: 0"));
+    if !bodyless {
+        return None;
+    }
+    let body = serde_json::json!({ "error": message }).to_string();
+    Some(
+        format!(
+            "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes(),
+    )
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for JsonParseErrors<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for JsonParseErrors<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        if self.pending.is_none()
+            && let Some(rewritten) = json_parse_error(buf)
+        {
+            self.pending = Some((rewritten, 0, buf.len()));
+        }
+        let this = &mut *self;
+        let Some((bytes, written, original)) = &mut this.pending else {
+            return std::pin::Pin::new(&mut this.inner).poll_write(cx, buf);
+        };
+        while *written < bytes.len() {
+            match std::pin::Pin::new(&mut this.inner).poll_write(cx, &bytes[*written..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => *written += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let original = *original;
+        this.pending = None;
+        Poll::Ready(Ok(original))
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bodyless_parse_errors_are_rewritten() {
+        let hyper_400 = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\ndate: Thu, 26 Nov 2026 00:00:00 GMT\r\n\r\n";
+        let rewritten = String::from_utf8(json_parse_error(hyper_400).unwrap()).unwrap();
+        assert!(
+            rewritten.starts_with("HTTP/1.1 400 Bad Request\r\ncontent-type: application/json")
+        );
+        assert!(rewritten.ends_with(r#"{"error":"the request could not be parsed"}"#));
+        let ours = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 20\r\n\r\n";
+        assert_eq!(json_parse_error(ours), None);
+        assert_eq!(
+            json_parse_error(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"),
+            None
+        );
+    }
 }

@@ -135,3 +135,88 @@ async fn more_idle_connections_than_file_descriptors_do_not_lock_clients_out() {
     assert_eq!(server.get("/health").await.0, 200);
     drop(held);
 }
+
+/// Sends raw bytes, returns the status line and the body of the answer.
+fn raw_exchange(url: &str, request: &[u8]) -> (String, String) {
+    let mut s = connect(url);
+    let _ = s.write_all(request);
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+#[tokio::test]
+async fn requests_that_cannot_be_parsed_get_json_errors_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &FAST).await;
+    let long_uri = format!(
+        "GET /gender/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let big_header = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(500_000)
+    );
+    for (request, status) in [
+        (b"GET /hea\0lth HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), "400"),
+        (long_uri.into_bytes(), "414"),
+        (big_header.into_bytes(), "431"),
+    ] {
+        let (line, body) = raw_exchange(&server.url, &request);
+        assert!(line.starts_with(&format!("HTTP/1.1 {status}")), "{line}");
+        let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        assert!(parsed["error"].is_string(), "{line}: {body:?}");
+    }
+    assert_eq!(server.get("/health").await.0, 200);
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Opens `n` connections that each send one request and then stay idle,
+/// waits for the answers, then drops them all.
+fn connection_round(url: &str, n: usize) {
+    let mut streams: Vec<TcpStream> = (0..n)
+        .filter_map(|_| {
+            let mut s = TcpStream::connect(url.trim_start_matches("http://")).ok()?;
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                .ok()?;
+            Some(s)
+        })
+        .collect();
+    for s in &mut streams {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 512];
+        let _ = s.read(&mut buf);
+    }
+}
+
+#[tokio::test]
+async fn memory_is_given_back_after_many_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &FAST).await;
+    let pid = server.child.id();
+    let mut after = Vec::new();
+    for _ in 0..4 {
+        let url = server.url.clone();
+        tokio::task::spawn_blocking(move || connection_round(&url, 1000))
+            .await
+            .unwrap();
+        // Past the idle timeout, every connection is gone.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        after.push(rss_kib(pid));
+    }
+    eprintln!("RSS after each round of 1000 connections (KiB): {after:?}");
+    let growth = after[3].saturating_sub(after[1]);
+    assert!(growth < 16 * 1024, "RSS keeps growing: {after:?}");
+    assert!(after[3] < 128 * 1024, "RSS not given back: {after:?}");
+}
