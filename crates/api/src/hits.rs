@@ -177,7 +177,22 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
             )
         })
         .unzip();
-    let failed = state.log.append(records).await.map_err(|e| {
+    // The append and its bookkeeping run to the end even if the client (or a
+    // shutdown) drops this request: stored hits are always counted.
+    let submitted = records.len();
+    let (log, metrics) = (state.log.clone(), state.metrics.clone());
+    let appended = tokio::spawn(async move {
+        let result = log.append(records).await;
+        if let Ok(failed) = &result {
+            metrics
+                .hits_accepted
+                .inc_by((submitted - failed.len()) as u64);
+        }
+        result
+    })
+    .await
+    .unwrap_or_else(|e| Err(gender_core::PortError::unavailable("ingest", e)));
+    let failed = appended.map_err(|e| {
         state.metrics.ingest_errors.inc();
         tracing::error!(error = %e, hits = indexes.len(), "ingest append failed");
         // The port's own words name the cause (the pipeline behind its
@@ -203,7 +218,6 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
         );
     }
     rejected.sort_by_key(|r| r.index);
-    state.metrics.hits_accepted.inc_by(accepted as u64);
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(IngestResult { accepted, rejected }),

@@ -413,6 +413,9 @@ impl Delivery {
                 batch
             }
         };
+        if let Some(arrival) = batch.first_arrival_ms {
+            self.status.cycle_reading_since(arrival);
+        }
         let end = batch.end;
         let keys = self.write_raw_objects(&mut batch).await?;
         let objects = keys.len() as u64;

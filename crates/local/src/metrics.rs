@@ -165,7 +165,13 @@ fn counter(
 
 impl Collector for ScrapeTime {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        let lag_ms = self.pipeline.curate_lag_ms.load(Ordering::Relaxed);
+        // During a long cycle the lag is the age of the oldest hit it is
+        // still making visible, so the gauge grows instead of freezing.
+        let last_ms = self.pipeline.curate_lag_ms.load(Ordering::Relaxed);
+        let running_ms = self.status.cycle_oldest_arrival_ms().map_or(0, |arrival| {
+            (gender_core::time::system_now_ms() - arrival).max(0) as u64
+        });
+        let lag_ms = last_ms.max(running_ms);
         gauge(
             &mut encoder,
             "gender_curate_lag_seconds",
@@ -240,6 +246,7 @@ mod tests {
     struct Sample {
         api: ApiMetrics,
         pipeline: Arc<PipelineMetrics>,
+        status: Arc<PipelineStatus>,
         registry: Registry,
         _dir: tempfile::TempDir,
     }
@@ -266,16 +273,36 @@ mod tests {
             pipeline: pipeline.clone(),
             log,
             state,
-            status,
+            status: status.clone(),
             backlog,
             gate,
         };
         Sample {
+            status,
             registry: registry(&api, scrape),
             api,
             pipeline,
             _dir: dir,
         }
+    }
+
+    #[test]
+    fn the_curate_lag_grows_while_a_long_cycle_runs() {
+        let s = sample();
+        s.pipeline.curate_lag_ms.store(800, Ordering::Relaxed);
+        let lag = |text: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix("gender_curate_lag_seconds "))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(lag(&render(&s.registry)), 0.8);
+        s.status
+            .cycle_reading_since(gender_core::time::system_now_ms() - 5_000);
+        assert!(lag(&render(&s.registry)) >= 5.0);
+        s.status.set_visible(0);
+        assert_eq!(lag(&render(&s.registry)), 0.8);
     }
 
     /// Every metric of `/metrics` keeps its name, type and labels (the

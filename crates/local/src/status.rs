@@ -28,6 +28,9 @@ pub struct PipelineStatus {
     damaged_records: AtomicU64,
     /// The data directory is gone or cannot be written: ingest must stop.
     storage_fault: Mutex<Option<String>>,
+    /// Arrival time (ms) of the oldest hit the running cycle is making
+    /// visible; 0 between cycles. The lag metric grows with it during a long cycle.
+    cycle_oldest_arrival_ms: std::sync::atomic::AtomicI64,
 }
 
 /// How many damaged ranges `/health` and the status keep.
@@ -73,6 +76,22 @@ impl PipelineStatus {
 
     pub fn set_visible(&self, offset: u64) {
         self.visible_offset.store(offset, Ordering::Relaxed);
+        self.cycle_oldest_arrival_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// A cycle started on hits that arrived at `arrival_ms` (the oldest it reads).
+    pub fn cycle_reading_since(&self, arrival_ms: i64) {
+        let _ = self.cycle_oldest_arrival_ms.compare_exchange(
+            0,
+            arrival_ms,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// The arrival time of the oldest hit a running cycle has not made visible yet.
+    pub fn cycle_oldest_arrival_ms(&self) -> Option<i64> {
+        Some(self.cycle_oldest_arrival_ms.load(Ordering::Relaxed)).filter(|&ms| ms > 0)
     }
 
     pub fn failure(&self) -> Option<StageFailure> {
