@@ -260,3 +260,65 @@ fn nix_is_root() -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
+
+/// EIO from the disk: `fsync`/`fdatasync` fail while a flag file exists (a
+/// preloaded shim, `tests/faults/eio_fsync.c`, built here with `cc`). Every
+/// stage syncs, so every stage meets it; the pipeline must resume by itself
+/// once the flag is gone, with every 202'd hit counted once.
+#[tokio::test]
+async fn eio_on_sync_fails_the_stages_and_the_pipeline_resumes_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let shim = dir.path().join("eio_fsync.so");
+    let built = Command::new("cc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&shim)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/faults/eio_fsync.c"
+        ))
+        .arg("-ldl")
+        .status();
+    if !built.is_ok_and(|s| s.success()) {
+        assert!(std::env::var_os("CI").is_none(), "CI machines have cc");
+        eprintln!("skipped: no C compiler to build the fault shim");
+        return;
+    }
+    let flag = dir.path().join("eio-now");
+    let data = dir.path().join("data");
+    let preload = format!("LD_PRELOAD={}", shim.display());
+    let flag_env = format!("GENDER_TEST_EIO_FLAG={}", flag.display());
+    let hold = [
+        "--flush-interval-ms",
+        "3600000",
+        "--buffer-bytes",
+        "1000000000",
+    ];
+    let server = Server::start_wrapped(
+        &data,
+        &hold,
+        &["env", &preload, &flag_env],
+        env!("CARGO_BIN_EXE_gender-service"),
+    )
+    .await;
+    let mut accepted = 0u64;
+    for round in 0..3 {
+        for _ in 0..3 {
+            let (status, body) = post(&server, 300, round).await;
+            assert_eq!(status, 202, "{body}");
+            accepted += 300;
+        }
+        std::fs::write(&flag, b"").unwrap();
+        // Ingest cannot make hits durable: 503, nothing counted.
+        let (status, body) = post(&server, 10, round).await;
+        assert_eq!(status, 503, "a 202 without a good fsync: {body}");
+        let (status, body) = server.post("/admin/flush", Value::Null).await;
+        assert_eq!(status, 503, "{body}");
+        assert!(body.to_string().contains("Input/output error"), "{body}");
+        let (health_status, health) = server.get("/health").await;
+        assert_eq!(health_status, 503, "{health}");
+        std::fs::remove_file(&flag).unwrap();
+        flush_until_ok(&server).await;
+        assert_eq!(counted(&server).await, accepted, "round {round}");
+        assert_eq!(server.get("/health").await.0, 200);
+    }
+}
