@@ -101,26 +101,12 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, PortError> {
-        let mut keys = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk("ListObjectsV2", e))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key())
-                    .filter(|k| !is_hidden(k))
-                    .map(str::to_owned),
-            );
-        }
-        keys.sort();
-        Ok(keys)
+        Ok(self
+            .list_info(prefix)
+            .await?
+            .into_iter()
+            .map(|info| info.key)
+            .collect())
     }
 
     async fn get_stream(&self, key: &str) -> Result<Option<Box<dyn ObjectRead>>, PortError> {

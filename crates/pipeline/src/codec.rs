@@ -359,18 +359,27 @@ pub fn encode_daily_batch(
     encode(batch, key, properties)
 }
 
-/// A daily rollup's batches, with the SPEC 7 columns checked (clientid
-/// utf8, m and f int64, in that order).
-pub fn daily_batches(bytes: Bytes, key: &str) -> Result<Vec<RecordBatch>, PipelineError> {
+/// Record batches of `batch_size` rows from a Parquet file (bytes or a file).
+pub(crate) fn batch_reader<T: parquet::file::reader::ChunkReader + 'static>(
+    input: T,
+    key: &str,
+    batch_size: usize,
+) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, PipelineError> {
     let parquet = |source| PipelineError::Parquet {
         key: key.to_owned(),
         source,
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+    ParquetRecordBatchReaderBuilder::try_new(input)
         .map_err(parquet)?
-        .with_batch_size(64 * 1024)
+        .with_batch_size(batch_size)
         .build()
-        .map_err(parquet)?;
+        .map_err(parquet)
+}
+
+/// A daily rollup's batches, with the SPEC 7 columns checked (clientid
+/// utf8, m and f int64, in that order).
+pub fn daily_batches(bytes: Bytes, key: &str) -> Result<Vec<RecordBatch>, PipelineError> {
+    let reader = batch_reader(bytes, key, 64 * 1024)?;
     let mut batches = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|source| PipelineError::Arrow {
@@ -479,15 +488,7 @@ pub fn for_each_daily_row(
     key: &str,
     mut each: impl FnMut(&str, i64, i64),
 ) -> Result<(), PipelineError> {
-    let parquet = |source| PipelineError::Parquet {
-        key: key.to_owned(),
-        source,
-    };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .map_err(parquet)?
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(parquet)?;
+    let reader = batch_reader(bytes, key, 64 * 1024)?;
     for batch in reader {
         let batch = batch.map_err(|source| PipelineError::Arrow {
             key: key.to_owned(),

@@ -4,10 +4,9 @@
 //! Making the result visible atomically is the deployment's part.
 
 use crate::PipelineError;
-use crate::codec::{HitsFile, HitsFileWriter, ROW_GROUP_ROWS};
+use crate::codec::{HitsFile, HitsFileWriter, ROW_GROUP_ROWS, batch_reader};
 use arrow_array::{Array, StringArray, TimestampMillisecondArray};
 use gender_core::Gender;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::fs::File;
 
 /// Merges the curated hits files `inputs` (opened files with their keys)
@@ -18,15 +17,7 @@ pub fn merge_hits_files(
 ) -> Result<HitsFile, PipelineError> {
     let mut out = HitsFileWriter::create(out_key)?;
     for (file, key) in inputs {
-        let parquet = |source| PipelineError::Parquet {
-            key: key.clone(),
-            source,
-        };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(parquet)?
-            .with_batch_size(ROW_GROUP_ROWS)
-            .build()
-            .map_err(parquet)?;
+        let reader = batch_reader(file, &key, ROW_GROUP_ROWS)?;
         for batch in reader {
             let batch = batch.map_err(|source| PipelineError::Arrow {
                 key: key.clone(),
