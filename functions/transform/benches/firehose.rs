@@ -92,6 +92,39 @@ fn bench_firehose(c: &mut Criterion) {
             black_box(bytes)
         })
     });
+    group.bench_function("JSON event parse only", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for event in &events {
+                let event: TransformEvent = serde_json::from_slice(event).unwrap();
+                n += event.records.len();
+            }
+            black_box(n)
+        })
+    });
+    let parsed: Vec<TransformEvent> = events
+        .iter()
+        .map(|e| serde_json::from_slice(e).unwrap())
+        .collect();
+    group.bench_function("transform only", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for event in &parsed {
+                n += transform_event(event.clone()).records.len();
+            }
+            black_box(n)
+        })
+    });
+    let answers: Vec<_> = parsed.iter().map(|e| transform_event(e.clone())).collect();
+    group.bench_function("JSON answer only", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for answer in &answers {
+                n += serde_json::to_vec(answer).unwrap().len();
+            }
+            black_box(n)
+        })
+    });
     group.finish();
 }
 
