@@ -108,12 +108,23 @@ fn is_clientid_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
 }
 
+/// The longest line a [`LineSplitter`] carries between chunks. A raw line
+/// is delivery's normalized hit, well under a kilobyte; a longer one is
+/// reported as [`OVERLONG_LINE`] instead of being held.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// What a [`LineSplitter`] hands over for a line over [`MAX_LINE_BYTES`]:
+/// not JSON, so it counts as an invalid line.
+pub const OVERLONG_LINE: &[u8] = b"\0line longer than the limit";
+
 /// Splits a byte stream that arrives in chunks into `\n`-terminated lines,
-/// keeping only the unfinished tail between chunks (memory bounded by the
-/// longest line, not by the object).
+/// keeping only the unfinished tail between chunks: memory is bounded by
+/// the chunk size and [`MAX_LINE_BYTES`], not by the object.
 #[derive(Debug, Default)]
 pub struct LineSplitter {
     tail: Vec<u8>,
+    /// The current line passed the limit: skip to its end.
+    overlong: bool,
     line_no: usize,
 }
 
@@ -122,35 +133,63 @@ impl LineSplitter {
         LineSplitter::default()
     }
 
+    fn emit_tail(&mut self, each: &mut impl FnMut(usize, &[u8])) {
+        let line = if self.overlong {
+            OVERLONG_LINE
+        } else {
+            &self.tail
+        };
+        each(self.line_no, line);
+        self.line_no += 1;
+        self.tail.clear();
+        self.overlong = false;
+    }
+
+    fn keep(&mut self, unfinished: &[u8]) {
+        if self.overlong {
+            return;
+        }
+        if self.tail.len() + unfinished.len() > MAX_LINE_BYTES {
+            self.overlong = true;
+            self.tail = Vec::new();
+        } else {
+            self.tail.extend_from_slice(unfinished);
+        }
+    }
+
     /// Calls `each(line_index, line)` for every complete line of `chunk`
     /// (the first one may continue the previous chunk's tail).
     pub fn push(&mut self, mut chunk: &[u8], mut each: impl FnMut(usize, &[u8])) {
-        if !self.tail.is_empty() {
+        if !self.tail.is_empty() || self.overlong {
             let Some(end) = memchr::memchr(b'\n', chunk) else {
-                self.tail.extend_from_slice(chunk);
+                self.keep(chunk);
                 return;
             };
-            self.tail.extend_from_slice(&chunk[..end]);
-            each(self.line_no, &self.tail);
-            self.line_no += 1;
-            self.tail.clear();
+            self.keep(&chunk[..end]);
+            self.emit_tail(&mut each);
             chunk = &chunk[end + 1..];
         }
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', chunk) {
-            each(self.line_no, &chunk[start..end]);
+            let line = &chunk[start..end];
+            each(
+                self.line_no,
+                if line.len() > MAX_LINE_BYTES {
+                    OVERLONG_LINE
+                } else {
+                    line
+                },
+            );
             self.line_no += 1;
             start = end + 1;
         }
-        self.tail.extend_from_slice(&chunk[start..]);
+        self.keep(&chunk[start..]);
     }
 
     /// The last line, when the stream does not end in `\n`.
     pub fn finish(&mut self, mut each: impl FnMut(usize, &[u8])) {
-        if !self.tail.is_empty() {
-            each(self.line_no, &self.tail);
-            self.line_no += 1;
-            self.tail.clear();
+        if !self.tail.is_empty() || self.overlong {
+            self.emit_tail(&mut each);
         }
     }
 }
@@ -596,6 +635,29 @@ mod tests {
         let mut want: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
         want.sort();
         assert_eq!(sorted, want);
+    }
+
+    #[test]
+    fn an_overlong_line_is_reported_not_held() {
+        let mut text = b"{}\n".to_vec();
+        text.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES + 10));
+        text.extend_from_slice(b"\nlast");
+        for size in [1000, 65_536, text.len()] {
+            let mut got = Vec::new();
+            let mut splitter = LineSplitter::new();
+            for chunk in text.chunks(size) {
+                splitter.push(chunk, |i, l| got.push((i, l.to_vec())));
+                assert!(splitter.tail.len() <= MAX_LINE_BYTES);
+            }
+            splitter.finish(|i, l| got.push((i, l.to_vec())));
+            let want = [
+                (0, b"{}".to_vec()),
+                (1, OVERLONG_LINE.to_vec()),
+                (2, b"last".to_vec()),
+            ];
+            assert_eq!(got, want, "chunks of {size}");
+        }
+        assert!(parse_raw_line(OVERLONG_LINE).unwrap().is_err());
     }
 
     #[test]
