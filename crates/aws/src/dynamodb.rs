@@ -82,6 +82,28 @@ fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a
         .map(String::as_str)
 }
 
+/// The window sums an item holds, if it holds them.
+fn window_of(
+    item: &HashMap<String, AttributeValue>,
+    clientid: &str,
+) -> Result<Option<WindowSums>, AwsError> {
+    match (
+        number::<u64>(item, "w_m", clientid)?,
+        number::<u64>(item, "w_f", clientid)?,
+        text(item, "w_date"),
+    ) {
+        (Some(m), Some(f), Some(date)) => Ok(Some(WindowSums {
+            m,
+            f,
+            date: Date::parse(date).ok_or_else(|| AwsError::BadItem {
+                key: clientid.to_owned(),
+                detail: "w_date".into(),
+            })?,
+        })),
+        _ => Ok(None),
+    }
+}
+
 /// Maps a stored item back to the domain profile.
 pub fn profile_from_item(
     clientid: &str,
@@ -94,18 +116,7 @@ pub fn profile_from_item(
     let last_gender = text(item, "last_gender")
         .and_then(Gender::parse)
         .ok_or_else(|| bad("last_gender missing"))?;
-    let window = match (
-        number::<u64>(item, "w_m", clientid)?,
-        number::<u64>(item, "w_f", clientid)?,
-        text(item, "w_date"),
-    ) {
-        (Some(m), Some(f), Some(date)) => Some(WindowSums {
-            m,
-            f,
-            date: Date::parse(date).ok_or_else(|| bad("w_date"))?,
-        }),
-        _ => None,
-    };
+    let window = window_of(item, clientid)?;
     Ok(Profile {
         clientid: clientid.to_owned(),
         m: number(item, "m", clientid)?.unwrap_or(0),
@@ -315,27 +326,29 @@ impl DynamoProfiles {
 
     /// A full scan for the attribute: once a day, about 1 read unit per 4 KB
     /// of the table. A sparse index would be cheaper at very large scale.
-    pub async fn windowed_visitors(&self) -> Result<Vec<String>, AwsError> {
+    /// Every visitor with window sums, with them: one Scan (projected to
+    /// the key and the window attributes) a day.
+    pub async fn stored_windows(&self) -> Result<Vec<(String, WindowSums)>, AwsError> {
         let mut pages = self
             .client
             .scan()
             .table_name(&self.table)
             .filter_expression("attribute_exists(w_date)")
-            .projection_expression("#pk")
+            .projection_expression("#pk, w_m, w_f, w_date")
             .expression_attribute_names("#pk", KEY)
             .into_paginator()
             .send();
-        let mut ids = Vec::new();
+        let mut stored = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| sdk("Scan", e))?;
-            ids.extend(
-                page.items()
-                    .iter()
-                    .filter_map(|item| text(item, KEY))
-                    .map(str::to_owned),
-            );
+            for item in page.items() {
+                let Some(id) = text(item, KEY) else { continue };
+                if let Some(window) = window_of(item, id)? {
+                    stored.push((id.to_owned(), window));
+                }
+            }
         }
-        Ok(ids)
+        Ok(stored)
     }
 
     async fn set_window(
@@ -403,8 +416,10 @@ impl CounterStore for DynamoProfiles {
 
 #[async_trait]
 impl WindowStore for DynamoProfiles {
-    async fn visitors_with_window(&self) -> Result<Vec<String>, PortError> {
-        self.windowed_visitors().await.map_err(Into::into)
+    async fn stored_windows(&self) -> Result<Vec<(String, WindowSums)>, PortError> {
+        DynamoProfiles::stored_windows(self)
+            .await
+            .map_err(Into::into)
     }
 
     async fn set_windows(

@@ -124,8 +124,10 @@ pub trait CounterStore: Send + Sync {
 /// The daily job's write: the 7-day window sums of each visitor.
 #[async_trait]
 pub trait WindowStore: Send + Sync {
-    /// Visitors whose profile currently has window sums.
-    async fn visitors_with_window(&self) -> Result<Vec<String>, PortError>;
+    /// Every visitor whose profile currently has window sums, with them
+    /// (any order): what the daily job compares its new sums with, so it
+    /// writes only the visitors whose sums changed.
+    async fn stored_windows(&self) -> Result<Vec<(String, WindowSums)>, PortError>;
     /// Sets (`Some`) or clears (`None`) window sums on existing profiles;
     /// setting the same values again changes nothing but `updated_at`.
     async fn set_windows(

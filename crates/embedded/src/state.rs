@@ -291,14 +291,23 @@ impl StateStore {
         Ok(outcomes)
     }
 
-    pub fn visitors_with_window_blocking(&self) -> Result<Vec<String>, EmbeddedError> {
+    pub fn stored_windows_blocking(&self) -> Result<Vec<(String, WindowSums)>, EmbeddedError> {
         let txn = self.begin_read()?;
-        let table = txn.open_table(WINDOWED)?;
-        let mut ids = Vec::new();
-        for entry in table.iter()? {
-            ids.push(entry?.0.value().to_owned());
+        let windowed = txn.open_table(WINDOWED)?;
+        let profiles = txn.open_table(PROFILES)?;
+        let mut stored = Vec::new();
+        for entry in windowed.iter()? {
+            let (id, _) = entry?;
+            let id = id.value();
+            let window = match profiles.get(id)? {
+                Some(bytes) => decode_profile(id, bytes.value())?.window,
+                None => None,
+            };
+            if let Some(window) = window {
+                stored.push((id.to_owned(), window));
+            }
         }
-        Ok(ids)
+        Ok(stored)
     }
 
     pub fn set_windows_blocking(
@@ -426,9 +435,9 @@ impl CounterStore for StateStore {
 
 #[async_trait]
 impl WindowStore for StateStore {
-    async fn visitors_with_window(&self) -> Result<Vec<String>, PortError> {
+    async fn stored_windows(&self) -> Result<Vec<(String, WindowSums)>, PortError> {
         let this = self.clone();
-        blocking(move || this.visitors_with_window_blocking()).await
+        blocking(move || this.stored_windows_blocking()).await
     }
 
     async fn set_windows(
@@ -556,7 +565,7 @@ mod tests {
             store
                 .set_windows_blocking(&[("a".into(), Some(w)), ("ghost".into(), Some(w))], 2)
                 .unwrap();
-            assert_eq!(store.visitors_with_window_blocking().unwrap(), ["a"]);
+            assert_eq!(store.stored_windows_blocking().unwrap(), [("a".into(), w)]);
             assert_eq!(
                 store.get_profile_blocking("ghost").unwrap(),
                 None,
@@ -577,7 +586,7 @@ mod tests {
         store
             .set_windows_blocking(&[("a".into(), None)], 3)
             .unwrap();
-        assert!(store.visitors_with_window_blocking().unwrap().is_empty());
+        assert!(store.stored_windows_blocking().unwrap().is_empty());
         assert_eq!(
             store.get_profile_blocking("a").unwrap().unwrap().window,
             None

@@ -20,7 +20,7 @@ struct Totals(Mutex<(usize, u64, u64)>);
 
 #[async_trait]
 impl WindowStore for Totals {
-    async fn visitors_with_window(&self) -> Result<Vec<String>, PortError> {
+    async fn stored_windows(&self) -> Result<Vec<(String, WindowSums)>, PortError> {
         Ok(Vec::new())
     }
 
