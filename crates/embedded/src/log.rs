@@ -629,16 +629,25 @@ mod tests {
         assert_eq!(payloads(&read), [b"kept"]);
     }
 
+    /// Appends `n` records of 10 bytes, `first`, `first + 1`, … each, and closes the log.
+    async fn write_records_from(dir: &Path, n: u8, first: u8) {
+        let (log, _) = HitLogFile::open(dir, clock).unwrap();
+        for i in 0..n {
+            log.append_payloads(vec![vec![first + i; 10]])
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn write_records(dir: &Path, n: u8) {
+        write_records_from(dir, n, 0).await;
+    }
+
     /// Writes `n` records of 10 bytes each, flips one bit at `flip` (an
     /// offset into the log), reopens, and reads everything.
     async fn flip_and_read(n: u8, flip: u64) -> (LogRead, u64) {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let (log, _) = HitLogFile::open(dir.path(), clock).unwrap();
-            for i in 0..n {
-                log.append_payloads(vec![vec![b'a' + i; 10]]).await.unwrap();
-            }
-        }
+        write_records_from(dir.path(), n, b'a').await;
         let path = segment_path(dir.path(), 0);
         let mut bytes = fs::read(&path).unwrap();
         bytes[flip as usize] ^= 0x10;
@@ -697,12 +706,7 @@ mod tests {
     async fn hits_appended_after_damage_are_read_and_the_log_never_moves_back() {
         let dir = tempfile::tempdir().unwrap();
         let len = frame_len(&[0; 10]);
-        {
-            let (log, _) = HitLogFile::open(dir.path(), clock).unwrap();
-            for i in 0..3u8 {
-                log.append_payloads(vec![vec![i; 10]]).await.unwrap();
-            }
-        }
+        write_records(dir.path(), 3).await;
         let path = segment_path(dir.path(), 0);
         let mut bytes = fs::read(&path).unwrap();
         bytes[len as usize + 7] ^= 1;
@@ -724,12 +728,7 @@ mod tests {
     async fn damage_at_a_segment_boundary_ends_at_the_segment() {
         let dir = tempfile::tempdir().unwrap();
         let len = frame_len(&[0; 10]);
-        {
-            let (log, _) = HitLogFile::open(dir.path(), clock).unwrap();
-            for i in 0..3u8 {
-                log.append_payloads(vec![vec![i; 10]]).await.unwrap();
-            }
-        }
+        write_records(dir.path(), 3).await;
         // A second segment, as rotation leaves it, starting at the first one's end.
         let mut second = Vec::new();
         frame::encode(&[7; 10], clock(), &mut second);
