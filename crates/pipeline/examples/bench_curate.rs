@@ -6,24 +6,13 @@
 //!
 //!     cargo run --release -p gender-pipeline --example bench_curate -- FILE OUT_DIR
 
+mod support;
+
 use gender_core::Gender;
 use gender_embedded::DirObjectStore;
 use gender_pipeline::prepare_object;
 use std::path::Path;
 use std::time::Instant;
-
-/// This process's peak resident set (VmHWM, Linux), in KiB: measured from
-/// inside because a forked child's high-water mark includes its parent's
-/// pages from before the exec.
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        })
-        .unwrap_or(0)
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -62,6 +51,6 @@ fn main() {
         prepared.invalid_lines,
         prepared.deltas.len(),
         prepared.curated_keys.len(),
-        peak_rss_kib(),
+        support::peak_rss_kib(),
     );
 }

@@ -6,6 +6,8 @@
 //!
 //!     cargo run --release -p gender-pipeline --example bench_daily -- DIR YYYY-MM-DD
 
+mod support;
+
 use async_trait::async_trait;
 use gender_core::ports::WindowStore;
 use gender_core::{Date, PortError, WindowSums};
@@ -41,19 +43,6 @@ impl WindowStore for Totals {
     }
 }
 
-/// This process's peak resident set (VmHWM, Linux), in KiB: measured from
-/// inside because a forked child's high-water mark includes its parent's
-/// pages from before the exec.
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        })
-        .unwrap_or(0)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [dir, date] = &args[..] else {
@@ -77,6 +66,6 @@ fn main() {
     let rollup_hits: u64 = summary.rollups.iter().map(|r| r.hits).sum();
     println!(
         "{{\"visitors\":{visitors},\"m\":{m},\"f\":{f},\"rollup_rows\":{rollup_rows},\"rollup_hits\":{rollup_hits},\"seconds\":{seconds},\"rss_kib\":{}}}",
-        peak_rss_kib()
+        support::peak_rss_kib()
     );
 }
