@@ -166,7 +166,10 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
     let (indexes, records): (Vec<usize>, Vec<LogRecord>) = batch
         .accepted
         .into_iter()
-        .map(|(index, hit)| {
+        .map(|(index, mut hit)| {
+            // Assigned here, before the hit is stored, so every retry of
+            // the stored record (the SDK's, ours, a redelivery) carries it.
+            hit.hitid.get_or_insert_with(crate::hitid::assign);
             let data = hit.to_json();
             (
                 index,

@@ -6,6 +6,7 @@
 mod auth;
 pub mod docs;
 mod errors;
+pub mod hitid;
 mod hits;
 mod lookup;
 mod metrics;

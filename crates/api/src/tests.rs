@@ -157,7 +157,49 @@ async fn accepts_a_single_hit_and_stores_it_normalized() {
     );
     let stored = h.log.stored.lock().unwrap();
     assert_eq!(stored[0].partition_key, "a");
-    assert_eq!(stored[0].data, br#"{"clientid":"a","pageGender":"M"}"#);
+    // A hit sent without a hitid is stored with an assigned one.
+    let data = std::str::from_utf8(&stored[0].data).unwrap();
+    let assigned = data
+        .strip_prefix(r#"{"clientid":"a","pageGender":"M","hitid":""#)
+        .and_then(|rest| rest.strip_suffix(r#""}"#))
+        .unwrap_or_else(|| panic!("stored {data}"));
+    gender_core::validate_hitid(assigned).unwrap();
+}
+
+#[tokio::test]
+async fn a_producer_hitid_is_kept_and_each_missing_one_is_assigned_anew() {
+    let h = harness(MemoryLog::default());
+    let body = r#"[{"clientid":"a","pageGender":"F","hitid":"p-1"},{"clientid":"a","pageGender":"F"},{"clientid":"a","pageGender":"F"}]"#;
+    let (status, _) = call(&h.app, post(body, Some("application/json"))).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let ids: Vec<String> = h
+        .log
+        .stored
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let v: serde_json::Value = serde_json::from_slice(&r.data).unwrap();
+            v["hitid"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids[0], "p-1");
+    assert_ne!(ids[1], ids[2]);
+    let (status, body) = call(
+        &h.app,
+        post(
+            r#"{"clientid":"a","pageGender":"F","hitid":"not valid"}"#,
+            Some("application/json"),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["rejected"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("hitid")
+    );
 }
 
 #[tokio::test]

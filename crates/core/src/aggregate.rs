@@ -1,7 +1,7 @@
 //! Curate aggregation (SPEC 6): parse a raw NDJSON object and fold its hits
 //! into one counter delta per visitor.
 
-use crate::clientid::MAX_CLIENTID_LEN;
+use crate::clientid::{MAX_CLIENTID_LEN, MAX_HITID_LEN, is_identifier_byte};
 use crate::hit::parse_hit;
 use crate::table::{InlineTable, Pipelined};
 use crate::time::{MAX_EVENT_MS, MIN_EVENT_MS, parse_normalized_millis};
@@ -68,6 +68,7 @@ pub fn parse_raw_line(line: &[u8]) -> Option<Result<Hit<'_>, HitError>> {
 const CLIENTID_PREFIX: &[u8] = b"{\"clientid\":\"";
 const GENDER_INFIX: &[u8] = b"\",\"pageGender\":\"";
 const TIME_INFIX: &[u8] = b"\",\"timestamp\":\"";
+const HITID_INFIX: &[u8] = b",\"hitid\":\"";
 
 /// The normalized line shape, or `None`. Accepts only what the general path
 /// would accept with the same meaning (valid clientid, `M`/`F`, in-bounds time).
@@ -77,7 +78,7 @@ fn parse_normalized_line(line: &[u8]) -> Option<Hit<'_>> {
     let id_len = rest
         .iter()
         .take(MAX_CLIENTID_LEN + 1)
-        .position(|&b| !is_clientid_byte(b))?;
+        .position(|&b| !is_identifier_byte(b))?;
     if id_len == 0 || rest[id_len] != b'"' {
         return None;
     }
@@ -89,9 +90,22 @@ fn parse_normalized_line(line: &[u8]) -> Option<Hit<'_>> {
         _ => return None,
     };
     let rest = rest[1..].strip_prefix(TIME_INFIX)?;
-    if rest.len() != 24 + 2 || &rest[24..] != b"\"}" {
+    if rest.len() < 24 + 2 || rest[24] != b'"' {
         return None;
     }
+    let hitid = match &rest[25..] {
+        b"}" => None,
+        tail => {
+            let id = tail.strip_prefix(HITID_INFIX)?.strip_suffix(b"\"}")?;
+            if id.is_empty()
+                || id.len() > MAX_HITID_LEN
+                || !id.iter().all(|&b| is_identifier_byte(b))
+            {
+                return None;
+            }
+            Some(Cow::Borrowed(std::str::from_utf8(id).ok()?))
+        }
+    };
     let event_ms = parse_normalized_millis(&rest[..24])?;
     if !(MIN_EVENT_MS..=MAX_EVENT_MS).contains(&event_ms) {
         return None;
@@ -100,12 +114,8 @@ fn parse_normalized_line(line: &[u8]) -> Option<Hit<'_>> {
         clientid: Cow::Borrowed(clientid),
         gender,
         event_ms,
+        hitid,
     })
-}
-
-#[inline]
-fn is_clientid_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
 }
 
 /// The longest line a [`LineSplitter`] carries between chunks. A raw line
@@ -502,6 +512,7 @@ mod tests {
             clientid: Cow::Owned(id.into()),
             gender,
             event_ms,
+            hitid: None,
         }
     }
 
@@ -569,17 +580,31 @@ mod tests {
             b"{\"clientid\":\"v\",\"pageGender\":\"F\",\"timestamp\":\"2026-11-24T10:00:00.123Z\",\"hitid\":\"h\"}",
             b"{\"clientid\":\"v\",\"pageGender\":\"M\",\"timestamp\":\"2026-11-24T10:00:00.123Z\"}\r",
             b"{\"clientid\":\"v\",\"pageGender\":\"M\",\"timestamp\":\"2026-11-24T10:00:00.123Z\"}}",
+            b"{\"clientid\":\"v\",\"pageGender\":\"F\",\"timestamp\":\"2026-11-24T10:00:00.123Z\",\"hitid\":\"\"}",
+            b"{\"clientid\":\"v\",\"pageGender\":\"F\",\"timestamp\":\"2026-11-24T10:00:00.123Z\",\"hitid\":\"a b\"}",
+            b"{\"clientid\":\"v\",\"pageGender\":\"F\",\"timestamp\":\"2026-11-24T10:00:00.123Z\",\"hitid\":\"h\"",
+            b"{\"clientid\":\"v\",\"pageGender\":\"F\",\"timestamp\":\"2026-11-24T10:00:00.123Z\",\"hitid\":\"h\",\"hitid\":\"g\"}",
+            b"{\"clientid\":\"v\",\"pageGender\":\"F\",\"timestamp\":\"2026-11-24T10:00:00.123Z\",\"hitid\":null}",
+            b"{\"clientid\":\"v\",\"pageGender\":\"F\",\"timestamp\":\"2026-11-24T10:00:00.123Z\",\"hitid\":\"x:Y_.9-\"}",
         ];
         let long = format!(
             "{{\"clientid\":\"{}\",\"pageGender\":\"M\",\"timestamp\":\"2026-11-24T10:00:00.123Z\"}}",
             "x".repeat(65)
         );
         let max = long.replacen('x', "", 1);
-        for line in lines
-            .iter()
-            .copied()
-            .chain([long.as_bytes(), max.as_bytes()])
-        {
+        let id_line = |n: usize| {
+            format!(
+                "{{\"clientid\":\"v\",\"pageGender\":\"M\",\"timestamp\":\"2026-11-24T10:00:00.123Z\",\"hitid\":\"{}\"}}",
+                "h".repeat(n)
+            )
+        };
+        let (id_max, id_long) = (id_line(64), id_line(65));
+        for line in lines.iter().copied().chain([
+            long.as_bytes(),
+            max.as_bytes(),
+            id_max.as_bytes(),
+            id_long.as_bytes(),
+        ]) {
             let trimmed = line.strip_suffix(b"\r").unwrap_or(line);
             let full = parse_hit(trimmed).and_then(|w| w.into_raw_hit());
             assert_eq!(

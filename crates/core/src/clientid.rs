@@ -1,19 +1,31 @@
 use crate::HitError;
 
 pub const MAX_CLIENTID_LEN: usize = 64;
+/// `hitid` follows the `clientid` rule (SPEC 2).
+pub const MAX_HITID_LEN: usize = MAX_CLIENTID_LEN;
+
+/// 1..=64 characters of `[A-Za-z0-9._:-]`, the rule of both identifiers.
+fn is_identifier(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_CLIENTID_LEN && id.bytes().all(is_identifier_byte)
+}
+
+#[inline]
+pub fn is_identifier_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
+}
 
 /// SPEC 2: 1..=64 characters of `[A-Za-z0-9._:-]`.
 pub fn validate_clientid(id: &str) -> Result<(), HitError> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_CLIENTID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(HitError::InvalidClientId)
-    }
+    is_identifier(id)
+        .then_some(())
+        .ok_or(HitError::InvalidClientId)
+}
+
+/// SPEC 2: the same rule as `clientid`.
+pub fn validate_hitid(id: &str) -> Result<(), HitError> {
+    is_identifier(id)
+        .then_some(())
+        .ok_or(HitError::InvalidHitId)
 }
 
 #[cfg(test)]

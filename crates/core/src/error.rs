@@ -21,6 +21,8 @@ pub enum HitError {
     TimestampTooOld,
     #[error("timestamp is more than 24 hours in the future")]
     TimestampInFuture,
+    #[error("hitid must be 1..=64 characters of [A-Za-z0-9._:-]")]
+    InvalidHitId,
     #[error("timestamp is required in a raw object line")]
     MissingTimestamp,
 }

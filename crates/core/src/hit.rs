@@ -4,7 +4,7 @@
 use crate::time::{
     MAX_EVENT_MS, MIN_EVENT_MS, check_event_bounds, parse_rfc3339_millis, write_rfc3339_millis,
 };
-use crate::{Gender, HitError, validate_clientid};
+use crate::{Gender, HitError, validate_clientid, validate_hitid};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
@@ -17,12 +17,21 @@ pub struct IncomingHit {
     pub clientid: String,
     pub gender: Gender,
     pub event_ms: Option<i64>,
+    /// The producer's `hitid`; the API assigns one before storing the hit
+    /// when the producer sent none (SPEC 2, 15).
+    pub hitid: Option<String>,
 }
 
 impl IncomingHit {
     /// The normalized JSON line (no trailing newline) stored in the log / stream.
     pub fn write_json(&self, out: &mut Vec<u8>) {
-        write_hit_json(&self.clientid, self.gender, self.event_ms, out);
+        write_hit_json(
+            &self.clientid,
+            self.gender,
+            self.event_ms,
+            self.hitid.as_deref(),
+            out,
+        );
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -38,6 +47,10 @@ pub struct Hit<'a> {
     pub clientid: Cow<'a, str>,
     pub gender: Gender,
     pub event_ms: i64,
+    /// `None` only for hits that entered without going through the API
+    /// (records written straight into the stream, or log records of a
+    /// version before `hitid`): those have no identity to deduplicate by.
+    pub hitid: Option<Cow<'a, str>>,
 }
 
 impl Hit<'_> {
@@ -46,18 +59,32 @@ impl Hit<'_> {
             clientid: Cow::Owned(self.clientid.into_owned()),
             gender: self.gender,
             event_ms: self.event_ms,
+            hitid: self.hitid.map(|id| Cow::Owned(id.into_owned())),
         }
     }
 
     /// The normalized NDJSON line of SPEC 5, `\n`-terminated.
     pub fn write_ndjson(&self, out: &mut Vec<u8>) {
-        write_hit_json(&self.clientid, self.gender, Some(self.event_ms), out);
+        write_hit_json(
+            &self.clientid,
+            self.gender,
+            Some(self.event_ms),
+            self.hitid.as_deref(),
+            out,
+        );
         out.push(b'\n');
     }
 }
 
-/// The one normalized JSON shape of a hit, with or without its timestamp.
-fn write_hit_json(clientid: &str, gender: Gender, event_ms: Option<i64>, out: &mut Vec<u8>) {
+/// The one normalized JSON shape of a hit, with or without its timestamp
+/// and `hitid` (always in this order: the raw-line fast path relies on it).
+fn write_hit_json(
+    clientid: &str,
+    gender: Gender,
+    event_ms: Option<i64>,
+    hitid: Option<&str>,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(b"{\"clientid\":\"");
     // The clientid alphabet needs no JSON escaping.
     out.extend_from_slice(clientid.as_bytes());
@@ -67,6 +94,12 @@ fn write_hit_json(clientid: &str, gender: Gender, event_ms: Option<i64>, out: &m
     if let Some(ms) = event_ms {
         out.extend_from_slice(b",\"timestamp\":\"");
         write_rfc3339_millis(ms, out);
+        out.push(b'"');
+    }
+    if let Some(id) = hitid {
+        out.extend_from_slice(b",\"hitid\":\"");
+        // Same alphabet as clientid: nothing to escape.
+        out.extend_from_slice(id.as_bytes());
         out.push(b'"');
     }
     out.push(b'}');
@@ -131,12 +164,13 @@ impl<'de> Deserialize<'de> for Field<'de> {
     }
 }
 
-/// The three fields we read from a hit object; unknown fields are skipped.
+/// The four fields we read from a hit object; unknown fields are skipped.
 #[derive(Debug, Default)]
 pub struct WireHit<'a> {
     clientid: Field<'a>,
     page_gender: Field<'a>,
     timestamp: Field<'a>,
+    hitid: Field<'a>,
 }
 
 impl WireHit<'_> {
@@ -145,6 +179,15 @@ impl WireHit<'_> {
             Field::Absent | Field::Null => Err(HitError::MissingClientId),
             Field::Str(s) => validate_clientid(s).map(|()| s.as_ref()),
             _ => Err(HitError::InvalidClientId),
+        }
+    }
+
+    /// `None` when absent or null: the API assigns one (SPEC 2).
+    fn hitid(&self) -> Result<Option<&str>, HitError> {
+        match &self.hitid {
+            Field::Absent | Field::Null => Ok(None),
+            Field::Str(s) => validate_hitid(s).map(|()| Some(s.as_ref())),
+            _ => Err(HitError::InvalidHitId),
         }
     }
 
@@ -182,15 +225,21 @@ impl WireHit<'_> {
             clientid: self.clientid()?.to_owned(),
             gender: self.gender()?,
             event_ms: self.event_ms(Some(now_ms))?,
+            hitid: self.hitid()?.map(str::to_owned),
         })
     }
 
     /// Validation at delivery: a missing timestamp becomes the arrival time.
-    pub fn validate_delivered(&self, arrival_ms: i64) -> Result<(&str, Gender, i64), HitError> {
+    pub fn validate_delivered(&self, arrival_ms: i64) -> Result<Hit<'_>, HitError> {
         let clientid = self.clientid()?;
         let gender = self.gender()?;
         let event_ms = self.event_ms(Some(arrival_ms))?.unwrap_or(arrival_ms);
-        Ok((clientid, gender, event_ms))
+        Ok(Hit {
+            clientid: Cow::Borrowed(clientid),
+            gender,
+            event_ms,
+            hitid: self.hitid()?.map(Cow::Borrowed),
+        })
     }
 }
 
@@ -200,13 +249,19 @@ impl<'a> WireHit<'a> {
         let gender = self.gender()?;
         let event_ms = self.event_ms(None)?.ok_or(HitError::MissingTimestamp)?;
         self.clientid()?;
+        self.hitid()?;
         let Field::Str(clientid) = self.clientid else {
             return Err(HitError::InvalidClientId);
+        };
+        let hitid = match self.hitid {
+            Field::Str(id) => Some(id),
+            _ => None,
         };
         Ok(Hit {
             clientid,
             gender,
             event_ms,
+            hitid,
         })
     }
 }
@@ -232,6 +287,7 @@ impl<'de> Visitor<'de> for HitVisitor {
                 "clientid" => hit.clientid = map.next_value()?,
                 "pageGender" => hit.page_gender = map.next_value()?,
                 "timestamp" => hit.timestamp = map.next_value()?,
+                "hitid" => hit.hitid = map.next_value()?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -428,6 +484,7 @@ fn scan_flat_hit(json: &[u8]) -> Option<WireHit<'_>> {
                 "clientid" => (&mut hit.clientid, 1),
                 "pageGender" => (&mut hit.page_gender, 2),
                 "timestamp" => (&mut hit.timestamp, 4),
+                "hitid" => (&mut hit.hitid, 8),
                 _ => {
                     s.skip()?;
                     s.ws();
@@ -476,7 +533,8 @@ mod tests {
             Ok(IncomingHit {
                 clientid: "abc".into(),
                 gender: Gender::F,
-                event_ms: Some(NOW)
+                event_ms: Some(NOW),
+                hitid: None,
             })
         );
         let hit = incoming(
@@ -551,6 +609,34 @@ mod tests {
     }
 
     #[test]
+    fn hitid_is_optional_and_validated_like_clientid() {
+        let hit = incoming(r#"{"clientid":"a","pageGender":"M","hitid":"r-1.x:Y_9"}"#).unwrap();
+        assert_eq!(hit.hitid.as_deref(), Some("r-1.x:Y_9"));
+        assert_eq!(
+            incoming(r#"{"clientid":"a","pageGender":"M","hitid":null}"#)
+                .unwrap()
+                .hitid,
+            None
+        );
+        let long = format!(
+            r#"{{"clientid":"a","pageGender":"M","hitid":"{}"}}"#,
+            "h".repeat(64)
+        );
+        assert!(incoming(&long).is_ok());
+        for bad in [
+            r#""""#.to_owned(),
+            r#""a b""#.to_owned(),
+            r#""é""#.to_owned(),
+            "7".to_owned(),
+            "[]".to_owned(),
+            format!(r#""{}""#, "h".repeat(65)),
+        ] {
+            let json = format!(r#"{{"clientid":"a","pageGender":"M","hitid":{bad}}}"#);
+            assert_eq!(incoming(&json), Err(HitError::InvalidHitId), "{json}");
+        }
+    }
+
+    #[test]
     fn escaped_strings_are_decoded_before_validation() {
         let hit = incoming(r#"{"clientid":"\u0061b","pageGender":"\u004d"}"#).unwrap();
         assert_eq!((hit.clientid.as_str(), hit.gender), ("ab", Gender::M));
@@ -562,11 +648,12 @@ mod tests {
             clientid: "v-1".into(),
             gender: Gender::F,
             event_ms: Some(NOW + 7),
+            hitid: Some("h:1".into()),
         };
         let json = hit.to_json();
         assert_eq!(
             std::str::from_utf8(&json).unwrap(),
-            r#"{"clientid":"v-1","pageGender":"F","timestamp":"2026-11-24T10:00:00.007Z"}"#
+            r#"{"clientid":"v-1","pageGender":"F","timestamp":"2026-11-24T10:00:00.007Z","hitid":"h:1"}"#
         );
         assert_eq!(parse_hit(&json).unwrap().validate_incoming(NOW), Ok(hit));
     }
@@ -587,6 +674,9 @@ mod tests {
             r#"{"clientid":"a","pageGender":"M","x":1.5e-3,"y":false,"z":null,"w":"s"}"#,
             r#"{"clientid":"a","pageGender":"M","x":[1,2],"y":{"a":1}}"#,
             r#"{"clientid":"a","clientid":"b","pageGender":"M"}"#,
+            r#"{"clientid":"a","pageGender":"M","hitid":"h-1"}"#,
+            r#"{"clientid":"a","pageGender":"M","hitid":"h","hitid":"g"}"#,
+            r#"{"clientid":"a","pageGender":"M","hitid":5}"#,
             r#"{"clientid":"a","pageGender":"M"}"#,
             r#"{"clientid":"é","pageGender":"M"}"#,
             r#"{"clientid":"a","pageGender":"M",}"#,
@@ -614,7 +704,7 @@ mod tests {
             assert_eq!(fast, slow, "{input}");
         }
         // Every prefix of a valid hit, too.
-        let full = r#"{"page":"/a","clientid":"v-1","pageGender":"F","timestamp":"2026-11-24T10:00:00.123Z","n":-1.5E+2}"#;
+        let full = r#"{"page":"/a","clientid":"v-1","pageGender":"F","timestamp":"2026-11-24T10:00:00.123Z","hitid":"h.7","n":-1.5E+2}"#;
         for end in 0..=full.len() {
             let input = &full.as_bytes()[..end];
             assert_eq!(

@@ -2,22 +2,16 @@
 //! local delivery loop: one record in, one normalized NDJSON line out.
 
 use crate::hit::parse_hit;
-use crate::{Date, Hit, HitError};
-use std::borrow::Cow;
+use crate::{Date, HitError};
 
 /// Parses, validates and normalizes one delivered record, appending its
 /// NDJSON line to `out` and returning the partition date (`dt`). Bounds are
 /// checked against the arrival time so a re-run gives the same answer.
 pub fn transform_record(data: &[u8], arrival_ms: i64, out: &mut Vec<u8>) -> Result<Date, HitError> {
     let wire = parse_hit(data)?;
-    let (clientid, gender, event_ms) = wire.validate_delivered(arrival_ms)?;
-    Hit {
-        clientid: Cow::Borrowed(clientid),
-        gender,
-        event_ms,
-    }
-    .write_ndjson(out);
-    Ok(Date::of_millis(event_ms))
+    let hit = wire.validate_delivered(arrival_ms)?;
+    hit.write_ndjson(out);
+    Ok(Date::of_millis(hit.event_ms))
 }
 
 #[cfg(test)]
@@ -30,6 +24,21 @@ mod tests {
         let mut out = Vec::new();
         let dt = transform_record(data.as_bytes(), ARRIVAL, &mut out)?;
         Ok((String::from_utf8(out).unwrap(), dt.to_string()))
+    }
+
+    #[test]
+    fn carries_the_hitid_after_the_timestamp() {
+        let (line, _) =
+            run(r#"{"hitid":"p-1","clientid":"c1","pageGender":"m","timestamp":1795514400000}"#)
+                .unwrap();
+        assert_eq!(
+            line,
+            "{\"clientid\":\"c1\",\"pageGender\":\"M\",\"timestamp\":\"2026-11-24T10:00:00.000Z\",\"hitid\":\"p-1\"}\n"
+        );
+        assert_eq!(
+            run(r#"{"hitid":"a b","clientid":"c1","pageGender":"m"}"#),
+            Err(HitError::InvalidHitId)
+        );
     }
 
     #[test]

@@ -11,4 +11,4 @@ pub use error::EmbeddedError;
 pub use log::{DamagedRange, HitLogFile, LogEntry, LogRead, LogReader, SegmentScan, scan_log};
 pub use object_store::DirObjectStore;
 pub(crate) use object_store::blocking;
-pub use state::{ObjectDeltas, StateStore};
+pub use state::{ObjectDeltas, SeenKeys, StateStore};

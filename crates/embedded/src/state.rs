@@ -4,6 +4,7 @@
 
 use crate::{EmbeddedError, blocking};
 use async_trait::async_trait;
+use gender_core::dedup::HitKey;
 use gender_core::ports::{ApplyOutcome, CounterStore, HealthProbe, ProfileReader, WindowStore};
 use gender_core::{Date, Gender, PortError, Profile, VisitorDelta, WindowSums};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -19,6 +20,12 @@ const APPLIED: TableDefinition<&str, i64> = TableDefinition::new("applied_object
 /// Raw objects delivered but not yet curated: key -> log offset where they start.
 const PENDING: TableDefinition<&str, u64> = TableDefinition::new("pending_curate");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Hit identities counted by each curate transaction (SPEC 15), as packed
+/// [`HitKey`]s under (commit time ms, sequence number): what rebuilds the
+/// in-memory dedup index at start-up. Rows older than twice the horizon are
+/// deleted by later transactions.
+const SEEN: TableDefinition<(i64, u64), &[u8]> = TableDefinition::new("seen_hits");
+const SEEN_SEQ: &str = "seen_seq";
 
 const DELIVERED: &str = "delivered_offset";
 const INTENT_START: &str = "delivery_intent_start";
@@ -42,6 +49,23 @@ pub struct ObjectDeltas<'a> {
     pub deltas: &'a [VisitorDelta],
     /// The local curate queue entry this application acknowledges.
     pub ack_queued: Option<&'a str>,
+}
+
+/// The hit identities a curate transaction counted, persisted with its
+/// counters, and how far back the persisted identities are still needed.
+#[derive(Debug, Clone, Copy)]
+pub struct SeenKeys<'a> {
+    pub keys: &'a [HitKey],
+    /// Identities committed before this time are deleted.
+    pub keep_since_ms: i64,
+}
+
+impl SeenKeys<'_> {
+    /// No identities, nothing deleted (deduplication off).
+    pub const NONE: SeenKeys<'static> = SeenKeys {
+        keys: &[],
+        keep_since_ms: i64::MIN,
+    };
 }
 
 /// Cheap to clone: every clone shares one database.
@@ -234,21 +258,39 @@ impl StateStore {
             deltas,
             ack_queued,
         };
-        Ok(self.apply_objects_blocking(&[object], now_ms)?[0])
+        Ok(self.apply_objects_blocking(&[object], SeenKeys::NONE, now_ms)?[0])
     }
 
     /// Applies several objects in one transaction, in order, each exactly
     /// once (an object whose marker exists changes nothing), and acknowledges
     /// their queue entries. Each visitor's profile is read and written once
     /// however many objects touch it: the cost of a commit (its fsync and
-    /// the B-tree pages it rewrites) is shared by all of them.
+    /// the B-tree pages it rewrites) is shared by all of them. The hit
+    /// identities the objects counted are stored in the same transaction.
     pub fn apply_objects_blocking(
         &self,
         objects: &[ObjectDeltas<'_>],
+        seen: SeenKeys<'_>,
         now_ms: i64,
     ) -> Result<Vec<ApplyOutcome>, EmbeddedError> {
         let txn = self.begin_write()?;
         let mut outcomes = Vec::with_capacity(objects.len());
+        {
+            let mut rows = txn.open_table(SEEN)?;
+            let expired: Vec<(i64, u64)> = rows
+                .range(..(seen.keep_since_ms, 0))?
+                .map(|row| row.map(|(key, _)| key.value()))
+                .collect::<Result<_, _>>()?;
+            for key in expired {
+                rows.remove(key)?;
+            }
+            if !seen.keys.is_empty() {
+                let mut meta = txn.open_table(META)?;
+                let seq = meta.get(SEEN_SEQ)?.map_or(0, |v| v.value()) + 1;
+                meta.insert(SEEN_SEQ, seq)?;
+                rows.insert((now_ms, seq), HitKey::pack(seen.keys).as_slice())?;
+            }
+        }
         {
             let mut applied = txn.open_table(APPLIED)?;
             let mut profiles = txn.open_table(PROFILES)?;
@@ -289,6 +331,34 @@ impl StateStore {
         }
         txn.commit()?;
         Ok(outcomes)
+    }
+
+    /// The hit identities committed at or after `since_ms`, oldest first,
+    /// each batch with its commit time.
+    pub fn seen_since_blocking(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<(i64, Vec<HitKey>)>, EmbeddedError> {
+        let txn = self.begin_read()?;
+        let rows = match txn.open_table(SEEN) {
+            Ok(rows) => rows,
+            // A store from before deduplication: nothing remembered yet.
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for row in rows.range((since_ms, 0)..)? {
+            let (key, value) = row?;
+            let (at_ms, _) = key.value();
+            let keys = HitKey::unpack(value.value()).ok_or_else(|| {
+                EmbeddedError::CorruptState(format!(
+                    "seen_hits: a row of {} bytes is not whole 16-byte keys",
+                    value.value().len()
+                ))
+            })?;
+            out.push((at_ms, keys));
+        }
+        Ok(out)
     }
 
     pub fn stored_windows_blocking(&self) -> Result<Vec<(String, WindowSums)>, EmbeddedError> {
@@ -504,7 +574,9 @@ mod tests {
             })
             .collect();
         batch.push(batch[0]);
-        let outcomes = together.apply_objects_blocking(&batch, 50).unwrap();
+        let outcomes = together
+            .apply_objects_blocking(&batch, SeenKeys::NONE, 50)
+            .unwrap();
         assert_eq!(outcomes[..6], [ApplyOutcome::Applied; 6]);
         assert_eq!(outcomes[6], ApplyOutcome::AlreadyApplied);
         for clientid in ["a", "v0", "v3", "v5"] {
@@ -622,5 +694,39 @@ mod tests {
         // Only an explicit acknowledgement leaves the queue.
         store.apply_object_blocking("raw/c", &[], 1, None).unwrap();
         assert_eq!(store.delivery_state().unwrap().pending, ["raw/c"]);
+    }
+
+    #[test]
+    fn seen_keys_commit_with_the_counters_survive_reopen_and_expire() {
+        let (dir, store) = store();
+        let key = |n: u8| HitKey(u128::from(n));
+        let object = |id| ObjectDeltas {
+            object_id: id,
+            deltas: &[],
+            ack_queued: None,
+        };
+        let seen = |keys, keep_since_ms| SeenKeys {
+            keys,
+            keep_since_ms,
+        };
+        let (first, second) = ([key(1), key(2)], [key(3)]);
+        store
+            .apply_objects_blocking(&[object("o1")], seen(&first, 0), 100)
+            .unwrap();
+        store
+            .apply_objects_blocking(&[object("o2")], seen(&second, 0), 200)
+            .unwrap();
+        assert_eq!(
+            store.seen_since_blocking(0).unwrap(),
+            [(100, vec![key(1), key(2)]), (200, vec![key(3)])]
+        );
+        assert_eq!(store.seen_since_blocking(150).unwrap().len(), 1);
+        drop(store);
+        let store = StateStore::open(dir.path().join("state.redb")).unwrap();
+        // A later transaction deletes what is older than it keeps.
+        store
+            .apply_objects_blocking(&[object("o3")], seen(&[], 150), 300)
+            .unwrap();
+        assert_eq!(store.seen_since_blocking(0).unwrap(), [(200, vec![key(3)])]);
     }
 }

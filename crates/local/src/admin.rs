@@ -159,6 +159,9 @@ struct FlushResult {
     objects_curated: u64,
     /// Hits curated by this flush.
     hits_curated: u64,
+    /// Hits this flush did not count again: their `(clientid, hitid)` was
+    /// already counted within the dedup horizon.
+    hits_duplicate: u64,
 }
 
 #[utoipa::path(

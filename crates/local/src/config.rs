@@ -37,6 +37,9 @@ pub struct LocalConfig {
     pub compaction: CompactionPolicy,
     /// How often dates that received curated files are looked at for compaction.
     pub compaction_interval: Duration,
+    /// How long a counted `(clientid, hitid)` is remembered (SPEC 15); zero
+    /// turns deduplication off.
+    pub dedup_horizon: Duration,
     /// Connection and request limits against slow or idle clients (SPEC 16).
     pub limits: ConnectionLimits,
 }
@@ -55,6 +58,7 @@ impl LocalConfig {
             max_dates_per_batch: 16,
             compaction: CompactionPolicy::default(),
             compaction_interval: Duration::from_secs(60),
+            dedup_horizon: crate::delivery::DEFAULT_DEDUP_HORIZON,
             limits: ConnectionLimits::default(),
         }
     }

@@ -22,11 +22,12 @@ use crate::CycleError;
 use crate::compaction::{self, CompactionPolicy};
 use crate::metrics::PipelineMetrics;
 use crate::status::PipelineStatus;
+use gender_core::dedup::{CountAll, HitFilter, SeenIndex};
 use gender_core::ports::ObjectStore;
 use gender_core::time::format_rfc3339_millis;
 use gender_core::transform::transform_record;
 use gender_core::{Date, layout};
-use gender_embedded::state::{ObjectDeltas, StateStore};
+use gender_embedded::state::{ObjectDeltas, SeenKeys, StateStore};
 use gender_embedded::{DirObjectStore, EmbeddedError, LogEntry, LogRead, LogReader};
 use gender_pipeline::{PipelineError, PreparedObject, prepare_object};
 use serde::Serialize;
@@ -48,7 +49,12 @@ pub struct FlushReport {
     pub objects_delivered: u64,
     pub objects_curated: u64,
     pub hits_curated: u64,
+    /// Hits not counted again because their `(clientid, hitid)` was (SPEC 15).
+    pub hits_duplicate: u64,
 }
+
+/// SPEC 15's default: an hour of arrival time.
+pub const DEFAULT_DEDUP_HORIZON: Duration = Duration::from_secs(3600);
 
 pub struct DeliverySettings {
     pub interval: Duration,
@@ -63,6 +69,9 @@ pub struct DeliverySettings {
     /// How often the dates that received curated files are looked at for
     /// compaction (zero: after every cycle).
     pub compaction_interval: Duration,
+    /// How long a counted hit identity is remembered (SPEC 15); zero turns
+    /// deduplication off.
+    pub dedup_horizon: Duration,
 }
 
 impl DeliverySettings {
@@ -76,6 +85,7 @@ impl DeliverySettings {
             max_dates_per_batch: 16,
             compaction: CompactionPolicy::default(),
             compaction_interval: Duration::from_secs(60),
+            dedup_horizon: DEFAULT_DEDUP_HORIZON,
         }
     }
 }
@@ -194,6 +204,8 @@ pub struct Delivery {
     /// Held by the daily job while it reads curated files: compaction waits
     /// for a moment nothing reads them.
     readers: Arc<tokio::sync::Mutex<()>>,
+    /// The identities counted within the dedup horizon; `None` when off.
+    seen: Option<SeenIndex>,
 }
 
 impl Delivery {
@@ -207,6 +219,23 @@ impl Delivery {
     ) -> Result<Delivery, EmbeddedError> {
         let delivered = state.delivery_state()?.delivered_offset;
         metrics.delivered_offset.store(delivered, Ordering::Relaxed);
+        let horizon_ms = i64::try_from(settings.dedup_horizon.as_millis()).unwrap_or(i64::MAX);
+        let seen = if horizon_ms == 0 {
+            None
+        } else {
+            let mut index = SeenIndex::new(horizon_ms);
+            let since = index.oldest_kept_ms((settings.clock)());
+            let mut loaded = 0;
+            for (at_ms, keys) in state.seen_since_blocking(since)? {
+                loaded += keys.len();
+                index.remember(&keys, at_ms);
+            }
+            tracing::info!(identities = loaded, horizon_ms, "dedup index rebuilt");
+            metrics
+                .dedup_identities
+                .store(index.len() as u64, Ordering::Relaxed);
+            Some(index)
+        };
         Ok(Delivery {
             reader,
             store,
@@ -220,6 +249,7 @@ impl Delivery {
             to_compact: BTreeSet::new(),
             last_compaction: None,
             readers: Arc::new(tokio::sync::Mutex::new(())),
+            seen,
         })
     }
 
@@ -539,23 +569,43 @@ impl Delivery {
     async fn curate_pending(&mut self, report: &mut FlushReport) -> Result<(), CycleError> {
         let pending = self.state_op(StateStore::delivery_state).await?.pending;
         for keys in pending.chunks(MAX_OBJECTS_PER_APPLY) {
-            let mut prepared = Vec::with_capacity(keys.len());
-            for key in keys {
-                match prepare_object(&self.store, &self.store, key).await {
-                    Ok(object) => prepared.push(object),
-                    Err(PipelineError::RawMissing(key)) => {
-                        tracing::error!(%key, "queued raw object is missing; dropping it from the queue");
-                        self.state_op(move |s| s.drop_pending(&key)).await?;
-                    }
-                    Err(e) => {
-                        self.metrics.curate_errors.fetch_add(1, Ordering::Relaxed);
-                        return Err(e.into());
-                    }
-                }
+            let result = self.curate_group(keys, report).await;
+            if result.is_err()
+                && let Some(index) = &mut self.seen
+            {
+                // The group did not commit: its decisions are taken again,
+                // the same way, when it is redone.
+                index.discard_pending();
             }
-            self.apply(prepared, report).await?;
+            result?;
         }
         Ok(())
+    }
+
+    async fn curate_group(
+        &mut self,
+        keys: &[String],
+        report: &mut FlushReport,
+    ) -> Result<(), CycleError> {
+        let mut prepared = Vec::with_capacity(keys.len());
+        for key in keys {
+            let filter: &mut dyn HitFilter = match &mut self.seen {
+                Some(index) => index,
+                None => &mut CountAll,
+            };
+            match prepare_object(&self.store, &self.store, key, filter).await {
+                Ok(object) => prepared.push(object),
+                Err(PipelineError::RawMissing(key)) => {
+                    tracing::error!(%key, "queued raw object is missing; dropping it from the queue");
+                    self.state_op(move |s| s.drop_pending(&key)).await?;
+                }
+                Err(e) => {
+                    self.metrics.curate_errors.fetch_add(1, Ordering::Relaxed);
+                    return Err(e.into());
+                }
+            }
+        }
+        self.apply(prepared, report).await
     }
 
     async fn apply(
@@ -569,6 +619,10 @@ impl Delivery {
         let now = (self.settings.clock)();
         let prepared = Arc::new(prepared);
         let objects = prepared.clone();
+        let (seen_keys, keep_since_ms) = match &self.seen {
+            Some(index) => (index.pending().to_vec(), index.oldest_kept_ms(now)),
+            None => (Vec::new(), i64::MIN),
+        };
         self.state_op(move |s| {
             let batch: Vec<ObjectDeltas> = objects
                 .iter()
@@ -579,7 +633,11 @@ impl Delivery {
                     ack_queued: Some(&o.raw_key),
                 })
                 .collect();
-            s.apply_objects_blocking(&batch, now)
+            let seen = SeenKeys {
+                keys: &seen_keys,
+                keep_since_ms,
+            };
+            s.apply_objects_blocking(&batch, seen, now)
         })
         .await
         .inspect_err(|_| {
@@ -590,9 +648,20 @@ impl Delivery {
                 self.to_compact.insert(date);
             }
         }
+        if let Some(index) = &mut self.seen {
+            index.remember_pending(now);
+            self.metrics
+                .dedup_identities
+                .store(index.len() as u64, Ordering::Relaxed);
+        }
         let hits: u64 = prepared.iter().map(|o| o.hits as u64).sum();
+        let duplicates: u64 = prepared.iter().map(|o| o.duplicates as u64).sum();
         report.objects_curated += prepared.len() as u64;
         report.hits_curated += hits;
+        report.hits_duplicate += duplicates;
+        self.metrics
+            .hits_duplicate
+            .fetch_add(duplicates, Ordering::Relaxed);
         self.metrics
             .objects_curated
             .fetch_add(prepared.len() as u64, Ordering::Relaxed);

@@ -101,6 +101,7 @@ pub async fn run(
         max_dates_per_batch: config.max_dates_per_batch,
         compaction: config.compaction,
         compaction_interval: config.compaction_interval,
+        dedup_horizon: config.dedup_horizon,
         ..DeliverySettings::new(system_now_ms)
     };
     let status = Arc::new(PipelineStatus::starting_at(delivered));

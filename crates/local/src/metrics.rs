@@ -50,6 +50,10 @@ pub struct PipelineMetrics {
     pub records_failed: CounterCell,
     pub objects_curated: CounterCell,
     pub hits_curated: CounterCell,
+    /// Hits curate skipped as already counted (SPEC 15).
+    pub hits_duplicate: CounterCell,
+    /// Hit identities the dedup index remembers.
+    pub dedup_identities: GaugeCell,
     /// Rendered in seconds ([`ScrapeTime`]).
     pub curate_lag_ms: AtomicU64,
     pub delivered_offset: GaugeCell,
@@ -102,6 +106,11 @@ impl PipelineMetrics {
                 "Hits written to curated Parquet and counted",
                 &self.hits_curated,
             ),
+            (
+                "gender_hits_duplicate",
+                "Hits not counted again: their (clientid, hitid) was counted within the horizon",
+                &self.hits_duplicate,
+            ),
         ];
         for (name, help, counter) in counters {
             registry.register(name, help, counter.0.clone());
@@ -110,6 +119,11 @@ impl PipelineMetrics {
             "gender_log_delivered_offset_bytes",
             "Log position delivered so far",
             self.delivered_offset.0.clone(),
+        );
+        registry.register(
+            "gender_dedup_identities",
+            "Hit identities remembered for deduplication",
+            self.dedup_identities.0.clone(),
         );
         registry.register(
             "gender_daily_runs",
@@ -334,7 +348,9 @@ mod tests {
             ("gender_records_processing_failed_total", "counter"),
             ("gender_objects_curated_total", "counter"),
             ("gender_hits_curated_total", "counter"),
+            ("gender_hits_duplicate_total", "counter"),
             ("gender_log_delivered_offset_bytes", "gauge"),
+            ("gender_dedup_identities", "gauge"),
             ("gender_daily_runs_total", "counter"),
             ("gender_curated_files_compacted_total", "counter"),
             ("gender_curate_lag_seconds", "gauge"),

@@ -9,6 +9,7 @@
 mod support;
 
 use gender_core::Gender;
+use gender_core::dedup::SeenIndex;
 use gender_embedded::DirObjectStore;
 use gender_pipeline::prepare_object;
 use std::path::Path;
@@ -33,7 +34,13 @@ fn main() {
         .expect("runtime");
     let start = Instant::now();
     let prepared = runtime
-        .block_on(prepare_object(&raw, &curated, key))
+        .block_on(prepare_object(
+            &raw,
+            &curated,
+            key,
+            // As the local server runs it: lines with a hitid are deduplicated.
+            &mut SeenIndex::new(3_600_000),
+        ))
         .expect("curate");
     let seconds = start.elapsed().as_secs_f64();
     let (m, f) = prepared

@@ -14,7 +14,9 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use bytes::Bytes;
 use gender_core::daily::DailyRow;
 use gender_core::{Gender, Hit};
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -41,6 +43,9 @@ static HITS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
             DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
             false,
         ),
+        // Null only for hits without an identity (SPEC 15): records that
+        // entered behind the API, or raw data from before `hitid`.
+        Field::new("hit_id", DataType::Utf8, true),
     ]))
 });
 
@@ -68,6 +73,8 @@ static HITS_WRITER_PROPERTIES: LazyLock<WriterProperties> = LazyLock::new(|| {
     base_properties()
         // Millisecond times barely repeat: a dictionary only costs time.
         .set_column_dictionary_enabled(ColumnPath::from("event_time"), false)
+        // Hit ids are unique by design: a dictionary would hold every value.
+        .set_column_dictionary_enabled(ColumnPath::from("hit_id"), false)
         // Min/max per row group, not per page: enough for pruning by time or id.
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .build()
@@ -100,6 +107,7 @@ fn hits_batch(
     clientid: StringArray,
     genders: &[Gender],
     times: Vec<i64>,
+    hit_ids: StringArray,
     key: &str,
 ) -> Result<RecordBatch, PipelineError> {
     let page_gender = StringArray::from_iter_values(genders.iter().map(|g| g.as_str()));
@@ -108,6 +116,7 @@ fn hits_batch(
         Arc::new(clientid),
         Arc::new(page_gender),
         Arc::new(event_time),
+        Arc::new(hit_ids),
     ];
     RecordBatch::try_new(hits_schema(), columns).map_err(|source| PipelineError::Arrow {
         key: key.to_owned(),
@@ -120,7 +129,8 @@ pub fn encode_hits(hits: &[&Hit<'_>], key: &str) -> Result<Vec<u8>, PipelineErro
     let clientid: StringArray = hits.iter().map(|h| Some(h.clientid.as_ref())).collect();
     let genders: Vec<Gender> = hits.iter().map(|h| h.gender).collect();
     let times = hits.iter().map(|h| h.event_ms).collect();
-    let batch = hits_batch(clientid, &genders, times, key)?;
+    let hit_ids: StringArray = hits.iter().map(|h| h.hitid.as_deref()).collect();
+    let batch = hits_batch(clientid, &genders, times, hit_ids, key)?;
     encode(&batch, key, HITS_WRITER_PROPERTIES.clone())
 }
 
@@ -133,6 +143,7 @@ pub struct HitsFileWriter {
     ids: StringBuilder,
     genders: Vec<Gender>,
     times: Vec<i64>,
+    hit_ids: StringBuilder,
     rows: usize,
 }
 
@@ -164,6 +175,7 @@ impl HitsFileWriter {
             ids: StringBuilder::with_capacity(ROW_GROUP_ROWS, ROW_GROUP_ROWS * 16),
             genders: Vec::with_capacity(ROW_GROUP_ROWS),
             times: Vec::with_capacity(ROW_GROUP_ROWS),
+            hit_ids: StringBuilder::with_capacity(ROW_GROUP_ROWS, ROW_GROUP_ROWS * 24),
             rows: 0,
         })
     }
@@ -174,10 +186,12 @@ impl HitsFileWriter {
         clientid: &str,
         gender: Gender,
         event_ms: i64,
+        hit_id: Option<&str>,
     ) -> Result<(), PipelineError> {
         self.ids.append_value(clientid);
         self.genders.push(gender);
         self.times.push(event_ms);
+        self.hit_ids.append_option(hit_id);
         if self.times.len() == ROW_GROUP_ROWS {
             self.write_row_group()?;
         }
@@ -190,7 +204,13 @@ impl HitsFileWriter {
         }
         let times = std::mem::replace(&mut self.times, Vec::with_capacity(ROW_GROUP_ROWS));
         self.rows += times.len();
-        let batch = hits_batch(self.ids.finish(), &self.genders, times, &self.key)?;
+        let batch = hits_batch(
+            self.ids.finish(),
+            &self.genders,
+            times,
+            self.hit_ids.finish(),
+            &self.key,
+        )?;
         self.genders.clear();
         self.writer
             .write(&batch)
@@ -240,20 +260,24 @@ pub fn for_each_hit_file_row(
         source,
     };
     let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
-    let hinted = Arc::new(Schema::new(vec![
-        Field::new("clientid", dictionary.clone(), false),
-        Field::new("page_gender", dictionary, false),
-        Field::new(
-            "event_time",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ),
-    ]));
-    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
-        file,
-        ArrowReaderOptions::new().with_schema(hinted),
+    let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(parquet)?;
+    // The hint must list every column the file has: files written before
+    // `hit_id` existed have three.
+    let hinted: Vec<Field> = metadata
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| match field.name().as_str() {
+            "clientid" | "page_gender" => Field::new(field.name(), dictionary.clone(), false),
+            _ => field.as_ref().clone(),
+        })
+        .collect();
+    let metadata = ArrowReaderMetadata::try_new(
+        metadata.metadata().clone(),
+        ArrowReaderOptions::new().with_schema(Arc::new(Schema::new(hinted))),
     )
     .map_err(parquet)?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata);
     let mask = ProjectionMask::columns(builder.parquet_schema(), ["clientid", "page_gender"]);
     let reader = builder
         .with_projection(mask)
@@ -460,6 +484,11 @@ pub fn decode_hits(bytes: Vec<u8>, key: &str) -> Result<Vec<Hit<'static>>, Pipel
         let clientid = column::<StringArray>(&batch, "clientid", key)?;
         let gender = column::<StringArray>(&batch, "page_gender", key)?;
         let time = column::<TimestampMillisecondArray>(&batch, "event_time", key)?;
+        // Absent in files written before `hit_id` existed.
+        let hit_id = batch
+            .column_by_name("hit_id")
+            .map(|_| column::<StringArray>(&batch, "hit_id", key))
+            .transpose()?;
         if clientid.null_count() + gender.null_count() + time.null_count() > 0 {
             return Err(PipelineError::BadObject {
                 key: key.to_owned(),
@@ -476,6 +505,9 @@ pub fn decode_hits(bytes: Vec<u8>, key: &str) -> Result<Vec<Hit<'static>>, Pipel
                 clientid: Cow::Owned(clientid.value(i).to_owned()),
                 gender,
                 event_ms: time.value(i),
+                hitid: hit_id
+                    .filter(|ids| ids.is_valid(i))
+                    .map(|ids| Cow::Owned(ids.value(i).to_owned())),
             });
         }
     }
@@ -532,11 +564,13 @@ mod tests {
                 clientid: "a".into(),
                 gender: Gender::M,
                 event_ms: 1,
+                hitid: Some("h.1".into()),
             },
             Hit {
                 clientid: "b".into(),
                 gender: Gender::F,
                 event_ms: 1_795_514_400_123,
+                hitid: None,
             },
         ];
         let bytes = encode_hits(&hits.iter().collect::<Vec<_>>(), "t").unwrap();
@@ -546,6 +580,40 @@ mod tests {
         let meta = builder.metadata().row_group(0).column(0).compression();
         assert!(matches!(meta, Compression::ZSTD(_)));
         assert_eq!(decode_hits(bytes, "t").unwrap(), hits);
+    }
+
+    /// A file as written before `hit_id` existed: the three SPEC columns.
+    fn three_column_file(ids: &[&str]) -> Vec<u8> {
+        let schema = Arc::new(Schema::new(hits_schema().fields()[..3].to_vec()));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(ids.iter())),
+            Arc::new(StringArray::from_iter_values(ids.iter().map(|_| "M"))),
+            Arc::new(TimestampMillisecondArray::from(vec![7; ids.len()]).with_timezone("UTC")),
+        ];
+        let batch = RecordBatch::try_new(schema, columns).unwrap();
+        encode(&batch, "old", WRITER_PROPERTIES.clone()).unwrap()
+    }
+
+    #[test]
+    fn files_from_before_hit_id_are_still_read() {
+        let bytes = three_column_file(&["a", "b", "a"]);
+        let hits = decode_hits(bytes.clone(), "old").unwrap();
+        assert_eq!(hits.len(), 3);
+        assert!(hits.iter().all(|h| h.hitid.is_none()));
+        struct Count(u64, usize);
+        impl HitRows for Count {
+            fn dictionary(&mut self, ids: &StringArray) {
+                self.1 = ids.len();
+            }
+            fn row(&mut self, _: usize, _: Gender) {
+                self.0 += 1;
+            }
+        }
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &bytes).unwrap();
+        let mut count = Count(0, 0);
+        assert_eq!(for_each_hit_file_row(file, "old", &mut count).unwrap(), 3);
+        assert_eq!((count.0, count.1), (3, 2));
     }
 
     #[test]

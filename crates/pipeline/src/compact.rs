@@ -39,13 +39,23 @@ pub fn merge_hits_files(
                 .column_by_name("event_time")
                 .and_then(|c| c.as_any().downcast_ref::<TimestampMillisecondArray>())
                 .ok_or_else(|| bad("event_time missing or not a millisecond timestamp"))?;
+            // Files written before `hit_id` existed have no such column.
+            let hit_ids = match batch.column_by_name("hit_id") {
+                None => None,
+                Some(c) => Some(
+                    c.as_any()
+                        .downcast_ref::<StringArray>()
+                        .ok_or_else(|| bad("hit_id not utf8"))?,
+                ),
+            };
             if ids.null_count() + genders.null_count() + times.null_count() > 0 {
                 return Err(bad("null values"));
             }
             for row in 0..batch.num_rows() {
                 let gender = Gender::parse(genders.value(row))
                     .ok_or_else(|| bad("page_gender is not M or F"))?;
-                out.push(ids.value(row), gender, times.value(row))?;
+                let hit_id = hit_ids.filter(|h| h.is_valid(row)).map(|h| h.value(row));
+                out.push(ids.value(row), gender, times.value(row), hit_id)?;
             }
         }
     }
@@ -73,6 +83,8 @@ mod tests {
             clientid: Cow::Owned(id.to_owned()),
             gender,
             event_ms: ms,
+            // Every other row without an id, as a mix of old and new data.
+            hitid: (ms % 2 == 0).then(|| Cow::Owned(format!("h{ms}"))),
         }
     }
 

@@ -9,6 +9,7 @@
 
 use crate::PipelineError;
 use crate::codec::{HitsFile, HitsFileWriter};
+use gender_core::dedup::{CountAll, HitFilter};
 use gender_core::ports::{ApplyOutcome, CounterStore, ObjectStore};
 use gender_core::{Aggregator, Date, HitError, LineSplitter, VisitorDelta, layout, parse_raw_line};
 use std::io::Write;
@@ -17,6 +18,9 @@ use std::io::Write;
 pub struct CurateReport {
     pub raw_key: String,
     pub hits: usize,
+    /// Hits whose identity was counted before (SPEC 15): neither counted
+    /// nor written again.
+    pub duplicates: usize,
     pub invalid_lines: usize,
     pub visitors: usize,
     pub curated_keys: Vec<String>,
@@ -31,6 +35,7 @@ pub struct CurateReport {
 pub struct PreparedObject {
     pub raw_key: String,
     pub hits: usize,
+    pub duplicates: usize,
     pub invalid_lines: usize,
     pub deltas: Vec<VisitorDelta>,
     pub curated_keys: Vec<String>,
@@ -49,9 +54,13 @@ enum Decoding {
     Gzip(Box<flate2::write::MultiGzDecoder<Vec<u8>>>),
 }
 
-/// Where parsed lines go: the per-visitor fold and one writer per date.
-struct Sink {
+/// Where parsed lines go: the per-visitor fold and one writer per date,
+/// for the hits the filter lets through.
+struct Sink<'f> {
     raw_key: String,
+    /// `None`: every hit counts.
+    filter: Option<&'f mut dyn HitFilter>,
+    duplicates: usize,
     aggregator: Aggregator,
     /// Usually one date (Firehose partitions by `dt`); a mixed object is
     /// still filed correctly, one Parquet per date.
@@ -62,7 +71,7 @@ struct Sink {
     error: Option<PipelineError>,
 }
 
-impl Sink {
+impl Sink<'_> {
     #[inline]
     fn line(&mut self, index: usize, line: &[u8]) {
         if self.error.is_some() {
@@ -71,6 +80,12 @@ impl Sink {
         match parse_raw_line(line) {
             None => {}
             Some(Ok(hit)) => {
+                if let (Some(filter), Some(hitid)) = (self.filter.as_deref_mut(), &hit.hitid)
+                    && !filter.first_sighting(&hit.clientid, hitid)
+                {
+                    self.duplicates += 1;
+                    return;
+                }
                 self.hits += 1;
                 self.aggregator.add(&hit.clientid, hit.gender, hit.event_ms);
                 let dt = Date::of_millis(hit.event_ms);
@@ -88,10 +103,12 @@ impl Sink {
                         self.writers.len() - 1
                     }
                 };
-                if let Err(e) = self.writers[slot]
-                    .1
-                    .push(&hit.clientid, hit.gender, hit.event_ms)
-                {
+                if let Err(e) = self.writers[slot].1.push(
+                    &hit.clientid,
+                    hit.gender,
+                    hit.event_ms,
+                    hit.hitid.as_deref(),
+                ) {
                     self.error = Some(e);
                 }
             }
@@ -105,16 +122,18 @@ impl Sink {
 
 /// Curate's CPU part over a raw object fed in chunks of any size (the
 /// port-free core of [`prepare_object`], also what the benchmarks drive).
-pub struct CurateStream {
+pub struct CurateStream<'f> {
     decoding: Decoding,
     lines: LineSplitter,
-    sink: Sink,
+    sink: Sink<'f>,
 }
 
 /// What a [`CurateStream`] produced: the deltas and one local Parquet file per date.
 pub struct CuratedObject {
     pub raw_key: String,
+    /// Hits counted (and written).
     pub hits: usize,
+    pub duplicates: usize,
     pub invalid_lines: usize,
     pub first_invalid: Option<(usize, HitError)>,
     pub deltas: Vec<VisitorDelta>,
@@ -122,13 +141,27 @@ pub struct CuratedObject {
     pub files: Vec<HitsFile>,
 }
 
-impl CurateStream {
-    pub fn new(raw_key: &str) -> CurateStream {
+impl CurateStream<'static> {
+    /// A stream that counts every hit (no deduplication).
+    pub fn new(raw_key: &str) -> CurateStream<'static> {
+        CurateStream::build(raw_key, None)
+    }
+}
+
+impl<'f> CurateStream<'f> {
+    /// A stream that counts only the hits `filter` sees for the first time.
+    pub fn with_filter(raw_key: &str, filter: &'f mut dyn HitFilter) -> CurateStream<'f> {
+        CurateStream::build(raw_key, Some(filter))
+    }
+
+    fn build(raw_key: &str, filter: Option<&'f mut dyn HitFilter>) -> CurateStream<'f> {
         CurateStream {
             decoding: Decoding::Undecided(Vec::new()),
             lines: LineSplitter::new(),
             sink: Sink {
                 raw_key: raw_key.to_owned(),
+                filter,
+                duplicates: 0,
                 aggregator: Aggregator::new(),
                 writers: Vec::new(),
                 hits: 0,
@@ -224,6 +257,7 @@ impl CurateStream {
         Ok(CuratedObject {
             raw_key: sink.raw_key,
             hits: sink.hits,
+            duplicates: sink.duplicates,
             invalid_lines: sink.invalid_lines,
             first_invalid: sink.first_invalid,
             deltas: sink.aggregator.finish(),
@@ -234,17 +268,20 @@ impl CurateStream {
 
 /// Reads `raw_key` as a stream, writes its hits as Parquet (one object per
 /// event date, deterministic names, so a retry overwrites) and aggregates
-/// its deltas.
+/// its deltas, skipping the hits `filter` has counted before (SPEC 15).
+/// The filter's new decisions are the caller's to keep or discard, with
+/// the outcome of applying the deltas.
 pub async fn prepare_object(
     raw: &dyn ObjectStore,
     curated: &dyn ObjectStore,
     raw_key: &str,
+    filter: &mut dyn HitFilter,
 ) -> Result<PreparedObject, PipelineError> {
     let mut body = raw
         .get_stream(raw_key)
         .await?
         .ok_or_else(|| PipelineError::RawMissing(raw_key.to_owned()))?;
-    let mut stream = CurateStream::new(raw_key);
+    let mut stream = CurateStream::with_filter(raw_key, filter);
     while let Some(chunk) = body.next_chunk().await? {
         stream.push(&chunk)?;
     }
@@ -260,6 +297,7 @@ pub async fn prepare_object(
     Ok(PreparedObject {
         raw_key: object.raw_key,
         hits: object.hits,
+        duplicates: object.duplicates,
         invalid_lines: object.invalid_lines,
         deltas: object.deltas,
         curated_keys,
@@ -278,7 +316,7 @@ pub async fn curate_object(
     keep_raw: bool,
     now_ms: i64,
 ) -> Result<CurateReport, PipelineError> {
-    let prepared = prepare_object(raw, curated, raw_key).await?;
+    let prepared = prepare_object(raw, curated, raw_key, &mut CountAll).await?;
     let outcome = counters
         .apply_object(object_id, &prepared.deltas, now_ms)
         .await?;
@@ -288,6 +326,7 @@ pub async fn curate_object(
     Ok(CurateReport {
         raw_key: prepared.raw_key,
         hits: prepared.hits,
+        duplicates: prepared.duplicates,
         invalid_lines: prepared.invalid_lines,
         visitors: prepared.deltas.len(),
         curated_keys: prepared.curated_keys,
@@ -299,6 +338,7 @@ pub async fn curate_object(
 mod tests {
     use super::*;
     use crate::codec::ROW_GROUP_ROWS;
+    use gender_core::dedup::SeenIndex;
     use gender_core::{Gender, Hit, aggregate_hits, parse_raw_object};
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
@@ -311,6 +351,8 @@ mod tests {
                 gender: if rng.bool() { Gender::M } else { Gender::F },
                 // Three dates, and equal times now and then.
                 event_ms: 1_795_478_400_000 + rng.i64(-86_400_000..172_800_000) / 1000 * 1000,
+                // Most with an id, some without (raw data from before ids).
+                hitid: (i % 5 != 0).then(|| format!("h{i}").into()),
             };
             if i % 97 == 0 {
                 out.extend_from_slice(b"{\"clientid\":\"bad id\",\"pageGender\":\"M\"}\r\n\n");
@@ -381,5 +423,72 @@ mod tests {
             stream.finish(),
             Err(PipelineError::BadObject { .. })
         ));
+    }
+
+    fn lines(hits: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, (clientid, hitid)) in hits.iter().enumerate() {
+            Hit {
+                clientid: (*clientid).into(),
+                gender: if i % 2 == 0 { Gender::M } else { Gender::F },
+                event_ms: 1_795_514_400_000 + i as i64,
+                hitid: Some((*hitid).into()),
+            }
+            .write_ndjson(&mut out);
+        }
+        out
+    }
+
+    fn curate_with(index: &mut SeenIndex, raw: &[u8]) -> CuratedObject {
+        let mut stream = CurateStream::with_filter("raw/dt=2026-11-24/x.ndjson", index);
+        stream.push(raw).unwrap();
+        stream.finish().unwrap()
+    }
+
+    fn rows(object: &CuratedObject) -> Vec<(String, Option<String>)> {
+        let mut out = Vec::new();
+        for file in &object.files {
+            let bytes = std::fs::read(file.temp.path()).unwrap();
+            for hit in crate::codec::decode_hits(bytes, &file.key).unwrap() {
+                out.push((hit.clientid.into_owned(), hit.hitid.map(|h| h.into_owned())));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn an_identity_is_counted_and_written_once_across_objects() {
+        let mut index = SeenIndex::new(3_600_000);
+        // Duplicates inside one object: the first line of each identity wins.
+        let first = curate_with(
+            &mut index,
+            &lines(&[("a", "1"), ("a", "1"), ("b", "1"), ("a", "2")]),
+        );
+        assert_eq!((first.hits, first.duplicates), (3, 1));
+        assert_eq!(
+            rows(&first),
+            [("a", "1"), ("b", "1"), ("a", "2")].map(|(c, h)| (c.to_owned(), Some(h.to_owned())))
+        );
+        let a = first.deltas.iter().find(|d| d.clientid == "a").unwrap();
+        // Line 0 is M, line 3 is F; line 1 (F) was the duplicate.
+        assert_eq!((a.m, a.f), (1, 1));
+        index.remember_pending(0);
+        // A partial overlap in a later object: only the new identity counts.
+        let second = curate_with(&mut index, &lines(&[("b", "1"), ("b", "2"), ("a", "1")]));
+        assert_eq!((second.hits, second.duplicates), (1, 2));
+        assert_eq!(rows(&second), [("b".to_owned(), Some("2".to_owned()))]);
+        assert_eq!(second.deltas.len(), 1);
+    }
+
+    #[test]
+    fn a_discarded_object_decides_the_same_way_again() {
+        let mut index = SeenIndex::new(3_600_000);
+        let raw = lines(&[("a", "1"), ("a", "1"), ("c", "9")]);
+        let once = curate_with(&mut index, &raw);
+        // Its transaction did not commit (a crash, a full disk): redone.
+        index.discard_pending();
+        let again = curate_with(&mut index, &raw);
+        assert_eq!(rows(&once), rows(&again));
+        assert_eq!(once.deltas, again.deltas);
     }
 }

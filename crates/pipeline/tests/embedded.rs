@@ -34,6 +34,7 @@ fn ndjson(hits: &[(&str, Gender, &str)]) -> Vec<u8> {
             clientid: (*id).into(),
             gender: *gender,
             event_ms,
+            hitid: None,
         }
         .write_ndjson(&mut out);
     }

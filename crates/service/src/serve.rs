@@ -53,6 +53,9 @@ pub struct ServeArgs {
     /// UTC time of the daily job, HH:MM.
     #[arg(long, env = "GENDER_DAILY_AT", default_value = "01:00")]
     daily_at: String,
+    /// How long a counted (clientid, hitid) is remembered, so a resend is not counted again (0: no deduplication).
+    #[arg(long, env = "GENDER_DEDUP_HORIZON_SECS", default_value_t = 3600)]
+    dedup_horizon_secs: u64,
 }
 
 fn parse_hh_mm(s: &str) -> Option<u32> {
@@ -92,6 +95,7 @@ impl ServeArgs {
                 min_files: self.compact_min_files.max(2),
             },
             compaction_interval: Duration::from_millis(self.compact_interval_ms),
+            dedup_horizon: Duration::from_secs(self.dedup_horizon_secs),
             limits: ConnectionLimits {
                 max_connections: self.max_connections.max(1),
                 header_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),

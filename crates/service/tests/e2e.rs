@@ -121,18 +121,24 @@ async fn ingest_pipeline_lookup_and_daily_through_http() {
         [("alice", 1, 0)]
     );
 
-    // Raw NDJSON: exactly the three fields, millisecond UTC.
-    // (The hits of that date may span several delivery batches.)
+    // Raw NDJSON: exactly the four fields, millisecond UTC, and the hitid
+    // the service assigned. (The hits of that date may span several
+    // delivery batches.)
     let text: String = std::fs::read_dir(dir.path().join("raw/dt=2026-11-20"))
         .unwrap()
         .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
         .collect();
-    assert!(
-        text.contains(
-            r#"{"clientid":"bob","pageGender":"M","timestamp":"2026-11-20T12:00:00.123Z"}"#
-        ),
-        "{text}"
-    );
+    let bob = text
+        .lines()
+        .find(|l| l.contains(r#""clientid":"bob""#))
+        .unwrap_or_else(|| panic!("{text}"));
+    let hitid = bob
+        .strip_prefix(
+            r#"{"clientid":"bob","pageGender":"M","timestamp":"2026-11-20T12:00:00.123Z","hitid":""#,
+        )
+        .and_then(|rest| rest.strip_suffix(r#""}"#))
+        .unwrap_or_else(|| panic!("{bob}"));
+    gender_core::validate_hitid(hitid).unwrap();
 
     // Metrics reflect the run.
     let metrics = server.metrics_text().await;

@@ -29,6 +29,7 @@ async fn scheduled_and_manual_runs_set_the_window_and_write_rollups() {
             clientid: "visitor-1".into(),
             gender,
             event_ms: at,
+            hitid: None,
         })
         .collect();
     let key = "curated/hits/dt=2026-11-20/x.parquet";

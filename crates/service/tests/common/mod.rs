@@ -242,7 +242,7 @@ pub fn curated_files(
     out
 }
 
-/// Exactly the three columns of SPEC 6, compressed.
+/// Exactly the four columns of SPEC 6, compressed.
 pub fn assert_parquet_schema(bytes: &[u8], key: &str) {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::copy_from_slice(bytes))
@@ -258,7 +258,8 @@ pub fn assert_parquet_schema(bytes: &[u8], key: &str) {
         [
             "clientid:Utf8",
             "page_gender:Utf8",
-            "event_time:Timestamp(ms, \"UTC\")"
+            "event_time:Timestamp(ms, \"UTC\")",
+            "hit_id:Utf8"
         ],
         "{key}"
     );

@@ -1,0 +1,92 @@
+//! The `hitid`s the service assigns (SPEC 2): `<instance>.<counter>`.
+//!
+//! The instance part is 64 random bits drawn once per process (a local
+//! server start, a Lambda execution environment), written as 11 base-62
+//! characters; the counter counts this process's assignments. So an id is
+//! unique across requests of one process by the counter, and across
+//! restarts and concurrent instances unless two processes draw the same 64
+//! bits (about one chance in 10^10 among a million instances). The result
+//! fits the `hitid` rule: at most 11 + 1 + 11 characters of `[A-Za-z0-9.]`.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+struct Assigner {
+    instance: String,
+    next: AtomicU64,
+}
+
+fn assigner() -> &'static Assigner {
+    static ASSIGNER: OnceLock<Assigner> = OnceLock::new();
+    ASSIGNER.get_or_init(|| {
+        let mut seed = [0u8; 8];
+        // No entropy means no guarantee: better to stop than to repeat ids.
+        getrandom::fill(&mut seed).expect("the OS random source is available");
+        Assigner {
+            instance: base62(u64::from_le_bytes(seed), 11),
+            next: AtomicU64::new(0),
+        }
+    })
+}
+
+fn base62(mut value: u64, width: usize) -> String {
+    let mut digits = vec![b'0'; width];
+    for digit in digits.iter_mut().rev() {
+        *digit = BASE62[(value % 62) as usize];
+        value /= 62;
+    }
+    String::from_utf8(digits).expect("ASCII")
+}
+
+/// A new `hitid`, never returned before by this process.
+pub fn assign() -> String {
+    let a = assigner();
+    format_id(&a.instance, a.next.fetch_add(1, Ordering::Relaxed))
+}
+
+fn format_id(instance: &str, n: u64) -> String {
+    let mut id = String::with_capacity(instance.len() + 12);
+    id.push_str(instance);
+    id.push('.');
+    // u64::MAX has 11 base-62 digits; pushed least significant first.
+    let (mut digits, mut len, mut n) = ([0u8; 11], 0, n);
+    loop {
+        digits[len] = BASE62[(n % 62) as usize];
+        len += 1;
+        n /= 62;
+        if n == 0 {
+            break;
+        }
+    }
+    id.extend(digits[..len].iter().rev().map(|&d| d as char));
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn assigned_ids_are_valid_and_distinct() {
+        let ids: Vec<String> = (0..10_000).map(|_| assign()).collect();
+        for id in &ids {
+            gender_core::validate_hitid(id).unwrap();
+        }
+        assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+        let instance = &ids[0][..11];
+        assert!(ids.iter().all(|id| id.starts_with(instance)));
+    }
+
+    #[test]
+    fn ids_are_fixed_width_instances_and_the_largest_counter_fits() {
+        assert_eq!(base62(0, 11), "00000000000");
+        assert_eq!(format_id("i", 0), "i.0");
+        assert_eq!(format_id("i", 62), "i.10");
+        let largest = format_id(&base62(u64::MAX, 11), u64::MAX);
+        assert_eq!(largest.len(), 23);
+        gender_core::validate_hitid(&largest).unwrap();
+    }
+}
