@@ -3,6 +3,7 @@
 //! written by Goose, and a verdict against the error-rate, p99 and
 //! hit-to-visible thresholds.
 
+pub mod duplicates;
 pub mod options;
 pub mod scenarios;
 pub mod seed;
@@ -93,8 +94,9 @@ pub async fn run(cli: Cli) -> Result<Verdict, LoadTestError> {
         Arc::clone(&stop_probes),
     ));
 
+    let ledger = Arc::new(duplicates::Ledger::new());
     let mut attack = GooseAttack::initialize_with_config(goose_config).map_err(boxed)?;
-    for scenario in scenarios::scenarios(&workload).map_err(boxed)? {
+    for scenario in scenarios::scenarios(&workload, Arc::clone(&ledger)).map_err(boxed)? {
         attack = attack.register_scenario(scenario);
     }
     let (metrics, mut failures) = match attack.execute().await {
@@ -115,6 +117,30 @@ pub async fn run(cli: Cli) -> Result<Verdict, LoadTestError> {
     if workload.visibility_probes > 0 {
         print_visibility(&visibility);
         failures.extend(visibility_failures(&workload, &visibility));
+    }
+    if workload.duplicate_percent > 0 {
+        let report = duplicates::check(
+            &target,
+            &ledger,
+            workload.duplicate_sample,
+            Duration::from_secs(30),
+        )
+        .await?;
+        println!(
+            "duplicates: {} distinct hits accepted, {} hits resent; {} visitors checked, {} miscounted",
+            report.distinct_hits,
+            report.resent_hits,
+            report.visitors_checked,
+            report.mismatched.len()
+        );
+        for (clientid, want, found) in report.mismatched.iter().take(10) {
+            failures.push(format!(
+                "duplicates: {clientid} counts {found:?} (M, F), its distinct hits are {want:?}"
+            ));
+        }
+        if report.visitors_checked == 0 {
+            failures.push("duplicates: no accepted hit to check".to_owned());
+        }
     }
     Ok(Verdict { failures })
 }
@@ -152,7 +178,9 @@ fn print_summary(workload: &WorkloadOptions, metrics: &GooseMetrics) {
             millis(timing.percentile_us(0.99)),
             millis(timing.maximum_time_us),
         );
-        if name.ends_with(scenarios::INGEST_BATCH) {
+        if name.ends_with(scenarios::INGEST_RESEND) {
+            // Resent hits are not new hits.
+        } else if name.ends_with(scenarios::INGEST_BATCH) {
             hits_accepted += request.success_count * usize::from(workload.batch_size);
         } else if name.ends_with(scenarios::INGEST_SINGLE) {
             hits_accepted += request.success_count;

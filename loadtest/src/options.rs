@@ -68,6 +68,16 @@ pub struct WorkloadOptions {
     #[arg(long, env = "LOADTEST_MAX_P99_MS")]
     pub max_p99_ms: Option<f64>,
 
+    /// Share of ingest requests that resend an earlier accepted body verbatim, in percent;
+    /// above 0 every hit carries a producer hitid and the run ends by checking that
+    /// profiles count each distinct hit once (SPEC 15).
+    #[arg(long, env = "LOADTEST_DUPLICATE_PERCENT", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub duplicate_percent: u8,
+
+    /// Visitors whose counts the duplicate check compares after the run.
+    #[arg(long, env = "LOADTEST_DUPLICATE_SAMPLE", default_value_t = 500)]
+    pub duplicate_sample: usize,
+
     /// Concurrent hit-to-visible probes during the run (POST a new visitor, poll GET until it shows); 0 = off.
     #[arg(long, env = "LOADTEST_VISIBILITY_PROBES", default_value_t = 0)]
     pub visibility_probes: u16,

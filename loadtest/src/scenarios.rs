@@ -8,22 +8,28 @@ use goose::goose::GooseResponse;
 use goose::prelude::*;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 
+use crate::duplicates::Ledger;
 use crate::options::WorkloadOptions;
 use crate::{validate, workload};
 
 pub const INGEST_SINGLE: &str = "/hits single";
 pub const INGEST_BATCH: &str = "/hits batch";
+pub const INGEST_RESEND: &str = "/hits resend";
 pub const LOOKUP_KNOWN: &str = "/gender/{id} known";
 pub const LOOKUP_UNKNOWN: &str = "/gender/{id} unknown";
 
 /// The scenarios for the configured mix; the mix sets how users are split.
-pub fn scenarios(options: &WorkloadOptions) -> Result<Vec<Scenario>, GooseError> {
+pub fn scenarios(
+    options: &WorkloadOptions,
+    ledger: Arc<Ledger>,
+) -> Result<Vec<Scenario>, GooseError> {
     let options = Arc::new(options.clone());
     let mut scenarios = Vec::new();
     if options.ingest_percent() > 0 {
         let workload = Arc::clone(&options);
-        let ingest: TransactionFunction =
-            Arc::new(move |user| Box::pin(ingest(user, Arc::clone(&workload))));
+        let ingest: TransactionFunction = Arc::new(move |user| {
+            Box::pin(ingest(user, Arc::clone(&workload), Arc::clone(&ledger)))
+        });
         scenarios.push(
             scenario!("ingest")
                 .set_weight(options.ingest_percent().into())?
@@ -43,7 +49,14 @@ pub fn scenarios(options: &WorkloadOptions) -> Result<Vec<Scenario>, GooseError>
     Ok(scenarios)
 }
 
-async fn ingest(user: &mut GooseUser, options: Arc<WorkloadOptions>) -> TransactionResult {
+async fn ingest(
+    user: &mut GooseUser,
+    options: Arc<WorkloadOptions>,
+    ledger: Arc<Ledger>,
+) -> TransactionResult {
+    if options.duplicate_percent > 0 {
+        return ingest_with_hitids(user, &options, &ledger).await;
+    }
     let random_visitor = || workload::visitor_id(fastrand::u64(..options.visitors.max(1)));
     let (name, body, sent) = if workload::chance(options.batch_percent) {
         let size = usize::from(options.batch_size);
@@ -52,6 +65,51 @@ async fn ingest(user: &mut GooseUser, options: Arc<WorkloadOptions>) -> Transact
     } else {
         (INGEST_SINGLE, workload::hit_json(&random_visitor()), 1)
     };
+    post_hits(user, &options, name, body, sent).await.map(drop)
+}
+
+/// The duplicate mix: a new body (every hit with a producer hitid), or an
+/// accepted one sent again.
+async fn ingest_with_hitids(
+    user: &mut GooseUser,
+    options: &WorkloadOptions,
+    ledger: &Ledger,
+) -> TransactionResult {
+    if workload::chance(options.duplicate_percent)
+        && let Some(earlier) = ledger.body_to_resend()
+    {
+        let (body, sent) = (earlier.0.clone(), earlier.1);
+        if post_hits(user, options, INGEST_RESEND, body, sent).await? {
+            ledger.resent(sent);
+        }
+        return Ok(());
+    }
+    let size = if workload::chance(options.batch_percent) {
+        usize::from(options.batch_size)
+    } else {
+        1
+    };
+    let visitors = (0..size).map(|_| ledger.visitor_id(fastrand::u64(..options.visitors.max(1))));
+    let (body, hits) = ledger.new_body(visitors);
+    let name = if size == 1 {
+        INGEST_SINGLE
+    } else {
+        INGEST_BATCH
+    };
+    if post_hits(user, options, name, body.clone(), size).await? {
+        ledger.accepted(body, hits);
+    }
+    Ok(())
+}
+
+/// Sends one `POST /hits`; `Ok(true)` when it was answered `202`.
+async fn post_hits(
+    user: &mut GooseUser,
+    options: &WorkloadOptions,
+    name: &'static str,
+    body: String,
+    sent: usize,
+) -> Result<bool, Box<TransactionError>> {
     let builder = user
         .get_request_builder(&GooseMethod::Post, "/hits")?
         .header("x-api-key", &options.api_key)
@@ -65,10 +123,12 @@ async fn ingest(user: &mut GooseUser, options: Arc<WorkloadOptions>) -> Transact
         .set_request_builder(builder)
         .build();
     let response = user.request(request).await?;
+    let accepted = response.request.status_code == 202;
     check_body(user, name, response, |body| {
         validate::ingest_accepted(body, sent)
     })
-    .await
+    .await?;
+    Ok(accepted)
 }
 
 async fn lookup(user: &mut GooseUser, options: Arc<WorkloadOptions>) -> TransactionResult {
