@@ -111,15 +111,18 @@ impl Default for Ledger {
     }
 }
 
+/// A visitor whose profile miscounts: (clientid, its distinct hits (M, F),
+/// what the profile counts, if it exists).
+pub type Miscount = (String, (u64, u64), Option<(u64, u64)>);
+
 /// What the check after the run found.
 #[derive(Debug, Default)]
 pub struct DuplicateReport {
     pub distinct_hits: u64,
     pub resent_hits: u64,
     pub visitors_checked: usize,
-    /// Visitors whose profile does not count their distinct hits exactly
-    /// once: (clientid, expected (M, F), found (M, F)).
-    pub mismatched: Vec<(String, (u64, u64), Option<(u64, u64)>)>,
+    /// Visitors whose profile does not count their distinct hits exactly once.
+    pub mismatched: Vec<Miscount>,
 }
 
 /// Makes the run visible (the local server's flush barrier; elsewhere,
