@@ -12,15 +12,19 @@ use crate::error::is_retryable_sdk_error;
 use crate::{AwsError, Backoff};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use futures::{StreamExt, TryStreamExt, stream};
 use gender_core::ports::{ApplyOutcome, CounterStore, HealthProbe, ProfileReader, WindowStore};
+use gender_core::seen_set;
 use gender_core::{Date, Gender, PortError, Profile, VisitorDelta, WindowSums};
 use std::collections::HashMap;
 
 pub const KEY: &str = "pk";
 /// DynamoDB allows 100 items per transaction: one marker + 99 visitors.
-const VISITORS_PER_TRANSACTION: usize = 99;
+pub const VISITORS_PER_TRANSACTION: usize = 99;
+/// BatchGetItem reads at most 100 keys per call.
+const KEYS_PER_BATCH_GET: usize = 100;
 /// Markers expire (table TTL on `expires_at`) long after any retry could come.
 const MARKER_TTL_SECONDS: i64 = 30 * 86_400;
 /// Daily window writes in flight: at ~6 ms each, 64 write about 10,000 a
@@ -34,6 +38,10 @@ pub struct DynamoProfiles {
     client: Client,
     table: String,
     backoff: Backoff,
+}
+
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> AwsError {
+    AwsError::sdk("TransactWriteItems", false, e)
 }
 
 fn n(value: impl ToString) -> AttributeValue {
@@ -131,9 +139,38 @@ pub fn profile_from_item(
     })
 }
 
-enum ChunkOutcome {
+/// What one chunk's transaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkOutcome {
     Applied,
+    /// Its marker exists: applied before (by an earlier run or a concurrent one).
     AlreadyApplied,
+    /// A visitor's version (or `last_seen`) changed since it was read: nothing
+    /// was written; the caller reads again and decides again.
+    Conflict,
+}
+
+/// What a visitor's item holds for deduplication (SPEC 15), read consistently.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeenItem {
+    /// `ver`: bumped by every versioned write; `None` before the first.
+    pub ver: Option<u64>,
+    /// `seen`: a [`gender_core::seen_set::SeenSet`], encoded; empty if none.
+    pub seen: Vec<u8>,
+    pub last_seen_ms: Option<i64>,
+}
+
+/// One visitor's versioned write: its delta, what was read, and its new set.
+#[derive(Debug, Clone)]
+pub struct SeenWrite<'a> {
+    pub delta: &'a VisitorDelta,
+    pub read: &'a SeenItem,
+    pub seen: Vec<u8>,
+}
+
+/// The key of an object's chunk marker.
+pub fn marker_key(object_id: &str, index: usize) -> String {
+    format!("{MARKER_PREFIX}{object_id}#{index}")
 }
 
 impl DynamoProfiles {
@@ -150,52 +187,114 @@ impl DynamoProfiles {
         self
     }
 
-    fn chunk_transaction(
+    fn marker_put(
         &self,
         marker: &str,
-        chunk: &[VisitorDelta],
+        counted_before: &[u64],
         now_ms: i64,
-    ) -> Result<Vec<TransactWriteItem>, AwsError> {
-        let build = |e| AwsError::sdk("TransactWriteItems", false, e);
-        let mut items = Vec::with_capacity(chunk.len() + 1);
-        let put = Put::builder()
+    ) -> Result<TransactWriteItem, AwsError> {
+        let mut put = Put::builder()
             .table_name(&self.table)
             .item(KEY, s(marker))
             .item("applied_at", n(now_ms))
             .item("expires_at", n(now_ms / 1000 + MARKER_TTL_SECONDS))
             .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", KEY)
-            .build()
-            .map_err(build)?;
-        items.push(TransactWriteItem::builder().put(put).build());
-        for delta in chunk {
-            // if_not_exists gives a new profile its `last` at once; the
-            // conditional update afterwards moves it forward when later.
-            let update = Update::builder()
-                .table_name(&self.table)
-                .key(KEY, s(&delta.clientid))
-                .update_expression(
-                    "ADD m :m, f :f SET updated_at = :now, last_gender = if_not_exists(last_gender, :g), last_seen = if_not_exists(last_seen, :t)",
-                )
-                .expression_attribute_values(":m", n(delta.m))
-                .expression_attribute_values(":f", n(delta.f))
-                .expression_attribute_values(":now", n(now_ms))
-                .expression_attribute_values(":g", s(delta.last_gender.as_str()))
-                .expression_attribute_values(":t", n(delta.last_seen_ms))
-                .build()
-                .map_err(build)?;
-            items.push(TransactWriteItem::builder().update(update).build());
+            .expression_attribute_names("#pk", KEY);
+        if !counted_before.is_empty() {
+            put = put.item(
+                "before",
+                AttributeValue::B(Blob::new(seen_set::pack_identities(counted_before))),
+            );
         }
-        Ok(items)
+        let put = put.build().map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// Today's update of a visitor without deduplication: atomic `ADD`s.
+    fn plain_update(
+        &self,
+        delta: &VisitorDelta,
+        now_ms: i64,
+    ) -> Result<TransactWriteItem, AwsError> {
+        // if_not_exists gives a new profile its `last` at once; the
+        // conditional update afterwards moves it forward when later.
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(KEY, s(&delta.clientid))
+            .update_expression(
+                "ADD m :m, f :f SET updated_at = :now, last_gender = if_not_exists(last_gender, :g), last_seen = if_not_exists(last_seen, :t)",
+            )
+            .expression_attribute_values(":m", n(delta.m))
+            .expression_attribute_values(":f", n(delta.f))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":g", s(delta.last_gender.as_str()))
+            .expression_attribute_values(":t", n(delta.last_seen_ms))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A versioned write (compare-and-set on `ver`): the `ADD`s, the new
+    /// `seen` set and, when this delta is later or equal to what was read,
+    /// `last_gender`/`last_seen` (guarded by the `last_seen` read, since
+    /// visitors' plain updates move it without a version).
+    fn versioned_update(
+        &self,
+        write: &SeenWrite<'_>,
+        now_ms: i64,
+    ) -> Result<TransactWriteItem, AwsError> {
+        let delta = write.delta;
+        let mut set =
+            String::from("ADD m :m, f :f SET updated_at = :now, #seen = :seen, #ver = :next");
+        let mut condition = match write.read.ver {
+            Some(_) => String::from("#ver = :ver"),
+            None => String::from("attribute_not_exists(#ver)"),
+        };
+        let replace_last = write
+            .read
+            .last_seen_ms
+            .is_none_or(|stored| delta.last_seen_ms >= stored);
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(KEY, s(&delta.clientid))
+            .expression_attribute_names("#seen", "seen")
+            .expression_attribute_names("#ver", "ver")
+            .expression_attribute_values(":m", n(delta.m))
+            .expression_attribute_values(":f", n(delta.f))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":seen", AttributeValue::B(Blob::new(write.seen.clone())))
+            .expression_attribute_values(":next", n(write.read.ver.unwrap_or(0) + 1));
+        if let Some(ver) = write.read.ver {
+            update = update.expression_attribute_values(":ver", n(ver));
+        }
+        if replace_last {
+            set.push_str(", last_gender = :g, last_seen = :t");
+            update = update
+                .expression_attribute_values(":g", s(delta.last_gender.as_str()))
+                .expression_attribute_values(":t", n(delta.last_seen_ms));
+            match write.read.last_seen_ms {
+                Some(stored) => {
+                    condition.push_str(" AND last_seen = :read_last");
+                    update = update.expression_attribute_values(":read_last", n(stored));
+                }
+                None => condition.push_str(" AND attribute_not_exists(last_seen)"),
+            }
+        }
+        let update = update
+            .update_expression(set)
+            .condition_expression(condition)
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Runs one chunk's transaction (item 0 is its marker), retrying
+    /// conflicts and throttling.
     async fn apply_chunk(
         &self,
         marker: &str,
-        chunk: &[VisitorDelta],
-        now_ms: i64,
+        items: Vec<TransactWriteItem>,
     ) -> Result<ChunkOutcome, AwsError> {
-        let items = self.chunk_transaction(marker, chunk, now_ms)?;
         let mut last = String::new();
         for attempt in 0..self.backoff.attempts {
             if attempt > 0 {
@@ -223,6 +322,10 @@ impl DynamoProfiles {
             // Item 0 is the marker: its condition failing means this chunk was applied before.
             if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") {
                 return Ok(ChunkOutcome::AlreadyApplied);
+            }
+            // Any other failed condition is a visitor's version check.
+            if reasons.iter().any(|r| r == "ConditionalCheckFailed") {
+                return Ok(ChunkOutcome::Conflict);
             }
             let conflict = reasons
                 .iter()
@@ -292,9 +395,22 @@ impl DynamoProfiles {
             deltas.chunks(VISITORS_PER_TRANSACTION).collect()
         };
         for (index, chunk) in chunks.into_iter().enumerate() {
-            let marker = format!("{MARKER_PREFIX}{object_id}#{index}");
-            if let ChunkOutcome::Applied = self.apply_chunk(&marker, chunk, now_ms).await? {
-                applied_any = true;
+            let marker = marker_key(object_id, index);
+            let mut items = Vec::with_capacity(chunk.len() + 1);
+            items.push(self.marker_put(&marker, &[], now_ms)?);
+            for delta in chunk {
+                items.push(self.plain_update(delta, now_ms)?);
+            }
+            match self.apply_chunk(&marker, items).await? {
+                ChunkOutcome::Applied => applied_any = true,
+                ChunkOutcome::AlreadyApplied => {}
+                ChunkOutcome::Conflict => {
+                    return Err(AwsError::sdk(
+                        "TransactWriteItems",
+                        true,
+                        "a condition failed on an unconditional update",
+                    ));
+                }
             }
         }
         // Futures collected first: a closure inside the stream trips the
@@ -309,6 +425,193 @@ impl DynamoProfiles {
         } else {
             ApplyOutcome::AlreadyApplied
         })
+    }
+
+    /// Consistent reads of `keys` (projected), 100 per `BatchGetItem`,
+    /// following unprocessed keys with backoff. Missing items are absent.
+    async fn batch_get(
+        &self,
+        keys: &[String],
+        projection: &str,
+        names: &[(&str, &str)],
+    ) -> Result<HashMap<String, HashMap<String, AttributeValue>>, AwsError> {
+        let mut found = HashMap::with_capacity(keys.len());
+        for group in keys.chunks(KEYS_PER_BATCH_GET) {
+            let mut pending: Vec<HashMap<String, AttributeValue>> = group
+                .iter()
+                .map(|k| HashMap::from([(KEY.to_owned(), s(k))]))
+                .collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                if attempt > 0 {
+                    if attempt >= self.backoff.attempts {
+                        return Err(AwsError::Exhausted {
+                            operation: "BatchGetItem",
+                            attempts: attempt,
+                            last: format!("{} keys unprocessed", pending.len()),
+                        });
+                    }
+                    self.backoff.pause(attempt).await;
+                }
+                attempt += 1;
+                let mut request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .projection_expression(projection);
+                for (name, attribute) in names {
+                    request = request.expression_attribute_names(*name, *attribute);
+                }
+                let request = request
+                    .build()
+                    .map_err(|e| AwsError::sdk("BatchGetItem", false, e))?;
+                let keys_sent = request.keys().to_vec();
+                let output = match self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                {
+                    Ok(output) => output,
+                    Err(err) if is_retryable_sdk_error(&err) => {
+                        pending = keys_sent;
+                        continue;
+                    }
+                    Err(err) => return Err(sdk("BatchGetItem", err)),
+                };
+                for item in output
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(key) = text(item, KEY) {
+                        found.insert(key.to_owned(), item.clone());
+                    }
+                }
+                pending = output
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+            }
+        }
+        Ok(found)
+    }
+
+    /// The chunks of `object_id` (out of `chunks`) whose marker exists,
+    /// each with the identities it recorded as counted before (SPEC 15).
+    pub async fn applied_chunks(
+        &self,
+        object_id: &str,
+        chunks: usize,
+    ) -> Result<HashMap<usize, Vec<u64>>, AwsError> {
+        let keys: Vec<String> = (0..chunks).map(|i| marker_key(object_id, i)).collect();
+        let found = self
+            .batch_get(
+                &keys,
+                "#pk, #before",
+                &[("#pk", KEY), ("#before", "before")],
+            )
+            .await?;
+        let mut applied = HashMap::with_capacity(found.len());
+        for (index, key) in keys.iter().enumerate() {
+            let Some(item) = found.get(key) else { continue };
+            let before = match item.get("before") {
+                None => Vec::new(),
+                Some(AttributeValue::B(blob)) => seen_set::unpack_identities(blob.as_ref())
+                    .ok_or_else(|| AwsError::BadItem {
+                        key: key.clone(),
+                        detail: "before is not a list of 8-byte identities".into(),
+                    })?,
+                Some(other) => {
+                    return Err(AwsError::BadItem {
+                        key: key.clone(),
+                        detail: format!("before is {other:?}"),
+                    });
+                }
+            };
+            applied.insert(index, before);
+        }
+        Ok(applied)
+    }
+
+    /// Consistent reads of the visitors' deduplication state: `seen`, `ver`
+    /// and `last_seen`. A visitor without an item gets the default.
+    pub async fn read_seen(
+        &self,
+        clientids: &[String],
+    ) -> Result<HashMap<String, SeenItem>, AwsError> {
+        let found = self
+            .batch_get(
+                clientids,
+                "#pk, #seen, #ver, last_seen",
+                &[("#pk", KEY), ("#seen", "seen"), ("#ver", "ver")],
+            )
+            .await?;
+        let mut out = HashMap::with_capacity(found.len());
+        for (id, item) in found {
+            let seen = match item.get("seen") {
+                None => Vec::new(),
+                Some(AttributeValue::B(blob)) => blob.as_ref().to_vec(),
+                Some(other) => {
+                    return Err(AwsError::BadItem {
+                        key: id,
+                        detail: format!("seen is {other:?}"),
+                    });
+                }
+            };
+            let read = SeenItem {
+                ver: number(&item, "ver", &id)?,
+                seen,
+                last_seen_ms: number(&item, "last_seen", &id)?,
+            };
+            out.insert(id, read);
+        }
+        Ok(out)
+    }
+
+    /// Applies chunk `index` of `object_id` with deduplication (SPEC 15):
+    /// one transaction of the marker (recording the identities found
+    /// counted before, so a re-run decides the same way), the plain `ADD`s
+    /// of visitors without `hitid`s, and a compare-and-set on `ver` for each
+    /// visitor with them.
+    ///
+    /// This reads before it writes, which SPEC 6's wording ("never
+    /// read-modify-write") rules out; it cannot lose an update all the
+    /// same: the read is consistent, every write of `seen` is conditional on
+    /// the `ver` that was read and increments it, so a concurrent change
+    /// makes the whole transaction fail ([`ChunkOutcome::Conflict`]) and the
+    /// caller reads and decides again; the counters are still `ADD`s.
+    pub async fn apply_seen_chunk(
+        &self,
+        object_id: &str,
+        index: usize,
+        counted_before: &[u64],
+        plain: &[&VisitorDelta],
+        versioned: &[SeenWrite<'_>],
+        now_ms: i64,
+    ) -> Result<ChunkOutcome, AwsError> {
+        let marker = marker_key(object_id, index);
+        let mut items = Vec::with_capacity(1 + plain.len() + versioned.len());
+        items.push(self.marker_put(&marker, counted_before, now_ms)?);
+        for delta in plain {
+            items.push(self.plain_update(delta, now_ms)?);
+        }
+        for write in versioned {
+            items.push(self.versioned_update(write, now_ms)?);
+        }
+        self.apply_chunk(&marker, items).await
+    }
+
+    /// `last_gender`/`last_seen` moved forward for each delta (conditional,
+    /// idempotent): the second step of a plain update.
+    pub async fn advance_lasts(&self, deltas: &[&VisitorDelta]) -> Result<(), AwsError> {
+        let updates: Vec<_> = deltas.iter().map(|d| self.advance_last(d)).collect();
+        stream::iter(updates)
+            .buffer_unordered(CONCURRENT_UPDATES)
+            .try_collect::<()>()
+            .await
     }
 
     pub async fn profile(&self, clientid: &str) -> Result<Option<Profile>, AwsError> {

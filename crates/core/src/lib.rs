@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod layout;
 pub mod ports;
 pub mod profile;
+pub mod seen_set;
 pub mod table;
 pub mod time;
 pub mod transform;

@@ -7,8 +7,14 @@ use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use gender_aws::dynamodb::DynamoProfiles;
 use gender_aws::s3::S3ObjectStore;
+use gender_core::seen_set::Horizon;
 use gender_lambda::{ConfigError, required_env};
 use gender_pipeline::{PipelineError, curate_object};
+
+pub mod dedup;
+
+/// `DEDUP_HORIZON_SECONDS` when unset: one hour (SPEC 15).
+pub const DEFAULT_DEDUP_HORIZON_SECONDS: u64 = 3600;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -18,6 +24,10 @@ pub struct Config {
     pub table_name: String,
     /// `KEEP_RAW` (default `true`): keep raw objects after curate; `false` deletes them.
     pub keep_raw: bool,
+    /// `DEDUP_HORIZON_SECONDS` (default 3600; `0` turns deduplication off):
+    /// a hit whose `(clientid, hitid)` was counted within this horizon is
+    /// not counted again (SPEC 15).
+    pub dedup_horizon: Option<Horizon>,
 }
 
 impl Config {
@@ -36,8 +46,26 @@ impl Config {
             curated_bucket: required_env("CURATED_BUCKET")?,
             table_name: required_env("PROFILES_TABLE_NAME")?,
             keep_raw,
+            dedup_horizon: dedup_horizon(std::env::var("DEDUP_HORIZON_SECONDS").ok().as_deref())?,
         })
     }
+}
+
+/// `DEDUP_HORIZON_SECONDS`: whole seconds, at most 7 days; empty or unset
+/// is the default, `0` is off.
+pub fn dedup_horizon(value: Option<&str>) -> Result<Option<Horizon>, ConfigError> {
+    let seconds = match value.map(str::trim) {
+        None | Some("") => DEFAULT_DEDUP_HORIZON_SECONDS,
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|&s| s <= 7 * 86_400)
+            .ok_or_else(|| ConfigError::InvalidEnv {
+                name: "DEDUP_HORIZON_SECONDS",
+                detail: format!("{text:?}: use whole seconds from 0 (off) to 604800"),
+            })?,
+    };
+    Ok(Horizon::from_seconds(seconds))
 }
 
 pub struct Curate {
@@ -45,6 +73,7 @@ pub struct Curate {
     curated: S3ObjectStore,
     counters: DynamoProfiles,
     keep_raw: bool,
+    dedup_horizon: Option<Horizon>,
 }
 
 /// One raw object named by an S3 event record.
@@ -132,27 +161,53 @@ impl Curate {
             curated: S3ObjectStore::new(s3.clone(), config.curated_bucket),
             counters: DynamoProfiles::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name),
             keep_raw: config.keep_raw,
+            dedup_horizon: config.dedup_horizon,
             s3,
         }
     }
 
     async fn curate(&self, object: &RawObject) -> Result<(), PipelineError> {
+        self.curate_at(object, gender_core::time::system_now_ms())
+            .await
+    }
+
+    /// Curates one object as if at `now_ms` (the commit time deduplication
+    /// records; tests move it).
+    pub async fn curate_at(&self, object: &RawObject, now_ms: i64) -> Result<(), PipelineError> {
         let raw = S3ObjectStore::new(self.s3.clone(), &object.bucket);
-        match curate_object(
-            &raw,
-            &self.curated,
-            &self.counters,
-            &object.key,
-            &object.id(),
-            self.keep_raw,
-            gender_core::time::system_now_ms(),
-        )
-        .await
-        {
-            Ok(report) => {
+        let result = match self.dedup_horizon {
+            // Boxed: the nested futures are too deep for the compiler's
+            // layout query otherwise.
+            Some(horizon) => Box::pin(dedup::curate_deduplicated(
+                &raw,
+                &self.curated,
+                &self.counters,
+                &object.key,
+                &object.id(),
+                self.keep_raw,
+                now_ms,
+                horizon,
+            ))
+            .await
+            .map(|r| {
+                tracing::info!(key = %object.key, hits = r.hits, duplicates = r.duplicates, visitors = r.visitors, invalid_lines = r.invalid_lines, redos = r.redos, outcome = ?r.outcome, "curated");
+            }),
+            None => curate_object(
+                &raw,
+                &self.curated,
+                &self.counters,
+                &object.key,
+                &object.id(),
+                self.keep_raw,
+                now_ms,
+            )
+            .await
+            .map(|report| {
                 tracing::info!(key = %object.key, hits = report.hits, visitors = report.visitors, invalid_lines = report.invalid_lines, outcome = ?report.outcome, "curated");
-                Ok(())
-            }
+            }),
+        };
+        match result {
+            Ok(()) => Ok(()),
             // Deleted after an earlier successful curate (KEEP_RAW=false), or
             // never there: either way there is nothing left to count.
             Err(PipelineError::RawMissing(key)) => {
@@ -206,5 +261,23 @@ mod tests {
         assert_eq!(decode_key("plain/key"), "plain/key");
         assert_eq!(decode_key("bad%zz"), "bad%zz");
         assert_eq!(decode_key("end%4"), "end%4");
+    }
+
+    #[test]
+    fn the_dedup_horizon_defaults_to_an_hour_and_zero_turns_it_off() {
+        assert_eq!(dedup_horizon(None).unwrap(), Horizon::from_seconds(3600));
+        assert_eq!(
+            dedup_horizon(Some("")).unwrap(),
+            Horizon::from_seconds(3600)
+        );
+        assert_eq!(dedup_horizon(Some("0")).unwrap(), None);
+        assert_eq!(
+            dedup_horizon(Some("600")).unwrap(),
+            Horizon::from_seconds(600)
+        );
+        for bad in ["-1", "1h", "604801"] {
+            let err = dedup_horizon(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains("DEDUP_HORIZON_SECONDS"), "{err}");
+        }
     }
 }

@@ -47,6 +47,8 @@ async fn stack(keep_raw: bool) -> Stack {
         curated_bucket: "gs-test-curated".into(),
         table_name: "gs-test-profiles".into(),
         keep_raw,
+        // On, as deployed: hits without a hitid take the plain path.
+        dedup_horizon: gender_core::seen_set::Horizon::from_seconds(3600),
     };
     Stack {
         curate: Arc::new(Curate::new(config, &sdk)),
