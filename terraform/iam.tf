@@ -36,7 +36,8 @@ data "aws_iam_policy_document" "http_api_key" {
 
 # ---- gender-curate: read (and with keep_raw = false delete) raw objects, write
 # curated Parquet, apply counters (TransactWriteItems = Put marker + Update
-# counters; then UpdateItem for last_gender/last_seen), consume its queue.
+# counters; then UpdateItem for last_gender/last_seen), read chunk markers and
+# the visitors' deduplication state (BatchGetItem, SPEC 15), consume its queue.
 
 data "aws_iam_policy_document" "curate_raw" {
   statement {
@@ -78,7 +79,7 @@ data "aws_iam_policy_document" "curate_curated" {
 data "aws_iam_policy_document" "curate_dynamodb" {
   statement {
     sid       = "ApplyCounters"
-    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [module.profiles.arn]
   }
 }

@@ -160,9 +160,10 @@ module "curate" {
   log_level            = var.log_level
 
   environment_variables = {
-    CURATED_BUCKET      = module.curated_bucket.name
-    PROFILES_TABLE_NAME = module.profiles.name
-    KEEP_RAW            = tostring(var.keep_raw)
+    CURATED_BUCKET        = module.curated_bucket.name
+    PROFILES_TABLE_NAME   = module.profiles.name
+    KEEP_RAW              = tostring(var.keep_raw)
+    DEDUP_HORIZON_SECONDS = tostring(var.dedup_horizon_seconds)
   }
 
   policy_documents = {

@@ -71,6 +71,17 @@ variable "keep_raw" {
   default     = true
 }
 
+variable "dedup_horizon_seconds" {
+  description = "Deduplication horizon of curate (DEDUP_HORIZON_SECONDS, SPEC 15): a hit whose (clientid, hitid) was counted within this many seconds is neither counted nor written again; 0 turns deduplication off. Keep it longer than the longest retry or redelivery window (Firehose retries, SQS redeliveries, producer resends). See docs/DEPLOY.md, deduplication."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.dedup_horizon_seconds >= 0 && var.dedup_horizon_seconds <= 604800 && floor(var.dedup_horizon_seconds) == var.dedup_horizon_seconds
+    error_message = "dedup_horizon_seconds must be a whole number of seconds from 0 (off) to 604800 (7 days)."
+  }
+}
+
 variable "raw_expiration_days" {
   description = "Expire raw objects (and Firehose error records) after this many days; null keeps them."
   type        = number

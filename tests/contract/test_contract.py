@@ -40,6 +40,7 @@ SDK_TO_IAM = {
     "get_item": {"dynamodb:GetItem"},
     "update_item": {"dynamodb:UpdateItem"},
     "scan": {"dynamodb:Scan"},
+    "batch_get_item": {"dynamodb:BatchGetItem"},
     "put_object": {"s3:PutObject"},
     "get_object": {"s3:GetObject"},
     "list_objects_v2": {"s3:ListBucket"},
@@ -120,11 +121,15 @@ def fn_bodies(rust):
 
 
 def trait_methods(rust, adapter):
-    """Methods of `impl Trait for Adapter` blocks."""
+    """Methods of `impl Trait for Adapter` blocks, and the `pub` methods of
+    `impl Adapter` (functions call some directly, e.g. curate's deduplication)."""
     methods = set()
     for m in re.finditer(r"impl\s+\w+\s+for\s+%s\s*\{" % adapter, rust):
         body = fn_bodies("fn x()" + rust[m.end() - 1 :])["x"]
         methods |= set(re.findall(r"\bfn (\w+)", body))
+    for m in re.finditer(r"impl\s+%s\s*\{" % adapter, rust):
+        body = fn_bodies("fn x()" + rust[m.end() - 1 :])["x"]
+        methods |= set(re.findall(r"\bpub (?:async )?fn (\w+)", body))
     return methods
 
 
@@ -423,7 +428,7 @@ def test_operations_derived_from_the_code_are_the_known_ones():
     got = {crate: expected_operations(crate, MODEL)[:2] for crate in CRATES}
     assert got["http"] == ({"put_records", "get_item", "get_parameter"}, set()), got["http"]
     assert got["transform"] == (set(), set()), got["transform"]
-    assert got["curate"] == ({"get_object", "put_object", "transact_write_items", "update_item"}, {"delete_object"}), got["curate"]
+    assert got["curate"] == ({"batch_get_item", "get_object", "put_object", "transact_write_items", "update_item"}, {"delete_object"}), got["curate"]
     assert got["daily"] == ({"list_objects_v2", "get_object", "put_object", "scan", "update_item"}, set()), got["daily"]
     assert MODEL["DynamoProfiles"]["transact_items"] == {"Put", "Update"}
 
@@ -615,6 +620,7 @@ VALIDATION_CASES = [
     ("", "log_level", ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], ["info", "WARNING", "OFF", ""]),
     ("modules/lambda", "log_level", ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], ["info", "WARNING", "OFF"]),
     ("", "curate_queue_age_threshold_seconds", [60, 900], [0, 59]),
+    ("", "dedup_horizon_seconds", [0, 60, 3600, 604800], [-1, 0.5, 604801]),
 ]
 
 

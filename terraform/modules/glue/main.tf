@@ -8,6 +8,7 @@ locals {
         { name = "clientid", type = "string" },
         { name = "page_gender", type = "string" },
         { name = "event_time", type = "timestamp" },
+        { name = "hit_id", type = "string" },
       ]
     }
     daily = {
