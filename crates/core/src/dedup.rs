@@ -96,21 +96,29 @@ pub type KeySet = HashSet<HitKey, BuildHasherDefault<KeyHasher>>;
 /// The identities counted within the horizon, in two generations: keys
 /// remembered at time `t` stay until the generation after `t`'s is
 /// retired, so each is remembered for at least the horizon and at most
-/// twice it. Memory is about 40 bytes per remembered identity (measured in
-/// docs/PERFORMANCE.md), so it is bounded by 2 x horizon x rate.
+/// twice it. Memory peaks at 43-60 bytes per remembered identity (hash
+/// table growth included; `bench_dedup_index` in docs/PERFORMANCE.md), so it
+/// is bounded by 2 x horizon x rate.
 ///
-/// Decisions taken since the last [`remember`](Self::remember) are pending:
-/// they already answer later questions (duplicates inside one object, or
-/// across objects applied in one transaction), and are either remembered
-/// once their transaction commits or discarded if it does not.
+/// Decisions taken since the last [`remember_pending`](Self::remember_pending)
+/// are pending: they already answer later questions (duplicates inside one
+/// object, or across objects applied in one transaction), and are either
+/// kept once their transaction commits or taken back if it does not.
+///
+/// Ids that start with a [`unique prefix`](Self::with_unique_prefix) are
+/// counted without being remembered: the local server's own assigned ids
+/// are unique by construction, and its pipeline never repeats a record, so
+/// only producer ids need the index.
 #[derive(Default, Clone)]
 pub struct SeenIndex {
     horizon_ms: i64,
+    /// Remembered keys of the current generation, pending ones included.
     current: KeySet,
     current_since_ms: i64,
     previous: KeySet,
-    pending: KeySet,
-    pending_order: Vec<HitKey>,
+    /// Keys inserted into `current` since the last commit, in order.
+    pending: Vec<HitKey>,
+    unique_prefix: Option<String>,
 }
 
 impl SeenIndex {
@@ -122,13 +130,19 @@ impl SeenIndex {
         }
     }
 
+    /// Counts ids starting with `prefix` without remembering them.
+    pub fn with_unique_prefix(mut self, prefix: impl Into<String>) -> SeenIndex {
+        self.unique_prefix = Some(prefix.into());
+        self
+    }
+
     pub fn horizon_ms(&self) -> i64 {
         self.horizon_ms
     }
 
     /// Identities remembered (both generations; pending ones excluded).
     pub fn len(&self) -> usize {
-        self.current.len() + self.previous.len()
+        self.current.len() + self.previous.len() - self.pending.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -136,49 +150,47 @@ impl SeenIndex {
     }
 
     /// Whether `key` counts (and, if so, holds it as pending).
+    #[inline]
     pub fn first_sighting_key(&mut self, key: HitKey) -> bool {
-        if self.current.contains(&key) || self.previous.contains(&key) {
+        if !self.previous.is_empty() && self.previous.contains(&key) {
             return false;
         }
-        if !self.pending.insert(key) {
+        if !self.current.insert(key) {
             return false;
         }
-        self.pending_order.push(key);
+        self.pending.push(key);
         true
     }
 
-    /// The pending identities, in the order they were first seen; they stay
-    /// pending (and keep answering) until [`remember`](Self::remember) or
-    /// [`discard_pending`](Self::discard_pending).
+    /// The pending identities, in the order they were first seen.
     pub fn pending(&self) -> &[HitKey] {
-        &self.pending_order
+        &self.pending
     }
 
-    /// Forgets the pending decisions (their transaction did not commit).
+    /// Takes the pending decisions back (their transaction did not commit).
     pub fn discard_pending(&mut self) {
-        self.pending.clear();
-        self.pending_order.clear();
-    }
-
-    /// Remembers `keys` as counted at `at_ms` (a commit time), retiring the
-    /// older generation when the current one is a horizon old. Pending
-    /// decisions among `keys` stop being pending.
-    pub fn remember(&mut self, keys: &[HitKey], at_ms: i64) {
-        self.rotate(at_ms);
-        self.current.reserve(keys.len());
-        for key in keys {
-            self.current.insert(*key);
-            self.pending.remove(key);
+        for key in self.pending.drain(..) {
+            self.current.remove(&key);
         }
-        self.pending_order.retain(|k| self.pending.contains(k));
     }
 
-    /// Moves every pending decision into the index, as counted at `at_ms`.
+    /// Keeps the pending decisions, as counted at `at_ms` (their commit time).
     pub fn remember_pending(&mut self, at_ms: i64) {
-        let keys = std::mem::take(&mut self.pending_order);
-        self.remember(&keys, at_ms);
+        let pending = std::mem::take(&mut self.pending);
+        self.rotate(at_ms);
+        // Rotation may have moved them to `previous`, which still answers.
+        drop(pending);
     }
 
+    /// Remembers `keys` as counted at `at_ms` (rebuilding the index from
+    /// the store at start-up). Call with no decision pending.
+    pub fn remember(&mut self, keys: &[HitKey], at_ms: i64) {
+        debug_assert!(self.pending.is_empty(), "remember with pending decisions");
+        self.rotate(at_ms);
+        self.current.extend(keys.iter().copied());
+    }
+
+    /// Retires the older generation once the current one is a horizon old.
     fn rotate(&mut self, at_ms: i64) {
         if self.current_since_ms == i64::MIN {
             self.current_since_ms = at_ms;
@@ -202,7 +214,13 @@ impl SeenIndex {
 }
 
 impl HitFilter for SeenIndex {
+    #[inline]
     fn first_sighting(&mut self, clientid: &str, hitid: &str) -> bool {
+        if let Some(prefix) = &self.unique_prefix
+            && hitid.starts_with(prefix.as_str())
+        {
+            return true;
+        }
         self.first_sighting_key(HitKey::of(clientid, hitid))
     }
 }
@@ -239,6 +257,27 @@ mod tests {
         assert!(index.pending().is_empty());
         assert!(!index.first_sighting("v", "h1"));
         assert_eq!(index.len(), 1);
+    }
+
+    #[test]
+    fn ids_with_the_unique_prefix_always_count_and_take_no_memory() {
+        let mut index = SeenIndex::new(HOUR).with_unique_prefix("abc.");
+        assert!(index.first_sighting("v", "abc.1"));
+        assert!(index.first_sighting("v", "abc.1"));
+        assert!(index.pending().is_empty());
+        assert!(index.first_sighting("v", "abd.1"));
+        assert!(!index.first_sighting("v", "abd.1"));
+    }
+
+    #[test]
+    fn a_rotation_at_commit_keeps_the_committed_decisions_answering() {
+        let mut index = SeenIndex::new(HOUR);
+        index.remember(&[HitKey::of("v", "a")], 0);
+        assert!(index.first_sighting("v", "b"));
+        index.remember_pending(HOUR);
+        assert!(!index.first_sighting("v", "a"));
+        assert!(!index.first_sighting("v", "b"));
+        assert_eq!(index.len(), 2);
     }
 
     #[test]

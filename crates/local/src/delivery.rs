@@ -223,7 +223,10 @@ impl Delivery {
         let seen = if horizon_ms == 0 {
             None
         } else {
-            let mut index = SeenIndex::new(horizon_ms);
+            // This process's assigned ids need no memory (see SeenIndex);
+            // ids assigned before a restart still go through the index.
+            let mut index =
+                SeenIndex::new(horizon_ms).with_unique_prefix(gender_api::hitid::own_prefix());
             let since = index.oldest_kept_ms((settings.clock)());
             let mut loaded = 0;
             for (at_ms, keys) in state.seen_since_blocking(since)? {

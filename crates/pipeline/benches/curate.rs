@@ -25,12 +25,23 @@ fn uuid(rng: &mut fastrand::Rng) -> String {
     )
 }
 
-/// A raw object as delivery writes it: normalized lines of one date, with
-/// or without a producer `hitid`.
-fn raw_object(with_hitid: bool) -> Vec<u8> {
+/// Which `hitid` the lines carry.
+#[derive(Clone, Copy)]
+enum Ids {
+    None,
+    /// As the local server assigns them: `<instance>.<counter>`.
+    Assigned,
+    /// A producer's UUID.
+    Producer,
+}
+
+const INSTANCE: &str = "k3Jx9aQ2LmZ.";
+
+/// A raw object as delivery writes it: normalized lines of one date.
+fn raw_object(ids: Ids) -> Vec<u8> {
     let mut rng = fastrand::Rng::with_seed(2);
     let mut out = Vec::with_capacity(HITS * 130);
-    for _ in 0..HITS {
+    for n in 0..HITS {
         let hit = Hit {
             clientid: format!("visitor-{:06}", rng.u32(0..100_000)).into(),
             gender: if rng.bool() {
@@ -39,7 +50,11 @@ fn raw_object(with_hitid: bool) -> Vec<u8> {
                 gender_core::Gender::F
             },
             event_ms: 1_795_478_400_000 + rng.i64(0..86_400_000),
-            hitid: with_hitid.then(|| uuid(&mut rng).into()),
+            hitid: match ids {
+                Ids::None => None,
+                Ids::Assigned => Some(format!("{INSTANCE}{n:x}").into()),
+                Ids::Producer => Some(uuid(&mut rng).into()),
+            },
         };
         hit.write_ndjson(&mut out);
     }
@@ -47,7 +62,7 @@ fn raw_object(with_hitid: bool) -> Vec<u8> {
 }
 
 fn bench_curate(c: &mut Criterion) {
-    let raw = raw_object(false);
+    let raw = raw_object(Ids::None);
     let mut group = c.benchmark_group("curate");
     group.throughput(Throughput::Elements(HITS as u64));
     group.sample_size(10);
@@ -61,7 +76,20 @@ fn bench_curate(c: &mut Criterion) {
             black_box((object.deltas.len(), object.files.len()))
         })
     });
-    let with_ids = raw_object(true);
+    let assigned = raw_object(Ids::Assigned);
+    group.bench_function("stream 1M hits with the ids this server assigned", |b| {
+        b.iter(|| {
+            let mut index = SeenIndex::new(3_600_000).with_unique_prefix(INSTANCE);
+            let mut stream =
+                CurateStream::with_filter("raw/dt=2026-11-24/bench.ndjson", &mut index);
+            for chunk in assigned.chunks(1 << 20) {
+                stream.push(chunk).unwrap();
+            }
+            let object = stream.finish().unwrap();
+            black_box((object.deltas.len(), object.files.len()))
+        })
+    });
+    let with_ids = raw_object(Ids::Producer);
     // An index already holding 5 M identities of earlier objects (about an
     // hour at 1,400 hits/s), so lookups pay the cache misses of a full one.
     let mut rng = fastrand::Rng::with_seed(9);

@@ -73,8 +73,11 @@ static HITS_WRITER_PROPERTIES: LazyLock<WriterProperties> = LazyLock::new(|| {
     base_properties()
         // Millisecond times barely repeat: a dictionary only costs time.
         .set_column_dictionary_enabled(ColumnPath::from("event_time"), false)
-        // Hit ids are unique by design: a dictionary would hold every value.
+        // Hit ids are unique by design: a dictionary would hold every value,
+        // and min/max of random ids prune nothing (computing them is a string
+        // comparison per row).
         .set_column_dictionary_enabled(ColumnPath::from("hit_id"), false)
+        .set_column_statistics_enabled(ColumnPath::from("hit_id"), EnabledStatistics::None)
         // Min/max per row group, not per page: enough for pruning by time or id.
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .build()
