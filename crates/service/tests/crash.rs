@@ -1,6 +1,7 @@
-//! Crash safety (SPEC 9): SIGKILL the server mid-stream, restart on the same
-//! data dir, and check that every hit that got a 202 is counted exactly once
-//! and that nothing half-written is visible under curated/.
+//! Crash safety (SPEC 9, 15): SIGKILL the server mid-stream, restart on the
+//! same data dir, and check that every hit that got a 202 is counted exactly
+//! once (resends of hits with a producer hitid included) and that nothing
+//! half-written is visible under curated/.
 
 mod common;
 
@@ -38,9 +39,16 @@ async fn stream_until_killed(
             .map(|_| if rng.bool() { "M" } else { "F" })
             .collect();
         let m = genders.iter().filter(|g| **g == "M").count() as u64;
+        // Every other request carries producer hitids and is sent twice (a
+        // producer's retry): the resend must count nothing, across kills too.
+        let resend = request % 2 == 1;
         let body: Vec<_> = genders
             .iter()
-            .map(|g| json!({"clientid": clientid, "pageGender": g}))
+            .enumerate()
+            .map(|(j, g)| match resend {
+                true => json!({"clientid": clientid, "pageGender": g, "hitid": format!("h{j}")}),
+                false => json!({"clientid": clientid, "pageGender": g}),
+            })
             .collect();
         log.lock().unwrap().insert(
             clientid.clone(),
@@ -62,6 +70,19 @@ async fn stream_until_killed(
             }
             Ok(r) => panic!("unexpected status {}", r.status()),
             Err(_) => return, // the server is gone
+        }
+        if resend {
+            let again = client
+                .post(format!("{server_url}/hits"))
+                .header("x-api-key", common::KEY)
+                .json(&body)
+                .send()
+                .await;
+            match again {
+                Ok(r) if r.status() == 202 => {}
+                Ok(r) => panic!("unexpected status {} on the resend", r.status()),
+                Err(_) => return,
+            }
         }
     }
 }
