@@ -75,6 +75,11 @@ output "glue_database" {
   value       = module.glue.database_name
 }
 
+output "athena_named_queries" {
+  description = "Athena named queries (workgroup primary) by question: gender_split_per_day, top_visitors, hits_per_hour."
+  value       = module.glue.named_query_ids
+}
+
 output "alarm_topic_arn" {
   description = "SNS topic receiving every alarm."
   value       = module.alarms.topic_arn

@@ -762,6 +762,7 @@ def test_provider_and_terraform_versions_are_pinned_consistently():
 # Resource type prefix -> the IAM service whose actions create and delete it.
 TYPE_SERVICE = [
     ("aws_apigatewayv2_", "apigateway"),
+    ("aws_athena_", "athena"),
     ("aws_cloudwatch_event_", "events"),
     ("aws_cloudwatch_log_", "logs"),
     ("aws_cloudwatch_metric_alarm", "cloudwatch"),

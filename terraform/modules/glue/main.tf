@@ -23,6 +23,15 @@ locals {
   }
 }
 
+locals {
+  # The README's DuckDB questions (queries/*.sql) for Athena, over the tables above.
+  named_queries = {
+    gender_split_per_day = "Gender split per day, last 14 days, from the daily rollups."
+    top_visitors         = "The 20 visitors with the most hits over the last 7 days."
+    hits_per_hour        = "Hits per UTC hour by page gender, yesterday and today."
+  }
+}
+
 resource "aws_glue_catalog_database" "this" {
   name        = var.database_name
   description = "Gender Service curated data (Athena)."
@@ -75,4 +84,14 @@ resource "aws_glue_catalog_table" "this" {
       }
     }
   }
+}
+
+resource "aws_athena_named_query" "this" {
+  for_each = local.named_queries
+
+  name        = "${var.database_name}-${replace(each.key, "_", "-")}"
+  description = each.value
+  database    = aws_glue_catalog_database.this.name
+  workgroup   = var.athena_workgroup
+  query       = templatefile("${path.module}/queries/${each.key}.sql", { database = aws_glue_catalog_database.this.name })
 }

@@ -7,3 +7,8 @@ output "table_names" {
   description = "Glue tables by dataset (hits, daily)."
   value       = { for k, t in aws_glue_catalog_table.this : k => t.name }
 }
+
+output "named_query_ids" {
+  description = "Athena named queries by question (gender_split_per_day, top_visitors, hits_per_hour)."
+  value       = { for k, q in aws_athena_named_query.this : k => q.id }
+}

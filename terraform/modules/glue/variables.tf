@@ -29,3 +29,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "athena_workgroup" {
+  description = "Athena workgroup the named queries belong to."
+  type        = string
+  default     = "primary"
+}
