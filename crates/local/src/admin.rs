@@ -151,6 +151,11 @@ pub fn openapi(max_body_bytes: usize) -> Document {
 #[derive(ToSchema)]
 #[expect(dead_code, reason = "describes the FlushReport the handler serializes")]
 struct FlushResult {
+    /// Always `true` in a `200`: every hit accepted before the call is visible.
+    visible: bool,
+    /// What is now true, then what this call itself did (the background
+    /// loop may already have delivered everything, so zero counts are normal).
+    summary: String,
     /// Log offset up to which every hit is delivered, curated and visible.
     delivered_offset: u64,
     /// Raw objects written by this flush.
@@ -187,9 +192,45 @@ struct FlushResult {
 )]
 async fn flush(State(state): State<LocalState>) -> Response {
     match state.delivery.flush().await {
-        Ok(report) => axum::Json(report).into_response(),
+        Ok(report) => axum::Json(FlushAnswer {
+            visible: true,
+            summary: flush_summary(&report),
+            report,
+        })
+        .into_response(),
         Err(e) => JsonError::unavailable(format!("flush failed: {e}")).into_response(),
     }
+}
+
+/// A flush's answer: first what is now true, then what this call did.
+#[derive(serde::Serialize)]
+struct FlushAnswer {
+    visible: bool,
+    summary: String,
+    #[serde(flatten)]
+    report: crate::FlushReport,
+}
+
+/// One sentence that cannot be read as "nothing happened" when the
+/// background loop had already delivered everything.
+fn flush_summary(report: &crate::FlushReport) -> String {
+    let done_here = if report.objects_delivered + report.objects_curated == 0 {
+        "this call had nothing left to do: the background delivery had already made them visible"
+            .to_owned()
+    } else {
+        format!(
+            "this call delivered {} raw object(s) and curated {} ({} hits counted, {} duplicates skipped); \
+             the background delivery did the rest",
+            report.objects_delivered,
+            report.objects_curated,
+            report.hits_curated,
+            report.hits_duplicate
+        )
+    };
+    format!(
+        "Every hit accepted before this call is curated and visible (log offset {}); {done_here}.",
+        report.delivered_offset
+    )
 }
 
 /// The body of `POST /admin/daily`; no body, `null`, `{}` or

@@ -67,6 +67,22 @@ async fn every_way_of_repeating_a_hit_counts_it_once() {
     let first = server.flush().await;
     assert_eq!(first["hits_curated"], 3, "{first}");
     assert_eq!(first["hits_duplicate"], 4, "{first}");
+    // The answer says what is now true, whoever did the work.
+    assert_eq!(first["visible"], true, "{first}");
+    let summary = first["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("Every hit accepted before this call is curated and visible"),
+        "{summary}"
+    );
+    assert!(summary.contains("4 duplicates skipped"), "{summary}");
+    let idle = server.flush().await;
+    assert!(
+        idle["summary"]
+            .as_str()
+            .unwrap()
+            .contains("nothing left to do"),
+        "{idle}"
+    );
     // The same hitid again in a later batch (a resend after a timeout),
     // next to a new one.
     post(
