@@ -82,10 +82,16 @@ async fn post_hits_puts_valid_hits_on_the_stream_and_lists_the_rest() {
     let records = resources::read_stream(&s.kinesis, "gs-test-hits").await;
     assert_eq!(records.len(), 2);
     assert_eq!(records[0].0, "visitor-1", "partition key is the clientid");
-    assert_eq!(
-        String::from_utf8(records[0].1.clone()).unwrap(),
-        r#"{"clientid":"visitor-1","pageGender":"F","timestamp":"2026-11-24T08:59:58.120Z"}"#
-    );
+    // The normalized hit, with the hitid the API assigned before PutRecords
+    // (so every retry of the record carries the same one).
+    let stored = String::from_utf8(records[0].1.clone()).unwrap();
+    let hitid = stored
+        .strip_prefix(
+            r#"{"clientid":"visitor-1","pageGender":"F","timestamp":"2026-11-24T08:59:58.120Z","hitid":""#,
+        )
+        .and_then(|rest| rest.strip_suffix(r#""}"#))
+        .unwrap_or_else(|| panic!("{stored}"));
+    gender_core::validate_hitid(hitid).unwrap();
 }
 
 #[tokio::test]
