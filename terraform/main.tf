@@ -51,7 +51,11 @@ module "curated_bucket" {
   versioning    = true
   force_destroy = var.force_destroy
   lifecycle_rules = [
-    { id = "curated", prefix = "curated/", noncurrent_expiration_days = 30 },
+    # Retention (SPEC 17); S3 counts an object's age from when it was last
+    # written, which for a dt= partition is its date plus at most a week
+    # (late hits, rollups rebuilt for the 7-day window).
+    { id = "curated-hits", prefix = "curated/hits/", expiration_days = var.curated_hits_expiration_days, noncurrent_expiration_days = 30 },
+    { id = "curated-daily", prefix = "curated/daily/", expiration_days = var.daily_rollups_expiration_days, noncurrent_expiration_days = 30 },
   ]
   tags = local.tags
 }

@@ -93,6 +93,28 @@ variable "raw_expiration_days" {
   }
 }
 
+variable "curated_hits_expiration_days" {
+  description = "Expire curated hits (curated/hits/) this many days after they were written; null keeps them. At least 8: the daily job reads the last 7 days."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.curated_hits_expiration_days == null || try(var.curated_hits_expiration_days >= 8, false)
+    error_message = "curated_hits_expiration_days must be null or >= 8."
+  }
+}
+
+variable "daily_rollups_expiration_days" {
+  description = "Expire daily rollups (curated/daily/) this many days after they were written; null keeps them. At least 8: the daily job merges the last 7."
+  type        = number
+  default     = 400
+
+  validation {
+    condition     = var.daily_rollups_expiration_days == null || try(var.daily_rollups_expiration_days >= 8, false)
+    error_message = "daily_rollups_expiration_days must be null or >= 8."
+  }
+}
+
 variable "backup_expiration_days" {
   description = "Expire Firehose source backups after this many days (they move to Glacier Instant Retrieval after 30)."
   type        = number

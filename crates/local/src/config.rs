@@ -40,6 +40,8 @@ pub struct LocalConfig {
     /// How long a counted `(clientid, hitid)` is remembered (SPEC 15); zero
     /// turns deduplication off.
     pub dedup_horizon: Duration,
+    /// Ages after which raw, curated hits and daily rollups are deleted (SPEC 17).
+    pub retention: crate::retention::RetentionPolicy,
     /// Connection and request limits against slow or idle clients (SPEC 16).
     pub limits: ConnectionLimits,
 }
@@ -59,6 +61,7 @@ impl LocalConfig {
             compaction: CompactionPolicy::default(),
             compaction_interval: Duration::from_secs(60),
             dedup_horizon: crate::delivery::DEFAULT_DEDUP_HORIZON,
+            retention: crate::retention::RetentionPolicy::default(),
             limits: ConnectionLimits::default(),
         }
     }

@@ -21,6 +21,7 @@
 use crate::CycleError;
 use crate::compaction::{self, CompactionPolicy};
 use crate::metrics::PipelineMetrics;
+use crate::retention::{self, RetentionPolicy};
 use crate::status::PipelineStatus;
 use gender_core::dedup::{CountAll, HitFilter, SeenIndex};
 use gender_core::ports::ObjectStore;
@@ -72,7 +73,13 @@ pub struct DeliverySettings {
     /// How long a counted hit identity is remembered (SPEC 15); zero turns
     /// deduplication off.
     pub dedup_horizon: Duration,
+    /// Ages after which date partitions are deleted (SPEC 17), looked at
+    /// every [`RETENTION_INTERVAL`] against `clock`.
+    pub retention: RetentionPolicy,
 }
+
+/// How often retention looks for expired partitions (and once at start).
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
 impl DeliverySettings {
     /// The local defaults: Firehose-like 1 s / 4 MiB buffering, raw kept.
@@ -86,6 +93,7 @@ impl DeliverySettings {
             compaction: CompactionPolicy::default(),
             compaction_interval: Duration::from_secs(60),
             dedup_horizon: DEFAULT_DEDUP_HORIZON,
+            retention: RetentionPolicy::default(),
         }
     }
 }
@@ -206,6 +214,7 @@ pub struct Delivery {
     readers: Arc<tokio::sync::Mutex<()>>,
     /// The identities counted within the dedup horizon; `None` when off.
     seen: Option<SeenIndex>,
+    last_retention: Option<tokio::time::Instant>,
 }
 
 impl Delivery {
@@ -253,6 +262,7 @@ impl Delivery {
             last_compaction: None,
             readers: Arc::new(tokio::sync::Mutex::new(())),
             seen,
+            last_retention: None,
         })
     }
 
@@ -355,6 +365,7 @@ impl Delivery {
         let root = self.store.root().to_owned();
         let dates = tokio::task::spawn_blocking(move || {
             compaction::clean_up_interrupted(&root)?;
+            retention::clean_up_interrupted(&root)?;
             compaction::dates_with_curated_hits(&root)
         })
         .await
@@ -496,7 +507,47 @@ impl Delivery {
         report.delivered_offset = self.delivered;
         self.stage = "compaction";
         self.compact_if_due().await?;
+        self.stage = "retention";
+        self.retention_if_due().await?;
         Ok(report)
+    }
+
+    /// Deletes expired date partitions (SPEC 17) at most once an interval,
+    /// never while the daily job reads and never a raw object curate still
+    /// needs. Runs on this thread, so never during a compaction either.
+    async fn retention_if_due(&mut self) -> Result<(), CycleError> {
+        if self
+            .last_retention
+            .is_some_and(|at| at.elapsed() < RETENTION_INTERVAL)
+        {
+            return Ok(());
+        }
+        let Ok(_no_readers) = self.readers.clone().try_lock_owned() else {
+            return Ok(()); // the daily job is reading; next cycle
+        };
+        self.last_retention = Some(tokio::time::Instant::now());
+        let pending: std::collections::HashSet<String> = self
+            .state_op(StateStore::delivery_state)
+            .await?
+            .pending
+            .into_iter()
+            .collect();
+        let root = self.store.root().to_owned();
+        let policy = self.settings.retention;
+        let today = Date::of_millis((self.settings.clock)());
+        let report = tokio::task::spawn_blocking(move || {
+            retention::enforce(&root, &policy, today, &pending)
+        })
+        .await
+        .map_err(|_| CycleError::Stopped)?
+        .map_err(|e| EmbeddedError::io("retention", self.store.root(), e))?;
+        if !report.partitions.is_empty() {
+            self.metrics
+                .partitions_expired
+                .fetch_add(report.partitions.len() as u64, Ordering::Relaxed);
+            tracing::info!(partitions = ?report.partitions, kept_for_curate = report.raw_kept_pending, "retention deleted expired partitions");
+        }
+        Ok(())
     }
 
     /// Merges small curated files of the dates that received some, once per

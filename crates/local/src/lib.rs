@@ -12,6 +12,7 @@ mod config;
 pub mod delivery;
 mod error;
 mod metrics;
+pub mod retention;
 mod scheduler;
 pub mod serve;
 mod status;
@@ -102,6 +103,7 @@ pub async fn run(
         compaction: config.compaction,
         compaction_interval: config.compaction_interval,
         dedup_horizon: config.dedup_horizon,
+        retention: config.retention,
         ..DeliverySettings::new(system_now_ms)
     };
     let status = Arc::new(PipelineStatus::starting_at(delivered));

@@ -63,6 +63,8 @@ pub struct PipelineMetrics {
     pub daily_errors: CounterCell,
     /// Curated files merged away by compaction.
     pub files_compacted: CounterCell,
+    /// Date partitions deleted by retention.
+    pub partitions_expired: CounterCell,
 }
 
 impl PipelineMetrics {
@@ -134,6 +136,11 @@ impl PipelineMetrics {
             "gender_curated_files_compacted",
             "Curated hits files merged away by compaction",
             self.files_compacted.0.clone(),
+        );
+        registry.register(
+            "gender_partitions_expired",
+            "Date partitions (raw, curated hits, daily rollups) deleted by retention",
+            self.partitions_expired.0.clone(),
         );
     }
 }
@@ -353,6 +360,7 @@ mod tests {
             ("gender_dedup_identities", "gauge"),
             ("gender_daily_runs_total", "counter"),
             ("gender_curated_files_compacted_total", "counter"),
+            ("gender_partitions_expired_total", "counter"),
             ("gender_curate_lag_seconds", "gauge"),
             ("gender_log_durable_offset_bytes", "gauge"),
             ("gender_backlog_bytes", "gauge"),

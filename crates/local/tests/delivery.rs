@@ -5,6 +5,7 @@
 use gender_core::time::system_now_ms;
 use gender_embedded::state::StateStore;
 use gender_embedded::{DirObjectStore, HitLogFile, LogReader};
+use gender_local::retention::RetentionPolicy;
 use gender_local::{Delivery, DeliveryHandle, DeliverySettings, PipelineMetrics, PipelineStatus};
 use std::path::Path;
 use std::sync::Arc;
@@ -60,8 +61,26 @@ fn start_with_status(
     let settings = DeliverySettings {
         interval: Duration::from_secs(3600),
         buffer_bytes: u64::MAX,
+        // These tests use dates far in the past; retention has its own test.
+        retention: RetentionPolicy {
+            raw_days: None,
+            curated_hits_days: None,
+            daily_rollups_days: None,
+        },
         ..DeliverySettings::new(system_now_ms)
     };
+    start_with_settings(parts, status, settings)
+}
+
+fn start_with_settings(
+    parts: &Parts,
+    status: Arc<PipelineStatus>,
+    settings: DeliverySettings,
+) -> (
+    DeliveryHandle,
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
     let delivery = Delivery::new(
         parts.reader.clone(),
         parts.store.clone(),
@@ -288,6 +307,51 @@ async fn past_the_backlog_bound_appends_are_refused_with_nothing_stored_until_cu
     assert_eq!(status.visible_offset(), end);
     assert_eq!(counts(&parts.state, "bp"), (accepted, 0));
     assert!(gate.append(vec![record(0)]).await.is_ok());
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+/// A clock set to 2027-06-01, 189 days after the hits' date.
+fn june_2027() -> i64 {
+    gender_core::Date::from_ymd(2027, 6, 1)
+        .unwrap()
+        .start_millis()
+}
+
+#[tokio::test]
+async fn retention_deletes_partitions_older_than_their_age_by_the_delivery_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = open(dir.path());
+    parts
+        .log
+        .append_payloads(vec![hit("old", "M", 1), hit("old", "F", 2)])
+        .await
+        .unwrap();
+    let settings = DeliverySettings {
+        interval: Duration::from_secs(3600),
+        buffer_bytes: u64::MAX,
+        retention: RetentionPolicy {
+            raw_days: Some(30),
+            curated_hits_days: Some(400),
+            daily_rollups_days: None,
+        },
+        ..DeliverySettings::new(june_2027)
+    };
+    let (handle, stop, task) =
+        start_with_settings(&parts, Arc::new(PipelineStatus::default()), settings);
+    handle.flush().await.unwrap();
+    // The raw object was curated in the same cycle, then expired: 189 > 30
+    // days. The curated hits are younger than 400 days and stay, and the
+    // profile keeps its counts (retention forgets files, not visitors).
+    assert!(raw_keys(&parts.store).is_empty(), "raw expired");
+    assert!(dir.path().join(format!("curated/hits/dt={DAY}")).exists());
+    assert_eq!(counts(&parts.state, "old"), (1, 1));
+    assert!(
+        !dir.path()
+            .join(".retention")
+            .read_dir()
+            .is_ok_and(|mut d| d.next().is_some())
+    );
     stop.send(true).unwrap();
     task.await.unwrap();
 }

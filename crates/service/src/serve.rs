@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use gender_local::compaction::CompactionPolicy;
+use gender_local::retention::RetentionPolicy;
 use gender_local::serve::ConnectionLimits;
 use gender_local::{DEFAULT_DATA_DIR, LocalConfig, resolve_api_key};
 use std::net::SocketAddr;
@@ -56,6 +57,15 @@ pub struct ServeArgs {
     /// How long a counted (clientid, hitid) is remembered, so a resend is not counted again (0: no deduplication).
     #[arg(long, env = "GENDER_DEDUP_HORIZON_SECS", default_value_t = 3600)]
     dedup_horizon_secs: u64,
+    /// Raw objects (and rejected records) are deleted once their date is this many days old (0: kept forever).
+    #[arg(long, env = "GENDER_RETAIN_RAW_DAYS", default_value_t = 90)]
+    retain_raw_days: u32,
+    /// Curated hits are deleted once their date is this many days old (0: kept forever; else at least 8).
+    #[arg(long, env = "GENDER_RETAIN_CURATED_DAYS", default_value_t = 400)]
+    retain_curated_days: u32,
+    /// Daily rollups are deleted once their date is this many days old (0: kept forever; else at least 8).
+    #[arg(long, env = "GENDER_RETAIN_DAILY_DAYS", default_value_t = 400)]
+    retain_daily_days: u32,
 }
 
 fn parse_hh_mm(s: &str) -> Option<u32> {
@@ -82,6 +92,15 @@ impl ServeArgs {
             self.max_backlog_bytes > 0,
             "--max-backlog-bytes must be positive"
         );
+        let days = |d: u32| (d > 0).then_some(d);
+        let retention = RetentionPolicy {
+            raw_days: days(self.retain_raw_days),
+            curated_hits_days: days(self.retain_curated_days),
+            daily_rollups_days: days(self.retain_daily_days),
+        };
+        retention
+            .check()
+            .map_err(|e| anyhow::anyhow!("--retain-*-days: {e}"))?;
         let api_key = resolve_api_key(self.api_key, &self.data_dir)
             .with_context(|| format!("API key in {}", self.data_dir.display()))?;
         let config = LocalConfig {
@@ -96,6 +115,7 @@ impl ServeArgs {
             },
             compaction_interval: Duration::from_millis(self.compact_interval_ms),
             dedup_horizon: Duration::from_secs(self.dedup_horizon_secs),
+            retention,
             limits: ConnectionLimits {
                 max_connections: self.max_connections.max(1),
                 header_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),
