@@ -284,6 +284,8 @@ async fn every_error_path_answers_json_with_the_right_status() {
         .await
         .unwrap();
     assert!(console.contains("id=\"lookup-btn\""));
+    // Its icon is inline, so a browser asks for no /favicon.ico.
+    assert!(console.contains(r#"<link rel="icon" href="data:image/svg+xml,"#));
 }
 
 #[tokio::test]
