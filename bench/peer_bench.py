@@ -44,8 +44,14 @@ def visitor_ids(rng, n, v):
     return rng.integers(0, v, size=n, dtype=np.int64)
 
 
+# The hitid a server assigns (`<instance>.<counter>`), on every raw line as
+# delivery writes it; bench_curate is told it is the server's own prefix.
+INSTANCE = "k3Jx9aQ2LmZ."
+
+
 def gen_raw(path: Path, n: int, v: int, seed: int) -> None:
-    """N normalized NDJSON lines over V visitors, distinct times within DAY0."""
+    """N normalized NDJSON lines over V visitors, distinct times within DAY0,
+    each with the hitid the server assigned."""
     import numpy as np
     import polars as pl
 
@@ -64,6 +70,8 @@ def gen_raw(path: Path, n: int, v: int, seed: int) -> None:
             pl.col("g"),
             pl.lit('","timestamp":"'),
             pl.from_epoch(pl.col("t"), time_unit="ms").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            pl.lit(f'","hitid":"{INSTANCE}'),
+            pl.int_range(pl.len()).cast(pl.Utf8),
             pl.lit('"}'),
         ).alias("line")
     )
@@ -142,9 +150,9 @@ def peer_duckdb_curate(raw: str, out: str) -> dict:
     parquet = os.path.join(out, "hits.parquet")
     con.execute(
         f"""COPY (SELECT clientid, pageGender AS page_gender,
-                         CAST("timestamp" AS TIMESTAMPTZ) AS event_time
+                         CAST("timestamp" AS TIMESTAMPTZ) AS event_time, hitid AS hit_id
                   FROM read_json('{raw}', format='newline_delimited',
-                                 columns={{clientid: 'VARCHAR', pageGender: 'VARCHAR', "timestamp": 'VARCHAR'}}))
+                                 columns={{clientid: 'VARCHAR', pageGender: 'VARCHAR', "timestamp": 'VARCHAR', hitid: 'VARCHAR'}}))
             TO '{parquet}' (FORMAT parquet, COMPRESSION zstd)"""
     )
     row = con.execute(
@@ -163,7 +171,7 @@ def peer_polars_curate(raw: str, out: str) -> dict:
 
     start = time.perf_counter()
     parquet = os.path.join(out, "hits.parquet")
-    schema = {"clientid": pl.Utf8, "pageGender": pl.Utf8, "timestamp": pl.Utf8}
+    schema = {"clientid": pl.Utf8, "pageGender": pl.Utf8, "timestamp": pl.Utf8, "hitid": pl.Utf8}
     (
         pl.scan_ndjson(raw, schema=schema)
         .select(
@@ -172,6 +180,7 @@ def peer_polars_curate(raw: str, out: str) -> dict:
             pl.col("timestamp")
             .str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_unit="ms", time_zone="UTC")
             .alias("event_time"),
+            pl.col("hitid").alias("hit_id"),
         )
         .sink_parquet(parquet, compression="zstd")
     )
@@ -321,14 +330,14 @@ def check_agree(what, results, keys):
 
 
 def bench_curate(work: Path, bins: Path, n: int, v: int, reps: int, seed: int):
-    raw = work / "inputs" / f"raw-{n}-{v}-{seed}" / "hits.ndjson"
+    raw = work / "inputs" / f"raw-hitid-{n}-{v}-{seed}" / "hits.ndjson"
     gen_raw(raw, n, v, seed)
     runs = {"product": [], "duckdb": [], "polars": []}
     for _ in range(reps):
         for name in runs:
             out = fresh(work / "out" / f"curate-{name}")
             if name == "product":
-                result = run_child([bins / "bench_curate", raw, out])
+                result = run_child([bins / "bench_curate", raw, out, INSTANCE])
             else:
                 cmd, env = peer_cmd(f"{name}-curate", raw, out)
                 result = run_child(cmd, env)

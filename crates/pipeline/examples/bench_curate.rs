@@ -4,7 +4,11 @@
 //! per-visitor deltas are computed but not applied (no state store), on one
 //! thread. Prints one JSON line with the counts the peers are checked against.
 //!
-//!     cargo run --release -p gender-pipeline --example bench_curate -- FILE OUT_DIR
+//! With UNIQUE_PREFIX, hitids starting with it are the server's own (counted
+//! without the dedup index, as the local server does); other hitids are
+//! deduplicated.
+//!
+//!     cargo run --release -p gender-pipeline --example bench_curate -- FILE OUT_DIR [UNIQUE_PREFIX]
 
 mod support;
 
@@ -17,9 +21,13 @@ use std::time::Instant;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [file, out] = &args[..] else {
-        eprintln!("usage: bench_curate FILE OUT_DIR");
-        std::process::exit(2);
+    let (file, out, unique_prefix) = match &args[..] {
+        [file, out] => (file, out, None),
+        [file, out, prefix] => (file, out, Some(prefix.clone())),
+        _ => {
+            eprintln!("usage: bench_curate FILE OUT_DIR [UNIQUE_PREFIX]");
+            std::process::exit(2);
+        }
     };
     let file = Path::new(file);
     let raw = DirObjectStore::new(file.parent().expect("a file in a directory"));
@@ -28,6 +36,10 @@ fn main() {
         .and_then(|n| n.to_str())
         .expect("a UTF-8 name");
     let curated = DirObjectStore::new(out);
+    let mut index = SeenIndex::new(3_600_000);
+    if let Some(prefix) = unique_prefix {
+        index = index.with_unique_prefix(prefix);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(1)
         .build()
@@ -39,7 +51,7 @@ fn main() {
             &curated,
             key,
             // As the local server runs it: lines with a hitid are deduplicated.
-            &mut SeenIndex::new(3_600_000),
+            &mut index,
         ))
         .expect("curate");
     let seconds = start.elapsed().as_secs_f64();
