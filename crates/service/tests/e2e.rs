@@ -286,6 +286,8 @@ async fn every_error_path_answers_json_with_the_right_status() {
     assert!(console.contains("id=\"lookup-btn\""));
     // Its icon is inline, so a browser asks for no /favicon.ico.
     assert!(console.contains(r#"<link rel="icon" href="data:image/svg+xml,"#));
+    // The trend charts the page draws from /metrics samples.
+    assert!(console.contains(r#"id="chart-rate""#) && console.contains(r#"id="chart-lag""#));
 }
 
 #[tokio::test]
