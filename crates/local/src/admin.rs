@@ -6,7 +6,7 @@ use crate::LocalState;
 use crate::metrics;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,6 +33,8 @@ pub fn routes(state: LocalState) -> Router {
     let admin = Router::new()
         .route("/admin/flush", post(flush))
         .route("/admin/daily", post(daily))
+        .route("/admin/split", get(split))
+        .route("/admin/visitors/{clientid}/days", get(visitor_days))
         .route_layer(axum::middleware::from_fn_with_state(
             state.api.api_key.clone(),
             require_api_key,
@@ -47,8 +49,8 @@ pub fn routes(state: LocalState) -> Router {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(flush, daily, prometheus, console, docs_file),
-    components(schemas(FlushResult, DailyRequest, DailySummary, DailyRollup)),
+    paths(flush, daily, split, visitor_days, prometheus, console, docs_file),
+    components(schemas(FlushResult, DailyRequest, DailySummary, DailyRollup, SplitResult, DaySplitDoc, VisitorDaysResult, VisitorDayDoc)),
     tags((name = "local", description = "Local server only (`gender-service serve`): the \
         admin triggers, metrics and the web console. Not deployed on AWS."))
 )]
@@ -401,6 +403,152 @@ fn daily_date(text: &str) -> Option<Date> {
     let first = Date::parse(DAILY_DATES.0)?;
     let last = Date::parse(DAILY_DATES.1)?;
     (first..=last).contains(&date).then_some(date)
+}
+
+/// Days `GET /admin/split` shows by default, and at most.
+const SPLIT_DAYS: (u32, u32) = (14, 31);
+
+/// `GET /admin/split`: the gender split per day.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "describes the JSON the handler builds")]
+struct SplitResult {
+    /// Newest first; dates without a daily rollup are left out.
+    days: Vec<DaySplitDoc>,
+}
+
+/// One date's rollup by gender (`gender_pipeline::report::DaySplit`).
+#[derive(ToSchema)]
+#[schema(as = DaySplit)]
+#[expect(dead_code, reason = "describes the DaySplit the handler serializes")]
+struct DaySplitDoc {
+    #[schema(format = Date)]
+    date: String,
+    hits_m: u64,
+    hits_f: u64,
+    /// Visitors most of whose hits that day were `M`.
+    visitors_m: u64,
+    visitors_f: u64,
+    visitors_tied: u64,
+}
+
+/// `GET /admin/visitors/{clientid}/days`.
+#[derive(ToSchema)]
+#[expect(dead_code, reason = "describes the JSON the handler builds")]
+struct VisitorDaysResult {
+    clientid: String,
+    /// The 7 dates of the window ending yesterday (UTC), oldest first.
+    days: Vec<VisitorDayDoc>,
+}
+
+/// One visitor's hits on one date (`gender_pipeline::report::VisitorDay`).
+#[derive(ToSchema)]
+#[schema(as = VisitorDay)]
+#[expect(dead_code, reason = "describes the VisitorDay the handler serializes")]
+struct VisitorDayDoc {
+    #[schema(format = Date)]
+    date: String,
+    m: u64,
+    f: u64,
+}
+
+/// The `days` of a split query: absent means the default.
+fn split_days(query: Option<&str>) -> Result<u32, String> {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return Ok(SPLIT_DAYS.0);
+    };
+    let bad = || format!("query must be days=N with N from 1 to {}", SPLIT_DAYS.1);
+    let value = query.strip_prefix("days=").ok_or_else(bad)?;
+    match value.parse::<u32>() {
+        Ok(n) if (1..=SPLIT_DAYS.1).contains(&n) => Ok(n),
+        _ => Err(bad()),
+    }
+}
+
+fn report_error(e: gender_pipeline::PipelineError) -> Response {
+    if e.retryable() {
+        JsonError::unavailable(format!("reading the rollups failed: {e}")).into_response()
+    } else {
+        JsonError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading the rollups failed: {e}"),
+        )
+        .into_response()
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/split",
+    tag = "local",
+    operation_id = "adminSplit",
+    summary = "Gender split per day (local server only)",
+    description = "From the daily rollups (SPEC 7) of the `days` dates ending yesterday (UTC): \
+        hits by page gender, and visitors by the gender most of their hits had that day. \
+        Dates the daily job has not run for are left out. What the console's chart shows.",
+    security(("ApiKey" = [])),
+    params(("days" = Option<u32>, Query, description = "How many dates, 1..=31 (default 14).",
+        minimum = 1, maximum = 31)),
+    responses(
+        (status = 200, description = "The split, newest date first.", body = SplitResult),
+        (status = 400, description = "`days` is not a whole number from 1 to 31, or the query \
+            has something else.", body = Error,
+            example = json!({"error": "query must be days=N with N from 1 to 31"})),
+        (status = 401, response = Unauthorized),
+        (status = 405, response = MethodNotAllowed),
+        (status = 500, description = "A rollup cannot be read.", body = Error),
+        (status = 503, description = "Storage failed; retry.", body = Error),
+    )
+)]
+async fn split(State(state): State<LocalState>, RawQuery(query): RawQuery) -> Response {
+    let days = match split_days(query.as_deref()) {
+        Ok(days) => days,
+        Err(message) => return JsonError::new(StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    let yesterday = default_daily_date((state.api.clock)());
+    let dates: Vec<Date> = (0..days as i32)
+        .map(|back| yesterday.add_days(-back))
+        .collect();
+    match gender_pipeline::report::gender_split(&state.store, &dates).await {
+        Ok(days) => axum::Json(serde_json::json!({ "days": days })).into_response(),
+        Err(e) => report_error(e),
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/visitors/{clientid}/days",
+    tag = "local",
+    operation_id = "adminVisitorDays",
+    summary = "A visitor's hits per day in the 7-day window (local server only)",
+    description = "From the daily rollups of the 7 dates ending yesterday (UTC), oldest \
+        first, zero where the visitor had no hit (or the daily job has not run). What the \
+        console's per-visitor chart shows.",
+    security(("ApiKey" = [])),
+    params(("clientid" = String, Path, description = "1..=64 characters of `[A-Za-z0-9._:-]`.")),
+    responses(
+        (status = 200, description = "The visitor's days.", body = VisitorDaysResult),
+        (status = 400, description = "`clientid` breaks the rule.", body = Error,
+            example = json!({"clientid": "a b", "error": "clientid must be 1..=64 characters of [A-Za-z0-9._:-]"})),
+        (status = 401, response = Unauthorized),
+        (status = 405, response = MethodNotAllowed),
+        (status = 500, description = "A rollup cannot be read.", body = Error),
+        (status = 503, description = "Storage failed; retry.", body = Error),
+    )
+)]
+async fn visitor_days(State(state): State<LocalState>, Path(clientid): Path<String>) -> Response {
+    if let Err(e) = gender_core::validate_clientid(&clientid) {
+        return JsonError::new(StatusCode::BAD_REQUEST, e.to_string())
+            .with("clientid", &clientid)
+            .into_response();
+    }
+    let yesterday = default_daily_date((state.api.clock)());
+    let dates: Vec<Date> = (0..7).rev().map(|back| yesterday.add_days(-back)).collect();
+    match gender_pipeline::report::visitor_days(&state.store, &clientid, &dates).await {
+        Ok(days) => {
+            axum::Json(serde_json::json!({ "clientid": clientid, "days": days })).into_response()
+        }
+        Err(e) => report_error(e),
+    }
 }
 
 #[utoipa::path(

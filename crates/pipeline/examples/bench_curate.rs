@@ -47,9 +47,7 @@ fn main() {
     let start = Instant::now();
     let prepared = runtime
         .block_on(prepare_object(
-            &raw,
-            &curated,
-            key,
+            &raw, &curated, key,
             // As the local server runs it: lines with a hitid are deduplicated.
             &mut index,
         ))

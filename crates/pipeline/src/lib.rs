@@ -7,6 +7,7 @@ pub mod compact;
 pub mod curate;
 pub mod daily;
 mod error;
+pub mod report;
 
 pub use curate::{
     CurateReport, CurateStream, CuratedObject, PreparedObject, curate_object, prepare_object,

@@ -288,6 +288,7 @@ async fn every_error_path_answers_json_with_the_right_status() {
     assert!(console.contains(r#"<link rel="icon" href="data:image/svg+xml,"#));
     // The trend charts the page draws from /metrics samples.
     assert!(console.contains(r#"id="chart-rate""#) && console.contains(r#"id="chart-lag""#));
+    assert!(console.contains(r#"id="split-chart""#));
 }
 
 #[tokio::test]
@@ -422,4 +423,61 @@ async fn generators_fill_the_local_server() {
     assert!(out.contains("\"window_from\": \"2026-10-28\""), "{out}");
     let out = run(&["flush"]);
     assert!(out.contains("delivered_offset"), "{out}");
+}
+
+#[tokio::test]
+async fn the_console_views_read_the_daily_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    let today = gender_core::Date::of_millis(gender_core::time::system_now_ms());
+    let (yesterday, before) = (today.add_days(-1), today.add_days(-2));
+    let at = |d: gender_core::Date| format!("{d}T12:00:00Z");
+    let hits = json!([
+        {"clientid": "view-a", "pageGender": "M", "timestamp": at(yesterday)},
+        {"clientid": "view-a", "pageGender": "M", "timestamp": at(yesterday)},
+        {"clientid": "view-a", "pageGender": "F", "timestamp": at(before)},
+        {"clientid": "view-b", "pageGender": "F", "timestamp": at(yesterday)},
+    ]);
+    let (status, body) = server.post_hits(hits.to_string(), "application/json").await;
+    assert_eq!(status, 202, "{body}");
+    server.flush().await;
+    let (status, body) = server.post("/admin/daily", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, split) = server.get("/admin/split?days=3").await;
+    assert_eq!(status, 200, "{split}");
+    let days = split["days"].as_array().unwrap();
+    assert_eq!(days[0]["date"], yesterday.to_string(), "newest first");
+    assert_eq!(
+        (
+            &days[0]["hits_m"],
+            &days[0]["hits_f"],
+            &days[0]["visitors_m"],
+            &days[0]["visitors_f"]
+        ),
+        (&json!(2), &json!(1), &json!(1), &json!(1))
+    );
+    assert_eq!(days[1]["date"], before.to_string());
+    assert_eq!(days[1]["visitors_f"], 1);
+
+    let (status, view) = server.get("/admin/visitors/view-a/days").await;
+    assert_eq!(status, 200, "{view}");
+    let days = view["days"].as_array().unwrap();
+    assert_eq!(days.len(), 7);
+    assert_eq!(
+        days[6],
+        json!({"date": yesterday.to_string(), "m": 2, "f": 0})
+    );
+    assert_eq!(days[5], json!({"date": before.to_string(), "m": 0, "f": 1}));
+
+    for (path, status) in [
+        ("/admin/split?days=0", 400),
+        ("/admin/split?days=32", 400),
+        ("/admin/split?limit=3", 400),
+        ("/admin/visitors/a%20b/days", 400),
+    ] {
+        let (got, body) = server.get(path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
 }
