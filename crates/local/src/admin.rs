@@ -524,7 +524,8 @@ async fn split(State(state): State<LocalState>, RawQuery(query): RawQuery) -> Re
         first, zero where the visitor had no hit (or the daily job has not run). What the \
         console's per-visitor chart shows.",
     security(("ApiKey" = [])),
-    params(("clientid" = String, Path, description = "1..=64 characters of `[A-Za-z0-9._:-]`.")),
+    params(("clientid" = String, Path, pattern = r"^[A-Za-z0-9._:-]{1,64}$",
+        description = "The visitor id (percent-encoded in the path).", example = "visitor-42")),
     responses(
         (status = 200, description = "The visitor's days.", body = VisitorDaysResult),
         (status = 400, description = "`clientid` breaks the rule.", body = Error,
