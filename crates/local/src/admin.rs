@@ -436,7 +436,7 @@ struct DaySplitDoc {
 #[expect(dead_code, reason = "describes the JSON the handler builds")]
 struct VisitorDaysResult {
     clientid: String,
-    /// The 7 dates of the window ending yesterday (UTC), oldest first.
+    /// The 7 dates ending today (UTC), oldest first.
     days: Vec<VisitorDayDoc>,
 }
 
@@ -482,7 +482,7 @@ fn report_error(e: gender_pipeline::PipelineError) -> Response {
     tag = "local",
     operation_id = "adminSplit",
     summary = "Gender split per day (local server only)",
-    description = "From the daily rollups (SPEC 7) of the `days` dates ending yesterday (UTC): \
+    description = "From the daily rollups (SPEC 7) of the `days` dates ending today (UTC): \
         hits by page gender, and visitors by the gender most of their hits had that day. \
         Dates the daily job has not run for are left out. What the console's chart shows.",
     security(("ApiKey" = [])),
@@ -504,10 +504,8 @@ async fn split(State(state): State<LocalState>, RawQuery(query): RawQuery) -> Re
         Ok(days) => days,
         Err(message) => return JsonError::new(StatusCode::BAD_REQUEST, message).into_response(),
     };
-    let yesterday = default_daily_date((state.api.clock)());
-    let dates: Vec<Date> = (0..days as i32)
-        .map(|back| yesterday.add_days(-back))
-        .collect();
+    let today = Date::of_millis((state.api.clock)());
+    let dates: Vec<Date> = (0..days as i32).map(|back| today.add_days(-back)).collect();
     match gender_pipeline::report::gender_split(&state.store, &dates).await {
         Ok(days) => axum::Json(serde_json::json!({ "days": days })).into_response(),
         Err(e) => report_error(e),
@@ -519,8 +517,8 @@ async fn split(State(state): State<LocalState>, RawQuery(query): RawQuery) -> Re
     path = "/admin/visitors/{clientid}/days",
     tag = "local",
     operation_id = "adminVisitorDays",
-    summary = "A visitor's hits per day in the 7-day window (local server only)",
-    description = "From the daily rollups of the 7 dates ending yesterday (UTC), oldest \
+    summary = "A visitor's hits per day over the last 7 days (local server only)",
+    description = "From the daily rollups of the 7 dates ending today (UTC), oldest \
         first, zero where the visitor had no hit (or the daily job has not run). What the \
         console's per-visitor chart shows.",
     security(("ApiKey" = [])),
@@ -542,8 +540,8 @@ async fn visitor_days(State(state): State<LocalState>, Path(clientid): Path<Stri
             .with("clientid", &clientid)
             .into_response();
     }
-    let yesterday = default_daily_date((state.api.clock)());
-    let dates: Vec<Date> = (0..7).rev().map(|back| yesterday.add_days(-back)).collect();
+    let today = Date::of_millis((state.api.clock)());
+    let dates: Vec<Date> = (0..7).rev().map(|back| today.add_days(-back)).collect();
     match gender_pipeline::report::visitor_days(&state.store, &clientid, &dates).await {
         Ok(days) => {
             axum::Json(serde_json::json!({ "clientid": clientid, "days": days })).into_response()
