@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Clicks through the local console in headless Chromium (Playwright driving
-the system's `chromium`): key, send hits, flush, look up, daily job, charts.
+"""Clicks through the local console in headless Chromium (driven by
+Playwright): key, send hits, flush, look up, daily job, charts.
 Fails on any browser console error or failed request, and saves a
 screenshot.
 
     console_check.py URL API_KEY SCREENSHOT
 """
+import os
 import sys
 
 from playwright.sync_api import sync_playwright
@@ -15,8 +16,10 @@ def main():
     url, key, screenshot = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3]
     problems = []
     with sync_playwright() as p:
+        # The system's chromium when scripts/console-check found one, else
+        # the Chromium `playwright install` downloaded.
         browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
+            executable_path=os.environ.get("CHROMIUM") or None,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         page = browser.new_page(viewport={"width": 1200, "height": 1400})
