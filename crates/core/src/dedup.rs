@@ -176,10 +176,10 @@ impl SeenIndex {
 
     /// Keeps the pending decisions, as counted at `at_ms` (their commit time).
     pub fn remember_pending(&mut self, at_ms: i64) {
-        let pending = std::mem::take(&mut self.pending);
+        // They are in `current` already; a rotation moves them to
+        // `previous`, which still answers.
+        self.pending.clear();
         self.rotate(at_ms);
-        // Rotation may have moved them to `previous`, which still answers.
-        drop(pending);
     }
 
     /// Remembers `keys` as counted at `at_ms` (rebuilding the index from

@@ -386,14 +386,7 @@ async fn daily(State(state): State<LocalState>, body: Body) -> Response {
     };
     match state.run_daily(date).await {
         Ok(summary) => axum::Json(summary).into_response(),
-        Err(e) if e.retryable() => {
-            JsonError::unavailable(format!("daily job failed: {e}")).into_response()
-        }
-        Err(e) => JsonError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("daily job failed: {e}"),
-        )
-        .into_response(),
+        Err(e) => pipeline_error("daily job failed", e),
     }
 }
 
@@ -464,15 +457,14 @@ fn split_days(query: Option<&str>) -> Result<u32, String> {
     }
 }
 
-fn report_error(e: gender_pipeline::PipelineError) -> Response {
+/// A pipeline failure as JSON: `503` + `Retry-After` when trying again can
+/// succeed (storage), `500` when it cannot (a damaged object).
+fn pipeline_error(what: &str, e: gender_pipeline::PipelineError) -> Response {
+    let message = format!("{what}: {e}");
     if e.retryable() {
-        JsonError::unavailable(format!("reading the rollups failed: {e}")).into_response()
+        JsonError::unavailable(message).into_response()
     } else {
-        JsonError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("reading the rollups failed: {e}"),
-        )
-        .into_response()
+        JsonError::new(StatusCode::INTERNAL_SERVER_ERROR, message).into_response()
     }
 }
 
@@ -508,7 +500,7 @@ async fn split(State(state): State<LocalState>, RawQuery(query): RawQuery) -> Re
     let dates: Vec<Date> = (0..days as i32).map(|back| today.add_days(-back)).collect();
     match gender_pipeline::report::gender_split(&state.store, &dates).await {
         Ok(days) => axum::Json(serde_json::json!({ "days": days })).into_response(),
-        Err(e) => report_error(e),
+        Err(e) => pipeline_error("reading the rollups failed", e),
     }
 }
 
@@ -546,7 +538,7 @@ async fn visitor_days(State(state): State<LocalState>, Path(clientid): Path<Stri
         Ok(days) => {
             axum::Json(serde_json::json!({ "clientid": clientid, "days": days })).into_response()
         }
-        Err(e) => report_error(e),
+        Err(e) => pipeline_error("reading the rollups failed", e),
     }
 }
 

@@ -61,38 +61,55 @@ pub struct Compacted {
 
 const STAGING: &str = ".compaction";
 
-/// Deletes what an interrupted compaction left (either side of its swap).
-pub fn clean_up_interrupted(data_dir: &Path) -> std::io::Result<()> {
-    match fs::remove_dir_all(data_dir.join(STAGING)) {
-        Ok(()) => {
-            tracing::info!("removed what an interrupted compaction left");
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+/// Removes `dir` and everything in it; `Ok(false)` if there was none.
+pub(crate) fn remove_dir_if_present(dir: &Path) -> std::io::Result<bool> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
     }
 }
 
-/// Every date that has a curated hits directory (looked at after a restart).
-pub fn dates_with_curated_hits(data_dir: &Path) -> std::io::Result<Vec<Date>> {
-    let dir = data_dir.join(layout::CURATED_HITS_PREFIX);
-    let entries = match fs::read_dir(&dir) {
+/// Deletes what an interrupted compaction left (either side of its swap).
+pub fn clean_up_interrupted(data_dir: &Path) -> std::io::Result<()> {
+    if remove_dir_if_present(&data_dir.join(STAGING))? {
+        tracing::info!("removed what an interrupted compaction left");
+    }
+    Ok(())
+}
+
+/// The `dt=YYYY-MM-DD` directories under `dir` with their dates, oldest
+/// first (none if `dir` does not exist).
+pub(crate) fn date_partitions(dir: &Path) -> std::io::Result<Vec<(Date, PathBuf)>> {
+    let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
-    let mut dates = Vec::new();
+    let mut out = Vec::new();
     for entry in entries {
-        let name = entry?.file_name();
-        if let Some(date) = name
+        let entry = entry?;
+        if let Some(date) = entry
+            .file_name()
             .to_str()
             .and_then(|n| n.strip_prefix("dt="))
             .and_then(Date::parse)
         {
-            dates.push(date);
+            out.push((date, entry.path()));
         }
     }
-    Ok(dates)
+    out.sort();
+    Ok(out)
+}
+
+/// Every date that has a curated hits directory (looked at after a restart).
+pub fn dates_with_curated_hits(data_dir: &Path) -> std::io::Result<Vec<Date>> {
+    Ok(
+        date_partitions(&data_dir.join(layout::CURATED_HITS_PREFIX))?
+            .into_iter()
+            .map(|(date, _)| date)
+            .collect(),
+    )
 }
 
 /// The `(start, end)` log range a curated file's name carries: raw-derived

@@ -9,10 +9,10 @@
 //! lose its hits); they go on a later pass. Counters in profiles are not
 //! touched: retention forgets files, erasure forgets visitors.
 
+use crate::compaction::{date_partitions, remove_dir_if_present};
 use gender_core::{Date, layout};
 use std::collections::HashSet;
 use std::fs;
-use std::io::ErrorKind;
 use std::path::Path;
 
 const STAGING: &str = ".retention";
@@ -95,7 +95,7 @@ pub fn enforce(
     for (prefix, days, may_be_pending) in kinds {
         let Some(days) = days else { continue };
         let oldest_kept = today.add_days(-(days as i32));
-        for (date, dir) in partitions(&data_dir.join(prefix))? {
+        for (date, dir) in date_partitions(&data_dir.join(prefix))? {
             if date >= oldest_kept {
                 continue;
             }
@@ -118,50 +118,19 @@ pub fn enforce(
     Ok(report)
 }
 
-/// The `dt=` directories under `dir`, with their dates.
-fn partitions(dir: &Path) -> std::io::Result<Vec<(Date, std::path::PathBuf)>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name();
-        if let Some(date) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("dt="))
-            .and_then(Date::parse)
-        {
-            out.push((date, entry.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// Renames the partition out of sight in one step, then deletes it.
 fn remove_partition(data_dir: &Path, dir: &Path, key: &str) -> std::io::Result<()> {
     let staging = data_dir.join(STAGING);
     fs::create_dir_all(&staging)?;
     let parked = staging.join(key.replace('/', "_"));
-    match fs::remove_dir_all(&parked) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
+    remove_dir_if_present(&parked)?;
     fs::rename(dir, &parked)?;
     fs::remove_dir_all(&parked)
 }
 
 /// Deletes what an interrupted pass left in the staging directory.
 pub fn clean_up_interrupted(data_dir: &Path) -> std::io::Result<()> {
-    match fs::remove_dir_all(data_dir.join(STAGING)) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
+    remove_dir_if_present(&data_dir.join(STAGING)).map(drop)
 }
 
 #[cfg(test)]

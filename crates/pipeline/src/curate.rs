@@ -25,6 +25,9 @@ pub struct CurateReport {
     pub visitors: usize,
     pub curated_keys: Vec<String>,
     pub outcome: ApplyOutcome,
+    /// Times the decision was redone after a concurrent change (AWS
+    /// deduplication; always 0 otherwise).
+    pub redos: u32,
 }
 
 /// One raw object made durable in curated/: its Parquet files are written,
@@ -331,6 +334,7 @@ pub async fn curate_object(
         visitors: prepared.deltas.len(),
         curated_keys: prepared.curated_keys,
         outcome,
+        redos: 0,
     })
 }
 

@@ -58,31 +58,26 @@ async fn stream_until_killed(
                 acked: false,
             },
         );
-        let answer = client
-            .post(format!("{server_url}/hits"))
-            .header("x-api-key", common::KEY)
-            .json(&body)
-            .send()
-            .await;
-        match answer {
-            Ok(r) if r.status() == 202 => {
-                log.lock().unwrap().get_mut(&clientid).unwrap().acked = true
-            }
-            Ok(r) => panic!("unexpected status {}", r.status()),
-            Err(_) => return, // the server is gone
-        }
-        if resend {
-            let again = client
+        // Each send is acknowledged (`true`) or the server is gone (`false`).
+        let send = || async {
+            match client
                 .post(format!("{server_url}/hits"))
                 .header("x-api-key", common::KEY)
                 .json(&body)
                 .send()
-                .await;
-            match again {
-                Ok(r) if r.status() == 202 => {}
-                Ok(r) => panic!("unexpected status {} on the resend", r.status()),
-                Err(_) => return,
+                .await
+            {
+                Ok(r) if r.status() == 202 => true,
+                Ok(r) => panic!("unexpected status {}", r.status()),
+                Err(_) => false,
             }
+        };
+        if !send().await {
+            return;
+        }
+        log.lock().unwrap().get_mut(&clientid).unwrap().acked = true;
+        if resend && !send().await {
+            return;
         }
     }
 }

@@ -37,28 +37,12 @@ use gender_core::dedup::HitFilter;
 use gender_core::ports::{ApplyOutcome, ObjectStore};
 use gender_core::seen_set::{self, Horizon, ObjectDecision, SeenSet};
 use gender_core::{PortError, VisitorDelta};
-use gender_pipeline::{CurateStream, PipelineError, prepare_object};
+use gender_pipeline::{CurateReport, CurateStream, PipelineError, prepare_object};
 use std::collections::{HashMap, HashSet};
 
 /// Decisions redone after version conflicts before the object goes back to
 /// the queue (which retries it later).
 pub const MAX_REDOS: u32 = 8;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DedupReport {
-    pub raw_key: String,
-    /// Hits counted (and written to Parquet).
-    pub hits: usize,
-    /// Hits not counted: counted before, or repeated inside the object.
-    pub duplicates: usize,
-    pub invalid_lines: usize,
-    /// Visitors with counted hits.
-    pub visitors: usize,
-    pub curated_keys: Vec<String>,
-    pub outcome: ApplyOutcome,
-    /// Times the decision was redone after a concurrent change.
-    pub redos: u32,
-}
 
 /// Pass 1: every hit with a `hitid`, by visitor; answers "not counted", so
 /// nothing is aggregated or written for those hits.
@@ -137,7 +121,7 @@ pub async fn curate_deduplicated(
     keep_raw: bool,
     now_ms: i64,
     horizon: Horizon,
-) -> Result<DedupReport, PipelineError> {
+) -> Result<CurateReport, PipelineError> {
     let scan = scan(raw, raw_key).await?;
     let chunks: Vec<&[String]> = if scan.visitors.is_empty() {
         vec![&[]]
@@ -253,7 +237,7 @@ pub async fn curate_deduplicated(
             if !keep_raw {
                 raw.delete(raw_key).await?;
             }
-            return Ok(DedupReport {
+            return Ok(CurateReport {
                 raw_key: prepared.raw_key,
                 hits: prepared.hits,
                 duplicates: prepared.duplicates,

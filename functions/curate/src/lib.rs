@@ -178,34 +178,35 @@ impl Curate {
         let result = match self.dedup_horizon {
             // Boxed: the nested futures are too deep for the compiler's
             // layout query otherwise.
-            Some(horizon) => Box::pin(dedup::curate_deduplicated(
-                &raw,
-                &self.curated,
-                &self.counters,
-                &object.key,
-                &object.id(),
-                self.keep_raw,
-                now_ms,
-                horizon,
-            ))
-            .await
-            .map(|r| {
-                tracing::info!(key = %object.key, hits = r.hits, duplicates = r.duplicates, visitors = r.visitors, invalid_lines = r.invalid_lines, redos = r.redos, outcome = ?r.outcome, "curated");
-            }),
-            None => curate_object(
-                &raw,
-                &self.curated,
-                &self.counters,
-                &object.key,
-                &object.id(),
-                self.keep_raw,
-                now_ms,
-            )
-            .await
-            .map(|report| {
-                tracing::info!(key = %object.key, hits = report.hits, visitors = report.visitors, invalid_lines = report.invalid_lines, outcome = ?report.outcome, "curated");
-            }),
-        };
+            Some(horizon) => {
+                Box::pin(dedup::curate_deduplicated(
+                    &raw,
+                    &self.curated,
+                    &self.counters,
+                    &object.key,
+                    &object.id(),
+                    self.keep_raw,
+                    now_ms,
+                    horizon,
+                ))
+                .await
+            }
+            None => {
+                curate_object(
+                    &raw,
+                    &self.curated,
+                    &self.counters,
+                    &object.key,
+                    &object.id(),
+                    self.keep_raw,
+                    now_ms,
+                )
+                .await
+            }
+        }
+        .map(|r| {
+            tracing::info!(key = %object.key, hits = r.hits, duplicates = r.duplicates, visitors = r.visitors, invalid_lines = r.invalid_lines, redos = r.redos, outcome = ?r.outcome, "curated");
+        });
         match result {
             Ok(()) => Ok(()),
             // Deleted after an earlier successful curate (KEEP_RAW=false), or

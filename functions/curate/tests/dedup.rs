@@ -7,7 +7,8 @@ use gender_aws::s3::S3ObjectStore;
 use gender_core::ports::{ApplyOutcome, HitLog, LogRecord, ProfileReader};
 use gender_core::seen_set::Horizon;
 use gender_core::{Gender, Hit, IncomingHit};
-use gender_curate::dedup::{DedupReport, curate_deduplicated};
+use gender_curate::dedup::curate_deduplicated;
+use gender_pipeline::CurateReport;
 use gender_testkit::{Moto, resources};
 
 const RAW: &str = "gs-test-raw";
@@ -79,7 +80,7 @@ impl Stack {
         key
     }
 
-    async fn curate(&self, key: &str, now_ms: i64, horizon: Horizon) -> DedupReport {
+    async fn curate(&self, key: &str, now_ms: i64, horizon: Horizon) -> CurateReport {
         let raw = S3ObjectStore::new(self.s3.clone(), RAW);
         let curated = S3ObjectStore::new(self.s3.clone(), CURATED);
         curate_deduplicated(
