@@ -1,12 +1,13 @@
 //! Domain of Gender Service: the hit event and its validation (SPEC 2), the
 //! Firehose-style transform (SPEC 5), curate aggregation (SPEC 6), the daily
-//! window (SPEC 7), the gender rule (SPEC 8), deduplication (SPEC 15) and the port traits that adapters
+//! window (SPEC 7), the gender rule (SPEC 8), deduplication (SPEC 15), erasure records (SPEC 17) and the port traits that adapters
 //! implement. Nothing here performs I/O, so every rule is a plain function.
 
 pub mod aggregate;
 pub mod clientid;
 pub mod daily;
 pub mod dedup;
+pub mod erasure;
 pub mod error;
 pub mod gender;
 pub mod hit;
@@ -25,6 +26,7 @@ pub use aggregate::{
 };
 pub use clientid::{validate_clientid, validate_hitid};
 pub use daily::{DailyRow, DailySummary, WindowSums, default_daily_date, window_dates};
+pub use erasure::{ErasureRecord, ErasureStatus};
 pub use error::{HitError, PortError};
 pub use gender::Gender;
 pub use hit::{Hit, IncomingHit, parse_hit};

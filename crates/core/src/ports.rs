@@ -136,3 +136,18 @@ pub trait WindowStore: Send + Sync {
         now_ms: i64,
     ) -> Result<(), PortError>;
 }
+
+/// Requests to forget a visitor (SPEC 17), and their status. The request is
+/// durable when it returns; the work happens in the background.
+#[async_trait]
+pub trait Erasures: Send + Sync {
+    /// Records an erasure of `clientid` (already validated) requested at
+    /// `now_ms`, and returns its record (pending).
+    async fn request_erasure(
+        &self,
+        clientid: &str,
+        now_ms: i64,
+    ) -> Result<crate::ErasureRecord, PortError>;
+    /// The record of erasure `id`, if there is one.
+    async fn erasure(&self, id: &str) -> Result<Option<crate::ErasureRecord>, PortError>;
+}

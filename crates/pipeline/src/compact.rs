@@ -1,6 +1,7 @@
 //! Compaction of curated hits (SPEC 14): several small Parquet files of one
 //! date merged into one, row group by row group, so memory holds one row
 //! group whatever the files' sizes. Rows keep their order (file by file).
+//! Erasure (SPEC 17) copies a file the same way, leaving some visitors out.
 //! Making the result visible atomically is the deployment's part.
 
 use crate::PipelineError;
@@ -15,7 +16,18 @@ pub fn merge_hits_files(
     inputs: impl IntoIterator<Item = (File, String)>,
     out_key: String,
 ) -> Result<HitsFile, PipelineError> {
+    copy_hits_rows(inputs, out_key, |_| true).map(|(file, _)| file)
+}
+
+/// Copies the rows of `inputs` whose clientid `keep` accepts into one new
+/// file for `out_key`, in order; also returns how many rows were left out.
+pub fn copy_hits_rows(
+    inputs: impl IntoIterator<Item = (File, String)>,
+    out_key: String,
+    mut keep: impl FnMut(&str) -> bool,
+) -> Result<(HitsFile, u64), PipelineError> {
     let mut out = HitsFileWriter::create(out_key)?;
+    let mut left_out = 0u64;
     for (file, key) in inputs {
         let reader = batch_reader(file, &key, ROW_GROUP_ROWS)?;
         for batch in reader {
@@ -52,14 +64,19 @@ pub fn merge_hits_files(
                 return Err(bad("null values"));
             }
             for row in 0..batch.num_rows() {
+                let clientid = ids.value(row);
+                if !keep(clientid) {
+                    left_out += 1;
+                    continue;
+                }
                 let gender = Gender::parse(genders.value(row))
                     .ok_or_else(|| bad("page_gender is not M or F"))?;
                 let hit_id = hit_ids.filter(|h| h.is_valid(row)).map(|h| h.value(row));
-                out.push(ids.value(row), gender, times.value(row), hit_id)?;
+                out.push(clientid, gender, times.value(row), hit_id)?;
             }
         }
     }
-    out.finish()
+    Ok((out.finish()?, left_out))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod codec;
 pub mod compact;
 pub mod curate;
 pub mod daily;
+pub mod erase;
 mod error;
 pub mod report;
 
