@@ -1,10 +1,11 @@
-//! The HTTP API of SPEC 3 and 4 as one axum [`Router`]: served by
+//! The HTTP API of SPEC 3, 4 and 17 as one axum [`Router`]: served by
 //! `axum::serve` in the local binary and by `lambda_http::run` on AWS. Every
 //! status code is chosen here, at the edge; the core only says what happened.
 //! The OpenAPI document is generated from the handlers (see [`openapi`]).
 
 mod auth;
 pub mod docs;
+mod erasure;
 mod errors;
 pub mod hitid;
 mod hits;
@@ -17,8 +18,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use gender_core::ports::{HealthProbe, HitLog, ProfileReader};
+use axum::routing::{delete, get, post};
+use gender_core::ports::{Erasures, HealthProbe, HitLog, ProfileReader};
 use std::sync::Arc;
 
 pub use auth::{API_KEY_HEADER, ApiKey, require_api_key};
@@ -32,6 +33,8 @@ pub struct ApiState {
     pub log: Arc<dyn HitLog>,
     pub profiles: Arc<dyn ProfileReader>,
     pub health: Arc<dyn HealthProbe>,
+    /// Erasure requests (SPEC 17), carried out in the background.
+    pub erasures: Arc<dyn Erasures>,
     pub api_key: ApiKey,
     pub metrics: Arc<ApiMetrics>,
     /// Epoch milliseconds; injected so tests can pin "now".
@@ -63,6 +66,9 @@ pub fn router_with_docs(
         .route("/hits", post(hits::post_hits))
         .route("/gender/{clientid}", get(lookup::get_gender))
         .route("/gender/", get(lookup::empty_clientid))
+        .route("/visitors/{clientid}", delete(erasure::delete_visitor))
+        .route("/visitors/", delete(erasure::delete_empty_clientid))
+        .route("/erasures/{id}", get(erasure::get_erasure))
         .route_layer(axum::middleware::from_fn_with_state(
             state.api_key.clone(),
             require_api_key,

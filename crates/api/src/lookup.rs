@@ -35,7 +35,7 @@ pub fn profile_body(profile: &Profile) -> GenderProfile {
 
 /// The clientid as sent when it does not decode to UTF-8 (`/gender/a%FF`):
 /// the last path segment, percent-decoded, invalid bytes as U+FFFD.
-fn lossy_clientid(uri: &Uri) -> String {
+pub(crate) fn lossy_clientid(uri: &Uri) -> String {
     let raw = uri.path().rsplit('/').next().unwrap_or_default();
     percent_encoding::percent_decode_str(raw)
         .decode_utf8_lossy()

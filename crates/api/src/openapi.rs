@@ -4,8 +4,9 @@
 //! server, see [`crate::router_with_openapi`]).
 
 use crate::schema::{
-    ClientIdError, Error, GenderLetter, GenderProfile, Health, HealthDown, HealthOk,
-    HealthUnavailable, HitBatch, HitCounts, IngestError, IngestResult, RejectedHit, Signals,
+    ClientIdError, Erasure, ErasureIdError, ErasureState, Error, GenderLetter, GenderProfile,
+    Health, HealthDown, HealthOk, HealthUnavailable, HitBatch, HitCounts, IngestError,
+    IngestResult, RejectedHit, Signals,
 };
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr};
@@ -18,7 +19,8 @@ const DESCRIPTION: &str = "\
 Ingests page hits (which visitor viewed a page aimed at which gender) and answers, per \
 visitor, a running estimate of the visitor's gender.
 
-**Authentication.** `POST /hits` and `GET /gender/{clientid}` (and the local server's \
+**Authentication.** `POST /hits`, `GET /gender/{clientid}`, `DELETE /visitors/{clientid}`, \
+`GET /erasures/{id}` (and the local server's \
 `/admin/*` routes) need the API key in the `x-api-key` header (*Authorize* in `/docs`); \
 without it they answer `401` and do nothing. `/health`, `/openapi.json` and `/docs` need none. \
 The local server (`gender-service serve`) creates a key on first start, prints it and keeps \
@@ -59,6 +61,8 @@ pub struct MethodNotAllowed(Error);
         crate::hits::post_hits,
         crate::lookup::get_gender,
         crate::lookup::health,
+        crate::erasure::delete_visitor,
+        crate::erasure::get_erasure,
         crate::openapi_json,
         crate::docs::index,
     ),
@@ -66,7 +70,7 @@ pub struct MethodNotAllowed(Error);
         schemas(
             HitBatch, IngestResult, RejectedHit, IngestError, GenderProfile, GenderLetter,
             Signals, HitCounts, ClientIdError, Health, HealthOk, HealthUnavailable, HealthDown,
-            Error,
+            Error, Erasure, ErasureState, ErasureIdError,
         ),
         responses(Unauthorized, MethodNotAllowed),
     ),
@@ -74,6 +78,7 @@ pub struct MethodNotAllowed(Error);
     tags(
         (name = "ingest", description = "Send page hits."),
         (name = "lookup", description = "A visitor's gender estimate."),
+        (name = "erasure", description = "Forget a visitor (SPEC 17)."),
         (name = "ops", description = "Health."),
         (name = "docs", description = "This document and its viewer."),
     )

@@ -306,3 +306,53 @@ impl PartialSchema for NdjsonHits {
 }
 
 impl ToSchema for NdjsonHits {}
+
+/// Where an erasure stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ErasureState {
+    /// Recorded; the visitor's data is still being removed.
+    Pending,
+    /// The profile and the visitor's rows in curated hits and daily rollups are gone.
+    Complete,
+}
+
+impl From<gender_core::ErasureStatus> for ErasureState {
+    fn from(status: gender_core::ErasureStatus) -> ErasureState {
+        match status {
+            gender_core::ErasureStatus::Pending => ErasureState::Pending,
+            gender_core::ErasureStatus::Complete => ErasureState::Complete,
+        }
+    }
+}
+
+/// An erasure (SPEC 17): `202` of `DELETE /visitors/{clientid}` and `200` of
+/// `GET /erasures/{id}`. It never names the visitor.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "erasure_id": "3f2a9c0d4e5b6a7182930a1b2c3d4e5f",
+    "status": "pending",
+    "requested_at": "2026-11-26T08:00:00.000Z",
+    "completed_at": null,
+    "status_url": "/erasures/3f2a9c0d4e5b6a7182930a1b2c3d4e5f"
+}))]
+pub struct Erasure {
+    /// 32 lowercase hex characters.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    pub erasure_id: String,
+    pub status: ErasureState,
+    /// RFC 3339, UTC, milliseconds.
+    pub requested_at: String,
+    /// When `status` became `complete`, else `null`.
+    pub completed_at: Option<String>,
+    /// `GET` it to follow the erasure.
+    pub status_url: String,
+}
+
+/// An error about an erasure id.
+#[derive(ToSchema)]
+#[schema(example = json!({"erasure_id": "0000", "error": "erasure id must be 32 characters of [0-9a-f]"}))]
+pub struct ErasureIdError {
+    pub error: String,
+    pub erasure_id: String,
+}

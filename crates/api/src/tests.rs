@@ -67,9 +67,42 @@ impl HealthProbe for MemoryProfiles {
     }
 }
 
+/// Erasure requests kept in memory; `down` as the clientid fails.
+#[derive(Default)]
+struct MemoryErasures(Mutex<Vec<(String, gender_core::ErasureRecord)>>);
+
+#[async_trait]
+impl Erasures for MemoryErasures {
+    async fn request_erasure(
+        &self,
+        clientid: &str,
+        now_ms: i64,
+    ) -> Result<gender_core::ErasureRecord, PortError> {
+        if clientid == "down" {
+            return Err(PortError::unavailable("erasure log", "down"));
+        }
+        let mut all = self.0.lock().unwrap();
+        let record = gender_core::ErasureRecord {
+            id: gender_core::erasure::new_erasure_id([all.len() as u8; 16]),
+            status: gender_core::ErasureStatus::Pending,
+            requested_ms: now_ms,
+            completed_ms: None,
+            clientid_hash: gender_core::erasure::clientid_hash(b"salt", clientid),
+        };
+        all.push((clientid.to_owned(), record.clone()));
+        Ok(record)
+    }
+
+    async fn erasure(&self, id: &str) -> Result<Option<gender_core::ErasureRecord>, PortError> {
+        let all = self.0.lock().unwrap();
+        Ok(all.iter().find(|(_, r)| r.id == id).map(|(_, r)| r.clone()))
+    }
+}
+
 struct Harness {
     app: Router,
     log: Arc<MemoryLog>,
+    erasures: Arc<MemoryErasures>,
 }
 
 fn harness(log: MemoryLog) -> Harness {
@@ -92,10 +125,12 @@ fn harness(log: MemoryLog) -> Harness {
     );
     let log = Arc::new(log);
     let profiles = Arc::new(profiles);
+    let erasures = Arc::new(MemoryErasures::default());
     let state = ApiState {
         log: log.clone(),
         profiles: profiles.clone(),
         health: profiles,
+        erasures: erasures.clone(),
         api_key: ApiKey::required(KEY),
         metrics: Arc::new(ApiMetrics::default()),
         clock: || NOW,
@@ -104,6 +139,7 @@ fn harness(log: MemoryLog) -> Harness {
     Harness {
         app: with_edge_layers(router(state)),
         log,
+        erasures,
     }
 }
 
@@ -554,6 +590,7 @@ pub(crate) fn route_paths_in(sources: &[&str]) -> BTreeSet<String> {
 pub(crate) fn documented_as(path: &str) -> &str {
     match path {
         "/gender/" => "/gender/{clientid}",
+        "/visitors/" => "/visitors/{clientid}",
         other => other,
     }
 }
@@ -624,6 +661,8 @@ fn the_lambda_document_has_the_api_routes_only_and_its_body_limit() {
         BTreeSet::from([
             "/hits",
             "/gender/{clientid}",
+            "/visitors/{clientid}",
+            "/erasures/{id}",
             "/health",
             "/openapi.json",
             "/docs",
@@ -695,4 +734,74 @@ async fn the_docs_page_loads_the_pinned_swagger_ui_and_renders_this_document() {
         assert!(tag.contains("integrity=\"sha384-"), "{tag}");
     }
     assert!(page.contains(r#""url": "openapi.json""#), "{page}");
+}
+
+fn request(method: &str, uri: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("x-api-key", KEY)
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_erasure_is_recorded_and_followed_without_naming_the_visitor() {
+    let h = harness(MemoryLog::default());
+    let response = h
+        .app
+        .clone()
+        .oneshot(request("DELETE", "/visitors/visitor-1"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let body: Value = serde_json::from_slice(
+        &axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["status"], "pending");
+    assert_eq!(body["status_url"], location.as_str());
+    assert_eq!(body["requested_at"], "2026-11-24T10:00:00.000Z");
+    assert!(body["completed_at"].is_null());
+    assert!(!body.to_string().contains("visitor-1"));
+    let recorded = h.erasures.0.lock().unwrap().clone();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0].0, "visitor-1");
+
+    let (status, status_body) = call(&h.app, request("GET", &location)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status_body, body);
+}
+
+#[tokio::test]
+async fn erasure_routes_answer_bad_input_with_json_errors() {
+    let h = harness(MemoryLog::default());
+    for (method, uri, status) in [
+        ("DELETE", "/visitors/bad%20id", StatusCode::BAD_REQUEST),
+        ("DELETE", "/visitors/", StatusCode::BAD_REQUEST),
+        ("DELETE", "/visitors/a%FF", StatusCode::BAD_REQUEST),
+        ("DELETE", "/visitors/down", StatusCode::SERVICE_UNAVAILABLE),
+        ("GET", "/erasures/nope", StatusCode::BAD_REQUEST),
+        (
+            "GET",
+            &format!("/erasures/{}", "0".repeat(32)),
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let (got, body) = call(&h.app, request(method, uri)).await;
+        assert_eq!(got, status, "{method} {uri}: {body}");
+        assert!(body["error"].is_string(), "{method} {uri}: {body}");
+    }
+    assert!(h.erasures.0.lock().unwrap().is_empty(), "nothing recorded");
+    let unauthenticated = Request::builder()
+        .method("DELETE")
+        .uri("/visitors/visitor-1")
+        .body(Body::empty())
+        .unwrap();
+    let (status, _) = call(&h.app, unauthenticated).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(h.erasures.0.lock().unwrap().is_empty());
 }

@@ -1,12 +1,14 @@
 //! Embedded adapters for the local deployment: a durable append-only hit log,
 //! a directory object store with the S3 key layout, and a redb state store.
 
+pub mod erasures;
 mod error;
 pub mod frame;
 pub mod log;
 pub mod object_store;
 pub mod state;
 
+pub use erasures::PendingErasure;
 pub use error::EmbeddedError;
 pub use log::{DamagedRange, HitLogFile, LogEntry, LogRead, LogReader, SegmentScan, scan_log};
 pub use object_store::DirObjectStore;

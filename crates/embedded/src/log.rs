@@ -478,7 +478,18 @@ impl LogReader {
     /// about `max_bytes` were read. Damaged bytes on the way are skipped and
     /// reported in [`LogRead::damaged`]; the records after them are read.
     pub fn read(&self, from: u64, max_bytes: usize) -> Result<LogRead, EmbeddedError> {
-        let end = self.durable_end();
+        self.read_to(from, u64::MAX, max_bytes)
+    }
+
+    /// [`read`](Self::read), stopping at `until` too (a record boundary:
+    /// the durable end at some earlier moment).
+    pub fn read_to(
+        &self,
+        from: u64,
+        until: u64,
+        max_bytes: usize,
+    ) -> Result<LogRead, EmbeddedError> {
+        let end = self.durable_end().min(until);
         let mut read = LogRead {
             entries: Vec::new(),
             next: from,
@@ -807,6 +818,9 @@ mod tests {
             "30-byte frames: stops after crossing 40 bytes"
         );
         let rest = reader.read(first.next, usize::MAX).unwrap();
+        let capped = reader.read_to(0, first.next, usize::MAX).unwrap();
+        assert_eq!(capped.entries, first.entries, "stops at a record boundary");
+        assert_eq!(capped.next, first.next);
         assert_eq!(rest.entries.len(), 8);
         assert_eq!(rest.next, log.durable_end());
         assert_eq!(

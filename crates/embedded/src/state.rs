@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
+pub(crate) const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
 /// Visitors whose profile holds window sums, so clearing does not scan every profile.
-const WINDOWED: TableDefinition<&str, i32> = TableDefinition::new("windowed");
+pub(crate) const WINDOWED: TableDefinition<&str, i32> = TableDefinition::new("windowed");
 /// Curate idempotency markers: object id -> time applied (ms).
 const APPLIED: TableDefinition<&str, i64> = TableDefinition::new("applied_objects");
 /// Raw objects delivered but not yet curated: key -> log offset where they start.
@@ -104,6 +104,8 @@ fn open_database(path: &Path) -> Result<Database, EmbeddedError> {
     txn.open_table(APPLIED)?;
     txn.open_table(PENDING)?;
     txn.open_table(META)?;
+    txn.open_table(crate::erasures::ERASURES)?;
+    txn.open_table(crate::erasures::SECRETS)?;
     txn.commit()?;
     Ok(db)
 }
@@ -212,7 +214,7 @@ impl StateStore {
         Ok(db)
     }
 
-    fn begin_read(&self) -> Result<redb::ReadTransaction, EmbeddedError> {
+    pub(crate) fn begin_read(&self) -> Result<redb::ReadTransaction, EmbeddedError> {
         let db = self.database()?;
         match db.begin_read() {
             Err(e) if needs_reopen(&e) => Ok(self.reopen(Some(db))?.begin_read()?),
@@ -220,7 +222,7 @@ impl StateStore {
         }
     }
 
-    fn begin_write(&self) -> Result<redb::WriteTransaction, EmbeddedError> {
+    pub(crate) fn begin_write(&self) -> Result<redb::WriteTransaction, EmbeddedError> {
         let db = self.database()?;
         match db.begin_write() {
             Err(e) if needs_reopen(&e) => Ok(self.reopen(Some(db))?.begin_write()?),

@@ -121,14 +121,14 @@ fn log_range(name: &str) -> Option<(u64, u64)> {
     Some((start.parse().ok()?, end.parse().ok()?))
 }
 
-struct CuratedFile {
-    name: String,
+pub(crate) struct CuratedFile {
+    pub(crate) name: String,
     size: u64,
     range: (u64, u64),
 }
 
 /// The visible files of a date directory, oldest log range first.
-fn curated_files(dir: &Path) -> std::io::Result<Vec<CuratedFile>> {
+pub(crate) fn curated_files(dir: &Path) -> std::io::Result<Vec<CuratedFile>> {
     let mut files = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -205,6 +205,48 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Copies a finished Parquet file into the staging directory and fsyncs it.
+pub(crate) fn place(
+    date: Date,
+    file: &gender_pipeline::codec::HitsFile,
+    target: &Path,
+) -> Result<(), CompactionError> {
+    let io = |what: &'static str| move |source| CompactionError::Io { date, what, source };
+    fs::copy(file.temp.path(), target).map_err(io("writing a new file"))?;
+    fs::File::open(target)
+        .and_then(|f| f.sync_all())
+        .map_err(io("syncing a new file"))
+}
+
+/// Replaces the files of the date directory `dir` in one atomic step: the
+/// new set is built in the staging directory (`keep` hard-linked from
+/// `dir`, the rest written by `write`), fsync'ed, swapped with `dir`, and
+/// the old set deleted. Used by compaction and by erasure.
+pub(crate) fn replace_date_dir(
+    data_dir: &Path,
+    date: Date,
+    dir: &Path,
+    keep: &[&str],
+    write: impl FnOnce(&Path) -> Result<(), CompactionError>,
+) -> Result<(), CompactionError> {
+    let io = |what: &'static str| move |source| CompactionError::Io { date, what, source };
+    let staging_root = data_dir.join(STAGING);
+    let staging = staging_root.join(format!("dt={date}"));
+    clean_up_interrupted(data_dir).map_err(io("clearing the staging directory"))?;
+    fs::create_dir_all(&staging).map_err(io("creating the staging directory"))?;
+    for name in keep {
+        fs::hard_link(dir.join(name), staging.join(name)).map_err(io("linking a kept file"))?;
+    }
+    write(&staging)?;
+    fsync_dir(&staging).map_err(io("syncing the staging directory"))?;
+    exchange(&staging, dir).map_err(io("swapping the date directory"))?;
+    // Both parents record the swap durably before the old set goes.
+    fsync_dir(dir.parent().unwrap_or(data_dir)).map_err(io("syncing the date's parent"))?;
+    fsync_dir(&staging_root).map_err(io("syncing the staging root"))?;
+    fs::remove_dir_all(&staging_root).map_err(io("deleting the replaced files"))?;
+    Ok(())
+}
+
 /// Compacts one date if its small files call for it.
 pub fn compact_date(
     data_dir: &Path,
@@ -222,43 +264,29 @@ pub fn compact_date(
     if groups.is_empty() {
         return Ok(result);
     }
-    let staging_root = data_dir.join(STAGING);
-    let staging = staging_root.join(format!("dt={date}"));
-    clean_up_interrupted(data_dir).map_err(io("clearing the staging directory"))?;
-    fs::create_dir_all(&staging).map_err(io("creating the staging directory"))?;
-
     let merged: std::collections::BTreeSet<usize> = groups.iter().flatten().copied().collect();
-    for (i, file) in files.iter().enumerate() {
-        if !merged.contains(&i) {
-            fs::hard_link(dir.join(&file.name), staging.join(&file.name))
-                .map_err(io("linking a kept file"))?;
+    let kept: Vec<&str> = (0..files.len())
+        .filter(|i| !merged.contains(i))
+        .map(|i| files[i].name.as_str())
+        .collect();
+    replace_date_dir(data_dir, date, &dir, &kept, |staging| {
+        for group in &groups {
+            let start = group.iter().map(|&i| files[i].range.0).min().unwrap_or(0);
+            let end = group.iter().map(|&i| files[i].range.1).max().unwrap_or(0);
+            let name = format!("c-{start:020}-{end:020}.parquet");
+            let inputs = group
+                .iter()
+                .map(|&i| {
+                    let path = dir.join(&files[i].name);
+                    fs::File::open(&path).map(|f| (f, files[i].name.clone()))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(io("opening a file to merge"))?;
+            let out = merge_hits_files(inputs, name.clone())?;
+            place(date, &out, &staging.join(&name))?;
         }
-    }
-    for group in &groups {
-        let start = group.iter().map(|&i| files[i].range.0).min().unwrap_or(0);
-        let end = group.iter().map(|&i| files[i].range.1).max().unwrap_or(0);
-        let name = format!("c-{start:020}-{end:020}.parquet");
-        let inputs = group
-            .iter()
-            .map(|&i| {
-                let path = dir.join(&files[i].name);
-                fs::File::open(&path).map(|f| (f, files[i].name.clone()))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(io("opening a file to merge"))?;
-        let out = merge_hits_files(inputs, name.clone())?;
-        let target = staging.join(&name);
-        fs::copy(out.temp.path(), &target).map_err(io("writing a merged file"))?;
-        fs::File::open(&target)
-            .and_then(|f| f.sync_all())
-            .map_err(io("syncing a merged file"))?;
-    }
-    fsync_dir(&staging).map_err(io("syncing the staging directory"))?;
-    exchange(&staging, &dir).map_err(io("swapping the date directory"))?;
-    // Both parents record the swap durably before the old set goes.
-    fsync_dir(dir.parent().unwrap_or(data_dir)).map_err(io("syncing curated/hits"))?;
-    fsync_dir(&staging_root).map_err(io("syncing the staging root"))?;
-    fs::remove_dir_all(&staging_root).map_err(io("deleting the replaced files"))?;
+        Ok(())
+    })?;
     result.files_after = files.len() - merged.len() + groups.len();
     Ok(result)
 }

@@ -20,6 +20,7 @@
 
 use crate::CycleError;
 use crate::compaction::{self, CompactionPolicy};
+use crate::erasure::erase_visitors;
 use crate::metrics::PipelineMetrics;
 use crate::retention::{self, RetentionPolicy};
 use crate::status::PipelineStatus;
@@ -29,7 +30,10 @@ use gender_core::time::format_rfc3339_millis;
 use gender_core::transform::transform_record;
 use gender_core::{Date, layout};
 use gender_embedded::state::{ObjectDeltas, SeenKeys, StateStore};
-use gender_embedded::{DirObjectStore, EmbeddedError, LogEntry, LogRead, LogReader};
+use gender_embedded::{
+    DirObjectStore, EmbeddedError, LogEntry, LogRead, LogReader, PendingErasure,
+};
+use gender_pipeline::erase::Visitors;
 use gender_pipeline::{PipelineError, PreparedObject, prepare_object};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -215,6 +219,9 @@ pub struct Delivery {
     /// The identities counted within the dedup horizon; `None` when off.
     seen: Option<SeenIndex>,
     last_retention: Option<tokio::time::Instant>,
+    /// Delivery reads no further than this log offset: the position of the
+    /// oldest pending erasure still ahead (see [`crate::erasure`]).
+    until: u64,
 }
 
 impl Delivery {
@@ -263,6 +270,7 @@ impl Delivery {
             readers: Arc::new(tokio::sync::Mutex::new(())),
             seen,
             last_retention: None,
+            until: u64::MAX,
         })
     }
 
@@ -385,7 +393,8 @@ impl Delivery {
     /// reported (log line, metric, `/health`) and never hold anything back.
     async fn read_log(&self, from: u64, max_bytes: usize) -> Result<LogRead, CycleError> {
         let reader = self.reader.clone();
-        let read = tokio::task::spawn_blocking(move || reader.read(from, max_bytes));
+        let until = self.until;
+        let read = tokio::task::spawn_blocking(move || reader.read_to(from, until, max_bytes));
         let read = read.await.map_err(|_| CycleError::Stopped)??;
         for damage in &read.damaged {
             tracing::error!(
@@ -480,18 +489,38 @@ impl Delivery {
     }
 
     /// Delivers everything durable so far, then curates every queued object.
+    /// A pending erasure splits the cycle at its log offset: what came
+    /// before is delivered and curated, the erasure carried out, then the rest.
     async fn cycle(&mut self) -> Result<FlushReport, CycleError> {
         let mut report = FlushReport::default();
         let target = self.reader.durable_end();
-        self.stage = "delivery";
-        let oldest_arrival = self
-            .deliver_until(target, &mut report)
-            .await
-            .inspect_err(|_| {
-                self.metrics.delivery_errors.fetch_add(1, Ordering::Relaxed);
-            })?;
-        self.stage = "curate";
-        self.curate_pending(&mut report).await?;
+        let mut oldest_arrival = None;
+        loop {
+            let erasures = self.state_op(StateStore::pending_erasures_blocking).await?;
+            self.stage = "curate";
+            self.curate_pending(&mut report).await?;
+            // An erasure whose hits are all curated runs before anything newer is.
+            let (due, ahead): (Vec<PendingErasure>, Vec<PendingErasure>) = erasures
+                .into_iter()
+                .partition(|e| e.log_offset <= self.delivered);
+            if !due.is_empty() {
+                self.stage = "erasure";
+                self.erase(due).await?;
+            }
+            if self.delivered >= target {
+                break;
+            }
+            self.until = ahead.iter().map(|e| e.log_offset).min().unwrap_or(u64::MAX);
+            self.stage = "delivery";
+            let arrival = self
+                .deliver_until(target.min(self.until), &mut report)
+                .await
+                .inspect_err(|_| {
+                    self.metrics.delivery_errors.fetch_add(1, Ordering::Relaxed);
+                })?;
+            oldest_arrival = oldest_arrival.or(arrival);
+        }
+        self.until = u64::MAX;
         self.status.set_visible(self.delivered);
         if let Some(arrival) = oldest_arrival {
             let lag_ms = (self.settings.clock)().saturating_sub(arrival).max(0) as u64;
@@ -510,6 +539,47 @@ impl Delivery {
         self.stage = "retention";
         self.retention_if_due().await?;
         Ok(report)
+    }
+
+    /// Carries out erasures whose hits are all curated (SPEC 17), waiting
+    /// for the daily job to stop reading curated files.
+    async fn erase(&mut self, due: Vec<PendingErasure>) -> Result<(), CycleError> {
+        let _no_readers = self.readers.clone().lock_owned().await;
+        let ids: Vec<String> = due.iter().map(|e| e.id.clone()).collect();
+        let clientids: Vec<String> = due.into_iter().map(|e| e.clientid).collect();
+        let forget = clientids.clone();
+        self.state_op(move |s| {
+            let refs: Vec<&str> = forget.iter().map(String::as_str).collect();
+            s.forget_profiles_blocking(&refs)
+        })
+        .await?;
+        let store = self.store.clone();
+        let visitors = Visitors::new(clientids);
+        let erased = tokio::task::spawn_blocking(move || erase_visitors(&store, &visitors))
+            .await
+            .map_err(|_| CycleError::Stopped)??;
+        let now = (self.settings.clock)();
+        let count = ids.len() as u64;
+        self.state_op(move |s| {
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            s.complete_erasures_blocking(&refs, now)
+        })
+        .await?;
+        self.metrics
+            .erasures_completed
+            .fetch_add(count, Ordering::Relaxed);
+        self.metrics
+            .erased_rows
+            .fetch_add(erased.curated_rows, Ordering::Relaxed);
+        tracing::info!(
+            erasures = count,
+            curated_rows = erased.curated_rows,
+            curated_files = erased.curated_files_rewritten,
+            rollups = erased.rollups_rewritten,
+            raw_lines = erased.raw_lines,
+            "erasures complete"
+        );
+        Ok(())
     }
 
     /// Deletes expired date partitions (SPEC 17) at most once an interval,

@@ -24,6 +24,8 @@ pub enum CycleError {
     Port(#[from] gender_core::PortError),
     #[error(transparent)]
     Compaction(#[from] crate::compaction::CompactionError),
+    #[error(transparent)]
+    Erasure(#[from] crate::erasure::ErasureError),
     #[error("delivery task stopped")]
     Stopped,
 }

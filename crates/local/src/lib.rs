@@ -10,6 +10,7 @@ mod admin;
 pub mod compaction;
 mod config;
 pub mod delivery;
+pub mod erasure;
 mod error;
 mod metrics;
 pub mod retention;
@@ -131,9 +132,12 @@ pub async fn run(
         status: status.clone(),
         refused: Default::default(),
     });
+    let erasures = erasure::LocalErasures::open(state.clone(), log_reader.clone())
+        .map_err(LocalError::OpenState)?;
     let api = ApiState {
         log: bounded_log.clone(),
         profiles: Arc::new(state.clone()),
+        erasures: Arc::new(erasures),
         health: Arc::new(LocalHealth {
             state: state.clone(),
             backlog: backlog.clone(),

@@ -65,6 +65,10 @@ pub struct PipelineMetrics {
     pub files_compacted: CounterCell,
     /// Date partitions deleted by retention.
     pub partitions_expired: CounterCell,
+    /// Erasures carried out (SPEC 17).
+    pub erasures_completed: CounterCell,
+    /// Curated hits rows removed by erasures.
+    pub erased_rows: CounterCell,
 }
 
 impl PipelineMetrics {
@@ -136,6 +140,16 @@ impl PipelineMetrics {
             "gender_curated_files_compacted",
             "Curated hits files merged away by compaction",
             self.files_compacted.0.clone(),
+        );
+        registry.register(
+            "gender_erasures_completed",
+            "Visitor erasures carried out",
+            self.erasures_completed.0.clone(),
+        );
+        registry.register(
+            "gender_erased_rows",
+            "Curated hits rows removed by erasures",
+            self.erased_rows.0.clone(),
         );
         registry.register(
             "gender_partitions_expired",

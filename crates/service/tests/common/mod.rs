@@ -133,6 +133,17 @@ impl Server {
         read(r).await
     }
 
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .client
+            .delete(format!("{}{path}", self.url))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap();
+        read(r).await
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics_text(&self) -> String {
         self.client

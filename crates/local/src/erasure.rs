@@ -1,0 +1,245 @@
+//! Erasure of visitors in the local deployment (SPEC 17).
+//!
+//! `DELETE /visitors/{clientid}` records a pending erasure in the state
+//! store with the log's durable end at that moment: every hit of the
+//! visitor accepted before the request lies below that offset. Delivery
+//! then delivers and curates up to exactly that offset and no further,
+//! carries out the erasure ([`erase_visitors`]) while nothing newer is
+//! curated, and only then goes on. So the erasure removes exactly the hits
+//! accepted before the request, and hits accepted after it are counted
+//! afresh.
+//!
+//! Carrying it out: the profiles go first (one transaction), then each date
+//! of curated hits whose files hold the visitors is rewritten without them
+//! and swapped in atomically like compaction, each daily rollup holding
+//! them is rewritten (write and rename), and so is each raw object; last,
+//! the erasures are marked complete and their clientids dropped, in one
+//! transaction. A crash anywhere redoes the erasure from the start: a file
+//! already rewritten has no rows left to remove, so the redo changes only
+//! what the crash left undone.
+
+use crate::compaction::{CompactionError, curated_files, date_partitions, place, replace_date_dir};
+use async_trait::async_trait;
+use gender_core::erasure::{clientid_hash, new_erasure_id};
+use gender_core::ports::Erasures;
+use gender_core::{Date, ErasureRecord, ErasureStatus, PortError, layout};
+use gender_embedded::{DirObjectStore, LogReader, StateStore};
+use gender_pipeline::erase::{
+    Visitors, hits_without_visitors, rollup_without_visitors, rows_of_visitors,
+};
+use std::fs;
+use std::path::Path;
+
+/// The local [`Erasures`] port: requests go to the state store's erasure log.
+pub struct LocalErasures {
+    state: StateStore,
+    log: LogReader,
+    salt: Vec<u8>,
+}
+
+impl LocalErasures {
+    /// Reads the deployment's salt (drawn and stored on first start).
+    pub fn open(
+        state: StateStore,
+        log: LogReader,
+    ) -> Result<LocalErasures, gender_embedded::EmbeddedError> {
+        let mut candidate = [0u8; 32];
+        getrandom::fill(&mut candidate).expect("the OS random source is available");
+        let salt = state.erasure_salt_blocking(&candidate)?;
+        Ok(LocalErasures { state, log, salt })
+    }
+}
+
+fn unavailable(e: gender_embedded::EmbeddedError) -> PortError {
+    PortError::unavailable("erasure log", e)
+}
+
+#[async_trait]
+impl Erasures for LocalErasures {
+    async fn request_erasure(
+        &self,
+        clientid: &str,
+        now_ms: i64,
+    ) -> Result<ErasureRecord, PortError> {
+        let mut random = [0u8; 16];
+        getrandom::fill(&mut random)
+            .map_err(|e| PortError::unavailable("random id", e.to_string()))?;
+        let record = ErasureRecord {
+            id: new_erasure_id(random),
+            status: ErasureStatus::Pending,
+            requested_ms: now_ms,
+            completed_ms: None,
+            clientid_hash: clientid_hash(&self.salt, clientid),
+        };
+        // Every hit acknowledged before this request is durable below here.
+        let log_offset = self.log.durable_end();
+        let state = self.state.clone();
+        let (stored, clientid) = (record.clone(), clientid.to_owned());
+        tokio::task::spawn_blocking(move || {
+            state.record_erasure_blocking(&stored, &clientid, log_offset)
+        })
+        .await
+        .map_err(|e| PortError::unavailable("erasure log", e))?
+        .map_err(unavailable)?;
+        tracing::info!(erasure_id = %record.id, log_offset, "erasure requested");
+        Ok(record)
+    }
+
+    async fn erasure(&self, id: &str) -> Result<Option<ErasureRecord>, PortError> {
+        let state = self.state.clone();
+        let id = id.to_owned();
+        tokio::task::spawn_blocking(move || state.erasure_blocking(&id))
+            .await
+            .map_err(|e| PortError::unavailable("erasure log", e))?
+            .map_err(unavailable)
+    }
+}
+
+/// What one pass of [`erase_visitors`] removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Erased {
+    pub curated_rows: u64,
+    pub curated_files_rewritten: u64,
+    pub rollups_rewritten: u64,
+    pub raw_lines: u64,
+    pub raw_objects_rewritten: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ErasureError {
+    #[error(transparent)]
+    Rewrite(#[from] CompactionError),
+    #[error(transparent)]
+    Store(#[from] gender_embedded::EmbeddedError),
+    #[error(transparent)]
+    Pipeline(#[from] gender_pipeline::PipelineError),
+    #[error("erasure: {what}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> ErasureError {
+    move |source| ErasureError::Io { what, source }
+}
+
+/// Removes the rows of `visitors` from every curated hits file, daily
+/// rollup and raw object under `store`'s root. Blocking; the caller makes
+/// sure nothing else writes curated files meanwhile (delivery's thread,
+/// with the daily job's lock held).
+pub fn erase_visitors(store: &DirObjectStore, visitors: &Visitors) -> Result<Erased, ErasureError> {
+    let root = store.root();
+    let mut erased = Erased::default();
+    for (date, dir) in date_partitions(&root.join(layout::CURATED_HITS_PREFIX))
+        .map_err(io("listing curated hits"))?
+    {
+        erase_from_date(root, date, &dir, visitors, &mut erased)?;
+        let rollup_key = layout::daily_rollup_key(date);
+        if let Some(bytes) = store.get_blocking(&rollup_key)?
+            && let Some(rewritten) = rollup_without_visitors(bytes.into(), &rollup_key, visitors)?
+        {
+            store.put_blocking(&rollup_key, &rewritten)?;
+            erased.rollups_rewritten += 1;
+        }
+    }
+    // Rollups of dates whose curated hits are gone (retention keeps them apart).
+    for (date, _) in date_partitions(&root.join(layout::CURATED_DAILY_PREFIX))
+        .map_err(io("listing daily rollups"))?
+    {
+        if root.join(layout::curated_hits_prefix(date)).exists() {
+            continue;
+        }
+        let rollup_key = layout::daily_rollup_key(date);
+        if let Some(bytes) = store.get_blocking(&rollup_key)?
+            && let Some(rewritten) = rollup_without_visitors(bytes.into(), &rollup_key, visitors)?
+        {
+            store.put_blocking(&rollup_key, &rewritten)?;
+            erased.rollups_rewritten += 1;
+        }
+    }
+    for key in store.list_blocking(layout::RAW_PREFIX)? {
+        erase_from_raw(store, &key, visitors, &mut erased)?;
+    }
+    Ok(erased)
+}
+
+/// Rewrites the files of one date that hold rows of `visitors`, all in one
+/// atomic swap of the date's directory.
+fn erase_from_date(
+    root: &Path,
+    date: Date,
+    dir: &Path,
+    visitors: &Visitors,
+    erased: &mut Erased,
+) -> Result<(), ErasureError> {
+    let files = curated_files(dir).map_err(io("listing a date"))?;
+    let mut touched = Vec::new();
+    let mut kept = Vec::new();
+    for file in &files {
+        let key = format!("{}{}", layout::curated_hits_prefix(date), file.name);
+        let opened = fs::File::open(dir.join(&file.name)).map_err(io("opening a curated file"))?;
+        if rows_of_visitors(opened, &key, visitors)? > 0 {
+            touched.push(file.name.as_str());
+        } else {
+            kept.push(file.name.as_str());
+        }
+    }
+    if touched.is_empty() {
+        return Ok(());
+    }
+    let mut rows = 0;
+    replace_date_dir(root, date, dir, &kept, |staging| {
+        for name in &touched {
+            let key = format!("{}{name}", layout::curated_hits_prefix(date));
+            let opened = fs::File::open(dir.join(name)).map_err(|source| CompactionError::Io {
+                date,
+                what: "opening a file to rewrite",
+                source,
+            })?;
+            let (out, removed) = hits_without_visitors(opened, &key, key.clone(), visitors)?;
+            rows += removed;
+            place(date, &out, &staging.join(name))?;
+        }
+        Ok(())
+    })?;
+    erased.curated_rows += rows;
+    erased.curated_files_rewritten += touched.len() as u64;
+    Ok(())
+}
+
+/// Rewrites a raw NDJSON object without the visitors' lines. The transform
+/// writes every line as `{"clientid":"<id>",...`, and a clientid holds no
+/// quote or escape, so the prefix identifies the visitor exactly.
+fn erase_from_raw(
+    store: &DirObjectStore,
+    key: &str,
+    visitors: &Visitors,
+    erased: &mut Erased,
+) -> Result<(), ErasureError> {
+    const PREFIX: &[u8] = b"{\"clientid\":\"";
+    let Some(body) = store.get_blocking(key)? else {
+        return Ok(());
+    };
+    let mut kept = Vec::with_capacity(body.len());
+    let mut removed = 0u64;
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        let of_visitor = line
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.iter().position(|&b| b == b'"').map(|end| &rest[..end]))
+            .and_then(|id| std::str::from_utf8(id).ok())
+            .is_some_and(|id| visitors.contains(id));
+        if of_visitor {
+            removed += 1;
+        } else {
+            kept.extend_from_slice(line);
+        }
+    }
+    if removed > 0 {
+        store.put_blocking(key, &kept)?;
+        erased.raw_lines += removed;
+        erased.raw_objects_rewritten += 1;
+    }
+    Ok(())
+}
