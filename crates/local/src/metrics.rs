@@ -374,6 +374,8 @@ mod tests {
             ("gender_dedup_identities", "gauge"),
             ("gender_daily_runs_total", "counter"),
             ("gender_curated_files_compacted_total", "counter"),
+            ("gender_erasures_completed_total", "counter"),
+            ("gender_erased_rows_total", "counter"),
             ("gender_partitions_expired_total", "counter"),
             ("gender_curate_lag_seconds", "gauge"),
             ("gender_log_durable_offset_bytes", "gauge"),
