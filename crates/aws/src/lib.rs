@@ -1,13 +1,18 @@
 //! AWS adapters of Gender Service behind the core ports: Kinesis `PutRecords`
 //! for ingest, S3 for raw/curated objects, DynamoDB for profiles with
-//! exactly-once counter updates. Each function crate enables only the
+//! exactly-once counter updates, the erasure log and its queue (SQS), Athena
+//! queries over the curated data. Each function crate enables only the
 //! services it calls (cargo features), which keeps the Lambda zips small.
 
 mod error;
 mod retry;
 
+#[cfg(feature = "athena")]
+pub mod athena;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+#[cfg(any(feature = "dynamodb", feature = "s3"))]
+pub mod erasure;
 #[cfg(feature = "kinesis")]
 pub mod kinesis;
 #[cfg(feature = "s3")]
