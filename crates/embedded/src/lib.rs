@@ -10,7 +10,9 @@ pub mod state;
 
 pub use erasures::PendingErasure;
 pub use error::EmbeddedError;
-pub use log::{DamagedRange, HitLogFile, LogEntry, LogRead, LogReader, SegmentScan, scan_log};
+pub use log::{
+    DamagedRange, HitLogFile, LogEntry, LogRead, LogReader, LogRoller, SegmentScan, scan_log,
+};
 pub use object_store::DirObjectStore;
 pub(crate) use object_store::blocking;
 pub use state::{ObjectDeltas, SeenKeys, StateStore};

@@ -47,6 +47,8 @@ type Reply = oneshot::Sender<Result<AppendAck, EmbeddedError>>;
 struct AppendRequest {
     records: Vec<Vec<u8>>,
     reply: Reply,
+    /// Start a new segment once these records are durable ([`LogRoller`]).
+    roll: bool,
 }
 
 /// The writing side. Dropping it (or [`HitLogFile::close`]) lets the writer
@@ -254,6 +256,15 @@ impl Writer {
         if self.end - self.segment_base < SEGMENT_TARGET_BYTES {
             return Ok(());
         }
+        self.rotate()
+    }
+
+    /// Continues in a new segment starting at the end (unless the current
+    /// one is empty), so the old one can be deleted once delivered.
+    fn rotate(&mut self) -> Result<(), EmbeddedError> {
+        if self.end == self.segment_base {
+            return Ok(());
+        }
         let path = segment_path(&self.dir, self.end);
         self.file = OpenOptions::new()
             .create(true)
@@ -307,6 +318,7 @@ impl Writer {
                 bytes += next.records.iter().map(Vec::len).sum::<usize>();
                 batch.push(next);
             }
+            let roll = batch.iter().any(|request| request.roll);
             let arrival_ms = (self.clock)();
             buf.clear();
             for request in &batch {
@@ -314,7 +326,10 @@ impl Writer {
                     frame::encode(record, arrival_ms, &mut buf);
                 }
             }
-            match self.write_durably(&buf) {
+            let written = self
+                .write_durably(&buf)
+                .and_then(|()| if roll { self.rotate() } else { Ok(()) });
+            match written {
                 Ok(()) => {
                     durable_end.send_replace(self.end);
                     let ack = AppendAck {
@@ -391,14 +406,24 @@ impl HitLogFile {
         }
         let (reply, answer) = oneshot::channel();
         let tx = self.tx.as_ref().ok_or(EmbeddedError::LogClosed)?;
-        tx.send(AppendRequest { records, reply })
-            .await
-            .map_err(|_| EmbeddedError::LogClosed)?;
+        tx.send(AppendRequest {
+            records,
+            reply,
+            roll: false,
+        })
+        .await
+        .map_err(|_| EmbeddedError::LogClosed)?;
         answer.await.map_err(|_| EmbeddedError::LogClosed)?
     }
 
     pub fn durable_end(&self) -> u64 {
         *self.durable_end.borrow()
+    }
+
+    /// A handle that closes the current segment on request; it does not
+    /// keep the writer alive ([`close`](Self::close) still ends it).
+    pub fn roller(&self) -> LogRoller {
+        LogRoller(self.tx.as_ref().map(mpsc::Sender::downgrade))
     }
 
     /// Stops accepting, lets the writer finish queued appends, and waits for it.
@@ -413,6 +438,36 @@ impl HitLogFile {
 impl Drop for HitLogFile {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// Closes the log's current segment (see [`HitLogFile::roller`]): after an
+/// erasure, so that the segment holding the erased hits is deleted once
+/// delivered instead of living on until it fills up.
+#[derive(Clone)]
+pub struct LogRoller(Option<mpsc::WeakSender<AppendRequest>>);
+
+impl LogRoller {
+    /// Starts a new segment at the durable end and returns that offset.
+    pub async fn roll(&self) -> Result<u64, EmbeddedError> {
+        let tx = self
+            .0
+            .as_ref()
+            .and_then(mpsc::WeakSender::upgrade)
+            .ok_or(EmbeddedError::LogClosed)?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(AppendRequest {
+            records: Vec::new(),
+            reply,
+            roll: true,
+        })
+        .await
+        .map_err(|_| EmbeddedError::LogClosed)?;
+        drop(tx);
+        Ok(answer
+            .await
+            .map_err(|_| EmbeddedError::LogClosed)??
+            .end_offset)
     }
 }
 
@@ -802,6 +857,31 @@ mod tests {
         assert_eq!(scan.intact_end(), whole);
         assert!(scan.damaged.is_empty());
         assert_eq!(&buf[..4], MAGIC);
+    }
+
+    #[tokio::test]
+    async fn a_roll_closes_the_segment_so_it_can_be_deleted_once_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, reader) = HitLogFile::open(dir.path(), clock).unwrap();
+        log.append_payloads(vec![b"erase-me".to_vec()])
+            .await
+            .unwrap();
+        let end = log.durable_end();
+        assert_eq!(log.roller().roll().await.unwrap(), end);
+        assert_eq!(
+            log.roller().roll().await.unwrap(),
+            end,
+            "an empty segment stays"
+        );
+        assert_eq!(list_segments(dir.path()).unwrap(), [0, end]);
+        assert_eq!(reader.delete_before(end).unwrap(), 1);
+        log.append_payloads(vec![b"later".to_vec()]).await.unwrap();
+        let read = reader.read(end, usize::MAX).unwrap();
+        assert_eq!(read.entries.len(), 1);
+        assert_eq!(read.entries[0].payload, b"later");
+        let roller = log.roller();
+        drop(log);
+        assert!(matches!(roller.roll().await, Err(EmbeddedError::LogClosed)));
     }
 
     #[tokio::test]

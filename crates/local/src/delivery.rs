@@ -31,7 +31,7 @@ use gender_core::transform::transform_record;
 use gender_core::{Date, layout};
 use gender_embedded::state::{ObjectDeltas, SeenKeys, StateStore};
 use gender_embedded::{
-    DirObjectStore, EmbeddedError, LogEntry, LogRead, LogReader, PendingErasure,
+    DirObjectStore, EmbeddedError, LogEntry, LogRead, LogReader, LogRoller, PendingErasure,
 };
 use gender_pipeline::erase::Visitors;
 use gender_pipeline::{PipelineError, PreparedObject, prepare_object};
@@ -219,6 +219,9 @@ pub struct Delivery {
     /// The identities counted within the dedup horizon; `None` when off.
     seen: Option<SeenIndex>,
     last_retention: Option<tokio::time::Instant>,
+    /// Closes the log's segment after an erasure, so the segment holding
+    /// the erased hits is deleted once delivered.
+    roller: Option<LogRoller>,
     /// Delivery reads no further than this log offset: the position of the
     /// oldest pending erasure still ahead (see [`crate::erasure`]).
     until: u64,
@@ -271,7 +274,14 @@ impl Delivery {
             seen,
             last_retention: None,
             until: u64::MAX,
+            roller: None,
         })
+    }
+
+    /// Lets erasures close the log's current segment.
+    pub fn with_log_roller(mut self, roller: LogRoller) -> Delivery {
+        self.roller = Some(roller);
+        self
     }
 
     /// Shares the lock the daily job holds while it reads curated files.
@@ -565,6 +575,13 @@ impl Delivery {
             s.complete_erasures_blocking(&refs, now)
         })
         .await?;
+        // The segment holding the erased hits goes once delivered (at the
+        // end of this cycle when nothing newer is waiting).
+        if let Some(roller) = &self.roller
+            && let Err(e) = roller.roll().await
+        {
+            tracing::warn!(error = %e, "could not close the log segment after an erasure");
+        }
         self.metrics
             .erasures_completed
             .fetch_add(count, Ordering::Relaxed);

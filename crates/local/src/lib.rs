@@ -118,7 +118,8 @@ pub async fn run(
         settings,
     )
     .map_err(LocalError::OpenState)?
-    .with_curated_readers(daily_lock.clone());
+    .with_curated_readers(daily_lock.clone())
+    .with_log_roller(log.roller());
     let (delivery_handle, delivery_task) = delivery.spawn(delivery_shutdown);
 
     let log = Arc::new(log);
