@@ -1,9 +1,10 @@
 //! Wiring of the HTTP API Lambda: configuration read once at cold start, the
-//! API key from SSM Parameter Store, and the Router over the Kinesis and
-//! DynamoDB adapters. All request handling (and its tests) lives in `gender-api`.
+//! API key and the erasure salt from SSM Parameter Store, and the Router over
+//! the Kinesis, DynamoDB and erasure (DynamoDB + SQS) adapters. All request handling (and its tests) lives in `gender-api`.
 
 use gender_api::{ApiKey, ApiMetrics, ApiState};
 use gender_aws::dynamodb::DynamoProfiles;
+use gender_aws::erasure::{ErasureLog, ErasureRequests};
 use gender_aws::kinesis::KinesisHitLog;
 use gender_lambda::{ConfigError, SdkTimeouts, parsed_env, required_env};
 use std::sync::Arc;
@@ -43,6 +44,12 @@ pub struct Config {
     pub api_key_parameter: String,
     /// `MAX_BODY_BYTES` (default [`DEFAULT_MAX_BODY_BYTES`]).
     pub max_body_bytes: usize,
+    /// `ERASURE_QUEUE_URL`: where `DELETE /visitors/{clientid}` queues the
+    /// erasure id for gender-erase (SPEC 17).
+    pub erasure_queue_url: String,
+    /// `ERASURE_SALT_PARAMETER`: the SSM SecureString holding the secret
+    /// salt of the erasure log's clientid hashes, read once at cold start.
+    pub erasure_salt_parameter: String,
 }
 
 impl Config {
@@ -54,6 +61,8 @@ impl Config {
             table_name: required_env("PROFILES_TABLE_NAME")?,
             api_key_parameter: required_env("API_KEY_PARAMETER")?,
             max_body_bytes,
+            erasure_queue_url: required_env("ERASURE_QUEUE_URL")?,
+            erasure_salt_parameter: required_env("ERASURE_SALT_PARAMETER")?,
         })
     }
 }
@@ -90,8 +99,9 @@ fn check_body_limit(limit: usize) -> Result<(), ConfigError> {
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("reading the API key from SSM parameter {name}")]
-    ApiKey {
+    #[error("reading the {what} from SSM parameter {name}")]
+    Secret {
+        what: &'static str,
         name: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -100,7 +110,24 @@ pub enum StartError {
 
 /// The API key from its SSM SecureString parameter (decrypted).
 pub async fn read_api_key(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<String, StartError> {
-    let failed = |source: Box<dyn std::error::Error + Send + Sync>| StartError::ApiKey {
+    read_secret(ssm, name, "API key").await
+}
+
+/// The erasure log's salt from its SSM SecureString parameter (decrypted).
+pub async fn read_erasure_salt(
+    ssm: &aws_sdk_ssm::Client,
+    name: &str,
+) -> Result<String, StartError> {
+    read_secret(ssm, name, "erasure salt").await
+}
+
+async fn read_secret(
+    ssm: &aws_sdk_ssm::Client,
+    name: &str,
+    what: &'static str,
+) -> Result<String, StartError> {
+    let failed = |source: Box<dyn std::error::Error + Send + Sync>| StartError::Secret {
+        what,
         name: name.to_owned(),
         source,
     };
@@ -120,11 +147,20 @@ pub async fn read_api_key(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<Strin
 }
 
 /// The Router the local server also serves, over the AWS adapters.
-pub fn app(config: &Config, api_key: &str, sdk: &aws_config::SdkConfig) -> axum::Router {
-    let profiles = Arc::new(DynamoProfiles::new(
-        aws_sdk_dynamodb::Client::new(sdk),
-        &config.table_name,
-    ));
+pub fn app(
+    config: &Config,
+    api_key: &str,
+    erasure_salt: &str,
+    sdk: &aws_config::SdkConfig,
+) -> axum::Router {
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let profiles = Arc::new(DynamoProfiles::new(dynamo.clone(), &config.table_name));
+    let erasures = ErasureRequests::new(
+        ErasureLog::new(dynamo, &config.table_name),
+        aws_sdk_sqs::Client::new(sdk),
+        &config.erasure_queue_url,
+        erasure_salt.as_bytes(),
+    );
     let state = ApiState {
         log: Arc::new(KinesisHitLog::new(
             aws_sdk_kinesis::Client::new(sdk),
@@ -132,6 +168,7 @@ pub fn app(config: &Config, api_key: &str, sdk: &aws_config::SdkConfig) -> axum:
         )),
         profiles: profiles.clone(),
         health: profiles,
+        erasures: Arc::new(erasures),
         api_key: ApiKey::required(api_key),
         metrics: Arc::new(ApiMetrics::default()),
         clock: gender_core::time::system_now_ms,

@@ -1,11 +1,14 @@
 //! The HTTP API Lambda's Router, fed real-shaped API Gateway HTTP API (v2)
-//! events, over Kinesis and DynamoDB in moto server.
+//! events, over Kinesis, DynamoDB and SQS in moto server.
 
 use base64::Engine;
 use gender_aws::dynamodb::DynamoProfiles;
 use gender_core::VisitorDelta;
 use gender_core::ports::CounterStore;
-use gender_http::{Config, DEFAULT_MAX_BODY_BYTES, LAMBDA_PAYLOAD_LIMIT_BYTES, app, read_api_key};
+use gender_http::{
+    Config, DEFAULT_MAX_BODY_BYTES, LAMBDA_PAYLOAD_LIMIT_BYTES, app, read_api_key,
+    read_erasure_salt,
+};
 use gender_testkit::{Moto, fixture, resources};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -18,6 +21,9 @@ struct Stack {
     router: axum::Router,
     kinesis: aws_sdk_kinesis::Client,
     profiles: DynamoProfiles,
+    dynamo: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
 }
 
 async fn stack() -> Stack {
@@ -33,18 +39,42 @@ async fn stack() -> Stack {
         .send()
         .await
         .unwrap();
+    ssm.put_parameter()
+        .name("/gs/test/erasure-salt")
+        .value("fixture-salt")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("gs-test-erase")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
     let config = Config {
         stream_name: "gs-test-hits".into(),
         table_name: "gs-test-profiles".into(),
         api_key_parameter: "/gs/test/api-key".into(),
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        erasure_queue_url: queue_url.clone(),
+        erasure_salt_parameter: "/gs/test/erasure-salt".into(),
     };
-    // As at cold start: the key comes from the SecureString parameter.
+    // As at cold start: the key and the salt come from SecureString parameters.
     let api_key = read_api_key(&ssm, &config.api_key_parameter).await.unwrap();
+    let salt = read_erasure_salt(&ssm, &config.erasure_salt_parameter)
+        .await
+        .unwrap();
     Stack {
-        router: app(&config, &api_key, &sdk),
+        router: app(&config, &api_key, &salt, &sdk),
         kinesis,
-        profiles: DynamoProfiles::new(dynamo, "gs-test-profiles"),
+        profiles: DynamoProfiles::new(dynamo.clone(), "gs-test-profiles"),
+        dynamo,
+        sqs,
+        queue_url,
         _moto: moto,
     }
 }
@@ -156,6 +186,54 @@ async fn credentials_and_health() {
         invoke(&s.router, &health).await,
         (200, json!({"status": "ok"}))
     );
+}
+
+fn event_at(method: &str, path: &str) -> Value {
+    let mut e = get_event(path);
+    e["requestContext"]["http"]["method"] = method.into();
+    e
+}
+
+#[tokio::test]
+async fn delete_visitor_queues_an_erasure_that_get_erasures_follows() {
+    let s = stack().await;
+    let (status, body) = invoke(&s.router, &event_at("DELETE", "/visitors/visitor-1")).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["erasure_id"].as_str().unwrap().to_owned();
+    assert_eq!(body["status"], "pending");
+    assert_eq!(body["status_url"], format!("/erasures/{id}"));
+
+    // The queue holds the id for gender-erase, not the clientid.
+    let messages = s
+        .sqs
+        .receive_message()
+        .queue_url(&s.queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let bodies: Vec<&str> = messages
+        .messages()
+        .iter()
+        .filter_map(|m| m.body())
+        .collect();
+    assert_eq!(bodies, [id.as_str()]);
+
+    let (status, got) = invoke(&s.router, &event_at("GET", &format!("/erasures/{id}"))).await;
+    assert_eq!((status, got.clone()), (200, body), "{got}");
+
+    // What gender-erase does when it is done; the API then reports it.
+    let log = gender_aws::erasure::ErasureLog::new(s.dynamo.clone(), "gs-test-profiles");
+    log.complete(&id, 1_795_514_400_000).await.unwrap();
+    let (status, got) = invoke(&s.router, &event_at("GET", &format!("/erasures/{id}"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["status"], "complete");
+    assert_eq!(got["completed_at"], "2026-11-24T10:00:00.000Z");
+
+    let unknown = format!("/erasures/{}", "0".repeat(32));
+    assert_eq!(invoke(&s.router, &event_at("GET", &unknown)).await.0, 404);
+    let (status, body) = invoke(&s.router, &event_at("DELETE", "/visitors/bad!id")).await;
+    assert_eq!((status, body["clientid"].clone()), (400, json!("bad!id")));
 }
 
 #[tokio::test]
