@@ -16,7 +16,8 @@ build-lambdas:
 lambda-smoke:
     scripts/lambda-smoke
 
-# Goose load test (SPEC 12): `just loadtest rps=1000`, `just loadtest rps=1000 host=https://...`;
+# Goose load test (SPEC 12): `just loadtest rps=1000`, `just loadtest rps=1000 host=https://...`,
+# `just loadtest erase_every=10` (erasures alongside, SPEC 17);
 # key=value parameters as listed in scripts/loadtest (reports under target/loadtest/).
 loadtest *args:
     scripts/loadtest {{args}}
@@ -43,7 +44,7 @@ daily date="":
     fn=$(terraform -chdir=terraform output -json function_names | jq -r .daily)
     aws lambda invoke --function-name "$fn" --cli-binary-format raw-in-base64-out --payload "{\"date\":\"$d\"}" /dev/stdout
 
-# Follow a deployed function's logs: fn = http, transform, curate, daily (or api for the access logs).
+# Follow a deployed function's logs: fn = http, transform, curate, daily, erase (or api for the access logs).
 logs fn="http":
     #!/usr/bin/env bash
     set -euo pipefail

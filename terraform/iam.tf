@@ -4,7 +4,9 @@
 # those the function's SDK calls need (README "AWS functions").
 
 # ---- gender-http: Kinesis PutRecords (POST /hits), DynamoDB GetItem (GET /gender,
-# /health), SSM GetParameter of its API key (cold start)
+# /health, GET /erasures) and PutItem (the erasure log entry of DELETE
+# /visitors), SQS SendMessage (the erasure queue), SSM GetParameter of its API
+# key and of the erasure salt (cold start)
 
 data "aws_iam_policy_document" "http_kinesis" {
   statement {
@@ -16,9 +18,40 @@ data "aws_iam_policy_document" "http_kinesis" {
 
 data "aws_iam_policy_document" "http_dynamodb" {
   statement {
-    sid       = "ReadProfiles"
+    sid       = "ReadProfilesAndErasures"
     actions   = ["dynamodb:GetItem"]
     resources = [module.profiles.arn]
+  }
+
+  # Only items keyed erasure#<id>: an http role that could put any item
+  # could overwrite profiles.
+  statement {
+    sid       = "LogErasures"
+    actions   = ["dynamodb:PutItem"]
+    resources = [module.profiles.arn]
+
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["erasure#*"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "http_erasure_queue" {
+  statement {
+    sid       = "QueueErasures"
+    actions   = ["sqs:SendMessage"]
+    resources = [module.erase_queue.queue_arn]
+  }
+}
+
+# Read once per cold start, like the API key (same reasoning about aws/ssm).
+data "aws_iam_policy_document" "http_erasure_salt" {
+  statement {
+    sid       = "ReadErasureSalt"
+    actions   = ["ssm:GetParameter"]
+    resources = [aws_ssm_parameter.erasure_salt.arn]
   }
 }
 
@@ -126,5 +159,88 @@ data "aws_iam_policy_document" "daily_dynamodb" {
     sid       = "WindowProfiles"
     actions   = ["dynamodb:Scan", "dynamodb:UpdateItem"]
     resources = [module.profiles.arn]
+  }
+}
+
+# ---- gender-erase: read erasure entries, delete profiles and complete entries
+# (DynamoDB); find the visitors' objects with Athena, which reads the Glue
+# tables and the curated objects and writes its results with this role's
+# permissions; rewrite curated hits and rollups; consume its queue.
+# No SSM: the salted hash is computed by gender-http when the request comes.
+
+data "aws_iam_policy_document" "erase_dynamodb" {
+  statement {
+    sid       = "ErasureEntriesAndProfiles"
+    actions   = ["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"]
+    resources = [module.profiles.arn]
+  }
+}
+
+data "aws_iam_policy_document" "erase_curated" {
+  # Athena lists the dt= partitions it reads. A GetObject of a key that
+  # expired since the query then answers 403 rather than 404 (a conditioned
+  # ListBucket does not count for that check): the batch is retried and the
+  # next query no longer finds the key.
+  statement {
+    sid       = "ListCurated"
+    actions   = ["s3:ListBucket"]
+    resources = [module.curated_bucket.arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["curated/hits/*", "curated/daily/*"]
+    }
+  }
+
+  statement {
+    sid       = "RewriteCurated"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${module.curated_bucket.arn}/curated/hits/*", "${module.curated_bucket.arn}/curated/daily/*"]
+  }
+}
+
+data "aws_iam_policy_document" "erase_athena" {
+  statement {
+    sid       = "FindVisitors"
+    actions   = ["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults", "athena:StopQueryExecution"]
+    resources = [aws_athena_workgroup.erase.arn]
+  }
+}
+
+data "aws_iam_policy_document" "erase_glue" {
+  statement {
+    sid     = "ReadTables"
+    actions = ["glue:GetDatabase", "glue:GetTable"]
+    resources = [
+      "arn:aws:glue:${data.aws_region.current.region}:${local.account_id}:catalog",
+      module.glue.database_arn,
+      module.glue.table_arns["hits"],
+      module.glue.table_arns["daily"],
+    ]
+  }
+}
+
+# Athena writes the query's results (object paths) to the workgroup's
+# location and GetQueryResults reads them back, both as this role.
+data "aws_iam_policy_document" "erase_results" {
+  statement {
+    sid       = "ResultsBucket"
+    actions   = ["s3:GetBucketLocation"]
+    resources = [module.curated_bucket.arn]
+  }
+
+  statement {
+    sid       = "QueryResults"
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = ["${module.curated_bucket.arn}/${local.erasure_results_prefix}*"]
+  }
+}
+
+data "aws_iam_policy_document" "erase_queue" {
+  statement {
+    sid       = "ConsumeErasureQueue"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+    resources = [module.erase_queue.queue_arn]
   }
 }

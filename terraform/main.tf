@@ -1,6 +1,7 @@
 # Gender Service on AWS (SPEC 11): API Gateway -> gender-http -> Kinesis ->
 # Firehose (+ gender-transform) -> S3 raw -> SQS -> gender-curate -> S3 curated
-# + DynamoDB; EventBridge -> gender-daily; Glue tables for Athena; alarms.
+# + DynamoDB; EventBridge -> gender-daily; Glue tables for Athena; alarms;
+# erasure (erasure.tf): gender-http -> SQS -> gender-erase.
 
 data "aws_caller_identity" "current" {}
 
@@ -56,6 +57,8 @@ module "curated_bucket" {
     # (late hits, rollups rebuilt for the 7-day window).
     { id = "curated-hits", prefix = "curated/hits/", expiration_days = var.curated_hits_expiration_days, noncurrent_expiration_days = 30 },
     { id = "curated-daily", prefix = "curated/daily/", expiration_days = var.daily_rollups_expiration_days, noncurrent_expiration_days = 30 },
+    # gender-erase's Athena results (object paths only, erasure.tf).
+    { id = "erase-query-results", prefix = local.erasure_results_prefix, expiration_days = 1, noncurrent_expiration_days = 1 },
   ]
   tags = local.tags
 }
@@ -112,7 +115,7 @@ module "http" {
   source = "./modules/lambda"
 
   name                 = "${local.name}-http"
-  description          = "gender-http: POST /hits, GET /gender/{clientid}, /health, /openapi.json, /docs"
+  description          = "gender-http: POST /hits, GET /gender/{clientid}, DELETE /visitors/{clientid}, GET /erasures/{id}, /health, /openapi.json, /docs"
   filename             = "${local.artifacts_dir}/gender-http/bootstrap.zip"
   memory_mb            = var.lambda_memory_mb.http
   timeout_seconds      = var.lambda_timeout_seconds.http
@@ -121,16 +124,20 @@ module "http" {
   log_level            = var.log_level
 
   environment_variables = {
-    HITS_STREAM_NAME    = module.stream.name
-    PROFILES_TABLE_NAME = module.profiles.name
-    API_KEY_PARAMETER   = aws_ssm_parameter.api_key.name
-    MAX_BODY_BYTES      = tostring(var.max_body_bytes)
+    HITS_STREAM_NAME       = module.stream.name
+    PROFILES_TABLE_NAME    = module.profiles.name
+    API_KEY_PARAMETER      = aws_ssm_parameter.api_key.name
+    MAX_BODY_BYTES         = tostring(var.max_body_bytes)
+    ERASURE_QUEUE_URL      = module.erase_queue.queue_url
+    ERASURE_SALT_PARAMETER = aws_ssm_parameter.erasure_salt.name
   }
 
   policy_documents = {
-    kinesis  = data.aws_iam_policy_document.http_kinesis.json
-    dynamodb = data.aws_iam_policy_document.http_dynamodb.json
-    api_key  = data.aws_iam_policy_document.http_api_key.json
+    kinesis       = data.aws_iam_policy_document.http_kinesis.json
+    dynamodb      = data.aws_iam_policy_document.http_dynamodb.json
+    api_key       = data.aws_iam_policy_document.http_api_key.json
+    erasure_queue = data.aws_iam_policy_document.http_erasure_queue.json
+    erasure_salt  = data.aws_iam_policy_document.http_erasure_salt.json
   }
 
   tags = local.tags
@@ -292,6 +299,7 @@ module "alarms" {
     transform = module.transform.function_name
     curate    = module.curate.function_name
     daily     = module.daily.function_name
+    erase     = module.erase.function_name
   }
 
   # <name>-curate-dlq, <name>-daily-async-dlq, <name>-daily-schedule-dlq:
@@ -300,6 +308,7 @@ module "alarms" {
     curate         = module.curate_trigger.dlq_name
     daily_async    = module.daily.dead_letter_queue_name
     daily_schedule = module.daily_schedule.dlq_name
+    erase          = module.erase_queue.dlq_name
   }
 
   tags = local.tags

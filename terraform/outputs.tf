@@ -51,6 +51,7 @@ output "function_names" {
     transform = module.transform.function_name
     curate    = module.curate.function_name
     daily     = module.daily.function_name
+    erase     = module.erase.function_name
   }
 }
 
@@ -61,6 +62,7 @@ output "log_groups" {
     transform = module.transform.log_group_name
     curate    = module.curate.log_group_name
     daily     = module.daily.log_group_name
+    erase     = module.erase.log_group_name
     api       = module.api.access_log_group_name
   }
 }
@@ -68,6 +70,16 @@ output "log_groups" {
 output "curate_dead_letter_queue_url" {
   description = "Curate messages that failed every retry (inspect, then redrive)."
   value       = module.curate_trigger.dlq_url
+}
+
+output "erasure_dead_letter_queue_url" {
+  description = "Erasure ids that failed every retry (inspect, then redrive; their log entries stay pending)."
+  value       = module.erase_queue.dlq_url
+}
+
+output "erasure_salt_parameter" {
+  description = "SSM parameter holding the erasure log's secret salt (clientid hashes)."
+  value       = aws_ssm_parameter.erasure_salt.name
 }
 
 output "glue_database" {

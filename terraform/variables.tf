@@ -155,9 +155,9 @@ variable "firehose_buffering_size_mb" {
 }
 
 variable "lambda_memory_mb" {
-  description = "Memory (MB) per function: http, transform, curate, daily."
-  type        = object({ http = number, transform = number, curate = number, daily = number })
-  default     = { http = 256, transform = 256, curate = 1024, daily = 2048 }
+  description = "Memory (MB) per function: http, transform, curate, daily, erase."
+  type        = object({ http = number, transform = number, curate = number, daily = number, erase = optional(number, 2048) })
+  default     = { http = 256, transform = 256, curate = 1024, daily = 2048, erase = 2048 }
 
   validation {
     condition     = alltrue([for m in values(var.lambda_memory_mb) : m >= 128 && m <= 10240])
@@ -166,25 +166,26 @@ variable "lambda_memory_mb" {
 }
 
 variable "lambda_timeout_seconds" {
-  description = "Timeout (s) per function: http (below API Gateway's 30 s integration timeout, so a slow request ends in the function's JSON 503 or Lambda's error before API Gateway gives up), transform (Firehose waits 5 min at most), curate, daily."
-  type        = object({ http = number, transform = number, curate = number, daily = number })
-  default     = { http = 29, transform = 120, curate = 300, daily = 900 }
+  description = "Timeout (s) per function: http (below API Gateway's 30 s integration timeout, so a slow request ends in the function's JSON 503 or Lambda's error before API Gateway gives up), transform (Firehose waits 5 min at most), curate, daily, erase."
+  type        = object({ http = number, transform = number, curate = number, daily = number, erase = optional(number, 900) })
+  default     = { http = 29, transform = 120, curate = 300, daily = 900, erase = 900 }
 
   validation {
     condition = (
       var.lambda_timeout_seconds.http >= 1 && var.lambda_timeout_seconds.http <= 29 &&
       var.lambda_timeout_seconds.transform >= 1 && var.lambda_timeout_seconds.transform <= 300 &&
       var.lambda_timeout_seconds.curate >= 1 && var.lambda_timeout_seconds.curate <= 900 &&
-      var.lambda_timeout_seconds.daily >= 1 && var.lambda_timeout_seconds.daily <= 900
+      var.lambda_timeout_seconds.daily >= 1 && var.lambda_timeout_seconds.daily <= 900 &&
+      var.lambda_timeout_seconds.erase >= 120 && var.lambda_timeout_seconds.erase <= 900
     )
-    error_message = "Timeouts: http 1..29, transform 1..300, curate and daily 1..900 seconds."
+    error_message = "Timeouts: http 1..29, transform 1..300, curate and daily 1..900, erase 120..900 seconds (erase stops starting objects 60 s before its deadline)."
   }
 }
 
 variable "lambda_reserved_concurrency" {
   description = "Reserved concurrency per function (-1 = unreserved)."
-  type        = object({ http = number, transform = number, curate = number, daily = number })
-  default     = { http = -1, transform = -1, curate = -1, daily = -1 }
+  type        = object({ http = number, transform = number, curate = number, daily = number, erase = optional(number, -1) })
+  default     = { http = -1, transform = -1, curate = -1, daily = -1, erase = -1 }
 
   validation {
     condition     = alltrue([for c in values(var.lambda_reserved_concurrency) : c >= -1 && floor(c) == c])
@@ -332,5 +333,60 @@ variable "curate_queue_age_threshold_seconds" {
   validation {
     condition     = var.curate_queue_age_threshold_seconds >= 60
     error_message = "curate_queue_age_threshold_seconds must be >= 60 (Firehose writes a raw object every 60 s at most)."
+  }
+}
+
+variable "erasure_delay_seconds" {
+  description = "Delay (s) of an erasure request on its queue before gender-erase sees it (60..900): hits accepted before the request reach curated data first (Firehose buffer, up to 1.5x its interval, plus curate)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.erasure_delay_seconds >= 60 && var.erasure_delay_seconds <= 900
+    error_message = "erasure_delay_seconds must be between 60 and 900."
+  }
+}
+
+variable "erasure_batch_size" {
+  description = "Most erasures per gender-erase invocation, all found by one Athena query (1..1000)."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.erasure_batch_size >= 1 && var.erasure_batch_size <= 1000
+    error_message = "erasure_batch_size must be between 1 and 1000."
+  }
+}
+
+variable "erasure_batching_window_seconds" {
+  description = "Longest wait (s) for an erasure batch to fill (1..300): longer windows mean fewer Athena queries."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.erasure_batching_window_seconds >= 1 && var.erasure_batching_window_seconds <= 300
+    error_message = "erasure_batching_window_seconds must be between 1 and 300."
+  }
+}
+
+variable "erasure_max_receive_count" {
+  description = "Deliveries of an erasure message before it moves to the dead-letter queue."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.erasure_max_receive_count >= 1 && var.erasure_max_receive_count <= 1000
+    error_message = "erasure_max_receive_count must be between 1 and 1000."
+  }
+}
+
+variable "erasure_bytes_scanned_cutoff" {
+  description = "Most bytes one erasure Athena query may scan (the workgroup cancels it beyond; >= 10 MB). Default 1 TiB: the clientid columns of 400 days at 1,000 hits/s are a few hundred GB."
+  type        = number
+  default     = 1099511627776
+
+  validation {
+    condition     = var.erasure_bytes_scanned_cutoff >= 10485760
+    error_message = "erasure_bytes_scanned_cutoff must be at least 10 MB (10485760), Athena's minimum."
   }
 }

@@ -46,6 +46,13 @@ SDK_TO_IAM = {
     "list_objects_v2": {"s3:ListBucket"},
     "delete_object": {"s3:DeleteObject"},
     "get_parameter": {"ssm:GetParameter"},
+    "put_item": {"dynamodb:PutItem"},
+    "delete_item": {"dynamodb:DeleteItem"},
+    "send_message": {"sqs:SendMessage"},
+    "start_query_execution": {"athena:StartQueryExecution"},
+    "get_query_execution": {"athena:GetQueryExecution"},
+    "get_query_results": {"athena:GetQueryResults"},
+    "stop_query_execution": {"athena:StopQueryExecution"},
 }
 TRANSACT_ITEM_TO_IAM = {
     "Put": "dynamodb:PutItem",
@@ -57,9 +64,23 @@ TRANSACT_ITEM_TO_IAM = {
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 SQS_EVENT_SOURCE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
 ASYNC_DLQ_ACTIONS = {"sqs:SendMessage"}
+# Athena runs a query with the caller's permissions: it reads the Glue table
+# definitions, lists and reads the objects (s3:ListBucket, s3:GetObject, which
+# erase's own reads already need) and writes and reads back the result file.
+ATHENA_QUERY_ACTIONS = {"glue:GetDatabase", "glue:GetTable", "s3:GetBucketLocation", "s3:AbortMultipartUpload"}
 # Read by crates/lambda, set by Lambda itself from logging_config.
 RUNTIME_ENV = {"AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL", "RUST_LOG"}
-ADAPTERS = {"KinesisHitLog": "kinesis.rs", "S3ObjectStore": "s3.rs", "DynamoProfiles": "dynamodb.rs"}
+ADAPTERS = {
+    "KinesisHitLog": "kinesis.rs",
+    "S3ObjectStore": "s3.rs",
+    "DynamoProfiles": "dynamodb.rs",
+    "ErasureLog": "erasure.rs",
+    "ErasureRequests": "erasure.rs",
+    "CuratedObjects": "erasure.rs",
+    "AthenaQueries": "athena.rs",
+}
+# The fields of the adapters that hold SDK clients.
+CLIENT_FIELDS = r"(?:client|sqs)"
 
 
 # ------------------------------------------------------------------ helpers
@@ -220,12 +241,14 @@ def adapter_model():
                 return set()
             seen.add(fn)
             body = bodies[fn]
-            ops = set(re.findall(r"\.client\s*\.(\w+)\(\)", body))
-            for callee in re.findall(r"\bself\s*\.\s*(\w+)\(", body):
+            ops = set(re.findall(r"\.%s\s*\.(\w+)\(\)" % CLIENT_FIELDS, body))
+            # self.f(...) and calls through a field holding another adapter
+            # of the same file (self.log.put_pending(...)).
+            for callee in re.findall(r"\bself\s*\.\s*(?:\w+\s*\.\s*)?(\w+)\(", body):
                 ops |= reach(callee, seen)
             # helpers called as free functions or Self::
             for callee in re.findall(r"\b(?:Self::)?(\w+)\(", body):
-                if callee in bodies and callee != fn and callee not in seen and re.search(r"\.client\b", bodies[callee]):
+                if callee in bodies and callee != fn and callee not in seen and re.search(r"\.%s\b" % CLIENT_FIELDS, bodies[callee]):
                     ops |= reach(callee, seen)
             return ops
 
@@ -282,7 +305,7 @@ def iam_actions(ops, model):
         else:
             assert op in SDK_TO_IAM, f"SDK operation {op} has no IAM mapping in test_contract.py: add it"
             actions |= SDK_TO_IAM[op]
-        if op == "get_object" and model["S3ObjectStore"]["no_such_key_is_none"]:
+        if op == "get_object" and (model["S3ObjectStore"]["no_such_key_is_none"] or model["CuratedObjects"]["no_such_key_is_none"]):
             # NoSuchKey (rather than 403) for a missing key needs s3:ListBucket.
             actions.add("s3:ListBucket")
     return actions
@@ -370,7 +393,7 @@ MODEL = adapter_model()
 
 
 def test_every_function_crate_has_one_lambda_pointing_at_its_zip():
-    assert set(CRATES) == {"http", "transform", "curate", "daily"}, CRATES
+    assert set(CRATES) == {"http", "transform", "curate", "daily", "erase"}, CRATES
     for crate, binary in CRATES.items():
         calls = call_for_binary(binary)
         assert len(calls) == 1, f"{crate} ({binary}): lambda module calls {calls}"
@@ -412,6 +435,8 @@ def test_each_role_allows_exactly_the_actions_of_its_sdk_calls():
             trigger |= SQS_EVENT_SOURCE_ACTIONS
         if unwrap(CALLS[call_name].get("create_dead_letter_queue", [False])) is True:
             trigger |= ASYNC_DLQ_ACTIONS
+        if always & {"start_query_execution"}:
+            trigger |= ATHENA_QUERY_ACTIONS
         for keep_raw in (True, False):
             ops = always | (set() if keep_raw else only_delete_raw)
             expected = iam_actions(ops, MODEL) | trigger
@@ -426,10 +451,14 @@ def test_operations_derived_from_the_code_are_the_known_ones():
     # Guards the derivation itself: if the sources change shape so that the
     # regexes stop seeing calls, this fails instead of the contract passing empty.
     got = {crate: expected_operations(crate, MODEL)[:2] for crate in CRATES}
-    assert got["http"] == ({"put_records", "get_item", "get_parameter"}, set()), got["http"]
+    assert got["http"] == ({"put_records", "get_item", "get_parameter", "put_item", "send_message"}, set()), got["http"]
     assert got["transform"] == (set(), set()), got["transform"]
     assert got["curate"] == ({"batch_get_item", "get_object", "put_object", "transact_write_items", "update_item"}, {"delete_object"}), got["curate"]
     assert got["daily"] == ({"list_objects_v2", "get_object", "put_object", "scan", "update_item"}, set()), got["daily"]
+    assert got["erase"] == (
+        {"get_item", "delete_item", "update_item", "get_object", "put_object", "start_query_execution", "get_query_execution", "get_query_results", "stop_query_execution"},
+        set(),
+    ), got["erase"]
     assert MODEL["DynamoProfiles"]["transact_items"] == {"Put", "Update"}
 
 
@@ -525,7 +554,7 @@ def test_every_prefix_firehose_writes_expires():
     assert ev_delivery.value(unwrap(s3["error_output_prefix"])).startswith(ev_delivery.reference("var.error_prefix"))
 
 
-def test_api_key_lives_in_ssm_and_only_http_reads_it():
+def test_api_key_and_erasure_salt_live_in_ssm_and_only_http_reads_them():
     call = CALLS[call_for_binary(CRATES["http"])[0]]
     env = unwrap(call["environment_variables"])
     assert "API_KEY" not in env, "the key must not be an environment variable (lambda:GetFunctionConfiguration shows those)"
@@ -539,7 +568,16 @@ def test_api_key_lives_in_ssm_and_only_http_reads_it():
         for actions, resources, _ in role_statements(name):
             if any(a.startswith("ssm:") or a.startswith("kms:") for a in actions):
                 grants.append((name, sorted(actions), resources))
-    assert grants == [("http", ["ssm:GetParameter"], ["${aws_ssm_parameter.api_key.arn}"])], grants
+    assert sorted(grants) == [
+        ("http", ["ssm:GetParameter"], ["${aws_ssm_parameter.api_key.arn}"]),
+        ("http", ["ssm:GetParameter"], ["${aws_ssm_parameter.erasure_salt.arn}"]),
+    ], grants
+    # The erasure salt is a secret of the same kind, read the same way.
+    assert env["ERASURE_SALT_PARAMETER"] == "${aws_ssm_parameter.erasure_salt.name}"
+    salt = typed(ROOT_DOC, "resource")[("aws_ssm_parameter", "erasure_salt")]
+    assert unwrap(salt["type"]) == "SecureString"
+    assert unwrap(salt["value"]) == "${random_password.erasure_salt.result}"
+    assert "key_id" not in salt
     assert unwrap(named(ROOT_DOC, "output")["api_key"]["sensitive"]) is True
 
 
@@ -678,6 +716,27 @@ def test_curate_queue_outlives_the_function_timeout():
     assert unwrap(body[("aws_sqs_queue", "this")]["visibility_timeout_seconds"]) == "${var.function_timeout_seconds * 6}"
     assert unwrap(body[("aws_lambda_event_source_mapping", "this")]["function_response_types"]) == ["ReportBatchItemFailures"]
     assert unwrap(CALLS["curate_trigger"]["function_timeout_seconds"]) == "${var.lambda_timeout_seconds.curate}"
+
+
+def test_erase_queue_batches_outlive_the_function_and_report_partial_failures():
+    body = typed(load_tf(TF / "modules/erase_queue"), "resource")
+    queue = body[("aws_sqs_queue", "this")]
+    assert unwrap(queue["visibility_timeout_seconds"]) == "${var.function_timeout_seconds * 6}"
+    assert unwrap(queue["delay_seconds"]) == "${var.delay_seconds}"
+    mapping = body[("aws_lambda_event_source_mapping", "this")]
+    assert unwrap(mapping["function_response_types"]) == ["ReportBatchItemFailures"]
+    assert unwrap(mapping["maximum_batching_window_in_seconds"]) == "${var.batching_window_seconds}"
+    call = CALLS["erase_queue"]
+    assert unwrap(call["function_timeout_seconds"]) == "${var.lambda_timeout_seconds.erase}"
+    assert unwrap(call["function_name"]) == "${module.erase.function_name}"
+    # The batch size the queue delivers is at most what one query may name.
+    code = (ROOT / "functions/erase/src/find.rs").read_text()
+    per_query = int(re.search(r"MAX_VISITORS_PER_QUERY: usize = (\d+);", code).group(1))
+    batch = named(ROOT_DOC, "variable")["erasure_batch_size"]
+    assert validation_accepts(batch, per_query) and not validation_accepts(batch, per_query + 1)
+    # The http function queues to exactly this queue.
+    http = unwrap(CALLS[call_for_binary(CRATES["http"])[0]]["environment_variables"])
+    assert http["ERASURE_QUEUE_URL"] == "${module.erase_queue.queue_url}"
 
 
 def test_names_carry_project_and_environment():

@@ -52,6 +52,7 @@ NAME_ARGS = {
     "aws_glue_catalog_table": ("name", "database_name"),
     "aws_ssm_parameter": ("name", None),
     "aws_lambda_permission": ("statement_id", "function_name"),
+    "aws_athena_workgroup": ("name", None),
 }
 # Attributes of a resource that are its physical name (for references such as
 # aws_iam_role.this.id or aws_cloudwatch_log_group.this.name).

@@ -16,7 +16,7 @@ variable "function_invoke_arn" {
 variable "routes" {
   description = "Route keys, all served by the function. $default sends every other request to the Router too, so unknown paths and wrong methods get its JSON 404/405 (SPEC 13) rather than API Gateway's own answer."
   type        = set(string)
-  default     = ["POST /hits", "GET /gender/{clientid}", "GET /health", "GET /openapi.json", "GET /docs", "$default"]
+  default     = ["POST /hits", "GET /gender/{clientid}", "DELETE /visitors/{clientid}", "GET /erasures/{id}", "GET /health", "GET /openapi.json", "GET /docs", "$default"]
 
   validation {
     condition     = alltrue([for r in var.routes : r == "$default" || can(regex("^(GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS|ANY) /", r))])
