@@ -40,9 +40,15 @@ use find::{Found, MAX_VISITORS_PER_QUERY, found_object, paths_query};
 /// a busy date (a few tens of MB) takes seconds to fetch, rewrite and put,
 /// and completing the erasures afterwards needs a moment too.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(60);
-/// Objects rewritten at once: each holds one object's row group (and a
-/// rollup) in memory, and S3 round trips dominate.
-const CONCURRENT_OBJECTS: usize = 8;
+/// Curated hits objects rewritten at once. One is about 1 MB (a minute of
+/// Firehose at 1,000 hits/s) and takes a GET, a PUT and some 50 ms of
+/// Parquet work, so S3 round trips dominate; each holds one row group in
+/// memory and two copies in `/tmp`.
+const CONCURRENT_HITS_OBJECTS: usize = 16;
+/// Daily rollups rewritten at once. A busy date's rollup (2 M visitors) is
+/// tens of MB, decoded whole: two at a time keep `/tmp` (512 MB) and memory
+/// safe.
+const CONCURRENT_ROLLUPS: usize = 2;
 /// DynamoDB calls in flight (entries read, profiles deleted, completions).
 const CONCURRENT_ITEMS: usize = 16;
 /// Conditional replacements retried after the object changed under us.
@@ -308,27 +314,35 @@ impl Erase {
         report.objects_found += found.len();
 
         let visitors = Arc::new(Visitors::new(group.iter().map(|(_, c)| c.as_str())));
-        let rewrites: Vec<_> = found
-            .iter()
-            .map(|object| {
-                let visitors = visitors.clone();
-                async move {
-                    if Instant::now() + DEADLINE_MARGIN >= deadline {
-                        return Ok(None);
+        let (hits, rollups): (Vec<&Found>, Vec<&Found>) =
+            found.iter().partition(|o| matches!(o, Found::Hits(_)));
+        let mut left = 0;
+        for (objects, concurrency) in [
+            (hits, CONCURRENT_HITS_OBJECTS),
+            (rollups, CONCURRENT_ROLLUPS),
+        ] {
+            let rewrites: Vec<_> = objects
+                .into_iter()
+                .map(|object| {
+                    let visitors = visitors.clone();
+                    async move {
+                        if Instant::now() + DEADLINE_MARGIN >= deadline {
+                            return Ok(None);
+                        }
+                        self.rewrite(object, visitors).await.map(Some)
                     }
-                    self.rewrite(object, visitors).await.map(Some)
-                }
-            })
-            .collect();
-        // `None`: not started, the deadline was too close.
-        let outcomes: Vec<Option<Option<u64>>> = stream::iter(rewrites)
-            .buffer_unordered(CONCURRENT_OBJECTS)
-            .try_collect()
-            .await?;
-        let left = outcomes.iter().filter(|o| o.is_none()).count();
-        for removed in outcomes.iter().flatten().flatten() {
-            report.objects_rewritten += 1;
-            report.hit_rows_removed += removed;
+                })
+                .collect();
+            // `None`: not started, the deadline was too close.
+            let outcomes: Vec<Option<Option<u64>>> = stream::iter(rewrites)
+                .buffer_unordered(concurrency)
+                .try_collect()
+                .await?;
+            left += outcomes.iter().filter(|o| o.is_none()).count();
+            for removed in outcomes.iter().flatten().flatten() {
+                report.objects_rewritten += 1;
+                report.hit_rows_removed += removed;
+            }
         }
         if left > 0 {
             return Err(EraseError::Deadline { left });
