@@ -1,9 +1,10 @@
 //! Goose load test of Gender Service (SPEC 12): `POST /hits` and
-//! `GET /gender/{clientid}` at a fixed total rate, bodies validated, reports
-//! written by Goose, and a verdict against the error-rate, p99 and
-//! hit-to-visible thresholds.
+//! `GET /gender/{clientid}` at a fixed total rate (optionally with erasures,
+//! SPEC 17), bodies validated, reports written by Goose, and a verdict
+//! against the error-rate, p99, hit-to-visible and erasure thresholds.
 
 pub mod duplicates;
+pub mod erasure;
 pub mod options;
 pub mod scenarios;
 pub mod seed;
@@ -13,11 +14,12 @@ pub mod workload;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use goose::metrics::GooseMetrics;
 use goose::prelude::*;
 
+use erasure::{ErasureLog, ErasureReport};
 use options::{Cli, WorkloadOptions};
 use visibility::VisibilityReport;
 
@@ -95,8 +97,13 @@ pub async fn run(cli: Cli) -> Result<Verdict, LoadTestError> {
     ));
 
     let ledger = Arc::new(duplicates::Ledger::new());
+    let erasures = Arc::new(ErasureLog::default());
+    let users = goose_config.users.unwrap_or_default();
     let mut attack = GooseAttack::initialize_with_config(goose_config).map_err(boxed)?;
-    for scenario in scenarios::scenarios(&workload, Arc::clone(&ledger)).map_err(boxed)? {
+    let scenarios =
+        scenarios::scenarios(&workload, users, Arc::clone(&ledger), Arc::clone(&erasures))
+            .map_err(boxed)?;
+    for scenario in scenarios {
         attack = attack.register_scenario(scenario);
     }
     let (metrics, mut failures) = match attack.execute().await {
@@ -117,6 +124,11 @@ pub async fn run(cli: Cli) -> Result<Verdict, LoadTestError> {
     if workload.visibility_probes > 0 {
         print_visibility(&visibility);
         failures.extend(visibility_failures(&workload, &visibility));
+    }
+    if workload.erases() {
+        let report = erasures.report(Instant::now(), workload.erasure_bound());
+        print_erasures(&report, workload.erasure_bound());
+        failures.extend(report.failures(workload.erasure_bound()));
     }
     if workload.duplicate_percent > 0 {
         let report = duplicates::check(
@@ -206,6 +218,31 @@ fn print_visibility(report: &VisibilityReport) {
         show(report.max()),
         report.not_visible,
         report.probe_errors,
+    );
+}
+
+fn print_erasures(report: &ErasureReport, bound: Duration) {
+    let ms = |d: Duration| format!("{:.0}", d.as_secs_f64() * 1000.0);
+    let spread = report.spread().map_or_else(
+        || "-".to_owned(),
+        |(min, median, max)| {
+            format!(
+                "min {} / median {} / max {} ms",
+                ms(min),
+                ms(median),
+                ms(max)
+            )
+        },
+    );
+    let pending = report.still_pending.map_or_else(String::new, |age| {
+        format!(", 1 still pending at the end ({} ms old)", ms(age))
+    });
+    println!(
+        "erasures: {} requested, {} complete, time to complete {spread}; {} not complete within {} s{pending}",
+        report.requested,
+        report.completed.len(),
+        report.never_completed,
+        bound.as_secs(),
     );
 }
 

@@ -6,6 +6,8 @@
 //! `LOADTEST_*` environment variable, which is how `scripts/loadtest` and CI
 //! pass them.
 
+use std::time::Duration;
+
 use clap::{Args, Parser};
 use goose::config::GooseConfiguration;
 
@@ -85,6 +87,15 @@ pub struct WorkloadOptions {
     /// Fail the run when any probe waits longer than this many milliseconds for its hit to show.
     #[arg(long, env = "LOADTEST_MAX_VISIBLE_MS")]
     pub max_visible_ms: Option<f64>,
+
+    /// Every this many seconds one of the users erases a visitor of the ingest pool
+    /// (DELETE /visitors/{id}) and polls GET /erasures/{id} until it is complete; 0 = off.
+    #[arg(long, env = "LOADTEST_ERASE_EVERY_SECS", default_value_t = 0)]
+    pub erase_every_secs: u64,
+
+    /// Fail the run when an erasure is not complete this many seconds after its 202.
+    #[arg(long, env = "LOADTEST_MAX_ERASURE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_erasure_secs: u64,
 }
 
 /// Users Goose starts when `--users` is not given: enough to hold 1,000 rps
@@ -94,6 +105,26 @@ const DEFAULT_USERS: usize = 32;
 impl WorkloadOptions {
     pub fn ingest_percent(&self) -> u8 {
         100 - self.lookup_percent
+    }
+
+    pub fn erases(&self) -> bool {
+        self.erase_every_secs > 0
+    }
+
+    pub fn erase_every(&self) -> Duration {
+        Duration::from_secs(self.erase_every_secs)
+    }
+
+    /// How long an erasure may take before it counts as never completed.
+    pub fn erasure_bound(&self) -> Duration {
+        Duration::from_secs(self.max_erasure_secs)
+    }
+
+    /// Users each scenario needs at least: one per traffic scenario, plus the eraser.
+    fn min_users(&self) -> usize {
+        usize::from(self.ingest_percent() > 0)
+            + usize::from(self.lookup_percent > 0)
+            + usize::from(self.erases())
     }
 
     /// Goose thresholds for our limits, so they appear in its reports too.
@@ -137,14 +168,29 @@ pub fn goose_configuration(
             "known lookups need --known-visitors of at least 1".into(),
         ));
     }
+    if workload.erases() && workload.duplicate_percent > 0 {
+        return Err(LoadTestError::Config(
+            "--erase-every-secs cannot run with --duplicate-percent: the duplicate check expects \
+             every accepted hit of its visitors to be counted, and an erasure removes some"
+                .into(),
+        ));
+    }
+    if workload.erases() && workload.ingest_percent() == 0 {
+        return Err(LoadTestError::Config(
+            "--erase-every-secs erases visitors of the ingest pool: it needs ingest \
+             (--lookup-percent below 100)"
+                .into(),
+        ));
+    }
     if workload.rps > 0 && goose.throttle_requests.is_none() {
         goose.throttle_requests = Some(throttle_for(workload.rps));
     }
     let users = *goose.users.get_or_insert(DEFAULT_USERS);
-    if workload.lookup_percent > 0 && workload.lookup_percent < 100 && users < 2 {
-        return Err(LoadTestError::Config(
-            "a mixed run needs at least 2 users (one per scenario)".into(),
-        ));
+    if users < workload.min_users() {
+        return Err(LoadTestError::Config(format!(
+            "this mix needs at least {} users (one per scenario)",
+            workload.min_users()
+        )));
     }
     // Start every user within the first second; Goose's default is one per second.
     goose.increase_rate.get_or_insert_with(|| users.to_string());
@@ -156,7 +202,41 @@ pub fn goose_configuration(
 
 #[cfg(test)]
 mod tests {
-    use super::throttle_for;
+    use super::*;
+
+    /// The configuration from these arguments, or the error's text.
+    fn configure(args: &[&str]) -> Result<GooseConfiguration, String> {
+        let base = [
+            "gender-loadtest",
+            "--host",
+            "http://127.0.0.1:1",
+            "--api-key",
+            "k",
+        ];
+        let cli = Cli::try_parse_from(base.iter().chain(args)).map_err(|e| e.to_string())?;
+        goose_configuration(&cli.workload, cli.goose).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn erasure_is_off_by_default_and_refused_with_the_duplicate_check() {
+        let cli = Cli::try_parse_from(["gender-loadtest", "--api-key", "k"]).unwrap();
+        assert!(!cli.workload.erases());
+        assert!(configure(&["--erase-every-secs", "5"]).is_ok());
+        assert!(configure(&["--duplicate-percent", "10"]).is_ok());
+        let both = configure(&["--erase-every-secs", "5", "--duplicate-percent", "10"]);
+        assert!(both.unwrap_err().contains("--duplicate-percent"));
+    }
+
+    #[test]
+    fn erasure_needs_ingest_and_a_user_of_its_own() {
+        let no_ingest = configure(&["--erase-every-secs", "5", "--lookup-percent", "100"]);
+        assert!(no_ingest.unwrap_err().contains("ingest"));
+        let two = configure(&["--erase-every-secs", "5", "--users", "2"]);
+        assert!(two.unwrap_err().contains("at least 3 users"));
+        assert!(configure(&["--erase-every-secs", "5", "--users", "3"]).is_ok());
+        assert!(configure(&["--users", "2"]).is_ok());
+        assert!(configure(&["--max-erasure-secs", "0"]).is_err());
+    }
 
     #[test]
     fn throttle_compensates_the_late_timer() {

@@ -119,6 +119,88 @@ pub fn unknown(body: &str, clientid: &str) -> Result<(), BodyError> {
     Ok(())
 }
 
+/// A `202` for `DELETE /visitors/{id}`: a new pending erasure, with `Location`
+/// naming its status URL. Gives the erasure id.
+pub fn erasure_accepted(body: &str, location: Option<&str>) -> Result<String, BodyError> {
+    let json = parse(body)?;
+    let (id, complete) = erasure_fields(&json)?;
+    if complete {
+        return Err(mismatch("status", json.get("status"), "\"pending\""));
+    }
+    let status_url = format!("/erasures/{id}");
+    if location != Some(status_url.as_str()) {
+        return Err(BodyError::Field {
+            field: "Location header",
+            found: location.map_or_else(|| "missing".to_owned(), |l| format!("{l:?}")),
+            expected: format!("{status_url:?}"),
+        });
+    }
+    Ok(id)
+}
+
+/// A `200` for `GET /erasures/{id}`; `Ok(true)` once it is complete.
+pub fn erasure_status(body: &str, id: &str) -> Result<bool, BodyError> {
+    let json = parse(body)?;
+    let (found, complete) = erasure_fields(&json)?;
+    if found != id {
+        return Err(mismatch(
+            "erasure_id",
+            json.get("erasure_id"),
+            format!("\"{id}\""),
+        ));
+    }
+    Ok(complete)
+}
+
+/// The fields every erasure body has (SPEC 17): the id (32 lowercase hex
+/// digits), `pending` with no completion time or `complete` with one, the
+/// request time and the status URL. Gives the id and whether it is complete.
+fn erasure_fields(json: &Value) -> Result<(String, bool), BodyError> {
+    let id_field = json.get("erasure_id");
+    let id = id_field
+        .and_then(Value::as_str)
+        .filter(|id| id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .ok_or_else(|| mismatch("erasure_id", id_field, "32 lowercase hex digits"))?;
+    if !is_timestamp(json.get("requested_at")) {
+        return Err(mismatch(
+            "requested_at",
+            json.get("requested_at"),
+            "an RFC 3339 timestamp",
+        ));
+    }
+    let completed_at = json.get("completed_at");
+    let complete = match json.get("status").and_then(Value::as_str) {
+        Some("pending") if completed_at.is_some_and(Value::is_null) => false,
+        Some("complete") if is_timestamp(completed_at) => true,
+        Some("pending") => {
+            return Err(mismatch("completed_at", completed_at, "null while pending"));
+        }
+        Some("complete") => {
+            return Err(mismatch(
+                "completed_at",
+                completed_at,
+                "an RFC 3339 timestamp once complete",
+            ));
+        }
+        _ => {
+            return Err(mismatch(
+                "status",
+                json.get("status"),
+                "\"pending\" or \"complete\"",
+            ));
+        }
+    };
+    let status_url = json.get("status_url");
+    if status_url.and_then(Value::as_str) != Some(&format!("/erasures/{id}")) {
+        return Err(mismatch(
+            "status_url",
+            status_url,
+            format!("\"/erasures/{id}\""),
+        ));
+    }
+    Ok((id.to_owned(), complete))
+}
+
 fn check_clientid(json: &Value, clientid: &str) -> Result<(), BodyError> {
     let found = json.get("clientid");
     if found.and_then(Value::as_str) != Some(clientid) {
@@ -173,6 +255,60 @@ mod tests {
         ];
         for body in broken {
             assert!(profile(&body, "v-1").is_err(), "accepted {body}");
+        }
+    }
+
+    const ERASURE: &str = r#"{"erasure_id":"3f2a9c0d4e5b6a7182930a1b2c3d4e5f","status":"pending","requested_at":"2026-11-24T10:00:00.000Z","completed_at":null,"status_url":"/erasures/3f2a9c0d4e5b6a7182930a1b2c3d4e5f"}"#;
+    const ERASURE_ID: &str = "3f2a9c0d4e5b6a7182930a1b2c3d4e5f";
+
+    fn erasure_complete() -> String {
+        ERASURE.replace(r#""pending""#, r#""complete""#).replace(
+            r#""completed_at":null"#,
+            r#""completed_at":"2026-11-24T10:00:02.500Z""#,
+        )
+    }
+
+    #[test]
+    fn erasure_accepted_is_pending_with_its_location() {
+        let location = format!("/erasures/{ERASURE_ID}");
+        assert_eq!(
+            erasure_accepted(ERASURE, Some(&location)),
+            Ok(ERASURE_ID.to_owned())
+        );
+        assert!(erasure_accepted(ERASURE, None).is_err());
+        assert!(erasure_accepted(ERASURE, Some("/erasures/other")).is_err());
+        assert!(erasure_accepted(&erasure_complete(), Some(&location)).is_err());
+    }
+
+    #[test]
+    fn erasure_status_tells_pending_from_complete() {
+        assert_eq!(erasure_status(ERASURE, ERASURE_ID), Ok(false));
+        assert_eq!(erasure_status(&erasure_complete(), ERASURE_ID), Ok(true));
+        assert!(erasure_status(ERASURE, "00000000000000000000000000000000").is_err());
+    }
+
+    #[test]
+    fn erasure_rejects_each_broken_field() {
+        let broken = [
+            ERASURE.replace(ERASURE_ID, "3F2A9C0D4E5B6A7182930A1B2C3D4E5F"),
+            ERASURE.replace(r#""erasure_id":"3f2a9c0d4e5b6a7182930a1b2c3d4e5f","#, ""),
+            ERASURE.replace(r#""pending""#, r#""running""#),
+            ERASURE.replace(
+                r#""completed_at":null"#,
+                r#""completed_at":"2026-11-24T10:00:02Z""#,
+            ),
+            erasure_complete().replace(
+                r#""completed_at":"2026-11-24T10:00:02.500Z""#,
+                r#""completed_at":null"#,
+            ),
+            ERASURE.replace(r#""requested_at":"2026-11-24T10:00:00.000Z","#, ""),
+            ERASURE.replace(r#""status_url":"/erasures/"#, r#""status_url":"/erasure/"#),
+        ];
+        for body in broken {
+            assert!(
+                erasure_status(&body, ERASURE_ID).is_err(),
+                "accepted {body}"
+            );
         }
     }
 

@@ -12,6 +12,12 @@ pub fn visitor_id(index: u64) -> String {
     format!("loadtest-visitor-{index}")
 }
 
+/// A visitor of the random ingest pool to erase: never a known visitor, so the
+/// lookups that expect `200` for those stay right.
+pub fn erase_target(visitors: u64) -> String {
+    visitor_id(fastrand::u64(..visitors.max(1)))
+}
+
 /// An id that is never ingested, so its lookup must answer 404.
 pub fn unknown_id() -> String {
     format!("loadtest-unknown-{:016x}", fastrand::u64(..))
@@ -79,6 +85,17 @@ mod tests {
                     .all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c))
             );
         }
+    }
+
+    #[test]
+    fn erase_targets_are_pool_visitors_never_known_ones() {
+        let known: Vec<String> = (0..1000).map(known_id).collect();
+        for _ in 0..1000 {
+            let target = erase_target(100);
+            assert!(target.starts_with("loadtest-visitor-"), "{target}");
+            assert!(!known.contains(&target));
+        }
+        assert_eq!(erase_target(0), visitor_id(0));
     }
 
     #[test]
