@@ -2,7 +2,10 @@
 //! clientid, because the work needs it, and the log offset up to which the
 //! visitor's hits are to be erased (everything accepted before the request);
 //! completing the entry drops both in the same transaction, so a completed
-//! entry keeps only the id, the times and the salted hash.
+//! entry keeps only the id, the times and the salted hash. A pending entry
+//! also records whether the profile is already gone: that happens once, at
+//! the request's log offset, and must not be redone after a restart (the
+//! profile may by then hold hits counted afresh).
 
 use crate::EmbeddedError;
 use crate::state::StateStore;
@@ -27,21 +30,25 @@ pub struct PendingErasure {
     /// The hits of the visitor before this log offset are erased.
     pub log_offset: u64,
     pub requested_ms: i64,
+    /// The profile was deleted at `log_offset`; the files are what is left.
+    pub profile_forgotten: bool,
 }
 
 struct Entry {
     record: ErasureRecord,
     log_offset: u64,
     clientid: String,
+    profile_forgotten: bool,
 }
 
 fn encode(entry: &Entry) -> Vec<u8> {
     let r = &entry.record;
     let mut out = Vec::with_capacity(FIXED_LEN + entry.clientid.len());
     out.push(VERSION);
-    out.push(match r.status {
-        ErasureStatus::Pending => 0,
-        ErasureStatus::Complete => 1,
+    out.push(match (r.status, entry.profile_forgotten) {
+        (ErasureStatus::Pending, false) => 0,
+        (ErasureStatus::Complete, _) => 1,
+        (ErasureStatus::Pending, true) => 2,
     });
     out.extend_from_slice(&r.requested_ms.to_le_bytes());
     out.extend_from_slice(&r.completed_ms.unwrap_or(i64::MIN).to_le_bytes());
@@ -60,9 +67,10 @@ fn decode(id: &str, b: &[u8]) -> Result<Entry, EmbeddedError> {
         return Err(corrupt());
     }
     let i64_at = |i: usize| i64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-    let status = match b[1] {
-        0 => ErasureStatus::Pending,
-        1 => ErasureStatus::Complete,
+    let (status, profile_forgotten) = match b[1] {
+        0 => (ErasureStatus::Pending, false),
+        1 => (ErasureStatus::Complete, true),
+        2 => (ErasureStatus::Pending, true),
         _ => return Err(corrupt()),
     };
     let completed = i64_at(10);
@@ -78,6 +86,7 @@ fn decode(id: &str, b: &[u8]) -> Result<Entry, EmbeddedError> {
         },
         log_offset: i64_at(18) as u64,
         clientid: clientid.to_owned(),
+        profile_forgotten,
     })
 }
 
@@ -115,6 +124,7 @@ impl StateStore {
             record: record.clone(),
             log_offset,
             clientid: clientid.to_owned(),
+            profile_forgotten: false,
         };
         let txn = self.begin_write()?;
         txn.open_table(ERASURES)?
@@ -145,6 +155,7 @@ impl StateStore {
                     clientid: entry.clientid,
                     log_offset: entry.log_offset,
                     requested_ms: entry.record.requested_ms,
+                    profile_forgotten: entry.profile_forgotten,
                 });
             }
         }
@@ -152,16 +163,26 @@ impl StateStore {
         Ok(pending)
     }
 
-    /// Deletes the profiles (with their window sums) of `clientids`.
-    pub fn forget_profiles_blocking(&self, clientids: &[&str]) -> Result<u64, EmbeddedError> {
+    /// Deletes the profiles (with their window sums) of the erasures' visitors
+    /// and records that they are gone, in one transaction.
+    pub fn forget_profiles_blocking(&self, ids: &[&str]) -> Result<u64, EmbeddedError> {
         let txn = self.begin_write()?;
         let mut removed = 0;
         {
+            let mut table = txn.open_table(ERASURES)?;
             let mut profiles = txn.open_table(crate::state::PROFILES)?;
             let mut windowed = txn.open_table(crate::state::WINDOWED)?;
-            for id in clientids {
-                removed += u64::from(profiles.remove(*id)?.is_some());
-                windowed.remove(*id)?;
+            for id in ids {
+                let stored = table.get(*id)?.map(|v| v.value().to_vec());
+                let Some(bytes) = stored else { continue };
+                let mut entry = decode(id, &bytes)?;
+                if entry.profile_forgotten {
+                    continue;
+                }
+                removed += u64::from(profiles.remove(entry.clientid.as_str())?.is_some());
+                windowed.remove(entry.clientid.as_str())?;
+                entry.profile_forgotten = true;
+                table.insert(*id, encode(&entry).as_slice())?;
             }
         }
         txn.commit()?;
@@ -225,8 +246,11 @@ mod tests {
                 clientid: "visitor-secret".into(),
                 log_offset: 4242,
                 requested_ms: 1_000,
+                profile_forgotten: false,
             }]
         );
+        assert_eq!(store.forget_profiles_blocking(&[&record.id]).unwrap(), 0);
+        assert!(store.pending_erasures_blocking().unwrap()[0].profile_forgotten);
         assert_eq!(
             store.erasure_blocking(&record.id).unwrap(),
             Some(record.clone())

@@ -20,7 +20,7 @@
 
 use crate::CycleError;
 use crate::compaction::{self, CompactionPolicy};
-use crate::erasure::erase_visitors;
+use crate::erasure::{Erased, ErasureError, Target, erase_visitors};
 use crate::metrics::PipelineMetrics;
 use crate::retention::{self, RetentionPolicy};
 use crate::status::PipelineStatus;
@@ -33,7 +33,6 @@ use gender_embedded::state::{ObjectDeltas, SeenKeys, StateStore};
 use gender_embedded::{
     DirObjectStore, EmbeddedError, LogEntry, LogRead, LogReader, LogRoller, PendingErasure,
 };
-use gender_pipeline::erase::Visitors;
 use gender_pipeline::{PipelineError, PreparedObject, prepare_object};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -197,6 +196,12 @@ fn transform_batch(
     batch
 }
 
+/// An erasure running on a blocking thread beside delivery.
+struct ErasureTask {
+    ids: Vec<String>,
+    handle: tokio::task::JoinHandle<Result<Erased, ErasureError>>,
+}
+
 pub struct Delivery {
     reader: LogReader,
     store: DirObjectStore,
@@ -219,6 +224,11 @@ pub struct Delivery {
     /// The identities counted within the dedup horizon; `None` when off.
     seen: Option<SeenIndex>,
     last_retention: Option<tokio::time::Instant>,
+    /// The erasure running beside delivery, if any (see [`crate::erasure`]).
+    erasing: Option<ErasureTask>,
+    /// Held by curate while it writes curated files and by an erasure while
+    /// it swaps a date's files, so no new file is lost in a swap.
+    swaps: Arc<tokio::sync::Mutex<()>>,
     /// Closes the log's segment after an erasure, so the segment holding
     /// the erased hits is deleted once delivered.
     roller: Option<LogRoller>,
@@ -275,6 +285,8 @@ impl Delivery {
             last_retention: None,
             until: u64::MAX,
             roller: None,
+            erasing: None,
+            swaps: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -509,18 +521,30 @@ impl Delivery {
             let erasures = self.state_op(StateStore::pending_erasures_blocking).await?;
             self.stage = "curate";
             self.curate_pending(&mut report).await?;
-            // An erasure whose hits are all curated runs before anything newer is.
-            let (due, ahead): (Vec<PendingErasure>, Vec<PendingErasure>) = erasures
-                .into_iter()
-                .partition(|e| e.log_offset <= self.delivered);
+            // At a request's offset exactly, with everything before it
+            // curated and nothing after it: the profile goes, once.
+            let due: Vec<String> = erasures
+                .iter()
+                .filter(|e| !e.profile_forgotten && e.log_offset <= self.delivered)
+                .map(|e| e.id.clone())
+                .collect();
             if !due.is_empty() {
                 self.stage = "erasure";
-                self.erase(due).await?;
+                self.state_op(move |s| {
+                    let ids: Vec<&str> = due.iter().map(String::as_str).collect();
+                    s.forget_profiles_blocking(&ids)
+                })
+                .await?;
             }
             if self.delivered >= target {
                 break;
             }
-            self.until = ahead.iter().map(|e| e.log_offset).min().unwrap_or(u64::MAX);
+            self.until = erasures
+                .iter()
+                .filter(|e| !e.profile_forgotten && e.log_offset > self.delivered)
+                .map(|e| e.log_offset)
+                .min()
+                .unwrap_or(u64::MAX);
             self.stage = "delivery";
             let arrival = self
                 .deliver_until(target.min(self.until), &mut report)
@@ -544,6 +568,8 @@ impl Delivery {
             tracing::info!(segments = n, "deleted delivered log segments");
         }
         report.delivered_offset = self.delivered;
+        self.stage = "erasure";
+        self.advance_erasures().await?;
         self.stage = "compaction";
         self.compact_if_due().await?;
         self.stage = "retention";
@@ -551,51 +577,73 @@ impl Delivery {
         Ok(report)
     }
 
-    /// Carries out erasures whose hits are all curated (SPEC 17), waiting
-    /// for the daily job to stop reading curated files.
-    async fn erase(&mut self, due: Vec<PendingErasure>) -> Result<(), CycleError> {
-        let _no_readers = self.readers.clone().lock_owned().await;
-        let ids: Vec<String> = due.iter().map(|e| e.id.clone()).collect();
-        let clientids: Vec<String> = due.into_iter().map(|e| e.clientid).collect();
-        let forget = clientids.clone();
-        self.state_op(move |s| {
-            let refs: Vec<&str> = forget.iter().map(String::as_str).collect();
-            s.forget_profiles_blocking(&refs)
-        })
-        .await?;
-        let store = self.store.clone();
-        let visitors = Visitors::new(clientids);
-        let erased = tokio::task::spawn_blocking(move || erase_visitors(&store, &visitors))
-            .await
-            .map_err(|_| CycleError::Stopped)??;
-        let now = (self.settings.clock)();
-        let count = ids.len() as u64;
-        self.state_op(move |s| {
-            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            s.complete_erasures_blocking(&refs, now)
-        })
-        .await?;
-        // The segment holding the erased hits goes once delivered (at the
-        // end of this cycle when nothing newer is waiting).
-        if let Some(roller) = &self.roller
-            && let Err(e) = roller.roll().await
-        {
-            tracing::warn!(error = %e, "could not close the log segment after an erasure");
+    /// Finishes the running erasure if it is done (completing its requests
+    /// and closing the log segment), and starts one for the requests whose
+    /// profiles are gone, unless the daily job is reading curated files.
+    /// The erasure runs on its own thread while delivery goes on; it holds
+    /// the daily job's lock, so compaction and retention wait for it too.
+    async fn advance_erasures(&mut self) -> Result<(), CycleError> {
+        if let Some(task) = &self.erasing {
+            if !task.handle.is_finished() {
+                return Ok(());
+            }
+            let task = self.erasing.take().expect("checked above");
+            let erased = task.handle.await.map_err(|_| CycleError::Stopped)??;
+            let now = (self.settings.clock)();
+            let count = task.ids.len() as u64;
+            let ids = task.ids;
+            self.state_op(move |s| {
+                let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+                s.complete_erasures_blocking(&refs, now)
+            })
+            .await?;
+            // The segment holding the erased hits goes once delivered.
+            if let Some(roller) = &self.roller
+                && let Err(e) = roller.roll().await
+            {
+                tracing::warn!(error = %e, "could not close the log segment after an erasure");
+            }
+            self.metrics
+                .erasures_completed
+                .fetch_add(count, Ordering::Relaxed);
+            self.metrics
+                .erased_rows
+                .fetch_add(erased.curated_rows, Ordering::Relaxed);
+            tracing::info!(
+                erasures = count,
+                curated_rows = erased.curated_rows,
+                curated_files = erased.curated_files_rewritten,
+                rollups = erased.rollups_rewritten,
+                raw_lines = erased.raw_lines,
+                "erasures complete"
+            );
         }
-        self.metrics
-            .erasures_completed
-            .fetch_add(count, Ordering::Relaxed);
-        self.metrics
-            .erased_rows
-            .fetch_add(erased.curated_rows, Ordering::Relaxed);
-        tracing::info!(
-            erasures = count,
-            curated_rows = erased.curated_rows,
-            curated_files = erased.curated_files_rewritten,
-            rollups = erased.rollups_rewritten,
-            raw_lines = erased.raw_lines,
-            "erasures complete"
-        );
+        let ready: Vec<PendingErasure> = self
+            .state_op(StateStore::pending_erasures_blocking)
+            .await?
+            .into_iter()
+            .filter(|e| e.profile_forgotten)
+            .collect();
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let Ok(no_readers) = self.readers.clone().try_lock_owned() else {
+            return Ok(()); // the daily job is reading; next cycle
+        };
+        let ids = ready.iter().map(|e| e.id.clone()).collect();
+        let targets: Vec<Target> = ready
+            .into_iter()
+            .map(|e| Target {
+                clientid: e.clientid,
+                log_offset: e.log_offset,
+            })
+            .collect();
+        let (store, swaps) = (self.store.clone(), self.swaps.clone());
+        let handle = tokio::task::spawn_blocking(move || {
+            let _no_readers = no_readers;
+            erase_visitors(&store, &targets, &swaps)
+        });
+        self.erasing = Some(ErasureTask { ids, handle });
         Ok(())
     }
 
@@ -709,6 +757,11 @@ impl Delivery {
     /// acknowledgements in one transaction.
     async fn curate_pending(&mut self, report: &mut FlushReport) -> Result<(), CycleError> {
         let pending = self.state_op(StateStore::delivery_state).await?.pending;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        // No erasure swaps a date's files while new ones are written into it.
+        let _no_swaps = self.swaps.clone().lock_owned().await;
         for keys in pending.chunks(MAX_OBJECTS_PER_APPLY) {
             let result = self.curate_group(keys, report).await;
             if result.is_err()

@@ -125,87 +125,137 @@ fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> ErasureError {
     move |source| ErasureError::Io { what, source }
 }
 
-/// Removes the rows of `visitors` from every curated hits file, daily
-/// rollup and raw object under `store`'s root. Blocking; the caller makes
-/// sure nothing else writes curated files meanwhile (delivery's thread,
-/// with the daily job's lock held).
-pub fn erase_visitors(store: &DirObjectStore, visitors: &Visitors) -> Result<Erased, ErasureError> {
+/// A visitor to erase from the data delivered before `log_offset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub clientid: String,
+    pub log_offset: u64,
+}
+
+/// The visitors whose erasure covers an object holding the log range
+/// ending at `end`: everything in it was accepted before their request.
+fn covering(targets: &[Target], end: u64) -> Visitors {
+    Visitors::new(
+        targets
+            .iter()
+            .filter(|t| end <= t.log_offset)
+            .map(|t| t.clientid.as_str()),
+    )
+}
+
+/// The log range an object's name carries: raw `<start>-<end>.ndjson`,
+/// curated `<start>-<end>.parquet` or merged `c-<start>-<end>.parquet`.
+fn log_range(name: &str) -> Option<(u64, u64)> {
+    let stem = name
+        .strip_suffix(".parquet")
+        .or_else(|| name.strip_suffix(".ndjson"))?;
+    let stem = stem.strip_prefix("c-").unwrap_or(stem);
+    let (start, end) = stem.split_once('-')?;
+    Some((start.parse().ok()?, end.parse().ok()?))
+}
+
+/// Removes the rows of `targets` from the curated hits files, daily rollups
+/// and raw objects under `store`'s root that hold only hits delivered before
+/// each target's offset. Blocking, and it runs while delivery goes on: files
+/// delivered later are left alone (their hits came after the request); a
+/// date's new set of files is swapped in while holding `swaps`, which
+/// delivery holds while it writes curated files, so no new file is lost in
+/// a swap. The caller holds the daily job's lock, which also keeps
+/// compaction and retention away meanwhile.
+pub fn erase_visitors(
+    store: &DirObjectStore,
+    targets: &[Target],
+    swaps: &tokio::sync::Mutex<()>,
+) -> Result<Erased, ErasureError> {
     let root = store.root();
     let mut erased = Erased::default();
+    let everyone = covering(targets, 0);
     for (date, dir) in date_partitions(&root.join(layout::CURATED_HITS_PREFIX))
         .map_err(io("listing curated hits"))?
     {
-        erase_from_date(root, date, &dir, visitors, &mut erased)?;
-        let rollup_key = layout::daily_rollup_key(date);
-        if let Some(bytes) = store.get_blocking(&rollup_key)?
-            && let Some(rewritten) = rollup_without_visitors(bytes.into(), &rollup_key, visitors)?
-        {
-            store.put_blocking(&rollup_key, &rewritten)?;
-            erased.rollups_rewritten += 1;
-        }
+        erase_from_date(root, date, &dir, targets, swaps, &mut erased)?;
     }
-    // Rollups of dates whose curated hits are gone (retention keeps them apart).
+    // Daily rollups are only written by the daily job, which waits. One
+    // holding the visitors is rewritten without them (any of their hits,
+    // should the daily job have run after a request) and without its record
+    // of sources, so the next daily run rebuilds it from the curated files,
+    // where hits accepted after the request are still there.
     for (date, _) in date_partitions(&root.join(layout::CURATED_DAILY_PREFIX))
         .map_err(io("listing daily rollups"))?
     {
-        if root.join(layout::curated_hits_prefix(date)).exists() {
-            continue;
-        }
         let rollup_key = layout::daily_rollup_key(date);
         if let Some(bytes) = store.get_blocking(&rollup_key)?
-            && let Some(rewritten) = rollup_without_visitors(bytes.into(), &rollup_key, visitors)?
+            && let Some(rewritten) =
+                rollup_without_visitors(bytes.into(), &rollup_key, &everyone, false)?
         {
             store.put_blocking(&rollup_key, &rewritten)?;
             erased.rollups_rewritten += 1;
         }
     }
     for key in store.list_blocking(layout::RAW_PREFIX)? {
-        erase_from_raw(store, &key, visitors, &mut erased)?;
+        let name = key.rsplit('/').next().unwrap_or_default();
+        let Some((_, end)) = log_range(name) else {
+            continue;
+        };
+        let visitors = covering(targets, end);
+        if !visitors.is_empty() {
+            erase_from_raw(store, &key, &visitors, &mut erased)?;
+        }
     }
     Ok(erased)
 }
 
-/// Rewrites the files of one date that hold rows of `visitors`, all in one
-/// atomic swap of the date's directory.
+/// Rewrites the files of one date that hold rows of the targets, then swaps
+/// the date's new set of files in atomically.
 fn erase_from_date(
     root: &Path,
     date: Date,
     dir: &Path,
-    visitors: &Visitors,
+    targets: &[Target],
+    swaps: &tokio::sync::Mutex<()>,
     erased: &mut Erased,
 ) -> Result<(), ErasureError> {
-    let files = curated_files(dir).map_err(io("listing a date"))?;
-    let mut touched = Vec::new();
-    let mut kept = Vec::new();
-    for file in &files {
-        let key = format!("{}{}", layout::curated_hits_prefix(date), file.name);
-        let opened = fs::File::open(dir.join(&file.name)).map_err(io("opening a curated file"))?;
-        if rows_of_visitors(opened, &key, visitors)? > 0 {
-            touched.push(file.name.as_str());
-        } else {
-            kept.push(file.name.as_str());
+    let mut rewritten = Vec::new();
+    let mut rows = 0;
+    for file in curated_files(dir).map_err(io("listing a date"))? {
+        let Some((_, end)) = log_range(&file.name) else {
+            continue;
+        };
+        let visitors = covering(targets, end);
+        if visitors.is_empty() {
+            continue;
         }
+        let key = format!("{}{}", layout::curated_hits_prefix(date), file.name);
+        let path = dir.join(&file.name);
+        let opened = fs::File::open(&path).map_err(io("opening a curated file"))?;
+        if rows_of_visitors(opened, &key, &visitors)? == 0 {
+            continue;
+        }
+        let opened = fs::File::open(&path).map_err(io("opening a curated file"))?;
+        let (out, removed) = hits_without_visitors(opened, &key, key.clone(), &visitors)?;
+        rows += removed;
+        rewritten.push((file.name, out));
     }
-    if touched.is_empty() {
+    if rewritten.is_empty() {
         return Ok(());
     }
-    let mut rows = 0;
+    // Only the swap waits for delivery's curated writes (and holds them).
+    let _no_writes = swaps.blocking_lock();
+    let kept: Vec<String> = curated_files(dir)
+        .map_err(io("listing a date"))?
+        .into_iter()
+        .map(|f| f.name)
+        .filter(|name| !rewritten.iter().any(|(r, _)| r == name))
+        .collect();
+    let kept: Vec<&str> = kept.iter().map(String::as_str).collect();
     replace_date_dir(root, date, dir, &kept, |staging| {
-        for name in &touched {
-            let key = format!("{}{name}", layout::curated_hits_prefix(date));
-            let opened = fs::File::open(dir.join(name)).map_err(|source| CompactionError::Io {
-                date,
-                what: "opening a file to rewrite",
-                source,
-            })?;
-            let (out, removed) = hits_without_visitors(opened, &key, key.clone(), visitors)?;
-            rows += removed;
-            place(date, &out, &staging.join(name))?;
+        for (name, out) in &rewritten {
+            place(date, out, &staging.join(name))?;
         }
         Ok(())
     })?;
     erased.curated_rows += rows;
-    erased.curated_files_rewritten += touched.len() as u64;
+    erased.curated_files_rewritten += rewritten.len() as u64;
     Ok(())
 }
 
@@ -242,4 +292,40 @@ fn erase_from_raw(
         erased.raw_objects_rewritten += 1;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_object_is_erased_for_the_requests_that_came_after_all_its_hits() {
+        assert_eq!(
+            log_range("c-00000000000000000010-00000000000000000090.parquet"),
+            Some((10, 90))
+        );
+        assert_eq!(
+            log_range("00000000000000000010-00000000000000000020.ndjson"),
+            Some((10, 20))
+        );
+        assert_eq!(log_range("daily.parquet"), None);
+        let targets = [
+            Target {
+                clientid: "early".into(),
+                log_offset: 50,
+            },
+            Target {
+                clientid: "late".into(),
+                log_offset: 100,
+            },
+        ];
+        let at_40 = covering(&targets, 40);
+        assert!(at_40.contains("early") && at_40.contains("late"));
+        let at_90 = covering(&targets, 90);
+        assert!(
+            !at_90.contains("early") && at_90.contains("late"),
+            "hits after the first request"
+        );
+        assert!(covering(&targets, 101).is_empty());
+    }
 }

@@ -82,15 +82,22 @@ pub fn hits_without_visitors(
     })
 }
 
-/// The daily rollup `key` without the rows of `visitors`, keeping the
-/// record of the curated hits it was built from; `None` when it has no such
-/// rows (nothing to rewrite).
+/// The daily rollup `key` without the rows of `visitors`; `None` when it
+/// has no such rows (nothing to rewrite). With `keep_sources` the rewrite
+/// keeps the record of the curated hits it was built from (the next daily
+/// run recomputes it only if those changed); without, the next daily run
+/// recomputes it whatever happened.
 pub fn rollup_without_visitors(
     bytes: Bytes,
     key: &str,
     visitors: &Visitors,
+    keep_sources: bool,
 ) -> Result<Option<Vec<u8>>, PipelineError> {
-    let sources = daily_sources(&bytes, key)?;
+    let sources = if keep_sources {
+        daily_sources(&bytes, key)?
+    } else {
+        None
+    };
     let batches = daily_batches(bytes, key)?;
     let mut removed = 0usize;
     let mut kept: Vec<RecordBatch> = Vec::with_capacity(batches.len());
@@ -185,9 +192,10 @@ mod tests {
     fn a_rollup_loses_the_visitors_rows_and_keeps_its_sources() {
         let rows = [("a", 1, 0), ("b", 2, 3), ("c", 0, 4)];
         let bytes = encode_daily_rows(rows.iter().copied(), "d", Some("v1 files=2")).unwrap();
-        let out = rollup_without_visitors(Bytes::from(bytes.clone()), "d", &Visitors::new(["b"]))
-            .unwrap()
-            .expect("b had a row");
+        let out =
+            rollup_without_visitors(Bytes::from(bytes.clone()), "d", &Visitors::new(["b"]), true)
+                .unwrap()
+                .expect("b had a row");
         let back = decode_daily(out.clone(), "d").unwrap();
         let ids: Vec<&str> = back.iter().map(|r| r.clientid.as_str()).collect();
         assert_eq!(ids, ["a", "c"]);
@@ -196,9 +204,14 @@ mod tests {
             Some("v1 files=2")
         );
         assert!(
-            rollup_without_visitors(Bytes::from(bytes), "d", &Visitors::new(["z"]))
+            rollup_without_visitors(Bytes::from(bytes.clone()), "d", &Visitors::new(["z"]), true)
                 .unwrap()
                 .is_none()
         );
+        let unsourced =
+            rollup_without_visitors(Bytes::from(bytes), "d", &Visitors::new(["a"]), false)
+                .unwrap()
+                .unwrap();
+        assert_eq!(daily_sources(&Bytes::from(unsourced), "d").unwrap(), None);
     }
 }

@@ -439,7 +439,9 @@ fn rewritten(
         }
         Found::Rollup(_) => {
             let bytes = bytes::Bytes::from(std::fs::read(path).map_err(local)?);
-            let Some(body) = rollup_without_visitors(bytes, key, visitors).map_err(rewrite)? else {
+            let Some(body) =
+                rollup_without_visitors(bytes, key, visitors, true).map_err(rewrite)?
+            else {
                 return Ok(None);
             };
             let mut file = tempfile::NamedTempFile::new().map_err(local)?;
