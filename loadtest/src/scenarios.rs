@@ -149,6 +149,33 @@ async fn ingest_with_hitids(
     Ok(())
 }
 
+/// Sends one request with the API key, named `name` in the metrics and
+/// expected to answer `status`; `body` is a JSON body.
+async fn send(
+    user: &mut GooseUser,
+    options: &WorkloadOptions,
+    method: GooseMethod,
+    path: &str,
+    name: &'static str,
+    status: u16,
+    body: Option<String>,
+) -> Result<GooseResponse, Box<TransactionError>> {
+    let mut builder = user
+        .get_request_builder(&method, path)?
+        .header("x-api-key", &options.api_key);
+    if let Some(body) = body {
+        builder = builder.header(CONTENT_TYPE, "application/json").body(body);
+    }
+    let request = GooseRequest::builder()
+        .method(method)
+        .path(path)
+        .name(name)
+        .expect_status_code(status)
+        .set_request_builder(builder)
+        .build();
+    user.request(request).await
+}
+
 /// Sends one `POST /hits`; `Ok(true)` when it was answered `202`.
 async fn post_hits(
     user: &mut GooseUser,
@@ -157,19 +184,16 @@ async fn post_hits(
     body: String,
     sent: usize,
 ) -> Result<bool, Box<TransactionError>> {
-    let builder = user
-        .get_request_builder(&GooseMethod::Post, "/hits")?
-        .header("x-api-key", &options.api_key)
-        .header(CONTENT_TYPE, "application/json")
-        .body(body);
-    let request = GooseRequest::builder()
-        .method(GooseMethod::Post)
-        .path("/hits")
-        .name(name)
-        .expect_status_code(202)
-        .set_request_builder(builder)
-        .build();
-    let response = user.request(request).await?;
+    let response = send(
+        user,
+        options,
+        GooseMethod::Post,
+        "/hits",
+        name,
+        202,
+        Some(body),
+    )
+    .await?;
     let accepted = response.request.status_code == 202;
     check_body(user, name, response, |body| {
         validate::ingest_accepted(body, sent)
@@ -186,17 +210,7 @@ async fn lookup(user: &mut GooseUser, options: Arc<WorkloadOptions>) -> Transact
         (LOOKUP_KNOWN, workload::known_id(index), 200)
     };
     let path = format!("/gender/{clientid}");
-    let builder = user
-        .get_request_builder(&GooseMethod::Get, &path)?
-        .header("x-api-key", &options.api_key);
-    let request = GooseRequest::builder()
-        .method(GooseMethod::Get)
-        .path(path.as_str())
-        .name(name)
-        .expect_status_code(status)
-        .set_request_builder(builder)
-        .build();
-    let response = user.request(request).await?;
+    let response = send(user, &options, GooseMethod::Get, &path, name, status, None).await?;
     check_body(user, name, response, |body| {
         if status == 200 {
             validate::profile(body, &clientid)
@@ -263,17 +277,7 @@ async fn request_erasure(
     clientid: &str,
 ) -> Result<Option<String>, Box<TransactionError>> {
     let path = format!("/visitors/{clientid}");
-    let builder = user
-        .get_request_builder(&GooseMethod::Delete, &path)?
-        .header("x-api-key", &options.api_key);
-    let request = GooseRequest::builder()
-        .method(GooseMethod::Delete)
-        .path(path.as_str())
-        .name(ERASE)
-        .expect_status_code(202)
-        .set_request_builder(builder)
-        .build();
-    let response = user.request(request).await?;
+    let response = send(user, options, GooseMethod::Delete, &path, ERASE, 202, None).await?;
     check_response(user, ERASE, response, |headers, body| {
         let location = headers.get(LOCATION).and_then(|l| l.to_str().ok());
         validate::erasure_accepted(body, location)
@@ -288,17 +292,16 @@ async fn poll_erasure(
     id: &str,
 ) -> Result<Option<bool>, Box<TransactionError>> {
     let path = format!("/erasures/{id}");
-    let builder = user
-        .get_request_builder(&GooseMethod::Get, &path)?
-        .header("x-api-key", &options.api_key);
-    let request = GooseRequest::builder()
-        .method(GooseMethod::Get)
-        .path(path.as_str())
-        .name(ERASURE_STATUS)
-        .expect_status_code(200)
-        .set_request_builder(builder)
-        .build();
-    let response = user.request(request).await?;
+    let response = send(
+        user,
+        options,
+        GooseMethod::Get,
+        &path,
+        ERASURE_STATUS,
+        200,
+        None,
+    )
+    .await?;
     check_response(user, ERASURE_STATUS, response, |_, body| {
         validate::erasure_status(body, id)
     })

@@ -2,6 +2,7 @@
 //! request is recorded durably behind the [`Erasures`](gender_core::ports::Erasures)
 //! port and carried out in the background by the deployment.
 
+use crate::lookup::{invalid_clientid, lossy_path_segment, path_clientid};
 use crate::openapi::{MethodNotAllowed, Unauthorized};
 use crate::schema::{ClientIdError, Erasure, ErasureIdError};
 use crate::{ApiState, JsonError};
@@ -10,9 +11,9 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use gender_core::ErasureRecord;
 use gender_core::erasure::is_erasure_id;
 use gender_core::time::format_rfc3339_millis;
-use gender_core::{ErasureRecord, validate_clientid};
 
 fn body(record: &ErasureRecord) -> Erasure {
     Erasure {
@@ -62,13 +63,10 @@ pub async fn delete_visitor(
     uri: Uri,
     clientid: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let clientid = match clientid {
-        Ok(Path(clientid)) => clientid,
-        Err(_) => return invalid_clientid(&crate::lookup::lossy_clientid(&uri)),
+    let clientid = match path_clientid(&uri, clientid) {
+        Ok(clientid) => clientid,
+        Err(bad) => return invalid_clientid(&bad),
     };
-    if validate_clientid(&clientid).is_err() {
-        return invalid_clientid(&clientid);
-    }
     match state
         .erasures
         .request_erasure(&clientid, (state.clock)())
@@ -96,15 +94,6 @@ pub async fn delete_visitor(
 /// `/visitors/` with nothing after it: an empty id.
 pub async fn delete_empty_clientid() -> Response {
     invalid_clientid("")
-}
-
-fn invalid_clientid(clientid: &str) -> Response {
-    let error = validate_clientid(clientid)
-        .err()
-        .map_or_else(|| "invalid clientid".to_owned(), |e| e.to_string());
-    JsonError::new(StatusCode::BAD_REQUEST, error)
-        .with("clientid", clientid)
-        .into_response()
 }
 
 #[utoipa::path(
@@ -140,7 +129,7 @@ pub async fn get_erasure(
 ) -> Response {
     let id = match id {
         Ok(Path(id)) => id,
-        Err(_) => crate::lookup::lossy_clientid(&uri),
+        Err(_) => lossy_path_segment(&uri),
     };
     if !is_erasure_id(&id) {
         return JsonError::new(

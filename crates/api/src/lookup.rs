@@ -33,23 +33,40 @@ pub fn profile_body(profile: &Profile) -> GenderProfile {
     }
 }
 
-/// The clientid as sent when it does not decode to UTF-8 (`/gender/a%FF`):
-/// the last path segment, percent-decoded, invalid bytes as U+FFFD.
-pub(crate) fn lossy_clientid(uri: &Uri) -> String {
+/// The last path segment as sent when it does not decode to UTF-8
+/// (`/gender/a%FF`), percent-decoded, invalid bytes as U+FFFD.
+pub(crate) fn lossy_path_segment(uri: &Uri) -> String {
     let raw = uri.path().rsplit('/').next().unwrap_or_default();
     percent_encoding::percent_decode_str(raw)
         .decode_utf8_lossy()
         .into_owned()
 }
 
-fn invalid_clientid(state: &ApiState, clientid: &str) -> Response {
-    state.metrics.lookups_invalid.inc();
+/// The `{clientid}` of a path if it is valid, else the id as received.
+pub(crate) fn path_clientid(
+    uri: &Uri,
+    clientid: Result<Path<String>, PathRejection>,
+) -> Result<String, String> {
+    match clientid {
+        Ok(Path(clientid)) if validate_clientid(&clientid).is_ok() => Ok(clientid),
+        Ok(Path(clientid)) => Err(clientid),
+        Err(_) => Err(lossy_path_segment(uri)),
+    }
+}
+
+/// `400` naming the broken `clientid` rule and echoing the id.
+pub(crate) fn invalid_clientid(clientid: &str) -> Response {
     let error = validate_clientid(clientid)
         .err()
         .map_or_else(|| "invalid clientid".to_owned(), |e| e.to_string());
     JsonError::new(StatusCode::BAD_REQUEST, error)
         .with("clientid", clientid)
         .into_response()
+}
+
+fn invalid_lookup(state: &ApiState, clientid: &str) -> Response {
+    state.metrics.lookups_invalid.inc();
+    invalid_clientid(clientid)
 }
 
 #[utoipa::path(
@@ -88,13 +105,10 @@ pub async fn get_gender(
     uri: Uri,
     clientid: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let clientid = match clientid {
-        Ok(Path(clientid)) => clientid,
-        Err(_) => return invalid_clientid(&state, &lossy_clientid(&uri)),
+    let clientid = match path_clientid(&uri, clientid) {
+        Ok(clientid) => clientid,
+        Err(bad) => return invalid_lookup(&state, &bad),
     };
-    if validate_clientid(&clientid).is_err() {
-        return invalid_clientid(&state, &clientid);
-    }
     match state.profiles.get_profile(&clientid).await {
         Ok(Some(profile)) => {
             state.metrics.lookups_found.inc();
@@ -119,7 +133,7 @@ pub async fn get_gender(
 /// `/gender/` with nothing after it is `GET /gender/{clientid}` with an
 /// empty id (documented there), not an unknown route.
 pub async fn empty_clientid(State(state): State<ApiState>) -> Response {
-    invalid_clientid(&state, "")
+    invalid_lookup(&state, "")
 }
 
 #[utoipa::path(
