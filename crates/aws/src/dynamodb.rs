@@ -52,7 +52,10 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn sdk<E, R>(operation: &'static str, err: aws_sdk_dynamodb::error::SdkError<E, R>) -> AwsError
+pub(crate) fn sdk<E, R>(
+    operation: &'static str,
+    err: aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> AwsError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -61,14 +64,14 @@ where
     AwsError::sdk(operation, retryable, err)
 }
 
-fn is_condition_failure<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+pub(crate) fn is_condition_failure<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
 {
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
 }
 
-fn number<T: std::str::FromStr>(
+pub(crate) fn number<T: std::str::FromStr>(
     item: &HashMap<String, AttributeValue>,
     name: &str,
     key: &str,
@@ -86,7 +89,7 @@ fn number<T: std::str::FromStr>(
     }
 }
 
-fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+pub(crate) fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)

@@ -19,7 +19,7 @@ pub use rewrite::{CuratedObject, CuratedObjects, Replaced};
 #[cfg(feature = "dynamodb")]
 mod log {
     use crate::AwsError;
-    use crate::error::is_retryable_sdk_error;
+    use crate::dynamodb::{is_condition_failure, number, sdk, text};
     use aws_sdk_dynamodb::Client;
     use aws_sdk_dynamodb::types::AttributeValue;
     use gender_core::erasure::is_erasure_id;
@@ -51,51 +51,6 @@ mod log {
         table: String,
     }
 
-    pub(super) fn sdk<E, R>(
-        operation: &'static str,
-        err: aws_sdk_dynamodb::error::SdkError<E, R>,
-    ) -> AwsError
-    where
-        E: aws_sdk_dynamodb::error::ProvideErrorMetadata
-            + std::error::Error
-            + Send
-            + Sync
-            + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
-    {
-        let retryable = is_retryable_sdk_error(&err);
-        AwsError::sdk(operation, retryable, err)
-    }
-
-    fn is_condition_failure<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
-    where
-        E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-    {
-        err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
-    }
-
-    fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Option<String> {
-        item.get(name).and_then(|v| v.as_s().ok()).cloned()
-    }
-
-    fn number(
-        item: &HashMap<String, AttributeValue>,
-        name: &str,
-        key: &str,
-    ) -> Result<Option<i64>, AwsError> {
-        match item.get(name) {
-            None => Ok(None),
-            Some(AttributeValue::N(n)) => n.parse().map(Some).map_err(|_| AwsError::BadItem {
-                key: key.to_owned(),
-                detail: format!("{name} = {n}"),
-            }),
-            Some(other) => Err(AwsError::BadItem {
-                key: key.to_owned(),
-                detail: format!("{name} is {other:?}"),
-            }),
-        }
-    }
-
     fn entry_from_item(
         id: &str,
         item: &HashMap<String, AttributeValue>,
@@ -106,7 +61,6 @@ mod log {
             detail: detail.to_owned(),
         };
         let status = text(item, "status")
-            .as_deref()
             .and_then(ErasureStatus::parse)
             .ok_or_else(|| bad("status missing or unknown"))?;
         Ok(PendingErasure {
@@ -117,9 +71,10 @@ mod log {
                     .ok_or_else(|| bad("requested_at missing"))?,
                 completed_ms: number(item, "completed_at", &key)?,
                 clientid_hash: text(item, "clientid_hash")
-                    .ok_or_else(|| bad("clientid_hash missing"))?,
+                    .ok_or_else(|| bad("clientid_hash missing"))?
+                    .to_owned(),
             },
-            clientid: text(item, "clientid"),
+            clientid: text(item, "clientid").map(str::to_owned),
         })
     }
 
