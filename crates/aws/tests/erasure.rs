@@ -27,15 +27,7 @@ async fn stack() -> Stack {
     let moto = Moto::start();
     let sdk = moto.sdk_config().await;
     let dynamo = resources::create_table(&sdk, TABLE).await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("gs-test-erase")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let (sqs, queue_url) = resources::create_queue(&sdk, "gs-test-erase").await;
     let log = ErasureLog::new(dynamo.clone(), TABLE);
     Stack {
         requests: ErasureRequests::new(log.clone(), sqs.clone(), &queue_url, b"salt".to_vec()),
@@ -46,24 +38,6 @@ async fn stack() -> Stack {
         queue_url,
         moto,
     }
-}
-
-async fn attributes(dynamo: &aws_sdk_dynamodb::Client, id: &str) -> Vec<String> {
-    let item = dynamo
-        .get_item()
-        .table_name(TABLE)
-        .key(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(erasure_key(id)),
-        )
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
-    let mut names: Vec<String> = item.into_keys().collect();
-    names.sort();
-    names
 }
 
 #[tokio::test]
@@ -82,19 +56,7 @@ async fn a_request_is_logged_with_a_salted_hash_and_queued_by_id_only() {
     assert_eq!(entry.clientid.as_deref(), Some("visitor-1"));
 
     // The queue gets the id, never the clientid.
-    let messages = s
-        .sqs
-        .receive_message()
-        .queue_url(&s.queue_url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    let bodies: Vec<&str> = messages
-        .messages()
-        .iter()
-        .filter_map(|m| m.body())
-        .collect();
+    let bodies = resources::queued_bodies(&s.sqs, &s.queue_url).await;
     assert_eq!(bodies, [record.id.as_str()]);
 
     // Two requests for one visitor are two erasures.
@@ -140,7 +102,7 @@ async fn completion_removes_the_clientid_once_and_the_profile_goes() {
         (ErasureStatus::Complete, Some(99))
     );
     assert_eq!(
-        attributes(&s.dynamo, &record.id).await,
+        resources::item_attributes(&s.dynamo, TABLE, &erasure_key(&record.id)).await,
         [
             "clientid_hash",
             "completed_at",

@@ -212,6 +212,61 @@ pub mod resources {
         out
     }
 
+    /// The names of the attributes of the item whose `pk` is `pk`, sorted.
+    pub async fn item_attributes(
+        client: &aws_sdk_dynamodb::Client,
+        table: &str,
+        pk: &str,
+    ) -> Vec<String> {
+        let item = client
+            .get_item()
+            .table_name(table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned()),
+            )
+            .send()
+            .await
+            .expect("get item")
+            .item
+            .expect("the item exists");
+        let mut names: Vec<String> = item.into_keys().collect();
+        names.sort();
+        names
+    }
+
+    /// A standard queue; returns its client and URL.
+    pub async fn create_queue(
+        config: &aws_config::SdkConfig,
+        name: &str,
+    ) -> (aws_sdk_sqs::Client, String) {
+        let client = aws_sdk_sqs::Client::new(config);
+        let url = client
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("a queue URL");
+        (client, url)
+    }
+
+    /// The bodies of up to 10 messages waiting on the queue.
+    pub async fn queued_bodies(client: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+        client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive messages")
+            .messages()
+            .iter()
+            .filter_map(|m| m.body().map(str::to_owned))
+            .collect()
+    }
+
     pub async fn create_bucket(client: &aws_sdk_s3::Client, name: &str) {
         client
             .create_bucket()

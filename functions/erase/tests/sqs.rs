@@ -87,15 +87,7 @@ async fn stack() -> Stack {
     let s3 = gender_aws::s3::client(&sdk);
     resources::create_bucket(&s3, BUCKET).await;
     let dynamo = resources::create_table(&sdk, TABLE).await;
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(QUEUE)
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let (sqs, queue_url) = resources::create_queue(&sdk, QUEUE).await;
     let curated = S3ObjectStore::new(s3.clone(), BUCKET);
     for (day, (key, ids)) in HITS_FILES.iter().enumerate() {
         let hits = hits_of(ids, day as i64);
@@ -251,22 +243,7 @@ impl Stack {
 
     /// The stored log item's attribute names.
     async fn log_item(&self, id: &str) -> Vec<String> {
-        let item = self
-            .dynamo
-            .get_item()
-            .table_name(TABLE)
-            .key(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(erasure_key(id)),
-            )
-            .send()
-            .await
-            .unwrap()
-            .item
-            .unwrap();
-        let mut names: Vec<String> = item.keys().cloned().collect();
-        names.sort();
-        names
+        resources::item_attributes(&self.dynamo, TABLE, &erasure_key(id)).await
     }
 
     /// Query texts Athena received.

@@ -46,15 +46,7 @@ async fn stack() -> Stack {
         .send()
         .await
         .unwrap();
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("gs-test-erase")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let (sqs, queue_url) = resources::create_queue(&sdk, "gs-test-erase").await;
     let config = Config {
         stream_name: "gs-test-hits".into(),
         table_name: "gs-test-profiles".into(),
@@ -204,19 +196,7 @@ async fn delete_visitor_queues_an_erasure_that_get_erasures_follows() {
     assert_eq!(body["status_url"], format!("/erasures/{id}"));
 
     // The queue holds the id for gender-erase, not the clientid.
-    let messages = s
-        .sqs
-        .receive_message()
-        .queue_url(&s.queue_url)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap();
-    let bodies: Vec<&str> = messages
-        .messages()
-        .iter()
-        .filter_map(|m| m.body())
-        .collect();
+    let bodies = resources::queued_bodies(&s.sqs, &s.queue_url).await;
     assert_eq!(bodies, [id.as_str()]);
 
     let (status, got) = invoke(&s.router, &event_at("GET", &format!("/erasures/{id}"))).await;
