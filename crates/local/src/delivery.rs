@@ -582,6 +582,9 @@ impl Delivery {
     /// profiles are gone, unless the daily job is reading curated files.
     /// The erasure runs on its own thread while delivery goes on; it holds
     /// the daily job's lock, so compaction and retention wait for it too.
+    /// Called before compaction in each cycle, so compaction never runs
+    /// while a request's profile is gone but its files are not yet erased:
+    /// it could merge files from both sides of the request's offset.
     async fn advance_erasures(&mut self) -> Result<(), CycleError> {
         if let Some(task) = &self.erasing {
             if !task.handle.is_finished() {

@@ -102,7 +102,6 @@ pub struct Erased {
     pub curated_files_rewritten: u64,
     pub rollups_rewritten: u64,
     pub raw_lines: u64,
-    pub raw_objects_rewritten: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -170,26 +169,18 @@ pub fn erase_visitors(
     let root = store.root();
     let mut erased = Erased::default();
     let everyone = covering(targets, 0);
-    for (date, dir) in date_partitions(&root.join(layout::CURATED_HITS_PREFIX))
-        .map_err(io("listing curated hits"))?
-    {
-        erase_from_date(root, date, &dir, targets, swaps, &mut erased)?;
+    let curated_dates = date_partitions(&root.join(layout::CURATED_HITS_PREFIX))
+        .map_err(io("listing curated hits"))?;
+    for (date, dir) in &curated_dates {
+        erase_from_date(store, *date, dir, targets, &everyone, swaps, &mut erased)?;
     }
-    // Daily rollups are only written by the daily job, which waits. One
-    // holding the visitors is rewritten without them (any of their hits,
-    // should the daily job have run after a request) and without its record
-    // of sources, so the next daily run rebuilds it from the curated files,
-    // where hits accepted after the request are still there.
+    // A rollup whose curated hits retention already deleted may still hold
+    // the visitors (retention keeps rollups apart from curated hits).
     for (date, _) in date_partitions(&root.join(layout::CURATED_DAILY_PREFIX))
         .map_err(io("listing daily rollups"))?
     {
-        let rollup_key = layout::daily_rollup_key(date);
-        if let Some(bytes) = store.get_blocking(&rollup_key)?
-            && let Some(rewritten) =
-                rollup_without_visitors(bytes.into(), &rollup_key, &everyone, false)?
-        {
-            store.put_blocking(&rollup_key, &rewritten)?;
-            erased.rollups_rewritten += 1;
+        if !curated_dates.iter().any(|(d, _)| *d == date) {
+            erase_from_rollup(store, date, &everyone, &mut erased)?;
         }
     }
     for key in store.list_blocking(layout::RAW_PREFIX)? {
@@ -205,13 +196,38 @@ pub fn erase_visitors(
     Ok(erased)
 }
 
+/// Daily rollups are only written by the daily job, which waits. One
+/// holding the visitors is rewritten without them (any of their hits,
+/// should the daily job have run after a request) and without its record
+/// of sources, so the next daily run rebuilds it from the curated files,
+/// where hits accepted after the request are still there.
+fn erase_from_rollup(
+    store: &DirObjectStore,
+    date: Date,
+    visitors: &Visitors,
+    erased: &mut Erased,
+) -> Result<(), ErasureError> {
+    let key = layout::daily_rollup_key(date);
+    if let Some(bytes) = store.get_blocking(&key)?
+        && let Some(rewritten) = rollup_without_visitors(bytes.into(), &key, visitors, false)?
+    {
+        store.put_blocking(&key, &rewritten)?;
+        erased.rollups_rewritten += 1;
+    }
+    Ok(())
+}
+
 /// Rewrites the files of one date that hold rows of the targets, then swaps
-/// the date's new set of files in atomically.
+/// the date's new set of files in atomically. A date's rollup is built from
+/// its curated files, so only a date whose files hold the visitors can have
+/// them in its rollup; that rollup is rewritten before the files are
+/// swapped, so a crash in between leaves the files to find again.
 fn erase_from_date(
-    root: &Path,
+    store: &DirObjectStore,
     date: Date,
     dir: &Path,
     targets: &[Target],
+    everyone: &Visitors,
     swaps: &tokio::sync::Mutex<()>,
     erased: &mut Erased,
 ) -> Result<(), ErasureError> {
@@ -239,6 +255,7 @@ fn erase_from_date(
     if rewritten.is_empty() {
         return Ok(());
     }
+    erase_from_rollup(store, date, everyone, erased)?;
     // Only the swap waits for delivery's curated writes (and holds them).
     let _no_writes = swaps.blocking_lock();
     let kept: Vec<String> = curated_files(dir)
@@ -248,7 +265,7 @@ fn erase_from_date(
         .filter(|name| !rewritten.iter().any(|(r, _)| r == name))
         .collect();
     let kept: Vec<&str> = kept.iter().map(String::as_str).collect();
-    replace_date_dir(root, date, dir, &kept, |staging| {
+    replace_date_dir(store.root(), date, dir, &kept, |staging| {
         for (name, out) in &rewritten {
             place(date, out, &staging.join(name))?;
         }
@@ -289,7 +306,6 @@ fn erase_from_raw(
     if removed > 0 {
         store.put_blocking(key, &kept)?;
         erased.raw_lines += removed;
-        erased.raw_objects_rewritten += 1;
     }
     Ok(())
 }
