@@ -1,7 +1,7 @@
 //! Curate aggregation (SPEC 6): parse a raw NDJSON object and fold its hits
 //! into one counter delta per visitor.
 
-use crate::clientid::{MAX_CLIENTID_LEN, MAX_HITID_LEN, is_identifier_byte};
+use crate::clientid::{MAX_CLIENTID_LEN, MAX_HITID_LEN, all_identifier_bytes};
 use crate::hit::parse_hit;
 use crate::table::{InlineTable, Pipelined};
 use crate::time::{MAX_EVENT_MS, MIN_EVENT_MS, parse_normalized_millis};
@@ -75,11 +75,9 @@ const HITID_INFIX: &[u8] = b",\"hitid\":\"";
 #[inline]
 fn parse_normalized_line(line: &[u8]) -> Option<Hit<'_>> {
     let rest = line.strip_prefix(CLIENTID_PREFIX)?;
-    let id_len = rest
-        .iter()
-        .take(MAX_CLIENTID_LEN + 1)
-        .position(|&b| !is_identifier_byte(b))?;
-    if id_len == 0 || rest[id_len] != b'"' {
+    // The closing quote within the longest id, and nothing disallowed before it.
+    let id_len = memchr::memchr(b'"', &rest[..rest.len().min(MAX_CLIENTID_LEN + 1)])?;
+    if id_len == 0 || !all_identifier_bytes(&rest[..id_len]) {
         return None;
     }
     let clientid = std::str::from_utf8(&rest[..id_len]).ok()?;
@@ -97,10 +95,7 @@ fn parse_normalized_line(line: &[u8]) -> Option<Hit<'_>> {
         b"}" => None,
         tail => {
             let id = tail.strip_prefix(HITID_INFIX)?.strip_suffix(b"\"}")?;
-            if id.is_empty()
-                || id.len() > MAX_HITID_LEN
-                || !id.iter().all(|&b| is_identifier_byte(b))
-            {
+            if id.is_empty() || id.len() > MAX_HITID_LEN || !all_identifier_bytes(id) {
                 return None;
             }
             Some(Cow::Borrowed(std::str::from_utf8(id).ok()?))
@@ -126,6 +121,9 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 /// What a [`LineSplitter`] hands over for a line over [`MAX_LINE_BYTES`]:
 /// not JSON, so it counts as an invalid line.
 pub const OVERLONG_LINE: &[u8] = b"\0line longer than the limit";
+
+/// The most lines [`LineSplitter::push_runs`] hands over at once.
+pub const LINE_RUN: usize = 32;
 
 /// Splits a byte stream that arrives in chunks into `\n`-terminated lines,
 /// keeping only the unfinished tail between chunks: memory is bounded by
@@ -169,20 +167,33 @@ impl LineSplitter {
 
     /// Calls `each(line_index, line)` for every complete line of `chunk`
     /// (the first one may continue the previous chunk's tail).
-    pub fn push(&mut self, mut chunk: &[u8], mut each: impl FnMut(usize, &[u8])) {
+    pub fn push(&mut self, chunk: &[u8], mut each: impl FnMut(usize, &[u8])) {
+        self.push_runs(chunk, |run| {
+            for &(index, line) in run {
+                each(index, line);
+            }
+        });
+    }
+
+    /// Like [`push`](Self::push), but hands the lines over in runs of up to
+    /// [`LINE_RUN`] consecutive `(line_index, line)` pairs, in order, so a
+    /// consumer can work on several lines at once.
+    pub fn push_runs(&mut self, mut chunk: &[u8], mut each_run: impl FnMut(&[(usize, &[u8])])) {
         if !self.tail.is_empty() || self.overlong {
             let Some(end) = memchr::memchr(b'\n', chunk) else {
                 self.keep(chunk);
                 return;
             };
             self.keep(&chunk[..end]);
-            self.emit_tail(&mut each);
+            self.emit_tail(&mut |index, line| each_run(&[(index, line)]));
             chunk = &chunk[end + 1..];
         }
+        let mut run: [(usize, &[u8]); LINE_RUN] = [(0, &[]); LINE_RUN];
+        let mut filled = 0;
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', chunk) {
             let line = &chunk[start..end];
-            each(
+            run[filled] = (
                 self.line_no,
                 if line.len() > MAX_LINE_BYTES {
                     OVERLONG_LINE
@@ -190,8 +201,16 @@ impl LineSplitter {
                     line
                 },
             );
+            filled += 1;
+            if filled == LINE_RUN {
+                each_run(&run);
+                filled = 0;
+            }
             self.line_no += 1;
             start = end + 1;
+        }
+        if filled > 0 {
+            each_run(&run[..filled]);
         }
         self.keep(&chunk[start..]);
     }

@@ -6,12 +6,35 @@ pub const MAX_HITID_LEN: usize = MAX_CLIENTID_LEN;
 
 /// 1..=64 characters of `[A-Za-z0-9._:-]`, the rule of both identifiers.
 fn is_identifier(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_CLIENTID_LEN && id.bytes().all(is_identifier_byte)
+    !id.is_empty() && id.len() <= MAX_CLIENTID_LEN && all_identifier_bytes(id.as_bytes())
 }
+
+/// Which bytes an identifier may hold.
+const IDENTIFIER_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-');
+        b += 1;
+    }
+    table
+};
 
 #[inline]
 pub fn is_identifier_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')
+    IDENTIFIER_BYTES[usize::from(b)]
+}
+
+/// Whether every byte may be in an identifier. A table lookup folded
+/// without an early exit: ids mix digits and letters at random (UUIDs), and
+/// a branch per byte mispredicts about half the time, which cost curate
+/// ~100 ns per 36-character id.
+#[inline]
+pub fn all_identifier_bytes(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .fold(true, |ok, &b| ok & IDENTIFIER_BYTES[usize::from(b)])
 }
 
 /// SPEC 2: 1..=64 characters of `[A-Za-z0-9._:-]`.
@@ -31,6 +54,17 @@ pub fn validate_hitid(id: &str) -> Result<(), HitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_byte_table_matches_the_rule() {
+        for b in 0..=255u8 {
+            let allowed = b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-');
+            assert_eq!(is_identifier_byte(b), allowed, "byte {b}");
+            assert_eq!(all_identifier_bytes(&[b'a', b, b'9']), allowed, "byte {b}");
+        }
+        assert!(all_identifier_bytes(b""));
+        assert!(!all_identifier_bytes(b"ab\"c"));
+    }
 
     #[test]
     fn accepts_the_allowed_alphabet_and_lengths() {

@@ -8,9 +8,6 @@
 //! with the identities of each applied object persisted in the same
 //! transaction as its counters (so a restart rebuilds the same index).
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
-
 /// 128 bits of a hit's identity: `xxh3_128(clientid 0xFF hitid)` (`0xFF`
 /// occurs in neither id). Two distinct identities share a key with
 /// probability 2^-128 per pair: at 10^9 identities in a horizon, about
@@ -19,7 +16,20 @@ use std::hash::{BuildHasherDefault, Hasher};
 pub struct HitKey(pub u128);
 
 impl HitKey {
+    #[inline]
     pub fn of(clientid: &str, hitid: &str) -> HitKey {
+        // One-shot hashing of the joined bytes (the same digest as the
+        // streaming hasher, several times cheaper for ids this short).
+        let mut joined = [0u8; 2 * crate::clientid::MAX_CLIENTID_LEN + 1];
+        let (c, h) = (clientid.as_bytes(), hitid.as_bytes());
+        if c.len() + 1 + h.len() <= joined.len() {
+            joined[..c.len()].copy_from_slice(c);
+            joined[c.len()] = 0xFF;
+            joined[c.len() + 1..c.len() + 1 + h.len()].copy_from_slice(h);
+            return HitKey(xxhash_rust::xxh3::xxh3_128(
+                &joined[..c.len() + 1 + h.len()],
+            ));
+        }
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         hasher.update(clientid.as_bytes());
         hasher.update(&[0xFF]);
@@ -58,6 +68,15 @@ pub trait HitFilter: Send {
     /// `true` when this identity was not counted before within the horizon
     /// (and is from now on, unless the caller discards the decision).
     fn first_sighting(&mut self, clientid: &str, hitid: &str) -> bool;
+
+    /// The same decisions for a run of consecutive hits, in order:
+    /// `counted[i]` answers `ids[i]` (`None`: the hit has no `hitid` and
+    /// counts). An index may fetch the memory of the whole run first.
+    fn first_sightings(&mut self, ids: &[Option<(&str, &str)>], counted: &mut [bool]) {
+        for (id, counted) in ids.iter().zip(counted) {
+            *counted = id.is_none_or(|(clientid, hitid)| self.first_sighting(clientid, hitid));
+        }
+    }
 }
 
 /// No deduplication: every hit counts (a deployment with the horizon set to
@@ -71,27 +90,157 @@ impl HitFilter for CountAll {
     }
 }
 
-/// A [`HitKey`] is already a hash: use its bits as they are.
-#[derive(Default)]
-pub struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only `write_u128` is used by `HitKey`'s derived Hash; keep a
-        // correct fallback anyway.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = (v as u64) ^ ((v >> 64) as u64);
-    }
+/// A set of [`HitKey`]s: open addressing with linear probing over one
+/// array of 16-byte slots (`0` marks an empty slot; the key `0` is stored
+/// as `1`, which merges two keys with probability 2^-127).
+///
+/// Built for the index's access pattern: keys are random (they are hashes),
+/// so nearly every lookup misses the CPU caches. One array means one miss
+/// per lookup (a general hash map touches a control array and a bucket
+/// array), and [`touch`](Self::touch) lets a caller start the misses of a
+/// whole run of keys before deciding any of them.
+#[derive(Debug, Clone, Default)]
+pub struct KeyTable {
+    slots: Vec<u128>,
+    len: usize,
 }
 
-pub type KeySet = HashSet<HitKey, BuildHasherDefault<KeyHasher>>;
+impl KeyTable {
+    /// Grow when more than 3/4 of the slots are taken: probe runs stay
+    /// within a cache line or two, at 21-43 bytes per key.
+    const MAX_LOAD_NUMERATOR: usize = 3;
+    const MAX_LOAD_DENOMINATOR: usize = 4;
+    const MIN_SLOTS: usize = 1 << 10;
+
+    /// Room for `keys` keys without growing.
+    pub fn with_capacity(keys: usize) -> KeyTable {
+        let mut table = KeyTable::default();
+        if keys > 0 {
+            table.slots = vec![0; Self::slots_for(keys)];
+        }
+        table
+    }
+
+    fn slots_for(keys: usize) -> usize {
+        (keys * Self::MAX_LOAD_DENOMINATOR / Self::MAX_LOAD_NUMERATOR + 1)
+            .next_power_of_two()
+            .max(Self::MIN_SLOTS)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    fn stored(key: HitKey) -> u128 {
+        key.0.max(1)
+    }
+
+    #[inline]
+    fn home(&self, stored: u128) -> usize {
+        (stored as usize) & (self.slots.len() - 1)
+    }
+
+    /// The slot holding `stored`, or the empty slot ending its probe run.
+    #[inline]
+    fn probe(&self, stored: u128) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(stored);
+        loop {
+            let slot = self.slots[at];
+            if slot == stored || slot == 0 {
+                return at;
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// Loads `key`'s home slot, so a later lookup finds it in cache.
+    /// Returns the slot for the caller to fold into one `black_box`, which
+    /// keeps the load from being optimized away.
+    #[inline]
+    pub fn touch(&self, key: HitKey) -> u128 {
+        if self.slots.is_empty() {
+            return 0;
+        }
+        self.slots[self.home(Self::stored(key))]
+    }
+
+    #[inline]
+    pub fn contains(&self, key: HitKey) -> bool {
+        !self.slots.is_empty() && self.slots[self.probe(Self::stored(key))] != 0
+    }
+
+    /// `true` if `key` was not in the set (and now is).
+    #[inline]
+    pub fn insert(&mut self, key: HitKey) -> bool {
+        if (self.len + 1) * Self::MAX_LOAD_DENOMINATOR > self.slots.len() * Self::MAX_LOAD_NUMERATOR
+        {
+            self.grow();
+        }
+        let stored = Self::stored(key);
+        let at = self.probe(stored);
+        if self.slots[at] != 0 {
+            return false;
+        }
+        self.slots[at] = stored;
+        self.len += 1;
+        true
+    }
+
+    fn grow(&mut self) {
+        let old = std::mem::replace(&mut self.slots, vec![0; Self::slots_for(self.len + 1)]);
+        for stored in old.into_iter().filter(|&s| s != 0) {
+            let at = self.probe(stored);
+            self.slots[at] = stored;
+        }
+    }
+
+    /// `true` if `key` was in the set. Later keys of its probe run move back
+    /// into the gap (backward-shift deletion), so no tombstones build up.
+    pub fn remove(&mut self, key: HitKey) -> bool {
+        if self.slots.is_empty() {
+            return false;
+        }
+        let mask = self.slots.len() - 1;
+        let mut gap = self.probe(Self::stored(key));
+        if self.slots[gap] == 0 {
+            return false;
+        }
+        let mut at = gap;
+        loop {
+            at = (at + 1) & mask;
+            let slot = self.slots[at];
+            if slot == 0 {
+                break;
+            }
+            // A key may fill the gap when its home is not cyclically in (gap, at].
+            let home = self.home(slot);
+            let stays = if gap <= at {
+                gap < home && home <= at
+            } else {
+                gap < home || home <= at
+            };
+            if !stays {
+                self.slots[gap] = slot;
+                gap = at;
+            }
+        }
+        self.slots[gap] = 0;
+        self.len -= 1;
+        true
+    }
+
+    pub fn extend(&mut self, keys: impl IntoIterator<Item = HitKey>) {
+        for key in keys {
+            self.insert(key);
+        }
+    }
+}
 
 /// The identities counted within the horizon, in two generations: keys
 /// remembered at time `t` stay until the generation after `t`'s is
@@ -113,9 +262,9 @@ pub type KeySet = HashSet<HitKey, BuildHasherDefault<KeyHasher>>;
 pub struct SeenIndex {
     horizon_ms: i64,
     /// Remembered keys of the current generation, pending ones included.
-    current: KeySet,
+    current: KeyTable,
     current_since_ms: i64,
-    previous: KeySet,
+    previous: KeyTable,
     /// Keys inserted into `current` since the last commit, in order.
     pending: Vec<HitKey>,
     unique_prefix: Option<String>,
@@ -136,6 +285,13 @@ impl SeenIndex {
         self
     }
 
+    #[inline]
+    fn is_unique(&self, hitid: &str) -> bool {
+        self.unique_prefix
+            .as_deref()
+            .is_some_and(|prefix| hitid.starts_with(prefix))
+    }
+
     pub fn horizon_ms(&self) -> i64 {
         self.horizon_ms
     }
@@ -152,7 +308,7 @@ impl SeenIndex {
     /// Whether `key` counts (and, if so, holds it as pending).
     #[inline]
     pub fn first_sighting_key(&mut self, key: HitKey) -> bool {
-        if !self.previous.is_empty() && self.previous.contains(&key) {
+        if !self.previous.is_empty() && self.previous.contains(key) {
             return false;
         }
         if !self.current.insert(key) {
@@ -170,7 +326,7 @@ impl SeenIndex {
     /// Takes the pending decisions back (their transaction did not commit).
     pub fn discard_pending(&mut self) {
         for key in self.pending.drain(..) {
-            self.current.remove(&key);
+            self.current.remove(key);
         }
     }
 
@@ -196,12 +352,15 @@ impl SeenIndex {
             self.current_since_ms = at_ms;
         } else if at_ms.saturating_sub(self.current_since_ms) >= self.horizon_ms {
             let stale = at_ms.saturating_sub(self.current_since_ms) >= 2 * self.horizon_ms;
+            // The new generation will likely hold as many keys as the one
+            // retiring: size it once instead of growing it step by step.
+            let expected = self.current.len();
             self.previous = if stale {
-                KeySet::default()
+                KeyTable::default()
             } else {
                 std::mem::take(&mut self.current)
             };
-            self.current = KeySet::default();
+            self.current = KeyTable::with_capacity(expected);
             self.current_since_ms = at_ms;
         }
     }
@@ -216,12 +375,37 @@ impl SeenIndex {
 impl HitFilter for SeenIndex {
     #[inline]
     fn first_sighting(&mut self, clientid: &str, hitid: &str) -> bool {
-        if let Some(prefix) = &self.unique_prefix
-            && hitid.starts_with(prefix.as_str())
-        {
+        if self.is_unique(hitid) {
             return true;
         }
         self.first_sighting_key(HitKey::of(clientid, hitid))
+    }
+
+    /// Hashes the run, loads the slots its keys will probe in both
+    /// generations (the cache misses overlap instead of following one
+    /// another), then decides in order, so a duplicate inside the run is
+    /// still found.
+    fn first_sightings(&mut self, ids: &[Option<(&str, &str)>], counted: &mut [bool]) {
+        const RUN: usize = 32;
+        for (ids, counted) in ids.chunks(RUN).zip(counted.chunks_mut(RUN)) {
+            let mut keys = [None; RUN];
+            for (key, id) in keys.iter_mut().zip(ids) {
+                *key = id
+                    .filter(|(_, hitid)| !self.is_unique(hitid))
+                    .map(|(clientid, hitid)| HitKey::of(clientid, hitid));
+            }
+            // A tight loop of independent loads after the hashing, so they
+            // all fit in the CPU's window of instructions in flight and
+            // their cache misses overlap (a portable prefetch).
+            let mut touched = 0u128;
+            for key in keys.iter().flatten() {
+                touched ^= self.previous.touch(*key) ^ self.current.touch(*key);
+            }
+            std::hint::black_box(touched);
+            for (key, counted) in keys.iter().zip(counted.iter_mut()) {
+                *counted = key.is_none_or(|key| self.first_sighting_key(key));
+            }
+        }
     }
 }
 
@@ -239,10 +423,102 @@ mod tests {
     }
 
     #[test]
+    fn keys_do_not_depend_on_how_they_are_hashed() {
+        // Persisted keys must survive an upgrade: the one-shot path gives
+        // the streaming hasher's digest, and over-long ids still hash.
+        let streamed = |c: &str, h: &str| {
+            let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+            hasher.update(c.as_bytes());
+            hasher.update(&[0xFF]);
+            hasher.update(h.as_bytes());
+            HitKey(hasher.digest128())
+        };
+        let long = "x".repeat(100);
+        for (c, h) in [
+            ("v", "h"),
+            ("visitor-1", "0b8f-uuid"),
+            (&long[..], "h"),
+            ("v", &long[..]),
+        ] {
+            assert_eq!(HitKey::of(c, h), streamed(c, h));
+        }
+        // Pinned: a change of hash would forget every persisted identity.
+        assert_eq!(
+            format!("{:032x}", HitKey::of("a", "b").0),
+            "e5e3a0fcdb3add313c2d4efbd578b52d"
+        );
+    }
+
+    #[test]
     fn pack_round_trips_and_rejects_torn_lengths() {
         let keys = [HitKey::of("a", "1"), HitKey::of("b", "2")];
         assert_eq!(HitKey::unpack(&HitKey::pack(&keys)).unwrap(), keys);
         assert!(HitKey::unpack(&[0; 17]).is_none());
+    }
+
+    #[test]
+    fn the_key_table_behaves_like_a_set() {
+        // Few distinct keys in a small table: long probe runs that wrap
+        // around the end, inserts and removals interleaved, checked against
+        // the standard set after every step.
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut table = KeyTable::default();
+        let mut model = std::collections::HashSet::new();
+        // Keys whose home slots crowd the table's last slots (and key 0).
+        let pool: Vec<HitKey> = (0..3000u128)
+            .map(|n| {
+                HitKey(if n == 0 {
+                    0
+                } else {
+                    (n << 64) | u128::from(u64::MAX - (n % 40) as u64)
+                })
+            })
+            .collect();
+        for step in 0..60_000 {
+            let key = pool[rng.usize(..pool.len())];
+            if rng.u8(..3) == 0 {
+                assert_eq!(table.remove(key), model.remove(&key), "step {step}");
+            } else {
+                assert_eq!(table.insert(key), model.insert(key), "step {step}");
+            }
+            assert_eq!(table.len(), model.len());
+            let probe = pool[rng.usize(..pool.len())];
+            assert_eq!(table.contains(probe), model.contains(&probe), "step {step}");
+        }
+        for key in &pool {
+            assert_eq!(table.contains(*key), model.contains(key));
+        }
+        assert!(!KeyTable::default().contains(HitKey(5)));
+        assert!(!KeyTable::default().remove(HitKey(5)));
+    }
+
+    #[test]
+    fn deciding_a_run_gives_the_answers_of_one_by_one() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let ids: Vec<(String, String)> = (0..500)
+            .map(|_| (format!("v{}", rng.u8(..5)), format!("h{}", rng.u8(..60))))
+            .collect();
+        let asked: Vec<Option<(&str, &str)>> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, (c, h))| match i % 7 {
+                0 => None,
+                1 => Some((c.as_str(), "abc.unique")),
+                _ => Some((c.as_str(), h.as_str())),
+            })
+            .collect();
+        let mut one_by_one = SeenIndex::new(HOUR).with_unique_prefix("abc.");
+        one_by_one.remember(&[HitKey::of("v1", "h1"), HitKey::of("v2", "h7")], 0);
+        let mut batched = one_by_one.clone();
+        let expected: Vec<bool> = asked
+            .iter()
+            .map(|id| id.is_none_or(|(c, h)| one_by_one.first_sighting(c, h)))
+            .collect();
+        let mut counted = vec![false; asked.len()];
+        batched.first_sightings(&asked, &mut counted);
+        assert_eq!(counted, expected);
+        assert_eq!(batched.pending(), one_by_one.pending());
+        assert!(counted.iter().any(|c| !c) && counted.iter().any(|c| *c));
     }
 
     #[test]

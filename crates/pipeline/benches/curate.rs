@@ -61,8 +61,26 @@ fn raw_object(ids: Ids) -> Vec<u8> {
     out
 }
 
+/// Bytes of curated Parquet per hit, printed beside the timings: the
+/// price of the `hit_id` column's encoding in storage.
+fn print_parquet_bytes_per_hit(label: &str, raw: &[u8]) {
+    let mut stream = CurateStream::new("raw/dt=2026-11-24/size.ndjson");
+    stream.push(raw).unwrap();
+    let object = stream.finish().unwrap();
+    let bytes: u64 = object
+        .files
+        .iter()
+        .map(|f| f.temp.as_file().metadata().unwrap().len())
+        .sum();
+    eprintln!(
+        "curated Parquet, {label}: {:.2} bytes per hit",
+        bytes as f64 / object.hits as f64
+    );
+}
+
 fn bench_curate(c: &mut Criterion) {
     let raw = raw_object(Ids::None);
+    print_parquet_bytes_per_hit("no ids", &raw);
     let mut group = c.benchmark_group("curate");
     group.throughput(Throughput::Elements(HITS as u64));
     group.sample_size(10);
@@ -77,6 +95,7 @@ fn bench_curate(c: &mut Criterion) {
         })
     });
     let assigned = raw_object(Ids::Assigned);
+    print_parquet_bytes_per_hit("ids this server assigned", &assigned);
     group.bench_function("stream 1M hits with the ids this server assigned", |b| {
         b.iter(|| {
             let mut index = SeenIndex::new(3_600_000).with_unique_prefix(INSTANCE);
@@ -90,6 +109,7 @@ fn bench_curate(c: &mut Criterion) {
         })
     });
     let with_ids = raw_object(Ids::Producer);
+    print_parquet_bytes_per_hit("producer UUIDs", &with_ids);
     // An index already holding 5 M identities of earlier objects (about an
     // hour at 1,400 hits/s), so lookups pay the cache misses of a full one.
     let mut rng = fastrand::Rng::with_seed(9);

@@ -9,9 +9,12 @@
 
 use crate::PipelineError;
 use crate::codec::{HitsFile, HitsFileWriter};
+use gender_core::aggregate::LINE_RUN;
 use gender_core::dedup::{CountAll, HitFilter};
 use gender_core::ports::{ApplyOutcome, CounterStore, ObjectStore};
-use gender_core::{Aggregator, Date, HitError, LineSplitter, VisitorDelta, layout, parse_raw_line};
+use gender_core::{
+    Aggregator, Date, Hit, HitError, LineSplitter, VisitorDelta, layout, parse_raw_line,
+};
 use std::io::Write;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,50 +78,74 @@ struct Sink<'f> {
 }
 
 impl Sink<'_> {
-    #[inline]
-    fn line(&mut self, index: usize, line: &[u8]) {
+    /// A run of consecutive lines: all parsed, then the filter decides the
+    /// run at once (its memory fetched together), then each hit is kept.
+    fn lines(&mut self, run: &[(usize, &[u8])]) {
         if self.error.is_some() {
             return;
         }
-        match parse_raw_line(line) {
-            None => {}
-            Some(Ok(hit)) => {
-                if let (Some(filter), Some(hitid)) = (self.filter.as_deref_mut(), &hit.hitid)
-                    && !filter.first_sighting(&hit.clientid, hitid)
-                {
-                    self.duplicates += 1;
-                    return;
+        let mut parsed: [Option<Result<Hit<'_>, HitError>>; LINE_RUN] = [const { None }; LINE_RUN];
+        for (parsed, (_, line)) in parsed.iter_mut().zip(run) {
+            *parsed = parse_raw_line(line);
+        }
+        let mut counted = [true; LINE_RUN];
+        if let Some(filter) = self.filter.as_deref_mut() {
+            let mut ids: [Option<(&str, &str)>; LINE_RUN] = [None; LINE_RUN];
+            for (id, parsed) in ids.iter_mut().zip(&parsed[..run.len()]) {
+                if let Some(Ok(hit)) = parsed {
+                    *id = hit.hitid.as_deref().map(|hitid| (&*hit.clientid, hitid));
                 }
-                self.hits += 1;
-                self.aggregator.add(&hit.clientid, hit.gender, hit.event_ms);
-                let dt = Date::of_millis(hit.event_ms);
-                let slot = match self.writers.iter().position(|(d, _)| *d == dt) {
-                    Some(i) => i,
-                    None => {
-                        let key = layout::curated_hits_key(&self.raw_key, dt);
-                        match HitsFileWriter::create(key) {
-                            Ok(writer) => self.writers.push((dt, writer)),
-                            Err(e) => {
-                                self.error = Some(e);
-                                return;
-                            }
-                        }
-                        self.writers.len() - 1
+            }
+            filter.first_sightings(&ids[..run.len()], &mut counted[..run.len()]);
+        }
+        for ((parsed, &(index, _)), counted) in parsed.into_iter().zip(run).zip(counted) {
+            match parsed {
+                None => {}
+                Some(Ok(hit)) => {
+                    if counted {
+                        self.hit(hit);
+                    } else {
+                        self.duplicates += 1;
                     }
-                };
-                if let Err(e) = self.writers[slot].1.push(
-                    &hit.clientid,
-                    hit.gender,
-                    hit.event_ms,
-                    hit.hitid.as_deref(),
-                ) {
-                    self.error = Some(e);
+                }
+                Some(Err(e)) => {
+                    self.invalid_lines += 1;
+                    self.first_invalid.get_or_insert((index, e));
                 }
             }
-            Some(Err(e)) => {
-                self.invalid_lines += 1;
-                self.first_invalid.get_or_insert((index, e));
+            if self.error.is_some() {
+                return;
             }
+        }
+    }
+
+    /// A hit that counts: into the fold and its date's Parquet writer.
+    #[inline]
+    fn hit(&mut self, hit: Hit<'_>) {
+        self.hits += 1;
+        self.aggregator.add(&hit.clientid, hit.gender, hit.event_ms);
+        let dt = Date::of_millis(hit.event_ms);
+        let slot = match self.writers.iter().position(|(d, _)| *d == dt) {
+            Some(i) => i,
+            None => {
+                let key = layout::curated_hits_key(&self.raw_key, dt);
+                match HitsFileWriter::create(key) {
+                    Ok(writer) => self.writers.push((dt, writer)),
+                    Err(e) => {
+                        self.error = Some(e);
+                        return;
+                    }
+                }
+                self.writers.len() - 1
+            }
+        };
+        if let Err(e) = self.writers[slot].1.push(
+            &hit.clientid,
+            hit.gender,
+            hit.event_ms,
+            hit.hitid.as_deref(),
+        ) {
+            self.error = Some(e);
         }
     }
 }
@@ -184,7 +211,7 @@ impl<'f> CurateStream<'f> {
 
     fn plain(&mut self, bytes: &[u8]) -> Result<(), PipelineError> {
         let sink = &mut self.sink;
-        self.lines.push(bytes, |i, line| sink.line(i, line));
+        self.lines.push_runs(bytes, |run| sink.lines(run));
         match self.sink.error.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -246,7 +273,7 @@ impl<'f> CurateStream<'f> {
             Decoding::Plain => {}
         }
         let sink = &mut self.sink;
-        self.lines.finish(|i, line| sink.line(i, line));
+        self.lines.finish(|i, line| sink.lines(&[(i, line)]));
         let mut sink = self.sink;
         if let Some(e) = sink.error.take() {
             return Err(e);
