@@ -165,7 +165,13 @@ impl StateStore {
 
     /// Deletes the profiles (with their window sums) of the erasures' visitors
     /// and records that they are gone, in one transaction.
+    /// The journaled changes are checkpointed first, and nothing is appended
+    /// meanwhile: the profile goes with every count it had.
     pub fn forget_profiles_blocking(&self, ids: &[&str]) -> Result<u64, EmbeddedError> {
+        self.exclusive(|s| s.forget_profiles_checkpointed(ids))
+    }
+
+    fn forget_profiles_checkpointed(&self, ids: &[&str]) -> Result<u64, EmbeddedError> {
         let txn = self.begin_write()?;
         let mut removed = 0;
         {

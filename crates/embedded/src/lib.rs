@@ -4,8 +4,10 @@
 pub mod erasures;
 mod error;
 pub mod frame;
+mod journal;
 pub mod log;
 pub mod object_store;
+mod overlay;
 pub mod state;
 
 pub use erasures::PendingErasure;
@@ -15,4 +17,4 @@ pub use log::{
 };
 pub use object_store::DirObjectStore;
 pub(crate) use object_store::blocking;
-pub use state::{ObjectDeltas, SeenKeys, StateStore};
+pub use state::{CheckpointPolicy, ObjectDeltas, SeenKeys, StateStore};

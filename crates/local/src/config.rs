@@ -44,6 +44,8 @@ pub struct LocalConfig {
     pub retention: crate::retention::RetentionPolicy,
     /// Connection and request limits against slow or idle clients (SPEC 16).
     pub limits: ConnectionLimits,
+    /// When the state store merges its journaled changes into redb.
+    pub checkpoint: gender_embedded::CheckpointPolicy,
 }
 
 impl LocalConfig {
@@ -63,6 +65,7 @@ impl LocalConfig {
             dedup_horizon: crate::delivery::DEFAULT_DEDUP_HORIZON,
             retention: crate::retention::RetentionPolicy::default(),
             limits: ConnectionLimits::default(),
+            checkpoint: gender_embedded::CheckpointPolicy::default(),
         }
     }
 }

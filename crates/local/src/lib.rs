@@ -83,7 +83,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LocalError> {
     let data = &config.data_dir;
-    let state = StateStore::open(data.join("state.redb")).map_err(LocalError::OpenState)?;
+    let state = StateStore::open_with(data.join("state.redb"), config.checkpoint)
+        .map_err(LocalError::OpenState)?;
     let delivered = state
         .delivery_state()
         .map_err(LocalError::OpenState)?

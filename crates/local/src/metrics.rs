@@ -243,11 +243,12 @@ impl Collector for ScrapeTime {
             "Log records lost to damaged bytes (skipped, the records after them delivered).",
             self.status.damaged_records(),
         )?;
-        if let Ok(profiles) = self.state.profile_count() {
+        // As of the state store's last checkpoint: a scrape never forces one.
+        if let Ok(profiles) = self.state.checkpointed_profile_count() {
             gauge(
                 &mut encoder,
                 "gender_profiles",
-                "Visitors in the state store.",
+                "Visitors in the state store as of its last checkpoint (at most --checkpoint-interval-secs old while curating).",
                 profiles,
             )?;
         }

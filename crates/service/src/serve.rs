@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
+use gender_embedded::CheckpointPolicy;
 use gender_local::compaction::CompactionPolicy;
 use gender_local::retention::RetentionPolicy;
 use gender_local::serve::ConnectionLimits;
@@ -66,6 +67,15 @@ pub struct ServeArgs {
     /// Daily rollups are deleted once their date is this many days old (0: kept forever; else at least 8).
     #[arg(long, env = "GENDER_RETAIN_DAILY_DAYS", default_value_t = 400)]
     retain_daily_days: u32,
+    /// The state store checkpoints (merges its journal into state.redb) once this many visitors changed since the last one (about 100-150 bytes of memory each).
+    #[arg(long, env = "GENDER_CHECKPOINT_VISITORS", default_value_t = 4_000_000)]
+    checkpoint_visitors: usize,
+    /// ... or once its journal holds this many MiB (what a restart after a crash replays).
+    #[arg(long, env = "GENDER_CHECKPOINT_JOURNAL_MIB", default_value_t = 1024)]
+    checkpoint_journal_mib: u64,
+    /// ... and at least this often while anything changes.
+    #[arg(long, env = "GENDER_CHECKPOINT_INTERVAL_SECS", default_value_t = 60)]
+    checkpoint_interval_secs: u64,
 }
 
 fn parse_hh_mm(s: &str) -> Option<u32> {
@@ -120,6 +130,11 @@ impl ServeArgs {
                 max_connections: self.max_connections.max(1),
                 header_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),
                 request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
+            },
+            checkpoint: CheckpointPolicy {
+                max_visitors: self.checkpoint_visitors.max(1),
+                max_journal_bytes: self.checkpoint_journal_mib.max(1) * 1024 * 1024,
+                interval: Duration::from_secs(self.checkpoint_interval_secs.max(1)),
             },
             ..LocalConfig::new(self.data_dir, api_key)
         };

@@ -1,0 +1,358 @@
+//! The state store's journal: append-only files of CRC-framed records, one
+//! record per state change (a curate transaction, a delivery step), each
+//! `fdatasync`'ed before the change is acknowledged. A checkpoint merges the
+//! records into redb and deletes the files it covers (see [`crate::state`]).
+//!
+//! ```text
+//! [magic "GSJ1"][u32 LE payload length][u32 LE CRC-32][u64 LE sequence][payload]
+//! ```
+//!
+//! The CRC covers the length, the sequence and the payload. Files live in
+//! one directory, each named by the sequence of the first record it may hold
+//! (`<seq, 20 digits>.jnl`); a new file is started at every checkpoint.
+//!
+//! Damage: an incomplete frame at the end of a file is a write torn by a
+//! crash (never acknowledged) and is ignored; a bad frame followed by intact
+//! ones is reported and skipped, the records after it kept.
+
+use crate::EmbeddedError;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const MAGIC: [u8; 4] = *b"GSJ1";
+const HEADER_LEN: usize = 20;
+/// Larger claims are damage, not records.
+const MAX_PAYLOAD: usize = 1 << 30;
+
+fn checksum(len: &[u8], seq: &[u8], payload: &[u8]) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(len);
+    crc.update(seq);
+    crc.update(payload);
+    crc.finalize()
+}
+
+/// Appends one frame to `out`.
+pub(crate) fn encode_frame(seq: u64, payload: &[u8], out: &mut Vec<u8>) {
+    let len = (payload.len() as u32).to_le_bytes();
+    let seq = seq.to_le_bytes();
+    out.reserve(HEADER_LEN + payload.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&checksum(&len, &seq, payload).to_le_bytes());
+    out.extend_from_slice(&seq);
+    out.extend_from_slice(payload);
+}
+
+enum Parsed<'a> {
+    Frame {
+        seq: u64,
+        payload: &'a [u8],
+        len: usize,
+    },
+    Incomplete,
+    Bad,
+}
+
+fn parse(buf: &[u8]) -> Parsed<'_> {
+    if buf.len() < HEADER_LEN {
+        return if MAGIC.starts_with(&buf[..buf.len().min(MAGIC.len())]) {
+            Parsed::Incomplete
+        } else {
+            Parsed::Bad
+        };
+    }
+    if buf[..4] != MAGIC {
+        return Parsed::Bad;
+    }
+    let len = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes")) as usize;
+    if len > MAX_PAYLOAD {
+        return Parsed::Bad;
+    }
+    if buf.len() < HEADER_LEN + len {
+        return Parsed::Incomplete;
+    }
+    let payload = &buf[HEADER_LEN..HEADER_LEN + len];
+    let stored = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes"));
+    if checksum(&buf[4..8], &buf[12..20], payload) != stored {
+        return Parsed::Bad;
+    }
+    Parsed::Frame {
+        seq: u64::from_le_bytes(buf[12..20].try_into().expect("8 bytes")),
+        payload,
+        len: HEADER_LEN + len,
+    }
+}
+
+/// The next intact frame strictly after position 0 of `buf`.
+fn next_intact(buf: &[u8]) -> Option<usize> {
+    (1..buf.len().saturating_sub(MAGIC.len() - 1))
+        .filter(|&at| buf[at..].starts_with(&MAGIC))
+        .find(|&at| matches!(parse(&buf[at..]), Parsed::Frame { .. }))
+}
+
+/// One intact record read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct JournalRecord {
+    pub seq: u64,
+    pub payload: Vec<u8>,
+}
+
+/// What a scan of the journal found besides the intact records.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct ScanReport {
+    /// Bytes of torn (incomplete, never acknowledged) tails ignored.
+    pub torn_bytes: u64,
+    /// Damaged ranges skipped (file, byte offset, length).
+    pub damaged: Vec<(PathBuf, u64, u64)>,
+}
+
+/// Parses one file's bytes into records, skipping damage.
+fn scan_bytes(path: &Path, buf: &[u8], out: &mut Vec<JournalRecord>, report: &mut ScanReport) {
+    let mut pos = 0;
+    while pos < buf.len() {
+        let rest = &buf[pos..];
+        let parsed = parse(rest);
+        if let Parsed::Frame { seq, payload, len } = parsed {
+            out.push(JournalRecord {
+                seq,
+                payload: payload.to_vec(),
+            });
+            pos += len;
+            continue;
+        }
+        match next_intact(rest) {
+            Some(skip) => {
+                report
+                    .damaged
+                    .push((path.to_owned(), pos as u64, skip as u64));
+                pos += skip;
+            }
+            None if matches!(parsed, Parsed::Incomplete) || rest.iter().all(|&b| b == 0) => {
+                report.torn_bytes += rest.len() as u64;
+                break;
+            }
+            None => {
+                report
+                    .damaged
+                    .push((path.to_owned(), pos as u64, rest.len() as u64));
+                break;
+            }
+        }
+    }
+}
+
+fn file_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.jnl"))
+}
+
+/// The journal files in `dir`, by the sequence they start at.
+pub(crate) fn list_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, EmbeddedError> {
+    let mut files = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
+        Err(e) => return Err(EmbeddedError::io("list state journal", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| EmbeddedError::io("list state journal", dir, e))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".jnl")) else {
+            continue;
+        };
+        if let Ok(seq) = stem.parse::<u64>() {
+            files.push((seq, entry.path()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Every intact record of every file in `dir`, in file and write order.
+pub(crate) fn scan(dir: &Path) -> Result<(Vec<JournalRecord>, ScanReport), EmbeddedError> {
+    let mut records = Vec::new();
+    let mut report = ScanReport::default();
+    for (_, path) in list_files(dir)? {
+        let buf = fs::read(&path).map_err(|e| EmbeddedError::io("read state journal", &path, e))?;
+        scan_bytes(&path, &buf, &mut records, &mut report);
+    }
+    Ok((records, report))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), EmbeddedError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| EmbeddedError::io("sync state journal dir", dir, e))
+}
+
+/// Deletes the files that start before `keep_from` (their records are all
+/// checkpointed).
+pub(crate) fn remove_before(dir: &Path, keep_from: u64) -> Result<usize, EmbeddedError> {
+    let mut removed = 0;
+    for (seq, path) in list_files(dir)? {
+        if seq < keep_from {
+            fs::remove_file(&path)
+                .map_err(|e| EmbeddedError::io("remove state journal file", &path, e))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        sync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
+/// The file being appended to.
+pub(crate) struct JournalWriter {
+    dir: PathBuf,
+    file: File,
+    path: PathBuf,
+    /// Bytes known durable: everything written and fsync'ed so far.
+    len: u64,
+    /// An append failed after writing some bytes: they are cut off before
+    /// anything else is written, so no unacknowledged record stays in the
+    /// file with acknowledged ones after it.
+    dirty: bool,
+    frame: Vec<u8>,
+}
+
+impl JournalWriter {
+    /// Starts a new, empty file for records from `first_seq` on.
+    pub(crate) fn create(dir: &Path, first_seq: u64) -> Result<JournalWriter, EmbeddedError> {
+        fs::create_dir_all(dir).map_err(|e| EmbeddedError::io("create state journal", dir, e))?;
+        let path = file_path(dir, first_seq);
+        let file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| EmbeddedError::io("create state journal file", &path, e))?;
+        file.sync_all()
+            .map_err(|e| EmbeddedError::io("sync state journal file", &path, e))?;
+        sync_dir(dir)?;
+        Ok(JournalWriter {
+            dir: dir.to_owned(),
+            file,
+            path,
+            len: 0,
+            dirty: false,
+            frame: Vec::new(),
+        })
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends one record and makes it durable; on error nothing of it
+    /// remains once the next append (or [`JournalWriter::repair`]) succeeds.
+    pub(crate) fn append(&mut self, seq: u64, payload: &[u8]) -> Result<u64, EmbeddedError> {
+        self.repair()?;
+        self.frame.clear();
+        encode_frame(seq, payload, &mut self.frame);
+        self.dirty = true;
+        let written = self
+            .file
+            .write_all(&self.frame)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Try to cut the partial record off right away; if that fails
+            // too, the next append tries again before writing.
+            let _ = self.repair();
+            return Err(EmbeddedError::io("append state journal", &self.path, e));
+        }
+        self.dirty = false;
+        self.len += self.frame.len() as u64;
+        Ok(self.frame.len() as u64)
+    }
+
+    /// Cuts off what a failed append left behind.
+    fn repair(&mut self) -> Result<(), EmbeddedError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        use std::io::Seek;
+        self.file
+            .set_len(self.len)
+            .and_then(|()| self.file.sync_all())
+            .and_then(|()| {
+                self.file
+                    .seek(std::io::SeekFrom::Start(self.len))
+                    .map(|_| ())
+            })
+            .map_err(|e| {
+                EmbeddedError::io("cut off a failed state journal append", &self.path, e)
+            })?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payloads(records: &[JournalRecord]) -> Vec<(u64, &[u8])> {
+        records
+            .iter()
+            .map(|r| (r.seq, r.payload.as_slice()))
+            .collect()
+    }
+
+    #[test]
+    fn records_round_trip_across_files_and_a_torn_tail_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let jdir = dir.path().join("j");
+        let mut w = JournalWriter::create(&jdir, 1).unwrap();
+        w.append(1, b"one").unwrap();
+        w.append(2, b"two").unwrap();
+        let mut w = JournalWriter::create(&jdir, 3).unwrap();
+        w.append(3, b"three").unwrap();
+        // A crash in the middle of the next append.
+        let mut torn = Vec::new();
+        encode_frame(4, b"four, never acknowledged", &mut torn);
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(file_path(&jdir, 3))
+            .unwrap();
+        f.write_all(&torn[..torn.len() - 3]).unwrap();
+        let (records, report) = scan(&jdir).unwrap();
+        assert_eq!(
+            payloads(&records),
+            [(1, &b"one"[..]), (2, b"two"), (3, b"three")]
+        );
+        assert_eq!(report.torn_bytes, torn.len() as u64 - 3);
+        assert!(report.damaged.is_empty());
+        assert_eq!(remove_before(&jdir, 3).unwrap(), 1);
+        assert_eq!(payloads(&scan(&jdir).unwrap().0), [(3, &b"three"[..])]);
+    }
+
+    #[test]
+    fn a_damaged_record_is_skipped_and_the_next_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = JournalWriter::create(dir.path(), 1).unwrap();
+        for (seq, p) in [(1, &b"first"[..]), (2, b"second"), (3, b"third")] {
+            w.append(seq, p).unwrap();
+        }
+        let path = file_path(dir.path(), 1);
+        let mut bytes = fs::read(&path).unwrap();
+        let second = HEADER_LEN + 5;
+        bytes[second + HEADER_LEN + 1] ^= 0x40;
+        fs::write(&path, &bytes).unwrap();
+        let (records, report) = scan(dir.path()).unwrap();
+        assert_eq!(payloads(&records), [(1, &b"first"[..]), (3, b"third")]);
+        assert_eq!(report.damaged.len(), 1);
+        assert_eq!(report.damaged[0].1, second as u64);
+    }
+
+    #[test]
+    fn an_empty_or_missing_journal_has_no_records() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(scan(&dir.path().join("none")).unwrap().0.is_empty());
+        JournalWriter::create(dir.path(), 7).unwrap();
+        let (records, report) = scan(dir.path()).unwrap();
+        assert!(records.is_empty());
+        assert_eq!(report, ScanReport::default());
+    }
+}
