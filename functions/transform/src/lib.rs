@@ -2,17 +2,18 @@
 //! batch is answered once, in order, with the shared core transform.
 //!
 //! The event and the answer have their own serde types instead of
-//! `aws_lambda_events`' Firehose types: the record data is base64-decoded
-//! straight from the borrowed JSON string into one allocation, and the answer
-//! is base64-encoded on a stack buffer while it is serialized, with a fixed
-//! `metadata` shape instead of a map per record. The JSON on the wire is the
-//! same.
+//! `aws_lambda_events`' Firehose types, with a fixed `metadata` shape instead
+//! of a map per record. A record's data stays the base64 text it arrived as
+//! until [`RecordTransformer`] decodes it (SIMD base64, into a buffer reused
+//! for the whole batch), transforms it (into another reused buffer) and
+//! encodes the line back into the record's own text buffer: no allocation per
+//! record once the buffers have grown, and a record whose data is not valid
+//! base64 is answered `ProcessingFailed` with its text as sent instead of
+//! failing the invocation. The JSON on the wire is the same.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use gender_core::Date;
+use base64_simd::STANDARD as BASE64;
 use gender_core::transform::transform_record;
-use serde::de::{self, Deserializer, Visitor};
+use gender_core::{Date, HitError};
 use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -34,44 +35,71 @@ pub struct TransformRecord {
     pub record_id: String,
     /// Epoch milliseconds, read exactly.
     pub approximate_arrival_timestamp: i64,
-    /// Already base64-decoded.
-    pub data: RecordData,
+    /// The record's bytes as base64 text, as sent (decoded by the transform).
+    pub data: String,
 }
 
-/// A record's bytes; base64 in the JSON.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RecordData(pub Vec<u8>);
+/// Why a record was answered `ProcessingFailed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordFailure {
+    /// The record's `data` is not standard, padded, canonical base64.
+    InvalidBase64,
+    /// The decoded bytes are not a valid hit.
+    Hit(HitError),
+}
 
-impl<'de> Deserialize<'de> for RecordData {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Base64Visitor;
-        impl Visitor<'_> for Base64Visitor {
-            type Value = RecordData;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a base64 string")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RecordData, E> {
-                BASE64.decode(v).map(RecordData).map_err(E::custom)
-            }
+impl fmt::Display for RecordFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordFailure::InvalidBase64 => f.write_str("record data is not valid base64"),
+            RecordFailure::Hit(error) => error.fmt(f),
         }
-        d.deserialize_str(Base64Visitor)
     }
 }
 
-impl Serialize for RecordData {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Records are small: encode on the stack, allocate only for big ones.
-        let mut stack = [0u8; 1024];
-        let len = self.0.len().div_ceil(3) * 4;
-        if len <= stack.len() {
-            let n = BASE64
-                .encode_slice(&self.0, &mut stack)
-                .map_err(serde::ser::Error::custom)?;
-            let text = std::str::from_utf8(&stack[..n]).map_err(serde::ser::Error::custom)?;
-            s.serialize_str(text)
-        } else {
-            s.serialize_str(&BASE64.encode(&self.0))
-        }
+/// Base64 record data in, base64 normalized line out, through two buffers
+/// reused from record to record (one per invocation, or longer).
+#[derive(Debug, Default)]
+pub struct RecordTransformer {
+    plain: Vec<u8>,
+    line: Vec<u8>,
+}
+
+impl RecordTransformer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decodes `data` (base64) and transforms it; the normalized line is
+    /// kept until the next call, for [`Self::encode_line`].
+    pub fn transform(&mut self, data: &[u8], arrival_ms: i64) -> Result<Date, RecordFailure> {
+        self.plain.clear();
+        self.line.clear();
+        BASE64
+            .decode_append(data, &mut self.plain)
+            .map_err(|_| RecordFailure::InvalidBase64)?;
+        transform_record(&self.plain, arrival_ms, &mut self.line).map_err(RecordFailure::Hit)
+    }
+
+    /// Appends the base64 of the last transformed line to `out`.
+    pub fn encode_line(&self, out: &mut String) {
+        // `encode_append` reserves exactly what it writes; growing by
+        // doubling first keeps appends to one long buffer linear.
+        out.reserve(BASE64.encoded_length(self.line.len()));
+        BASE64.encode_append(&self.line, out);
+    }
+
+    /// [`Self::transform`], then the line's base64 appended to `out`; `out`
+    /// is untouched when the record fails.
+    pub fn transform_base64(
+        &mut self,
+        data: &[u8],
+        arrival_ms: i64,
+        out: &mut String,
+    ) -> Result<Date, RecordFailure> {
+        let date = self.transform(data, arrival_ms)?;
+        self.encode_line(out);
+        Ok(date)
     }
 }
 
@@ -90,8 +118,9 @@ pub struct TransformedRecord {
     pub record_id: String,
     /// [`RESULT_OK`] or [`RESULT_PROCESSING_FAILED`].
     pub result: &'static str,
-    /// The normalized line, or the original bytes of a failed record.
-    pub data: RecordData,
+    /// Base64 text: of the normalized line, or of a failed record the data
+    /// exactly as it was sent.
+    pub data: String,
     /// The event date of a transformed record.
     pub date: Option<Date>,
 }
@@ -146,21 +175,27 @@ pub fn transform_event(event: TransformEvent) -> TransformResponse {
     let mut records = Vec::with_capacity(total);
     let mut failed = 0usize;
     let mut first_failure = None;
+    let mut transformer = RecordTransformer::new();
 
     for record in event.records {
         let arrival_ms = record.approximate_arrival_timestamp;
-        let mut line = Vec::with_capacity(96);
-        let answer = match transform_record(&record.data.0, arrival_ms, &mut line) {
-            Ok(date) => TransformedRecord {
-                record_id: record.record_id,
-                result: RESULT_OK,
-                data: RecordData(line),
-                date: Some(date),
-            },
+        let answer = match transformer.transform(record.data.as_bytes(), arrival_ms) {
+            Ok(date) => {
+                // The input text is decoded: its buffer takes the answer.
+                let mut data = record.data;
+                data.clear();
+                transformer.encode_line(&mut data);
+                TransformedRecord {
+                    record_id: record.record_id,
+                    result: RESULT_OK,
+                    data,
+                    date: Some(date),
+                }
+            }
             Err(error) => {
                 failed += 1;
                 first_failure.get_or_insert(error);
-                // The original bytes, so the error prefix shows what was sent.
+                // The data as sent, so the error prefix shows what was sent.
                 TransformedRecord {
                     record_id: record.record_id,
                     result: RESULT_PROCESSING_FAILED,
@@ -266,7 +301,7 @@ mod tests {
                 continue;
             };
             assert_eq!(
-                String::from_utf8(answer.data.0.clone()).unwrap(),
+                String::from_utf8(BASE64.decode(&answer.data).unwrap()).unwrap(),
                 format!("{line}\n"),
                 "record {index}"
             );
@@ -287,10 +322,7 @@ mod tests {
             if expected.is_some() {
                 continue;
             }
-            assert_eq!(
-                answer.data.0, original.records[index].data.0,
-                "record {index}"
-            );
+            assert_eq!(answer.data, original.records[index].data, "record {index}");
             assert_eq!(answer.date, None, "record {index}");
         }
     }
@@ -321,6 +353,118 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn record(id: &str, data: &str) -> TransformRecord {
+        TransformRecord {
+            record_id: id.to_owned(),
+            approximate_arrival_timestamp: ARRIVAL,
+            data: data.to_owned(),
+        }
+    }
+
+    const ARRIVAL: i64 = 1_795_514_400_000; // 2026-11-24T10:00:00Z
+    const HIT: &str = r#"{"clientid":"c1","pageGender":"f"}"#;
+    const LINE: &str =
+        "{\"clientid\":\"c1\",\"pageGender\":\"F\",\"timestamp\":\"2026-11-24T10:00:00.000Z\"}\n";
+
+    #[test]
+    fn data_that_is_not_base64_is_failed_with_its_text_as_sent_and_the_batch_goes_on() {
+        let good = BASE64.encode(HIT);
+        let bad = [
+            "not base64!",
+            // Valid characters, missing padding.
+            good.trim_end_matches('='),
+            // Non-zero trailing bits: "eyI=" is `{"`, "eyJ=" and "eyK=" differ
+            // from it only in bits past the data; "ew==" is `{`, "eR==" likewise.
+            "eyJ=",
+            "eyK=",
+            "eR==",
+            // Whitespace inside.
+            "eyJj bGll",
+            // Length not a multiple of 4.
+            "eyJjb",
+        ];
+        // Check the "non-canonical" cases really are rejected by the reference decoder too.
+        for text in &bad {
+            assert!(
+                BASE64.decode(text).is_err(),
+                "{text:?} must be invalid base64"
+            );
+        }
+        let mut records = vec![record("first", &good)];
+        records.extend(
+            bad.iter()
+                .enumerate()
+                .map(|(i, text)| record(&format!("bad-{i}"), text)),
+        );
+        records.push(record("last", &good));
+
+        let response = transform_event(TransformEvent { records });
+
+        assert_eq!(response.records.len(), bad.len() + 2);
+        for answer in [&response.records[0], response.records.last().unwrap()] {
+            assert_eq!(answer.result, RESULT_OK);
+            assert_eq!(BASE64.decode(&answer.data).unwrap(), LINE.as_bytes());
+        }
+        for (answer, text) in response.records[1..=bad.len()].iter().zip(bad) {
+            assert_eq!(answer.result, RESULT_PROCESSING_FAILED, "{text:?}");
+            assert_eq!(answer.data, text, "the data as sent");
+            assert_eq!(answer.date, None);
+            let json = serde_json::to_value(answer).unwrap();
+            assert_eq!(json["data"], text);
+            assert_eq!(json["metadata"]["partitionKeys"], serde_json::json!({}));
+        }
+    }
+
+    #[test]
+    fn a_failure_names_base64_or_the_hit_error() {
+        let mut transformer = RecordTransformer::new();
+        assert_eq!(
+            transformer.transform(b"%%%%", ARRIVAL),
+            Err(RecordFailure::InvalidBase64)
+        );
+        let no_client = BASE64.encode(r#"{"pageGender":"M"}"#);
+        assert!(matches!(
+            transformer.transform(no_client.as_bytes(), ARRIVAL),
+            Err(RecordFailure::Hit(_))
+        ));
+    }
+
+    #[test]
+    fn the_transformer_matches_the_reference_base64_and_the_core_transform_across_reuse() {
+        // Short, padded both ways, empty-field and long (> 1 KiB encoded) records,
+        // through one transformer so stale buffer contents would show.
+        let long_page = "p".repeat(3000);
+        let hits = [
+            format!(r#"{{"clientid":"c-long","pageGender":"m","page":"{long_page}"}}"#),
+            HIT.to_owned(),
+            r#"{"clientid":"ab","pageGender":"M","timestamp":1795514399999}"#.to_owned(),
+            r#"{"clientid":"abc","pageGender":"F","timestamp":"2026-11-24T09:30:00+01:00"}"#
+                .to_owned(),
+            r#"{"clientid":"abcd","pageGender":"M","timestamp":"2026-11-24T09:00:00.5Z"}"#
+                .to_owned(),
+        ];
+        let mut transformer = RecordTransformer::new();
+        let mut out = String::from("prefix:");
+        let mut want = String::from("prefix:");
+        for hit in &hits {
+            let mut line = Vec::new();
+            let date = transform_record(hit.as_bytes(), ARRIVAL, &mut line).unwrap();
+            want.push_str(&BASE64.encode(&line));
+            let got = transformer
+                .transform_base64(BASE64.encode(hit).as_bytes(), ARRIVAL, &mut out)
+                .unwrap();
+            assert_eq!(got, date, "{hit}");
+            assert_eq!(out, want, "{hit}");
+        }
+        // A failure leaves the output as it was.
+        assert!(
+            transformer
+                .transform_base64(b"eyJ9", ARRIVAL, &mut out)
+                .is_err()
+        );
+        assert_eq!(out, want);
     }
 
     #[test]
