@@ -122,8 +122,9 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 /// not JSON, so it counts as an invalid line.
 pub const OVERLONG_LINE: &[u8] = b"\0line longer than the limit";
 
-/// The most lines [`LineSplitter::push_runs`] hands over at once.
-pub const LINE_RUN: usize = 32;
+/// The most lines [`LineSplitter::push_runs`] hands over at once: long
+/// enough for a consumer to fetch memory well ahead of its use.
+pub const LINE_RUN: usize = 1024;
 
 /// Splits a byte stream that arrives in chunks into `\n`-terminated lines,
 /// keeping only the unfinished tail between chunks: memory is bounded by
@@ -188,29 +189,27 @@ impl LineSplitter {
             self.emit_tail(&mut |index, line| each_run(&[(index, line)]));
             chunk = &chunk[end + 1..];
         }
-        let mut run: [(usize, &[u8]); LINE_RUN] = [(0, &[]); LINE_RUN];
-        let mut filled = 0;
+        let mut run: Vec<(usize, &[u8])> = Vec::with_capacity(LINE_RUN);
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', chunk) {
             let line = &chunk[start..end];
-            run[filled] = (
+            run.push((
                 self.line_no,
                 if line.len() > MAX_LINE_BYTES {
                     OVERLONG_LINE
                 } else {
                     line
                 },
-            );
-            filled += 1;
-            if filled == LINE_RUN {
+            ));
+            if run.len() == LINE_RUN {
                 each_run(&run);
-                filled = 0;
+                run.clear();
             }
             self.line_no += 1;
             start = end + 1;
         }
-        if filled > 0 {
-            each_run(&run[..filled]);
+        if !run.is_empty() {
+            each_run(&run);
         }
         self.keep(&chunk[start..]);
     }

@@ -159,15 +159,27 @@ impl KeyTable {
         }
     }
 
-    /// Loads `key`'s home slot, so a later lookup finds it in cache.
-    /// Returns the slot for the caller to fold into one `black_box`, which
-    /// keeps the load from being optimized away.
+    /// Asks the CPU to bring `key`'s home slot into cache without waiting
+    /// for it, so the misses of keys looked up soon after overlap.
     #[inline]
-    pub fn touch(&self, key: HitKey) -> u128 {
+    pub fn prefetch(&self, key: HitKey) {
         if self.slots.is_empty() {
-            return 0;
+            return;
         }
-        self.slots[self.home(Self::stored(key))]
+        let slot = &self.slots[self.home(Self::stored(key))];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is only a hint: it cannot fault, and it reads
+        // nothing the program sees; SSE is part of every x86_64 target.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(slot).cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            // Elsewhere a plain load: it still overlaps with the next ones,
+            // though the CPU holds it in flight until it arrives.
+            std::hint::black_box(*slot);
+        }
     }
 
     #[inline]
@@ -267,6 +279,8 @@ pub struct SeenIndex {
     previous: KeyTable,
     /// Keys inserted into `current` since the last commit, in order.
     pending: Vec<HitKey>,
+    /// Scratch space of [`first_sightings`](HitFilter::first_sightings).
+    run_keys: Vec<Option<HitKey>>,
     unique_prefix: Option<String>,
 }
 
@@ -381,31 +395,32 @@ impl HitFilter for SeenIndex {
         self.first_sighting_key(HitKey::of(clientid, hitid))
     }
 
-    /// Hashes the run, loads the slots its keys will probe in both
-    /// generations (the cache misses overlap instead of following one
-    /// another), then decides in order, so a duplicate inside the run is
-    /// still found.
+    /// Hashes the run, then decides in order (so a duplicate inside the
+    /// run is still found) while the slots of the keys a few places ahead
+    /// are being fetched: the cache misses overlap instead of following one
+    /// another.
     fn first_sightings(&mut self, ids: &[Option<(&str, &str)>], counted: &mut [bool]) {
-        const RUN: usize = 32;
-        for (ids, counted) in ids.chunks(RUN).zip(counted.chunks_mut(RUN)) {
-            let mut keys = [None; RUN];
-            for (key, id) in keys.iter_mut().zip(ids) {
-                *key = id
-                    .filter(|(_, hitid)| !self.is_unique(hitid))
-                    .map(|(clientid, hitid)| HitKey::of(clientid, hitid));
-            }
-            // A tight loop of independent loads after the hashing, so they
-            // all fit in the CPU's window of instructions in flight and
-            // their cache misses overlap (a portable prefetch).
-            let mut touched = 0u128;
-            for key in keys.iter().flatten() {
-                touched ^= self.previous.touch(*key) ^ self.current.touch(*key);
-            }
-            std::hint::black_box(touched);
-            for (key, counted) in keys.iter().zip(counted.iter_mut()) {
-                *counted = key.is_none_or(|key| self.first_sighting_key(key));
-            }
+        /// Keys fetched ahead of the one being decided: enough to cover a
+        /// miss's latency with the decisions in between.
+        const AHEAD: usize = 16;
+        let mut keys = std::mem::take(&mut self.run_keys);
+        keys.clear();
+        keys.extend(ids.iter().map(|id| {
+            id.filter(|(_, hitid)| !self.is_unique(hitid))
+                .map(|(clientid, hitid)| HitKey::of(clientid, hitid))
+        }));
+        for key in keys.iter().take(AHEAD).flatten() {
+            self.previous.prefetch(*key);
+            self.current.prefetch(*key);
         }
+        for (at, counted) in counted.iter_mut().enumerate().take(keys.len()) {
+            if let Some(Some(ahead)) = keys.get(at + AHEAD) {
+                self.previous.prefetch(*ahead);
+                self.current.prefetch(*ahead);
+            }
+            *counted = keys[at].is_none_or(|key| self.first_sighting_key(key));
+        }
+        self.run_keys = keys;
     }
 }
 

@@ -1,8 +1,8 @@
 //! Memory of the local dedup index (SPEC 15): remembers N random hit
 //! identities and prints the bytes each costs (peak RSS growth / N), and
 //! the time per lookup of a new identity once the index is full: one by
-//! one (`lookup_ns`, random keys) and in runs of 32 hashed ids as curate
-//! asks (`run_lookup_ns`, hashing included).
+//! one (`lookup_ns`, random keys) and in runs of hashed ids as curate asks
+//! (`run_lookup_ns`, hashing included).
 //!
 //!     cargo run --release -p gender-pipeline --example bench_dedup_index -- 10000000
 
@@ -40,8 +40,8 @@ fn main() {
     // Taken back, so both measurements see the same full index (and
     // neither pays for a growth of the table that happens once per doubling).
     index.discard_pending();
-    // The same through the run API curate uses: ids hashed, memory fetched
-    // for 32 at a time, then decided.
+    // The same through the run API curate uses: runs of ids hashed, then
+    // decided with the memory of later keys fetched ahead.
     let ids: Vec<(String, String)> = (0..lookups)
         .map(|n| {
             (
@@ -56,7 +56,8 @@ fn main() {
         .collect();
     let mut counted = vec![false; asked.len()];
     let start = Instant::now();
-    for (asked, counted) in asked.chunks(32).zip(counted.chunks_mut(32)) {
+    let run = gender_core::aggregate::LINE_RUN;
+    for (asked, counted) in asked.chunks(run).zip(counted.chunks_mut(run)) {
         index.first_sightings(asked, counted);
     }
     let run_lookup = start.elapsed();

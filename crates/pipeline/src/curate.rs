@@ -9,7 +9,6 @@
 
 use crate::PipelineError;
 use crate::codec::{HitsFile, HitsFileWriter};
-use gender_core::aggregate::LINE_RUN;
 use gender_core::dedup::{CountAll, HitFilter};
 use gender_core::ports::{ApplyOutcome, CounterStore, ObjectStore};
 use gender_core::{
@@ -84,19 +83,18 @@ impl Sink<'_> {
         if self.error.is_some() {
             return;
         }
-        let mut parsed: [Option<Result<Hit<'_>, HitError>>; LINE_RUN] = [const { None }; LINE_RUN];
-        for (parsed, (_, line)) in parsed.iter_mut().zip(run) {
-            *parsed = parse_raw_line(line);
-        }
-        let mut counted = [true; LINE_RUN];
+        let parsed: Vec<Option<Result<Hit<'_>, HitError>>> =
+            run.iter().map(|(_, line)| parse_raw_line(line)).collect();
+        let mut counted = vec![true; run.len()];
         if let Some(filter) = self.filter.as_deref_mut() {
-            let mut ids: [Option<(&str, &str)>; LINE_RUN] = [None; LINE_RUN];
-            for (id, parsed) in ids.iter_mut().zip(&parsed[..run.len()]) {
-                if let Some(Ok(hit)) = parsed {
-                    *id = hit.hitid.as_deref().map(|hitid| (&*hit.clientid, hitid));
-                }
-            }
-            filter.first_sightings(&ids[..run.len()], &mut counted[..run.len()]);
+            let ids: Vec<Option<(&str, &str)>> = parsed
+                .iter()
+                .map(|parsed| match parsed {
+                    Some(Ok(hit)) => hit.hitid.as_deref().map(|hitid| (&*hit.clientid, hitid)),
+                    _ => None,
+                })
+                .collect();
+            filter.first_sightings(&ids, &mut counted);
         }
         for ((parsed, &(index, _)), counted) in parsed.into_iter().zip(run).zip(counted) {
             match parsed {
