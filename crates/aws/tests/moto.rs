@@ -371,3 +371,38 @@ async fn dynamodb_windows_are_set_and_cleared_on_existing_profiles_only() {
     assert_eq!(store.stored_windows().await.unwrap(), [("b".to_owned(), w)]);
     assert_eq!(store.get_profile("ghost").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn dynamodb_window_writes_beyond_the_requests_in_flight_all_land() {
+    // More writes than requests in flight (64): each slot is refilled from
+    // the lazily made requests until every one was sent, clears included.
+    let moto = Moto::start();
+    let store = profiles(&moto).await;
+    let ids: Vec<String> = (0..300).map(|i| format!("v{i:03}")).collect();
+    let deltas: Vec<_> = ids
+        .iter()
+        .map(|id| delta(id, 1, 0, Gender::M, NOW))
+        .collect();
+    store.apply_object("o", &deltas, NOW).await.unwrap();
+    let date = Date::parse("2026-11-23").unwrap();
+    let sums = |i: u64| WindowSums { m: i, f: 1, date };
+    let updates: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), Some(sums(i as u64))))
+        .collect();
+    store.set_windows(&updates, NOW).await.unwrap();
+    let mut stored = store.stored_windows().await.unwrap();
+    stored.sort_by(|x, y| x.0.cmp(&y.0));
+    let want: Vec<_> = updates
+        .iter()
+        .map(|(id, w)| (id.clone(), w.unwrap()))
+        .collect();
+    assert_eq!(stored, want);
+
+    let clears: Vec<_> = ids[..200].iter().map(|id| (id.clone(), None)).collect();
+    store.set_windows(&clears, NOW).await.unwrap();
+    let mut stored = store.stored_windows().await.unwrap();
+    stored.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(stored, want[200..]);
+}
