@@ -384,6 +384,15 @@ async fn dynamodb_window_writes_beyond_the_requests_in_flight_all_land() {
         .map(|id| delta(id, 1, 0, Gender::M, NOW))
         .collect();
     store.apply_object("o", &deltas, NOW).await.unwrap();
+    // The object's `last_*` updates are also made as slots free up.
+    for id in &ids {
+        let profile = store.get_profile(id).await.unwrap().unwrap();
+        assert_eq!(
+            (profile.last_gender, profile.last_seen_ms),
+            (Gender::M, NOW),
+            "{id}"
+        );
+    }
     let date = Date::parse("2026-11-23").unwrap();
     let sums = |i: u64| WindowSums { m: i, f: 1, date };
     let updates: Vec<_> = ids
