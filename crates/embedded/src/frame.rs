@@ -1,35 +1,41 @@
-//! The on-disk frame of the hit log (format 2; docs/ARCHITECTURE.md):
+//! The on-disk frame of the hit log (format 2; docs/ARCHITECTURE.md) and of
+//! the state store's journal:
 //!
 //! ```text
-//! [magic "GSL2"][u32 LE payload length][u32 LE CRC-32][i64 LE arrival ms][payload]
+//! [magic][u32 LE payload length][u32 LE CRC-32][8-byte LE word][payload]
 //! ```
 //!
-//! The CRC covers the length, the arrival time and the payload. The magic
+//! The hit log's magic is "GSL2" and its word the arrival time in ms; the
+//! journal's are "GSJ1" and the record's sequence number. The CRC covers the
+//! length, the word and the payload. The magic
 //! lets a reader find the next intact frame after damaged bytes, so damage
 //! costs the frames it hit and never the ones after it.
 
-/// The four bytes every frame starts with.
-pub const MAGIC: [u8; 4] = *b"GSL2";
-/// Magic, length, CRC, arrival time.
-pub const HEADER_LEN: usize = 20;
-/// The largest payload a frame may carry.
-pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
-
-/// Appends one frame to `out`.
-pub fn encode(payload: &[u8], arrival_ms: i64, out: &mut Vec<u8>) {
-    let len = (payload.len() as u32).to_le_bytes();
-    let arrival = arrival_ms.to_le_bytes();
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&checksum(&len, &arrival, payload).to_le_bytes());
-    out.extend_from_slice(&arrival);
-    out.extend_from_slice(payload);
+/// A framing: the four bytes every frame starts with and the largest
+/// payload a frame may carry (a larger length is damage). The hit log and
+/// the state store's journal share the layout with different magics, so a
+/// file of one never parses as the other.
+#[derive(Debug, Clone, Copy)]
+pub struct Format {
+    pub magic: [u8; 4],
+    pub max_payload: usize,
 }
 
-fn checksum(len: &[u8], arrival: &[u8], payload: &[u8]) -> u32 {
+/// The hit log's frames; the 8-byte word is the arrival time in ms.
+pub const HIT_LOG: Format = Format {
+    magic: *b"GSL2",
+    max_payload: MAX_RECORD_BYTES,
+};
+
+/// Magic, length, CRC, the 8-byte word.
+pub const HEADER_LEN: usize = 20;
+/// The largest payload a hit-log frame may carry.
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+
+fn checksum(len: &[u8], word: &[u8], payload: &[u8]) -> u32 {
     let mut crc = crc32fast::Hasher::new();
     crc.update(len);
-    crc.update(arrival);
+    crc.update(word);
     crc.update(payload);
     crc.finalize()
 }
@@ -39,7 +45,9 @@ fn checksum(len: &[u8], arrival: &[u8], payload: &[u8]) -> u32 {
 pub enum Parsed<'a> {
     /// An intact frame of `len` bytes in all.
     Frame {
-        arrival_ms: i64,
+        /// The header's 8-byte word (the hit log's arrival time, the
+        /// journal's sequence number).
+        word: u64,
         payload: &'a [u8],
         len: usize,
     },
@@ -50,66 +58,81 @@ pub enum Parsed<'a> {
     Bad,
 }
 
-/// Parses the frame at the start of `buf`.
-pub fn parse(buf: &[u8]) -> Parsed<'_> {
-    if buf.len() < HEADER_LEN {
-        return if MAGIC.starts_with(&buf[..buf.len().min(MAGIC.len())]) {
-            Parsed::Incomplete
-        } else {
-            Parsed::Bad
-        };
+impl Format {
+    /// Appends one frame to `out`.
+    pub fn encode(&self, word: u64, payload: &[u8], out: &mut Vec<u8>) {
+        let len = (payload.len() as u32).to_le_bytes();
+        let word = word.to_le_bytes();
+        out.reserve(HEADER_LEN + payload.len());
+        out.extend_from_slice(&self.magic);
+        out.extend_from_slice(&len);
+        out.extend_from_slice(&checksum(&len, &word, payload).to_le_bytes());
+        out.extend_from_slice(&word);
+        out.extend_from_slice(payload);
     }
-    if buf[..4] != MAGIC {
-        return Parsed::Bad;
-    }
-    let len = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes")) as usize;
-    if len > MAX_RECORD_BYTES {
-        return Parsed::Bad;
-    }
-    let total = HEADER_LEN + len;
-    if buf.len() < total {
-        return Parsed::Incomplete;
-    }
-    let payload = &buf[HEADER_LEN..total];
-    let stored = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes"));
-    if checksum(&buf[4..8], &buf[12..20], payload) != stored {
-        return Parsed::Bad;
-    }
-    Parsed::Frame {
-        arrival_ms: i64::from_le_bytes(buf[12..20].try_into().expect("8 bytes")),
-        payload,
-        len: total,
-    }
-}
 
-/// The position of the next intact frame strictly after position 0 of
-/// `buf`, if `buf` holds one whole.
-pub fn next_intact(buf: &[u8]) -> Option<usize> {
-    let mut from = 1;
-    while from < buf.len() {
-        let at = from + memchr_magic(&buf[from..])?;
-        if let Parsed::Frame { .. } = parse(&buf[at..]) {
-            return Some(at);
+    /// Parses the frame at the start of `buf`.
+    pub fn parse<'a>(&self, buf: &'a [u8]) -> Parsed<'a> {
+        let magic = &self.magic;
+        if buf.len() < HEADER_LEN {
+            return if magic.starts_with(&buf[..buf.len().min(magic.len())]) {
+                Parsed::Incomplete
+            } else {
+                Parsed::Bad
+            };
         }
-        from = at + 1;
+        if buf[..4] != *magic {
+            return Parsed::Bad;
+        }
+        let len = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes")) as usize;
+        if len > self.max_payload {
+            return Parsed::Bad;
+        }
+        let total = HEADER_LEN + len;
+        if buf.len() < total {
+            return Parsed::Incomplete;
+        }
+        let payload = &buf[HEADER_LEN..total];
+        let stored = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes"));
+        if checksum(&buf[4..8], &buf[12..20], payload) != stored {
+            return Parsed::Bad;
+        }
+        Parsed::Frame {
+            word: u64::from_le_bytes(buf[12..20].try_into().expect("8 bytes")),
+            payload,
+            len: total,
+        }
     }
-    None
-}
 
-/// How many frame starts (magic bytes) lie in `buf`: the number of records a
-/// damaged range most likely held (at least one).
-pub fn frames_started_in(buf: &[u8]) -> usize {
-    let mut count = 0;
-    let mut from = 0;
-    while let Some(at) = memchr_magic(&buf[from..]) {
-        count += 1;
-        from += at + 1;
+    /// The position of the next intact frame strictly after position 0 of
+    /// `buf`, if `buf` holds one whole.
+    pub fn next_intact(&self, buf: &[u8]) -> Option<usize> {
+        let mut from = 1;
+        while from < buf.len() {
+            let at = from + self.find_magic(&buf[from..])?;
+            if let Parsed::Frame { .. } = self.parse(&buf[at..]) {
+                return Some(at);
+            }
+            from = at + 1;
+        }
+        None
     }
-    count.max(1)
-}
 
-fn memchr_magic(buf: &[u8]) -> Option<usize> {
-    buf.windows(MAGIC.len()).position(|w| w == MAGIC)
+    /// How many frame starts (magic bytes) lie in `buf`: the number of
+    /// records a damaged range most likely held (at least one).
+    pub fn frames_started_in(&self, buf: &[u8]) -> usize {
+        let mut count = 0;
+        let mut from = 0;
+        while let Some(at) = self.find_magic(&buf[from..]) {
+            count += 1;
+            from += at + 1;
+        }
+        count.max(1)
+    }
+
+    fn find_magic(&self, buf: &[u8]) -> Option<usize> {
+        buf.windows(self.magic.len()).position(|w| w == self.magic)
+    }
 }
 
 #[cfg(test)]
@@ -119,7 +142,7 @@ mod tests {
     fn frames(payloads: &[&[u8]]) -> Vec<u8> {
         let mut out = Vec::new();
         for p in payloads {
-            encode(p, 7, &mut out);
+            HIT_LOG.encode(7, p, &mut out);
         }
         out
     }
@@ -128,16 +151,16 @@ mod tests {
     fn a_frame_round_trips() {
         let buf = frames(&[b"hello"]);
         assert_eq!(
-            parse(&buf),
+            HIT_LOG.parse(&buf),
             Parsed::Frame {
-                arrival_ms: 7,
+                word: 7,
                 payload: b"hello",
                 len: HEADER_LEN + 5
             }
         );
-        assert_eq!(parse(&buf[..buf.len() - 1]), Parsed::Incomplete);
-        assert_eq!(parse(&buf[..3]), Parsed::Incomplete);
-        assert_eq!(parse(&[]), Parsed::Incomplete);
+        assert_eq!(HIT_LOG.parse(&buf[..buf.len() - 1]), Parsed::Incomplete);
+        assert_eq!(HIT_LOG.parse(&buf[..3]), Parsed::Incomplete);
+        assert_eq!(HIT_LOG.parse(&[]), Parsed::Incomplete);
     }
 
     #[test]
@@ -149,13 +172,17 @@ mod tests {
                 let mut damaged = buf.clone();
                 damaged[byte] ^= 1 << bit;
                 assert!(
-                    !matches!(parse(&damaged), Parsed::Frame { payload, .. } if payload == b"first record"),
+                    !matches!(HIT_LOG.parse(&damaged), Parsed::Frame { payload, .. } if payload == b"first record"),
                     "flip at {byte}:{bit} went unnoticed"
                 );
-                if let Parsed::Frame { .. } = parse(&damaged) {
+                if let Parsed::Frame { .. } = HIT_LOG.parse(&damaged) {
                     panic!("flip at {byte}:{bit} parsed as a frame");
                 }
-                assert_eq!(next_intact(&damaged), Some(second), "flip at {byte}:{bit}");
+                assert_eq!(
+                    HIT_LOG.next_intact(&damaged),
+                    Some(second),
+                    "flip at {byte}:{bit}"
+                );
             }
         }
     }
@@ -163,7 +190,7 @@ mod tests {
     #[test]
     fn damaged_ranges_count_the_frames_that_started_in_them() {
         let buf = frames(&[b"a", b"b", b"c"]);
-        assert_eq!(frames_started_in(&buf), 3);
-        assert_eq!(frames_started_in(b"garbage"), 1);
+        assert_eq!(HIT_LOG.frames_started_in(&buf), 3);
+        assert_eq!(HIT_LOG.frames_started_in(b"garbage"), 1);
     }
 }

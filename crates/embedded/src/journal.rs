@@ -16,80 +16,21 @@
 //! ones is reported and skipped, the records after it kept.
 
 use crate::EmbeddedError;
+use crate::frame::{Format, Parsed};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const MAGIC: [u8; 4] = *b"GSJ1";
-const HEADER_LEN: usize = 20;
-/// Larger claims are damage, not records.
-const MAX_PAYLOAD: usize = 1 << 30;
-
-fn checksum(len: &[u8], seq: &[u8], payload: &[u8]) -> u32 {
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(len);
-    crc.update(seq);
-    crc.update(payload);
-    crc.finalize()
-}
+/// The journal's frames; the 8-byte word is the record's sequence number.
+const JOURNAL: Format = Format {
+    magic: *b"GSJ1",
+    // Larger claims are damage, not records.
+    max_payload: 1 << 30,
+};
 
 /// Appends one frame to `out`.
 pub(crate) fn encode_frame(seq: u64, payload: &[u8], out: &mut Vec<u8>) {
-    let len = (payload.len() as u32).to_le_bytes();
-    let seq = seq.to_le_bytes();
-    out.reserve(HEADER_LEN + payload.len());
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&len);
-    out.extend_from_slice(&checksum(&len, &seq, payload).to_le_bytes());
-    out.extend_from_slice(&seq);
-    out.extend_from_slice(payload);
-}
-
-enum Parsed<'a> {
-    Frame {
-        seq: u64,
-        payload: &'a [u8],
-        len: usize,
-    },
-    Incomplete,
-    Bad,
-}
-
-fn parse(buf: &[u8]) -> Parsed<'_> {
-    if buf.len() < HEADER_LEN {
-        return if MAGIC.starts_with(&buf[..buf.len().min(MAGIC.len())]) {
-            Parsed::Incomplete
-        } else {
-            Parsed::Bad
-        };
-    }
-    if buf[..4] != MAGIC {
-        return Parsed::Bad;
-    }
-    let len = u32::from_le_bytes(buf[4..8].try_into().expect("4 bytes")) as usize;
-    if len > MAX_PAYLOAD {
-        return Parsed::Bad;
-    }
-    if buf.len() < HEADER_LEN + len {
-        return Parsed::Incomplete;
-    }
-    let payload = &buf[HEADER_LEN..HEADER_LEN + len];
-    let stored = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes"));
-    if checksum(&buf[4..8], &buf[12..20], payload) != stored {
-        return Parsed::Bad;
-    }
-    Parsed::Frame {
-        seq: u64::from_le_bytes(buf[12..20].try_into().expect("8 bytes")),
-        payload,
-        len: HEADER_LEN + len,
-    }
-}
-
-/// The next intact frame strictly after position 0 of `buf`.
-fn next_intact(buf: &[u8]) -> Option<usize> {
-    (1..buf.len().saturating_sub(MAGIC.len() - 1))
-        .filter(|&at| buf[at..].starts_with(&MAGIC))
-        .find(|&at| matches!(parse(&buf[at..]), Parsed::Frame { .. }))
+    JOURNAL.encode(seq, payload, out);
 }
 
 /// One intact record read back.
@@ -113,16 +54,16 @@ fn scan_bytes(path: &Path, buf: &[u8], out: &mut Vec<JournalRecord>, report: &mu
     let mut pos = 0;
     while pos < buf.len() {
         let rest = &buf[pos..];
-        let parsed = parse(rest);
-        if let Parsed::Frame { seq, payload, len } = parsed {
+        let parsed = JOURNAL.parse(rest);
+        if let Parsed::Frame { word, payload, len } = parsed {
             out.push(JournalRecord {
-                seq,
+                seq: word,
                 payload: payload.to_vec(),
             });
             pos += len;
             continue;
         }
-        match next_intact(rest) {
+        match JOURNAL.next_intact(rest) {
             Some(skip) => {
                 report
                     .damaged
@@ -292,6 +233,7 @@ impl JournalWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::HEADER_LEN;
 
     fn payloads(records: &[JournalRecord]) -> Vec<(u64, &[u8])> {
         records

@@ -13,7 +13,7 @@
 //! segment as evidence.
 
 use crate::EmbeddedError;
-use crate::frame::{self, HEADER_LEN, Parsed};
+use crate::frame::{HEADER_LEN, HIT_LOG, Parsed};
 use async_trait::async_trait;
 use gender_core::PortError;
 use gender_core::ports::{HitLog, LogRecord};
@@ -137,18 +137,18 @@ pub fn scan_segment(base: u64, buf: &[u8]) -> SegmentScan {
     let mut pos = 0;
     while pos < buf.len() {
         let rest = &buf[pos..];
-        let parsed = frame::parse(rest);
+        let parsed = HIT_LOG.parse(rest);
         if let Parsed::Frame { len, .. } = parsed {
             scan.intact_records += 1;
             pos += len;
             continue;
         }
-        match frame::next_intact(rest) {
+        match HIT_LOG.next_intact(rest) {
             Some(skip) => {
                 scan.damaged.push(DamagedRange {
                     start: base + pos as u64,
                     end: base + (pos + skip) as u64,
-                    records: frame::frames_started_in(&rest[..skip]),
+                    records: HIT_LOG.frames_started_in(&rest[..skip]),
                 });
                 pos += skip;
             }
@@ -160,7 +160,7 @@ pub fn scan_segment(base: u64, buf: &[u8]) -> SegmentScan {
                 scan.damaged.push(DamagedRange {
                     start: base + pos as u64,
                     end: base + buf.len() as u64,
-                    records: frame::frames_started_in(rest),
+                    records: HIT_LOG.frames_started_in(rest),
                 });
                 break;
             }
@@ -323,7 +323,7 @@ impl Writer {
             buf.clear();
             for request in &batch {
                 for record in &request.records {
-                    frame::encode(record, arrival_ms, &mut buf);
+                    HIT_LOG.encode(arrival_ms as u64, record, &mut buf);
                 }
             }
             let written = self
@@ -574,15 +574,12 @@ impl LogReader {
             let mut pos = 0usize;
             let mut resume_at = None;
             while pos < window as usize && read_bytes < max_bytes {
-                match frame::parse(&buf[pos.min(buf.len())..]) {
-                    Parsed::Frame {
-                        arrival_ms,
-                        payload,
-                        len,
-                    } => {
+                match HIT_LOG.parse(&buf[pos.min(buf.len())..]) {
+                    Parsed::Frame { word, payload, len } => {
                         read.entries.push(LogEntry {
                             offset: offset + pos as u64,
-                            arrival_ms,
+                            // The word is the arrival time's bits.
+                            arrival_ms: word as i64,
                             payload: payload.to_vec(),
                         });
                         pos += len;
@@ -594,12 +591,14 @@ impl LogReader {
                         // at the next intact frame, else at the segment's end.
                         let at = offset + pos as u64;
                         let rest = read_range(&path, at - base, segment_end - at)?;
-                        let skip = frame::next_intact(&rest).map_or(segment_end - at, |s| s as u64);
+                        let skip = HIT_LOG
+                            .next_intact(&rest)
+                            .map_or(segment_end - at, |s| s as u64);
                         let seen = &rest[..(skip as usize).min(rest.len())];
                         read.damaged.push(DamagedRange {
                             start: at,
                             end: at + skip,
-                            records: frame::frames_started_in(seen),
+                            records: HIT_LOG.frames_started_in(seen),
                         });
                         read_bytes += skip as usize;
                         resume_at = Some(at + skip);
@@ -632,7 +631,7 @@ impl LogReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::MAGIC;
+    use crate::frame::HIT_LOG;
 
     fn clock() -> i64 {
         1_795_514_400_000
@@ -681,7 +680,7 @@ mod tests {
         };
         let path = segment_path(dir.path(), 0);
         let mut torn = Vec::new();
-        frame::encode(b"never acknowledged", clock(), &mut torn);
+        HIT_LOG.encode(clock() as u64, b"never acknowledged", &mut torn);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(&torn[..torn.len() - 3]).unwrap();
         drop(file);
@@ -797,7 +796,7 @@ mod tests {
         write_records(dir.path(), 3).await;
         // A second segment, as rotation leaves it, starting at the first one's end.
         let mut second = Vec::new();
-        frame::encode(&[7; 10], clock(), &mut second);
+        HIT_LOG.encode(clock() as u64, &[7; 10], &mut second);
         fs::write(segment_path(dir.path(), 3 * len), &second).unwrap();
         // Damage the last frame of the first segment.
         let path = segment_path(dir.path(), 0);
@@ -849,14 +848,14 @@ mod tests {
     #[test]
     fn zeros_after_the_last_frame_are_a_torn_tail() {
         let mut buf = Vec::new();
-        frame::encode(b"x", 1, &mut buf);
+        HIT_LOG.encode(1, b"x", &mut buf);
         let whole = buf.len() as u64;
         buf.extend_from_slice(&[0; 4096]);
         let scan = scan_segment(0, &buf);
         assert_eq!((scan.intact_records, scan.torn_tail), (1, Some(4096)));
         assert_eq!(scan.intact_end(), whole);
         assert!(scan.damaged.is_empty());
-        assert_eq!(&buf[..4], MAGIC);
+        assert_eq!(&buf[..4], HIT_LOG.magic);
     }
 
     #[tokio::test]

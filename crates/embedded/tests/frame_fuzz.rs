@@ -9,9 +9,7 @@
 //! `cargo test`; `PROPTEST_CASES=N` (proptest's own variable) runs N cases of
 //! every property instead, for a long hunt.
 
-use gender_embedded::frame::{
-    self, HEADER_LEN, MAGIC, MAX_RECORD_BYTES, Parsed, frames_started_in, next_intact,
-};
+use gender_embedded::frame::{HEADER_LEN, HIT_LOG, MAX_RECORD_BYTES, Parsed};
 use gender_embedded::log::scan_segment;
 use gender_embedded::{HitLogFile, LogEntry, SegmentScan};
 use proptest::prelude::*;
@@ -41,14 +39,16 @@ fn encode_all(payloads: &[Vec<u8>], arrival_ms: i64) -> (Vec<u8>, Vec<Range<usiz
     let mut ranges = Vec::new();
     for p in payloads {
         let start = buf.len();
-        frame::encode(p, arrival_ms, &mut buf);
+        HIT_LOG.encode(arrival_ms as u64, p, &mut buf);
         ranges.push(start..buf.len());
     }
     (buf, ranges)
 }
 
 fn count_magic(buf: &[u8]) -> usize {
-    buf.windows(MAGIC.len()).filter(|w| *w == MAGIC).count()
+    buf.windows(HIT_LOG.magic.len())
+        .filter(|w| *w == HIT_LOG.magic)
+        .count()
 }
 
 /// Where the intact frames of a scanned buffer are, walking it the way the
@@ -67,7 +67,7 @@ fn intact_positions(base: u64, buf: &[u8], scan: &SegmentScan) -> Result<Vec<usi
             pos = (d.end - base) as usize;
             continue;
         }
-        match frame::parse(&buf[pos..end]) {
+        match HIT_LOG.parse(&buf[pos..end]) {
             Parsed::Frame { len, .. } => {
                 positions.push(pos);
                 pos += len;
@@ -90,7 +90,7 @@ fn payloads(max_len: usize, max_frames: usize) -> impl Strategy<Value = Vec<Vec<
         // after damage before it, the reader would take that for a record.
         // Hit payloads are JSON text, which cannot hold a frame header.)
         1 => proptest::collection::vec(any::<u8>(), 0..8).prop_map(|mut p| {
-            p.extend_from_slice(&MAGIC);
+            p.extend_from_slice(&HIT_LOG.magic);
             p
         }),
     ];
@@ -128,9 +128,9 @@ fn damage() -> impl Strategy<Value = Damage> {
             0usize..40,
             prop_oneof![
                 proptest::collection::vec(any::<u8>(), 0..24),
-                Just(MAGIC.to_vec()),
+                Just(HIT_LOG.magic.to_vec()),
                 proptest::collection::vec(any::<u8>(), 0..8).prop_map(|mut v| {
-                    v.splice(0..0, MAGIC);
+                    v.splice(0..0, HIT_LOG.magic);
                     v
                 }),
             ]
@@ -238,15 +238,15 @@ proptest! {
             proptest::collection::vec(
                 prop_oneof![
                     proptest::collection::vec(any::<u8>(), 0..12),
-                    Just(MAGIC.to_vec()),
+                    Just(HIT_LOG.magic.to_vec()),
                     (any::<u8>(), any::<u8>()).prop_map(|(a, b)| {
-                        let mut v = MAGIC.to_vec();
+                        let mut v = HIT_LOG.magic.to_vec();
                         v.extend_from_slice(&[a, b, 0, 0]);
                         v
                     }),
                     (proptest::collection::vec(any::<u8>(), 0..16), any::<i64>()).prop_map(|(p, t)| {
                         let mut v = Vec::new();
-                        frame::encode(&p, t, &mut v);
+                        HIT_LOG.encode(t as u64, &p, &mut v);
                         v
                     }),
                 ],
@@ -255,13 +255,13 @@ proptest! {
         ],
         base in prop_oneof![Just(0u64), any::<u32>().prop_map(u64::from)],
     ) {
-        let _ = frame::parse(&bytes);
-        if let Some(at) = next_intact(&bytes) {
+        let _ = HIT_LOG.parse(&bytes);
+        if let Some(at) = HIT_LOG.next_intact(&bytes) {
             prop_assert!(at > 0 && at < bytes.len());
-            let intact = matches!(frame::parse(&bytes[at..]), Parsed::Frame { .. });
+            let intact = matches!(HIT_LOG.parse(&bytes[at..]), Parsed::Frame { .. });
             prop_assert!(intact, "next_intact gave {}, not a frame", at);
         }
-        prop_assert!(frames_started_in(&bytes) >= 1);
+        prop_assert!(HIT_LOG.frames_started_in(&bytes) >= 1);
         let scan = scan_segment(base, &bytes);
         prop_assert_eq!(scan.bytes, bytes.len() as u64);
         prop_assert!(scan.intact_end() <= base + bytes.len() as u64);
@@ -278,20 +278,20 @@ proptest! {
         trailing in proptest::collection::vec(any::<u8>(), 0..32),
     ) {
         let mut buf = Vec::new();
-        frame::encode(&payload, arrival_ms, &mut buf);
+        HIT_LOG.encode(arrival_ms as u64, &payload, &mut buf);
         let len = HEADER_LEN + payload.len();
         prop_assert_eq!(buf.len(), len);
-        let want = Parsed::Frame { arrival_ms, payload: &payload, len };
-        prop_assert_eq!(frame::parse(&buf), want.clone());
+        let want = Parsed::Frame { word: arrival_ms as u64, payload: &payload, len };
+        prop_assert_eq!(HIT_LOG.parse(&buf), want.clone());
         // Whatever follows a frame does not change it.
         let mut longer = buf.clone();
         longer.extend_from_slice(&trailing);
-        prop_assert_eq!(frame::parse(&longer), want);
+        prop_assert_eq!(HIT_LOG.parse(&longer), want);
         // Every strict prefix needs more bytes.
         for cut in (0..len).step_by(1 + len / 64) {
-            prop_assert_eq!(frame::parse(&buf[..cut]), Parsed::Incomplete, "cut at {}", cut);
+            prop_assert_eq!(HIT_LOG.parse(&buf[..cut]), Parsed::Incomplete, "cut at {}", cut);
         }
-        prop_assert_eq!(frame::parse(&buf[..len - 1]), Parsed::Incomplete);
+        prop_assert_eq!(HIT_LOG.parse(&buf[..len - 1]), Parsed::Incomplete);
         let scan = scan_segment(0, &buf);
         prop_assert_eq!((scan.intact_records, scan.damaged.len(), scan.torn_tail), (1, 0, None));
     }
@@ -335,7 +335,7 @@ proptest! {
         // When the damage kept every frame's magic in place and made no new
         // one, the counts add up: intact + lost (damaged or torn) = written.
         let in_place = damage.iter().all(|d| !matches!(d, Damage::Splice { .. }));
-        let magic_at = |b: &[u8], at: usize| b.get(at..at + 4) == Some(&MAGIC[..]);
+        let magic_at = |b: &[u8], at: usize| b.get(at..at + 4) == Some(&HIT_LOG.magic[..]);
         if in_place
             && count_magic(&buf) == frames.len()
             && count_magic(&damaged) == frames.len()
@@ -561,7 +561,7 @@ mod real_log {
                 bases.push(before.len() as u64);
                 for p in payloads {
                     written.push((before.len() as u64, p.clone()));
-                    frame::encode(p, clock(), &mut before);
+                    HIT_LOG.encode(clock() as u64, p, &mut before);
                 }
             }
             let (after, touched) = flip(&before, &flips, &written);
@@ -580,16 +580,16 @@ mod real_log {
 fn the_largest_record_round_trips_and_one_byte_more_is_bad() {
     let payload = vec![0xa5; MAX_RECORD_BYTES];
     let mut buf = Vec::new();
-    frame::encode(&payload, -1, &mut buf);
+    HIT_LOG.encode(-1i64 as u64, &payload, &mut buf);
     assert_eq!(
-        frame::parse(&buf),
+        HIT_LOG.parse(&buf),
         Parsed::Frame {
-            arrival_ms: -1,
+            word: -1i64 as u64,
             payload: &payload,
             len: HEADER_LEN + MAX_RECORD_BYTES
         }
     );
     let mut too_long = buf[..HEADER_LEN].to_vec();
     too_long[4..8].copy_from_slice(&(MAX_RECORD_BYTES as u32 + 1).to_le_bytes());
-    assert_eq!(frame::parse(&too_long), Parsed::Bad);
+    assert_eq!(HIT_LOG.parse(&too_long), Parsed::Bad);
 }
