@@ -235,12 +235,20 @@ def adapter_model():
     for adapter, file in ADAPTERS.items():
         rust = strip_comments((ROOT / "crates/aws/src" / file).read_text())
         bodies = fn_bodies(rust)
+        # Requests made lazily by a named iterator (`stream::iter(Writes {..})`):
+        # a body that builds the struct reaches the calls of its Iterator impl.
+        iterators = {
+            m.group(1): fn_bodies("fn x()" + rust[m.end() - 1 :])["x"]
+            for m in re.finditer(r"impl(?:<[^>]*>)?\s+Iterator\s+for\s+(\w+)(?:<[^>]*>)?\s*\{", rust)
+        }
 
         def reach(fn, seen):
             if fn in seen or fn not in bodies:
                 return set()
             seen.add(fn)
             body = bodies[fn]
+            for name in re.findall(r"\b([A-Z]\w*)\s*\{", body):
+                body += iterators.get(name, "")
             ops = set(re.findall(r"\.%s\s*\.(\w+)\(\)" % CLIENT_FIELDS, body))
             # self.f(...) and calls through a field holding another adapter
             # of the same file (self.log.put_pending(...)).
