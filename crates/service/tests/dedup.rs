@@ -49,10 +49,15 @@ fn rows_by_identity(server: &Server) -> HashMap<(String, Option<String>), usize>
     rows
 }
 
+/// A delivery interval of an hour: only `POST /admin/flush` delivers.
+const ONLY_FLUSH_DELIVERS: &[&str] = &["--flush-interval-ms", "3600000"];
+
 #[tokio::test]
 async fn every_way_of_repeating_a_hit_counts_it_once() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]).await;
+    // No background delivery: the flushes below report what they did, so
+    // they must be the ones doing all of it.
+    let server = Server::start(dir.path(), ONLY_FLUSH_DELIVERS).await;
 
     // Duplicates inside one batch, and the same request sent twice.
     let request = vec![
@@ -114,7 +119,7 @@ async fn every_way_of_repeating_a_hit_counts_it_once() {
     // (SIGKILL, so nothing is saved on the way out) is still a duplicate.
     let data_dir = server.data_dir.clone();
     server.kill9();
-    let server = Server::start(&data_dir, &[]).await;
+    let server = Server::start(&data_dir, ONLY_FLUSH_DELIVERS).await;
     // Only producer ids are remembered (dup-a r1 r2 r3, dup-b r1): the
     // ids the server assigned itself are unique by construction.
     assert_eq!(server.metric("gender_dedup_identities").await, 4.0);
