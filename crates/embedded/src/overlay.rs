@@ -8,8 +8,16 @@
 //! Merged deltas compose: `m` and `f` add up, and the later-or-equal event
 //! time wins `last_*`, so folding two deltas and applying the result gives
 //! what applying them one after the other gives (`Profile::apply`).
+//!
+//! A layer's visitors are spread over 64 shards, each an open-addressing
+//! table of 64-byte slots holding the clientid inline (up to 31 bytes;
+//! longer ids go to a small map) and the packed delta: finding a visitor
+//! costs one cache line and no pointer chase. A record's deltas are hashed
+//! first, grouped by shard, and each slot is prefetched a few deltas ahead
+//! of its merge, so the misses of a table of millions overlap.
 
 use crate::EmbeddedError;
+use gender_core::aggregate::{InlineKey, inline_key, inline_key_str};
 use gender_core::{Gender, Profile, VisitorDelta};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -332,18 +340,279 @@ pub(crate) struct Misc {
     pub keep_since_ms: Option<i64>,
 }
 
-/// Visitor -> merged delta.
-type Visitors = HashMap<Box<str>, Pending>;
+/// A clientid of up to 31 bytes, inline (the load test's and usual ids);
+/// longer ones, rare, go to a map of boxed strings.
+type Key = InlineKey<32>;
+
+/// A visitor's merged delta as stored: 32 bytes, so key and delta fill one
+/// cache line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Packed {
+    /// `m`, with the last gender in the top bit (`F` set): a hit count never
+    /// reaches 2^63.
+    m_gender: u64,
+    f: u64,
+    last_seen_ms: i64,
+    updated_at_ms: i64,
+}
+
+const GENDER_BIT: u64 = 1 << 63;
+
+impl Packed {
+    #[inline]
+    fn new(p: &Pending) -> Packed {
+        debug_assert!(p.m < GENDER_BIT, "a hit count of 2^63");
+        let gender = match p.last_gender {
+            Gender::M => 0,
+            Gender::F => GENDER_BIT,
+        };
+        Packed {
+            m_gender: p.m | gender,
+            f: p.f,
+            last_seen_ms: p.last_seen_ms,
+            updated_at_ms: p.updated_at_ms,
+        }
+    }
+
+    #[inline]
+    pub fn get(&self) -> Pending {
+        Pending {
+            m: self.m_gender & !GENDER_BIT,
+            f: self.f,
+            last_seen_ms: self.last_seen_ms,
+            updated_at_ms: self.updated_at_ms,
+            last_gender: if self.m_gender & GENDER_BIT == 0 {
+                Gender::M
+            } else {
+                Gender::F
+            },
+        }
+    }
+
+    #[inline]
+    fn then(&mut self, later: &Pending) {
+        let mut p = self.get();
+        p.then(later);
+        *self = Packed::new(&p);
+    }
+}
+
+/// One slot of a shard's table: a visitor's key and merged delta in one
+/// cache line, so finding it costs one memory load and no pointer chase.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct Bucket {
+    key: Key,
+    value: Packed,
+}
+
+/// Marks an empty bucket: no inline key has 0xFF as its length byte.
+const EMPTY: Bucket = Bucket {
+    key: [0xFF; 32],
+    value: Packed {
+        m_gender: 0,
+        f: 0,
+        last_seen_ms: 0,
+        updated_at_ms: 0,
+    },
+};
+
+impl Bucket {
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.key[31] == 0xFF
+    }
+}
+
+/// A keyed hash of inline keys (random seeds per layer, so clientids, which
+/// are input, cannot be chosen to collide): two folded multiplies, as in
+/// wyhash and foldhash.
+#[derive(Debug, Clone, Copy)]
+struct KeyHasher {
+    seeds: [u64; 5],
+}
+
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+impl KeyHasher {
+    fn new() -> KeyHasher {
+        let random = RandomState::new();
+        KeyHasher {
+            seeds: std::array::from_fn(|i| random.hash_one(i) | 1),
+        }
+    }
+
+    #[inline]
+    fn hash(&self, key: &Key) -> u64 {
+        let word =
+            |i: usize| u64::from_le_bytes(key[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        let s = &self.seeds;
+        let a = fold_mul(word(0) ^ s[0], word(1) ^ s[1]);
+        let b = fold_mul(word(2) ^ s[2], word(3) ^ s[3]);
+        fold_mul(a ^ s[4], b ^ 0x9e37_79b9_7f4a_7c15)
+    }
+}
+
+#[inline]
+fn prefetch<T>(ptr: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86_64 baseline, and a prefetch never
+    // faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        _mm_prefetch::<_MM_HINT_T0>(ptr.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
+/// One shard's visitors: open addressing with linear probing over inline
+/// keys (power-of-two capacity, at most three quarters full), and ids too
+/// long to be inline in a map.
+struct Table {
+    keys: KeyHasher,
+    buckets: Vec<Bucket>,
+    len: usize,
+    /// `64 - log2(buckets.len())`: the hash's top bits pick the bucket (its
+    /// low bits picked the shard).
+    shift: u32,
+    long: HashMap<Box<str>, Packed>,
+}
+
+impl Table {
+    fn new(keys: KeyHasher) -> Table {
+        Table {
+            keys,
+            buckets: Vec::new(),
+            len: 0,
+            shift: 64,
+            long: HashMap::new(),
+        }
+    }
+
+    #[inline]
+    fn slot(&self, h: u64) -> usize {
+        (h >> self.shift) as usize
+    }
+
+    /// Room for `more` new keys without growing.
+    fn reserve(&mut self, more: usize) {
+        let need = self.len + more;
+        if need * 4 <= self.buckets.len() * 3 {
+            return;
+        }
+        let capacity = (need * 4 / 3 + 1).next_power_of_two().max(16);
+        let old = std::mem::replace(&mut self.buckets, vec![EMPTY; capacity]);
+        self.shift = 64 - capacity.trailing_zeros();
+        let mask = capacity - 1;
+        for bucket in old.iter().filter(|b| !b.is_empty()) {
+            let mut i = self.slot(self.keys.hash(&bucket.key));
+            while !self.buckets[i].is_empty() {
+                i = (i + 1) & mask;
+            }
+            self.buckets[i] = *bucket;
+        }
+    }
+
+    /// Starts loading the bucket a key of hash `h` is looked up in.
+    #[inline]
+    fn prefetch(&self, h: u64) {
+        if !self.buckets.is_empty() {
+            prefetch(&self.buckets[self.slot(h)]);
+        }
+    }
+
+    /// Folds `delta` into the entry of `key` (hash `h`); whether it is new.
+    /// Room was reserved.
+    #[inline]
+    fn fold(&mut self, key: &Key, h: u64, delta: &Pending) -> bool {
+        let mask = self.buckets.len() - 1;
+        let mut i = self.slot(h);
+        loop {
+            let bucket = &mut self.buckets[i];
+            if bucket.key == *key {
+                bucket.value.then(delta);
+                return false;
+            }
+            if bucket.is_empty() {
+                *bucket = Bucket {
+                    key: *key,
+                    value: Packed::new(delta),
+                };
+                self.len += 1;
+                return true;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn fold_long(&mut self, clientid: &str, delta: &Pending) -> bool {
+        match self.long.get_mut(clientid) {
+            Some(value) => {
+                value.then(delta);
+                false
+            }
+            None => {
+                self.long.insert(clientid.into(), Packed::new(delta));
+                true
+            }
+        }
+    }
+
+    #[inline]
+    fn get(&self, key: &Key, h: u64) -> Option<&Packed> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let mask = self.buckets.len() - 1;
+        let mut i = self.slot(h);
+        loop {
+            let bucket = &self.buckets[i];
+            if bucket.key == *key {
+                return Some(&bucket.value);
+            }
+            if bucket.is_empty() {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, &Packed)> {
+        let inline = self
+            .buckets
+            .iter()
+            .filter(|b| !b.is_empty())
+            .map(|b| (inline_key_str(&b.key), &b.value));
+        inline.chain(self.long.iter().map(|(k, v)| (&**k, v)))
+    }
+}
+
+/// How many lookups ahead [`Layer::merge`] starts loading buckets.
+const AHEAD: usize = 12;
+
+/// A visitor delta of a record on its way into a shard.
+struct Item<'a> {
+    key: Key,
+    hash: u64,
+    delta: &'a Pending,
+}
 
 /// The changes of consecutive journal records, from `first_seq` on.
 pub(crate) struct Layer {
     pub first_seq: u64,
     last_seq: AtomicU64,
+    keys: KeyHasher,
+    /// Picks the shard of an id too long to be inline.
     hasher: RandomState,
-    shards: Box<[Mutex<Visitors>]>,
+    shards: Box<[Mutex<Table>]>,
     /// The visitors once the layer is frozen (moved out of `shards`, which
     /// are then empty): read without locks, never changed again.
-    frozen: OnceLock<Box<[Visitors]>>,
+    frozen: OnceLock<Box<[Table]>>,
     visitors: AtomicUsize,
     bytes: AtomicU64,
     created: Instant,
@@ -354,13 +623,21 @@ fn poisoned() -> EmbeddedError {
     EmbeddedError::CorruptState("state store overlay lock poisoned".into())
 }
 
+/// Where a visitor is: its shard, and its inline key with its hash.
+enum Place {
+    Inline(usize, Key, u64),
+    Long(usize),
+}
+
 impl Layer {
     pub fn new(first_seq: u64) -> Layer {
+        let keys = KeyHasher::new();
         Layer {
             first_seq,
             last_seq: AtomicU64::new(0),
+            keys,
             hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(Table::new(keys))).collect(),
             frozen: OnceLock::new(),
             visitors: AtomicUsize::new(0),
             bytes: AtomicU64::new(0),
@@ -390,50 +667,78 @@ impl Layer {
         self.created.elapsed()
     }
 
-    fn shard_of(&self, clientid: &str) -> usize {
-        (self.hasher.hash_one(clientid) as usize) % SHARDS
+    #[inline]
+    fn place(&self, clientid: &str) -> Place {
+        match inline_key::<32>(clientid) {
+            Some(key) => {
+                let h = self.keys.hash(&key);
+                Place::Inline(h as usize % SHARDS, key, h)
+            }
+            None => Place::Long((self.hasher.hash_one(clientid) as usize) % SHARDS),
+        }
     }
 
     /// The visitor's merged delta. Callers hold the store's layer list
     /// (read), so a [`Layer::freeze`] never happens in the middle.
     pub fn visitor(&self, clientid: &str) -> Result<Option<Pending>, EmbeddedError> {
-        let at = self.shard_of(clientid);
+        let place = self.place(clientid);
+        let find = |table: &Table| match &place {
+            Place::Inline(_, key, h) => table.get(key, *h).map(Packed::get),
+            Place::Long(_) => table.long.get(clientid).map(Packed::get),
+        };
+        let at = match place {
+            Place::Inline(at, ..) | Place::Long(at) => at,
+        };
         if let Some(frozen) = self.frozen.get() {
-            return Ok(frozen[at].get(clientid).copied());
+            return Ok(find(&frozen[at]));
         }
         let shard = self.shards[at].lock().map_err(|_| poisoned())?;
-        Ok(shard.get(clientid).copied())
+        Ok(find(&shard))
     }
 
     pub fn misc(&self) -> Result<std::sync::MutexGuard<'_, Misc>, EmbeddedError> {
         self.misc.lock().map_err(|_| poisoned())
     }
 
-    /// Merges record `seq` (of `bytes` journal bytes) in.
+    /// Merges record `seq` (of `bytes` journal bytes) in. Each shard's
+    /// deltas are hashed first and its buckets loaded [`AHEAD`] of their
+    /// use, so the cache misses of a table of millions overlap.
     pub fn merge(
         &self,
         seq: u64,
         record: &RecordView<'_>,
         bytes: u64,
     ) -> Result<(), EmbeddedError> {
-        let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
-        for (i, (clientid, _)) in record.visitors.iter().enumerate() {
-            by_shard[self.shard_of(clientid)].push(i);
-        }
         let mut added = 0;
-        for (shard, indices) in self.shards.iter().zip(&by_shard) {
-            if indices.is_empty() {
-                continue;
+        if !record.visitors.is_empty() {
+            let per_shard = record.visitors.len() / SHARDS * 5 / 4 + 4;
+            let mut inline: Vec<Vec<Item<'_>>> =
+                (0..SHARDS).map(|_| Vec::with_capacity(per_shard)).collect();
+            let mut long: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
+            for (i, (clientid, delta)) in record.visitors.iter().enumerate() {
+                match self.place(clientid) {
+                    Place::Inline(at, key, hash) => inline[at].push(Item { key, hash, delta }),
+                    Place::Long(at) => long[at].push(i),
+                }
             }
-            let mut shard = shard.lock().map_err(|_| poisoned())?;
-            for &i in indices {
-                let (clientid, delta) = &record.visitors[i];
-                match shard.get_mut(*clientid) {
-                    Some(pending) => pending.then(delta),
-                    None => {
-                        shard.insert((*clientid).into(), *delta);
-                        added += 1;
+            for ((shard, items), long) in self.shards.iter().zip(&inline).zip(&long) {
+                if items.is_empty() && long.is_empty() {
+                    continue;
+                }
+                let mut table = shard.lock().map_err(|_| poisoned())?;
+                table.reserve(items.len());
+                for item in items.iter().take(AHEAD) {
+                    table.prefetch(item.hash);
+                }
+                for (j, item) in items.iter().enumerate() {
+                    if let Some(ahead) = items.get(j + AHEAD) {
+                        table.prefetch(ahead.hash);
                     }
+                    added += usize::from(table.fold(&item.key, item.hash, item.delta));
+                }
+                for &i in long {
+                    let (clientid, delta) = &record.visitors[i];
+                    added += usize::from(table.fold_long(clientid, delta));
                 }
             }
         }
@@ -468,23 +773,24 @@ impl Layer {
     /// locks. Called with the store's layer list locked (write), after the
     /// last record was merged.
     pub fn freeze(&self) -> Result<(), EmbeddedError> {
-        let mut maps = Vec::with_capacity(SHARDS);
+        let mut tables = Vec::with_capacity(SHARDS);
         for shard in self.shards.iter() {
-            maps.push(std::mem::take(&mut *shard.lock().map_err(|_| poisoned())?));
+            let mut shard = shard.lock().map_err(|_| poisoned())?;
+            tables.push(std::mem::replace(&mut *shard, Table::new(self.keys)));
         }
         self.frozen
-            .set(maps.into_boxed_slice())
+            .set(tables.into_boxed_slice())
             .map_err(|_| EmbeddedError::CorruptState("state overlay layer frozen twice".into()))
     }
 
     /// Every visitor of a frozen layer with its merged delta, in no
     /// particular order (empty before [`Layer::freeze`]).
-    pub fn frozen_visitors(&self) -> impl Iterator<Item = (&str, &Pending)> {
+    pub fn frozen_visitors(&self) -> impl Iterator<Item = (&str, &Packed)> {
         self.frozen
             .get()
             .into_iter()
-            .flat_map(|maps| maps.iter())
-            .flat_map(|map| map.iter().map(|(k, v)| (&**k, v)))
+            .flat_map(|tables| tables.iter())
+            .flat_map(Table::iter)
     }
 }
 
@@ -532,6 +838,73 @@ mod tests {
             folded.apply_to(&mut at_once);
             assert_eq!(at_once, one_by_one, "base last seen {base_seen}");
         }
+    }
+
+    #[test]
+    fn a_layer_folds_like_a_map_through_growth_and_freeze() {
+        let layer = Layer::new(1);
+        let mut reference: HashMap<String, Pending> = HashMap::new();
+        let mut rng = 7u64;
+        let mut next = move || {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            rng >> 33
+        };
+        for seq in 1..=40u64 {
+            let mut deltas = Vec::new();
+            for _ in 0..700 {
+                let n = next() % 5_000;
+                // Short, inline-sized, and too long to be inline (32 bytes and more).
+                let id = match n % 7 {
+                    0 => format!("a-visitor-id-longer-than-31-bytes-{n}"),
+                    1 => format!("v{n}"),
+                    _ => format!("loadtest-visitor-{n}"),
+                };
+                let m = if n % 11 == 0 { 1 << 50 } else { next() % 4 };
+                let pending = Pending {
+                    m,
+                    f: next() % 4,
+                    last_seen_ms: next() as i64 % 1_000 - 500,
+                    updated_at_ms: seq as i64,
+                    last_gender: if next() % 2 == 0 {
+                        Gender::M
+                    } else {
+                        Gender::F
+                    },
+                };
+                deltas.push((id, pending));
+            }
+            for (id, p) in &deltas {
+                reference
+                    .entry(id.clone())
+                    .and_modify(|r| r.then(p))
+                    .or_insert(*p);
+            }
+            let record = RecordView {
+                now_ms: seq as i64,
+                visitors: deltas.iter().map(|(id, p)| (id.as_str(), *p)).collect(),
+                ..RecordView::default()
+            };
+            layer.merge(seq, &record, 0).unwrap();
+        }
+        let check = |layer: &Layer| {
+            assert_eq!(layer.visitors(), reference.len());
+            for (id, p) in &reference {
+                assert_eq!(layer.visitor(id).unwrap(), Some(*p), "{id}");
+            }
+            assert_eq!(layer.visitor("absent").unwrap(), None);
+            assert_eq!(layer.visitor(&"x".repeat(40)).unwrap(), None);
+        };
+        check(&layer);
+        assert_eq!(layer.frozen_visitors().count(), 0);
+        layer.freeze().unwrap();
+        check(&layer);
+        let frozen: HashMap<String, Pending> = layer
+            .frozen_visitors()
+            .map(|(id, p)| (id.to_owned(), p.get()))
+            .collect();
+        assert_eq!(frozen, reference);
     }
 
     #[test]

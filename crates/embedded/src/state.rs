@@ -20,7 +20,7 @@
 //! rewrites each touched page once for every change it merged.
 
 use crate::journal::{self, JournalWriter};
-use crate::overlay::{Layer, MetaKey, Pending, RecordView, decode_record};
+use crate::overlay::{Layer, MetaKey, Packed, Pending, RecordView, decode_record};
 use crate::{EmbeddedError, blocking};
 use async_trait::async_trait;
 use gender_core::dedup::HitKey;
@@ -646,10 +646,10 @@ impl StateStore {
             let mut i = 0;
             while i < visitors.len() {
                 let clientid = visitors[i].clientid;
-                let mut pending = *visitors[i].pending;
+                let mut pending = visitors[i].pending.get();
                 i += 1;
                 while i < visitors.len() && visitors[i].clientid == clientid {
-                    pending.then(visitors[i].pending);
+                    pending.then(&visitors[i].pending.get());
                     i += 1;
                 }
                 let stored = profiles
@@ -981,7 +981,7 @@ struct SortEntry<'a> {
     key: u64,
     clientid: &'a str,
     layer: usize,
-    pending: &'a Pending,
+    pending: &'a Packed,
 }
 
 /// The frozen layers' visitors in clientid order (the order of redb's
@@ -1245,7 +1245,7 @@ mod tests {
         .collect();
         let order: Vec<(&str, i64)> = sorted_visitors(&layers)
             .iter()
-            .map(|e| (e.clientid, e.pending.updated_at_ms))
+            .map(|e| (e.clientid, e.pending.get().updated_at_ms))
             .collect();
         assert_eq!(
             order,
