@@ -174,20 +174,7 @@ impl KeyTable {
         if self.slots.is_empty() {
             return;
         }
-        let slot = &self.slots[self.home(Self::stored(key))];
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch is only a hint: it cannot fault, and it reads
-        // nothing the program sees; SSE is part of every x86_64 target.
-        unsafe {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(slot).cast());
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            // Elsewhere a plain load: it still overlaps with the next ones,
-            // though the CPU holds it in flight until it arrives.
-            std::hint::black_box(*slot);
-        }
+        crate::table::prefetch(&self.slots[self.home(Self::stored(key))]);
     }
 
     #[inline]

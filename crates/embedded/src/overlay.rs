@@ -18,6 +18,7 @@
 
 use crate::EmbeddedError;
 use gender_core::aggregate::{InlineKey, inline_key, inline_key_str};
+use gender_core::table::prefetch;
 use gender_core::{Gender, Profile, VisitorDelta};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -455,19 +456,6 @@ impl KeyHasher {
         let b = fold_mul(word(2) ^ s[2], word(3) ^ s[3]);
         fold_mul(a ^ s[4], b ^ 0x9e37_79b9_7f4a_7c15)
     }
-}
-
-#[inline]
-fn prefetch<T>(ptr: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE is part of the x86_64 baseline, and a prefetch never
-    // faults, whatever the address.
-    unsafe {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        _mm_prefetch::<_MM_HINT_T0>(ptr.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
 }
 
 /// One shard's visitors: open addressing with linear probing over inline
