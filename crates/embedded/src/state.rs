@@ -1396,16 +1396,7 @@ mod tests {
         assert_eq!(delivery.pending, ["raw/y"]);
         assert_eq!(delivery.intent, Some((10, 20)));
         // The record being written when the process died.
-        let record = RecordView {
-            now_ms: 1,
-            applied: vec!["o-torn"],
-            visitors: vec![(
-                "v1",
-                Pending::from_delta(&delta("v1", 100, 0, Gender::M, 1), 1),
-            )],
-            keep_since_ms: i64::MIN,
-            ..RecordView::default()
-        };
+        let record = one_visitor_record("o-torn");
         let mut frame = Vec::new();
         journal::encode_frame(1_000, &record.encode(), &mut frame);
         let newest = journal_files(&path).pop().unwrap();
@@ -1427,6 +1418,20 @@ mod tests {
             store.checkpointed_profile_count().unwrap(),
             ids.len() as u64
         );
+    }
+
+    /// A record applying object `object`: 100 M hits for `v1`.
+    fn one_visitor_record(object: &str) -> RecordView<'_> {
+        RecordView {
+            now_ms: 1,
+            applied: vec![object],
+            visitors: vec![(
+                "v1",
+                Pending::from_delta(&delta("v1", 100, 0, Gender::M, 1), 1),
+            )],
+            keep_since_ms: i64::MIN,
+            ..RecordView::default()
+        }
     }
 
     #[test]
@@ -1458,16 +1463,7 @@ mod tests {
         // (it cannot happen; the objects' markers still stop it).
         let next = store.writer().unwrap().next_seq;
         drop(store);
-        let record = RecordView {
-            now_ms: 1,
-            applied: vec!["o3"],
-            visitors: vec![(
-                "v1",
-                Pending::from_delta(&delta("v1", 100, 0, Gender::M, 1), 1),
-            )],
-            keep_since_ms: i64::MIN,
-            ..RecordView::default()
-        };
+        let record = one_visitor_record("o3");
         JournalWriter::create(&jdir, next)
             .unwrap()
             .append(next, &record.encode())
