@@ -367,16 +367,6 @@ fn previous(dir: &Path) {
     );
 }
 
-fn status_kib(field: &str) -> u64 {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with(field))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        })
-        .unwrap_or(0)
-}
-
 fn run(dir: &Path) {
     let d = date();
     let start = Instant::now();
@@ -397,7 +387,11 @@ fn run(dir: &Path) {
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
                 let at = start.elapsed().as_secs_f64();
-                let sample = (at, status_kib("VmRSS:"), status_kib("VmHWM:"));
+                let sample = (
+                    at,
+                    support::status_kib("VmRSS:"),
+                    support::status_kib("VmHWM:"),
+                );
                 samples.lock().expect("lock").push(sample);
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
