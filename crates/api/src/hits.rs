@@ -140,9 +140,26 @@ pub async fn post_hits(State(state): State<ApiState>, headers: HeaderMap, body: 
     }
 }
 
+/// The `503` of a request none of whose hits was stored. Throttling is
+/// backpressure working (the adapter logs when it starts and ends), so only
+/// other failures are logged here, once per request.
+fn not_stored(state: &ApiState, e: &gender_core::PortError, hits: usize) -> JsonError {
+    state.metrics.ingest_errors.inc();
+    if !matches!(e, gender_core::PortError::Throttled { .. }) {
+        tracing::error!(error = %e, hits, "ingest append failed");
+    }
+    // The port's own words name the cause (the pipeline behind its backlog
+    // bound, the data directory unusable, the stream throttling) and carry
+    // no paths.
+    JsonError::unavailable(format!("{e}; nothing was stored, retry")).with("retryable", true)
+}
+
 async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Response, JsonError> {
     let format = body_format(headers)?;
     let bytes = read_body(headers, body, state.max_body_bytes).await?;
+    // A request the log would refuse (the pipeline behind its bound) is
+    // refused before its hits are parsed: overload costs no parsing.
+    state.log.admits().map_err(|e| not_stored(state, &e, 0))?;
     let now_ms = (state.clock)();
     let batch = if bytes.len() > INLINE_PARSE_BYTES {
         tokio::task::spawn_blocking(move || parse_batch(&bytes, format, now_ms))
@@ -195,14 +212,7 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
     })
     .await
     .unwrap_or_else(|e| Err(gender_core::PortError::unavailable("ingest", e)));
-    let failed = appended.map_err(|e| {
-        state.metrics.ingest_errors.inc();
-        tracing::error!(error = %e, hits = indexes.len(), "ingest append failed");
-        // The port's own words name the cause (the pipeline behind its
-        // backlog bound, the data directory unusable, the stream throttling)
-        // and carry no paths.
-        JsonError::unavailable(format!("{e}; nothing was stored, retry")).with("retryable", true)
-    })?;
+    let failed = appended.map_err(|e| not_stored(state, &e, indexes.len()))?;
     // Only hits that were finally stored count as accepted.
     for &i in &failed {
         rejected.push(RejectedHit {

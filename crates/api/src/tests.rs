@@ -21,6 +21,8 @@ struct MemoryLog {
     /// Indexes that "fail" on every attempt, like a persistent PutRecords failure.
     fail: Vec<usize>,
     down: bool,
+    /// Refuses like the local log past its backlog bound.
+    behind: bool,
 }
 
 #[async_trait]
@@ -41,6 +43,16 @@ impl HitLog for MemoryLog {
             .copied()
             .filter(|&i| i < records.len())
             .collect())
+    }
+
+    fn admits(&self) -> Result<(), PortError> {
+        if self.behind {
+            return Err(PortError::Throttled {
+                what: "pipeline behind".into(),
+                source: None,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -403,6 +415,27 @@ async fn unknown_routes_wrong_methods_and_panics_are_json() {
         call(&h.app, get("/gender/panic")).await.0,
         StatusCode::INTERNAL_SERVER_ERROR
     );
+}
+
+#[tokio::test]
+async fn a_log_that_would_refuse_is_asked_before_the_body_is_parsed() {
+    let h = harness(MemoryLog {
+        behind: true,
+        ..Default::default()
+    });
+    // Not parsed: an invalid body gets the same 503 as a valid one.
+    for body in [HIT.to_owned(), "[{\"clientid\": ".to_owned()] {
+        let response = h.app.clone().oneshot(post(body, None)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["retry-after"], "1");
+    }
+    let (_, body) = call(&h.app, post(HIT, None)).await;
+    assert_eq!(body["retryable"], true);
+    assert!(
+        body["error"].as_str().unwrap().contains("pipeline behind"),
+        "{body}"
+    );
+    assert!(h.log.stored.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -20,6 +20,13 @@ pub trait HitLog: Send + Sync {
     /// could not be stored even after retries (normally none); `Err` means
     /// none of them was stored.
     async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<usize>, PortError>;
+
+    /// Whether an append now would be refused, asked before a request's
+    /// body is parsed so that refusing it costs no parsing. A fast check
+    /// with no I/O; [`append`](Self::append) still decides.
+    fn admits(&self) -> Result<(), PortError> {
+        Ok(())
+    }
 }
 
 /// Lookup of one visitor's profile.

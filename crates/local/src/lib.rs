@@ -133,6 +133,7 @@ pub async fn run(
         backlog: backlog.clone(),
         status: status.clone(),
         refused: Default::default(),
+        refusing: Default::default(),
     });
     let erasures = erasure::LocalErasures::open(state.clone(), log_reader.clone())
         .map_err(LocalError::OpenState)?;

@@ -304,6 +304,7 @@ mod tests {
             backlog: backlog.clone(),
             status: status.clone(),
             refused: Default::default(),
+            refusing: Default::default(),
         });
         let scrape = ScrapeTime {
             pipeline: pipeline.clone(),

@@ -8,7 +8,7 @@ use gender_core::ports::{HealthProbe, HitLog, LogRecord};
 use gender_embedded::state::StateStore;
 use gender_embedded::{DamagedRange, HitLogFile, LogReader};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// A stage that failed its last attempt, with why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,19 +165,44 @@ pub struct BoundedHitLog {
     pub status: std::sync::Arc<PipelineStatus>,
     /// Requests refused because of the bound.
     pub refused: AtomicU64,
+    /// Whether the last request was refused: the log says when refusing
+    /// starts and ends, not once per refused request.
+    pub refusing: AtomicBool,
 }
 
-#[async_trait]
-impl HitLog for BoundedHitLog {
-    async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<usize>, PortError> {
+impl BoundedHitLog {
+    fn check(&self) -> Result<(), PortError> {
         if let Some(fault) = self.status.storage_fault() {
             return Err(PortError::unavailable("data directory", Reason(fault)));
         }
         if let Some(behind) = self.backlog.behind(&self.status) {
             self.refused.fetch_add(1, Ordering::Relaxed);
+            if !self.refusing.load(Ordering::Relaxed)
+                && !self.refusing.swap(true, Ordering::Relaxed)
+            {
+                tracing::warn!(error = %behind, "ingest refused from now on until the pipeline catches up");
+            }
             return Err(behind);
         }
+        if self.refusing.load(Ordering::Relaxed) && self.refusing.swap(false, Ordering::Relaxed) {
+            tracing::info!(
+                refused_so_far = self.refused.load(Ordering::Relaxed),
+                "ingest accepted again: the pipeline is back within its backlog bound"
+            );
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl HitLog for BoundedHitLog {
+    async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<usize>, PortError> {
+        self.check()?;
         self.log.append(records).await
+    }
+
+    fn admits(&self) -> Result<(), PortError> {
+        self.check()
     }
 }
 

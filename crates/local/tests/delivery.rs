@@ -274,6 +274,7 @@ async fn past_the_backlog_bound_appends_are_refused_with_nothing_stored_until_cu
         },
         status: status.clone(),
         refused: Default::default(),
+        refusing: Default::default(),
     };
     let record = |i: u32| LogRecord {
         partition_key: "bp".into(),
@@ -300,13 +301,23 @@ async fn past_the_backlog_bound_appends_are_refused_with_nothing_stored_until_cu
     );
     let end = parts.reader.durable_end();
     assert!(end < 1000 + 200, "backlog stayed near its bound: {end}");
+    // Asked before a request's body is parsed: refused without parsing.
+    assert!(
+        gate.admits()
+            .unwrap_err()
+            .to_string()
+            .contains("pipeline behind")
+    );
+    assert!(gate.refusing.load(std::sync::atomic::Ordering::Relaxed));
 
     // Curate catches up: the gate opens again, and every accepted hit counts once.
     let (handle, stop, task) = start_with_status(&parts, status.clone());
     handle.flush().await.unwrap();
     assert_eq!(status.visible_offset(), end);
     assert_eq!(counts(&parts.state, "bp"), (accepted, 0));
+    assert!(gate.admits().is_ok());
     assert!(gate.append(vec![record(0)]).await.is_ok());
+    assert!(!gate.refusing.load(std::sync::atomic::Ordering::Relaxed));
     stop.send(true).unwrap();
     task.await.unwrap();
 }
