@@ -114,10 +114,14 @@ pub struct KeyTable {
 }
 
 impl KeyTable {
-    /// Grow when more than 3/4 of the slots are taken: probe runs stay
-    /// within a cache line or two, at 11-21 bytes per key.
-    const MAX_LOAD_NUMERATOR: usize = 3;
-    const MAX_LOAD_DENOMINATOR: usize = 4;
+    /// Grow when more than half of the slots are taken. Nearly every key
+    /// looked up is new, so each lookup reads its probe run up to an empty
+    /// slot: at most 1/2 full that run averages under 2.5 slots and rarely
+    /// leaves the prefetched cache line; at 3/4 it averages 8.5 (two lines,
+    /// the second one a miss nobody prefetched). 16-32 bytes per key; a
+    /// 3/4 bound measured 5-7 % slower in curate (docs/PERFORMANCE.md).
+    const MAX_LOAD_NUMERATOR: usize = 1;
+    const MAX_LOAD_DENOMINATOR: usize = 2;
     const MIN_SLOTS: usize = 1 << 10;
 
     /// Room for `keys` keys without growing.
@@ -252,7 +256,7 @@ impl KeyTable {
 /// The identities counted within the horizon, in two generations: keys
 /// remembered at time `t` stay until the generation after `t`'s is
 /// retired, so each is remembered for at least the horizon and at most
-/// twice it. Memory is about 20-27 bytes per remembered identity (table
+/// twice it. Memory is about 27-41 bytes per remembered identity (table
 /// growth included; `bench_dedup_index` in docs/PERFORMANCE.md), so it is
 /// bounded by 2 x horizon x rate.
 ///
