@@ -77,6 +77,14 @@ def main():
         failures.append(f"hits_per_hour totals {hour_m}/{hour_f}, GET totals {total_m}/{total_f}")
     assert all(r["hits"] == r["m"] + r["f"] for r in hours)
 
+    # hit_id (written delta-length encoded) reads back: one distinct id per
+    # curated hit, as many hits as the profiles count.
+    ids, distinct = con.execute(
+        "SELECT count(hit_id), count(DISTINCT hit_id) "
+        "FROM read_parquet('data/curated/hits/*/*.parquet')").fetchone()
+    if (ids, distinct) != (total_m + total_f,) * 2:
+        failures.append(f"hit_id: {ids} ids, {distinct} distinct, {total_m + total_f} hits")
+
     if failures:
         print("\n".join(failures), file=sys.stderr)
         sys.exit(1)
