@@ -128,13 +128,11 @@ pub async fn run(
         reader: log_reader.clone(),
         max_bytes: config.max_backlog_bytes,
     };
-    let bounded_log = Arc::new(BoundedHitLog {
-        log: log.clone(),
-        backlog: backlog.clone(),
-        status: status.clone(),
-        refused: Default::default(),
-        refusing: Default::default(),
-    });
+    let bounded_log = Arc::new(BoundedHitLog::new(
+        log.clone(),
+        backlog.clone(),
+        status.clone(),
+    ));
     let erasures = erasure::LocalErasures::open(state.clone(), log_reader.clone())
         .map_err(LocalError::OpenState)?;
     let api = ApiState {

@@ -299,13 +299,11 @@ mod tests {
             reader: log.clone(),
             max_bytes: 1000,
         };
-        let gate = Arc::new(BoundedHitLog {
-            log: Arc::new(log_file),
-            backlog: backlog.clone(),
-            status: status.clone(),
-            refused: Default::default(),
-            refusing: Default::default(),
-        });
+        let gate = Arc::new(BoundedHitLog::new(
+            Arc::new(log_file),
+            backlog.clone(),
+            status.clone(),
+        ));
         let scrape = ScrapeTime {
             pipeline: pipeline.clone(),
             log,

@@ -171,6 +171,21 @@ pub struct BoundedHitLog {
 }
 
 impl BoundedHitLog {
+    /// A gate that has refused nothing yet.
+    pub fn new(
+        log: std::sync::Arc<HitLogFile>,
+        backlog: Backlog,
+        status: std::sync::Arc<PipelineStatus>,
+    ) -> BoundedHitLog {
+        BoundedHitLog {
+            log,
+            backlog,
+            status,
+            refused: AtomicU64::new(0),
+            refusing: AtomicBool::new(false),
+        }
+    }
+
     fn check(&self) -> Result<(), PortError> {
         if let Some(fault) = self.status.storage_fault() {
             return Err(PortError::unavailable("data directory", Reason(fault)));

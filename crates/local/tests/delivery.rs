@@ -266,16 +266,14 @@ async fn past_the_backlog_bound_appends_are_refused_with_nothing_stored_until_cu
     let dir = tempfile::tempdir().unwrap();
     let parts = open(dir.path());
     let status = Arc::new(PipelineStatus::default());
-    let gate = BoundedHitLog {
-        log: parts.log.clone(),
-        backlog: Backlog {
+    let gate = BoundedHitLog::new(
+        parts.log.clone(),
+        Backlog {
             reader: parts.reader.clone(),
             max_bytes: 1000,
         },
-        status: status.clone(),
-        refused: Default::default(),
-        refusing: Default::default(),
-    };
+        status.clone(),
+    );
     let record = |i: u32| LogRecord {
         partition_key: "bp".into(),
         data: hit("bp", "M", i % 60),
