@@ -36,20 +36,20 @@ const MARKER_PREFIX: &str = "#applied#";
 
 #[derive(Clone)]
 pub struct DynamoProfiles {
-    client: Client,
-    table: String,
-    backoff: Backoff,
+    pub(crate) client: Client,
+    pub(crate) table: String,
+    pub(crate) backoff: Backoff,
 }
 
 fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> AwsError {
     AwsError::sdk("TransactWriteItems", false, e)
 }
 
-fn n(value: impl ToString) -> AttributeValue {
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
@@ -427,7 +427,7 @@ impl DynamoProfiles {
 
     /// Consistent reads of `keys` (projected), 100 per `BatchGetItem`,
     /// following unprocessed keys with backoff. Missing items are absent.
-    async fn batch_get(
+    pub(crate) async fn batch_get(
         &self,
         keys: &[String],
         projection: &str,

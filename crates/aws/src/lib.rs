@@ -10,6 +10,10 @@ mod retry;
 #[cfg(feature = "athena")]
 pub mod athena;
 #[cfg(feature = "dynamodb")]
+pub mod counting;
+#[cfg(feature = "sqs")]
+pub mod dead_letter;
+#[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(any(feature = "dynamodb", feature = "s3"))]
 pub mod erasure;

@@ -16,6 +16,7 @@ pub mod layout;
 pub mod ports;
 pub mod profile;
 pub mod seen_set;
+pub mod stream;
 pub mod table;
 pub mod time;
 pub mod transform;

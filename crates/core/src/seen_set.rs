@@ -73,6 +73,11 @@ impl Horizon {
         self.minutes
     }
 
+    /// Whether two times fall into the same bucket (are recorded as one group).
+    pub fn same_bucket(&self, a_ms: i64, b_ms: i64) -> bool {
+        self.bucket_of(a_ms) == self.bucket_of(b_ms)
+    }
+
     fn bucket_of(&self, now_ms: i64) -> u32 {
         let minute = minute_of(now_ms);
         minute - minute % self.bucket_minutes

@@ -2,6 +2,7 @@
 //! that Lambda's log controls understand, the environment read once at cold
 //! start, and the SDK configuration.
 
+use gender_core::seen_set::Horizon;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -42,6 +43,31 @@ where
                 detail: format!("{text:?}: {e}"),
             }),
     }
+}
+
+/// `DEDUP_HORIZON_SECONDS` when unset: one hour (SPEC 15).
+pub const DEFAULT_DEDUP_HORIZON_SECONDS: u64 = 3600;
+
+/// `DEDUP_HORIZON_SECONDS` (curate and the stream consumer): whole seconds,
+/// at most 7 days; empty or unset is one hour, `0` turns deduplication off.
+pub fn dedup_horizon(value: Option<&str>) -> Result<Option<Horizon>, ConfigError> {
+    let seconds = match value.map(str::trim) {
+        None | Some("") => DEFAULT_DEDUP_HORIZON_SECONDS,
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|&s| s <= 7 * 86_400)
+            .ok_or_else(|| ConfigError::InvalidEnv {
+                name: "DEDUP_HORIZON_SECONDS",
+                detail: format!("{text:?}: use whole seconds from 0 (off) to 604800"),
+            })?,
+    };
+    Ok(Horizon::from_seconds(seconds))
+}
+
+/// [`dedup_horizon`] of the environment.
+pub fn dedup_horizon_from_env() -> Result<Option<Horizon>, ConfigError> {
+    dedup_horizon(std::env::var("DEDUP_HORIZON_SECONDS").ok().as_deref())
 }
 
 /// Per-call limits for SDK operations. A request-serving function sets them

@@ -276,3 +276,95 @@ pub mod resources {
             .expect("create bucket");
     }
 }
+
+/// What Lambda's event source mapping makes of a Kinesis stream: the
+/// records of each shard, and the event it invokes a function with.
+pub mod esm {
+    use base64::Engine;
+
+    /// One shard's records, in order.
+    pub struct ShardRecords {
+        pub shard_id: String,
+        pub records: Vec<aws_sdk_kinesis::types::Record>,
+    }
+
+    /// Every record of every shard of the stream, from the start.
+    pub async fn read_shards(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<ShardRecords> {
+        let shards = client
+            .list_shards()
+            .stream_name(stream)
+            .send()
+            .await
+            .expect("list shards");
+        let mut out = Vec::new();
+        for shard in shards.shards() {
+            let mut iterator = client
+                .get_shard_iterator()
+                .stream_name(stream)
+                .shard_id(shard.shard_id())
+                .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .expect("shard iterator")
+                .shard_iterator
+                .expect("an iterator");
+            let mut records = Vec::new();
+            loop {
+                let page = client
+                    .get_records()
+                    .shard_iterator(&iterator)
+                    .limit(10_000)
+                    .send()
+                    .await
+                    .expect("get records");
+                let empty = page.records().is_empty();
+                records.extend(page.records().iter().cloned());
+                match page.next_shard_iterator() {
+                    Some(next) if !empty => iterator = next.to_owned(),
+                    _ => break,
+                }
+            }
+            out.push(ShardRecords {
+                shard_id: shard.shard_id().to_owned(),
+                records,
+            });
+        }
+        out
+    }
+
+    /// The event Lambda invokes a stream consumer with for `records` of
+    /// `shard_id` (the shape AWS documents for Kinesis event sources; the
+    /// arrival time in epoch seconds with milliseconds).
+    pub fn event(
+        shard_id: &str,
+        records: &[aws_sdk_kinesis::types::Record],
+        stream_arn: &str,
+    ) -> serde_json::Value {
+        let records: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| {
+                let arrival = r
+                    .approximate_arrival_timestamp()
+                    .map(|t| t.to_millis().expect("a time") as f64 / 1000.0)
+                    .unwrap_or_default();
+                serde_json::json!({
+                    "kinesis": {
+                        "kinesisSchemaVersion": "1.0",
+                        "partitionKey": r.partition_key(),
+                        "sequenceNumber": r.sequence_number(),
+                        "data": base64::engine::general_purpose::STANDARD.encode(r.data().as_ref()),
+                        "approximateArrivalTimestamp": arrival,
+                    },
+                    "eventSource": "aws:kinesis",
+                    "eventVersion": "1.0",
+                    "eventID": format!("{shard_id}:{}", r.sequence_number()),
+                    "eventName": "aws:kinesis:record",
+                    "invokeIdentityArn": "arn:aws:iam::123456789012:role/consumer",
+                    "awsRegion": super::REGION,
+                    "eventSourceARN": stream_arn,
+                })
+            })
+            .collect();
+        serde_json::json!({ "Records": records })
+    }
+}
