@@ -979,6 +979,48 @@ def test_deploy_role_policy_covers_every_service_the_stack_uses():
     assert param.startswith("/${var.project}/"), param
 
 
+def test_load_test_workflow_sends_the_key_only_to_allowed_targets():
+    # The deployed x-api-key comes from the repository secret, never from an
+    # input, and reaches the run only after the target was found in the
+    # allow-list (repository variable LOADTEST_TARGETS).
+    wf = (ROOT / ".github/workflows/loadtest.yml").read_text()
+    inputs = wf[wf.index("inputs:") : wf.index("permissions:")]
+    assert not re.search(r"key|token|secret", inputs, re.I), "no input may carry a credential"
+    assert wf.count("secrets.") == 1, "the key is the only secret the workflow reads"
+    key = re.search(r"GENDER_API_KEY:\s*\$\{\{(.*)\}\}", wf).group(1)
+    assert "inputs.target != ''" in key and "secrets.LOADTEST_API_KEY" in key, key
+    check = wf.index("vars.LOADTEST_TARGETS")
+    run = wf.index("GENDER_API_KEY:")
+    assert check < run, "the allow-list check must come before the step that gets the key"
+    assert "grep -qxF" in wf[check:run] and "exit 1" in wf[check:run], "an exact match against the list, or the job stops"
+
+
+def test_lambda_build_tools_are_pinned_in_the_deploy_path():
+    tools = (ROOT / "scripts/lambda-tools").read_text()
+    versions = dict(re.findall(r"^(CARGO_LAMBDA|ZIGLANG)_VERSION=(\d+\.\d+\.\d+)$", tools, re.M))
+    assert set(versions) == {"CARGO_LAMBDA", "ZIGLANG"}, versions
+    assert '"cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIGLANG_VERSION"' in tools
+    assert "scripts/lambda-tools" in (ROOT / "scripts/build-lambdas").read_text()
+    assert "scripts/build-lambdas" in (ROOT / ".github/workflows/deploy.yml").read_text()
+    assert re.search(r"^deploy .*: build-lambdas$", (ROOT / "Justfile").read_text(), re.M)
+    # The measured zips name the same versions.
+    perf = (ROOT / "docs/PERFORMANCE.md").read_text()
+    assert f"cargo-lambda {versions['CARGO_LAMBDA']} with zig {versions['ZIGLANG']}" in perf
+
+
+def test_daily_job_is_not_invoked_synchronously_with_cli_defaults():
+    # The AWS CLI's read timeout is 60 s and it retries after it: a
+    # synchronous invoke of a job that runs minutes starts it 2-4 times.
+    just = (ROOT / "Justfile").read_text()
+    recipe = just[just.index("\ndaily ") : just.index("\nlogs ")]
+    assert "--invocation-type Event" in recipe, recipe
+    deploy = (ROOT / "docs/DEPLOY.md").read_text()
+    invokes = re.findall(r"(?:AWS_MAX_ATTEMPTS=\d+ )?aws lambda invoke[^`]*?(?:/dev/\w+|\S+\.json)", deploy, re.S)
+    assert len(invokes) >= 2, "DEPLOY.md shows how to run the daily job by hand"
+    for cmd in invokes:
+        assert "--invocation-type Event" in cmd or ("--cli-read-timeout 0" in cmd and "AWS_MAX_ATTEMPTS=1" in cmd), cmd
+
+
 def test_schema_check_reports_the_planted_mistakes():
     import tf_schema_check
 
