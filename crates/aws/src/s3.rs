@@ -173,6 +173,104 @@ impl ObjectStore for S3ObjectStore {
     }
 }
 
+/// What a conditional `PutObject` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conditional {
+    Written,
+    /// The condition did not hold (412), or a concurrent conditional write
+    /// to the key won (409): nothing was written.
+    Refused,
+}
+
+/// S3 answers a failed write condition with 412, and a conditional write
+/// that lost a race with another with 409 (AWS: "Conditional requests").
+fn refused<E>(
+    err: &aws_sdk_s3::error::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> bool {
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    matches!(status, Some(412 | 409))
+}
+
+impl S3ObjectStore {
+    /// `PutObject` of the file at `path` only if no object has `key` yet
+    /// (`If-None-Match: *`): an object that exists, maybe rewritten since
+    /// by an erasure, is never replaced.
+    pub async fn put_file_if_absent(
+        &self,
+        key: &str,
+        path: &Path,
+    ) -> Result<Conditional, PortError> {
+        let body = ByteStream::from_path(path)
+            .await
+            .map_err(|e| PortError::unavailable(format!("PutObject {key} body"), e))?;
+        match self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .if_none_match("*")
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Conditional::Written),
+            Err(err) if refused(&err) => Ok(Conditional::Refused),
+            Err(err) => Err(sdk("PutObject", err)),
+        }
+    }
+
+    /// The object's body and ETag, for a later [`put_if`](Self::put_if).
+    pub async fn get_with_etag(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, PortError> {
+        let Some(output) = self.get_object(key).await? else {
+            return Ok(None);
+        };
+        let etag = output.e_tag().unwrap_or_default().to_owned();
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| PortError::unavailable(format!("GetObject {key} body"), e))?;
+        Ok(Some((bytes.into_bytes().to_vec(), etag)))
+    }
+
+    /// `PutObject` of `body` if the object still has the ETag `expected`
+    /// (`If-Match`), or, with `None`, if there is no object yet
+    /// (`If-None-Match: *`): a compare-and-set of the whole object.
+    pub async fn put_if(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        expected: Option<&str>,
+    ) -> Result<Conditional, PortError> {
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body));
+        let request = match expected {
+            Some(etag) => request.if_match(etag),
+            None => request.if_none_match("*"),
+        };
+        match request.send().await {
+            Ok(_) => Ok(Conditional::Written),
+            Err(err) if refused(&err) => Ok(Conditional::Refused),
+            // If-Match on a key deleted since it was read.
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 404) =>
+            {
+                Ok(Conditional::Refused)
+            }
+            Err(err) => Err(sdk("PutObject", err)),
+        }
+    }
+}
+
 /// A GetObject body, passed on as the SDK receives it.
 struct BodyRead {
     body: ByteStream,

@@ -9,6 +9,9 @@ pub const RAW_PREFIX: &str = "raw/";
 pub const CURATED_HITS_PREFIX: &str = "curated/hits/";
 /// Where the daily job writes one rollup per date.
 pub const CURATED_DAILY_PREFIX: &str = "curated/daily/";
+/// The archive index of AWS curate (`gender_core::archive_index`): which
+/// hits each recent raw object wrote, in the curated bucket beside the data.
+pub const ARCHIVE_INDEX_KEY: &str = "dedup/index";
 /// Records the transform rejected (Firehose's error output prefix).
 pub const PROCESSING_FAILED_PREFIX: &str = "errors/processing-failed/";
 

@@ -4,6 +4,7 @@
 //! implement. Nothing here performs I/O, so every rule is a plain function.
 
 pub mod aggregate;
+pub mod archive_index;
 pub mod clientid;
 pub mod daily;
 pub mod dedup;

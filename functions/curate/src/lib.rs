@@ -1,32 +1,56 @@
-//! Curate on AWS: each SQS message carries an S3 event for a raw object that
-//! Firehose wrote; each object is curated by the shared pipeline code.
+//! Curate on AWS: the archive half of the pipeline (SPEC 6, 19). Each SQS
+//! message carries an S3 event for a raw object Firehose wrote; its hits
+//! become Parquet under `curated/hits/dt=.../`, one row per counted hit.
+//! The counters are the stream consumer's (functions/consumer): curate
+//! never touches DynamoDB, so nothing counts twice between the two paths.
+//!
+//! Exactly once in the archive:
+//! - a hit repeated within the horizon (a `PutRecords` retry, a producer
+//!   resending its `hitid`, a redelivery) is written once: the archive index
+//!   ([`gender_core::archive_index`], one object in the curated bucket) is
+//!   read, decides the object's rows, and is replaced with `If-Match`; a
+//!   concurrent curate that changed it meanwhile makes this one decide again;
+//! - the Parquet objects are written with `If-None-Match: *`: an object
+//!   curated before is never written again, so an erasure that rewrote it
+//!   stays complete through a redelivered event, a retry or a DLQ redrive.
+//!
 //! Failures are reported per message (partial batch response), so only those
 //! messages return to the queue and, after its retries, to the dead-letter queue.
 
 use aws_lambda_events::event::s3::S3Event;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use gender_aws::dynamodb::DynamoProfiles;
-use gender_aws::s3::S3ObjectStore;
+use gender_aws::s3::{Conditional, S3ObjectStore};
+use gender_core::archive_index::{ArchiveDecision, ArchiveIndex, owner_of};
+use gender_core::dedup::{CountAll, HitFilter};
+use gender_core::layout;
+use gender_core::ports::ObjectStore;
 use gender_core::seen_set::Horizon;
-use gender_lambda::{ConfigError, required_env};
-use gender_pipeline::{PipelineError, curate_object};
+use gender_lambda::{ConfigError, SdkTimeouts, required_env};
+use gender_pipeline::{CurateStream, PipelineError};
+use std::time::Duration;
 
-pub mod dedup;
+/// SDK limits per call: a raw object (~6 MB a minute at 1,000 hits/s) or
+/// the archive index (up to ~30 MB) moves in well under these; a stalled
+/// call is retried long before the function's timeout.
+pub const SDK_TIMEOUTS: SdkTimeouts = SdkTimeouts {
+    attempt: Duration::from_secs(20),
+    operation: Duration::from_secs(60),
+};
 
-/// `DEDUP_HORIZON_SECONDS` when unset: one hour (SPEC 15).
-pub const DEFAULT_DEDUP_HORIZON_SECONDS: u64 = 3600;
+/// Decisions redone after another curate replaced the archive index
+/// between this one's read and write, before the message goes back to the
+/// queue (which retries it later).
+pub const MAX_REDOS: u32 = 8;
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `CURATED_BUCKET`: where `curated/hits/dt=.../*.parquet` go.
+    /// `CURATED_BUCKET`: where `curated/hits/dt=.../*.parquet` and the
+    /// archive index go.
     pub curated_bucket: String,
-    /// `PROFILES_TABLE_NAME`: the DynamoDB profiles table.
-    pub table_name: String,
     /// `KEEP_RAW` (default `true`): keep raw objects after curate; `false` deletes them.
     pub keep_raw: bool,
     /// `DEDUP_HORIZON_SECONDS` (default 3600; `0` turns deduplication off):
-    /// a hit whose `(clientid, hitid)` was counted within this horizon is
-    /// not counted again (SPEC 15).
+    /// the consumer's horizon, so the archive keeps the hits it counts.
     pub dedup_horizon: Option<Horizon>,
 }
 
@@ -44,36 +68,32 @@ impl Config {
         };
         Ok(Config {
             curated_bucket: required_env("CURATED_BUCKET")?,
-            table_name: required_env("PROFILES_TABLE_NAME")?,
             keep_raw,
-            dedup_horizon: dedup_horizon(std::env::var("DEDUP_HORIZON_SECONDS").ok().as_deref())?,
+            dedup_horizon: gender_lambda::dedup_horizon_from_env()?,
         })
     }
-}
-
-/// `DEDUP_HORIZON_SECONDS`: whole seconds, at most 7 days; empty or unset
-/// is the default, `0` is off.
-pub fn dedup_horizon(value: Option<&str>) -> Result<Option<Horizon>, ConfigError> {
-    let seconds = match value.map(str::trim) {
-        None | Some("") => DEFAULT_DEDUP_HORIZON_SECONDS,
-        Some(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|&s| s <= 7 * 86_400)
-            .ok_or_else(|| ConfigError::InvalidEnv {
-                name: "DEDUP_HORIZON_SECONDS",
-                detail: format!("{text:?}: use whole seconds from 0 (off) to 604800"),
-            })?,
-    };
-    Ok(Horizon::from_seconds(seconds))
 }
 
 pub struct Curate {
     s3: aws_sdk_s3::Client,
     curated: S3ObjectStore,
-    counters: DynamoProfiles,
     keep_raw: bool,
     dedup_horizon: Option<Horizon>,
+}
+
+/// What curating one object did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchiveReport {
+    pub hits: usize,
+    pub duplicates: usize,
+    pub invalid_lines: usize,
+    /// Parquet objects written now.
+    pub written: Vec<String>,
+    /// Parquet objects that existed already (curated before): left alone.
+    pub existing: Vec<String>,
+    pub redos: u32,
+    /// The object's rows were decided before (a redelivery): same rows.
+    pub replayed: bool,
 }
 
 /// One raw object named by an S3 event record.
@@ -82,6 +102,9 @@ pub struct RawObject {
     pub bucket: String,
     pub key: String,
     pub etag: String,
+    /// When S3 created it (the event's `eventTime`): the object's time for
+    /// the deduplication horizon, the same on every delivery of the event.
+    pub created_ms: i64,
 }
 
 impl RawObject {
@@ -149,7 +172,12 @@ pub fn objects_in(message: &SqsMessage) -> Result<Vec<RawObject>, String> {
                     .clone()
                     .or_else(|| r.s3.object.version_id.clone())
                     .unwrap_or_default();
-            Ok(RawObject { bucket, key, etag })
+            Ok(RawObject {
+                bucket,
+                key,
+                etag,
+                created_ms: r.event_time.timestamp_millis(),
+            })
         })
         .collect()
 }
@@ -159,58 +187,128 @@ impl Curate {
         let s3 = gender_aws::s3::client(sdk);
         Curate {
             curated: S3ObjectStore::new(s3.clone(), config.curated_bucket),
-            counters: DynamoProfiles::new(aws_sdk_dynamodb::Client::new(sdk), config.table_name),
             keep_raw: config.keep_raw,
             dedup_horizon: config.dedup_horizon,
             s3,
         }
     }
 
-    async fn curate(&self, object: &RawObject) -> Result<(), PipelineError> {
-        self.curate_at(object, gender_core::time::system_now_ms())
-            .await
-    }
-
-    /// Curates one object as if at `now_ms` (the commit time deduplication
-    /// records; tests move it).
-    pub async fn curate_at(&self, object: &RawObject, now_ms: i64) -> Result<(), PipelineError> {
+    /// Curates one object: its rows decided (and the decision recorded in
+    /// the archive index), its Parquet objects written unless they exist,
+    /// then, unless raw data is kept, the raw object deleted.
+    pub async fn curate(&self, object: &RawObject) -> Result<ArchiveReport, PipelineError> {
         let raw = S3ObjectStore::new(self.s3.clone(), &object.bucket);
-        let result = match self.dedup_horizon {
-            // Boxed: the nested futures are too deep for the compiler's
-            // layout query otherwise.
-            Some(horizon) => {
-                Box::pin(dedup::curate_deduplicated(
-                    &raw,
-                    &self.curated,
-                    &self.counters,
-                    &object.key,
-                    &object.id(),
-                    self.keep_raw,
-                    now_ms,
-                    horizon,
-                ))
-                .await
-            }
-            None => {
-                curate_object(
-                    &raw,
-                    &self.curated,
-                    &self.counters,
-                    &object.key,
-                    &object.id(),
-                    self.keep_raw,
-                    now_ms,
-                )
-                .await
+        let (curated, mut report) = match self.dedup_horizon {
+            None => (
+                self.stream(&raw, object, &mut CountAll).await?,
+                ArchiveReport::default(),
+            ),
+            Some(horizon) => Box::pin(self.decide(&raw, object, horizon)).await?,
+        };
+        report.hits = curated.hits;
+        report.duplicates = curated.duplicates;
+        report.invalid_lines = curated.invalid_lines;
+        for file in &curated.files {
+            match self
+                .curated
+                .put_file_if_absent(&file.key, file.temp.path())
+                .await?
+            {
+                Conditional::Written => report.written.push(file.key.clone()),
+                Conditional::Refused => report.existing.push(file.key.clone()),
             }
         }
-        .map(|r| {
-            tracing::info!(key = %object.key, hits = r.hits, duplicates = r.duplicates, visitors = r.visitors, invalid_lines = r.invalid_lines, redos = r.redos, outcome = ?r.outcome, "curated");
-        });
-        match result {
-            Ok(()) => Ok(()),
+        if !self.keep_raw {
+            raw.delete(&object.key).await?;
+        }
+        Ok(report)
+    }
+
+    /// The object's rows, decided against the archive index, and the
+    /// decision committed to it (compare-and-set on the index's ETag).
+    async fn decide(
+        &self,
+        raw: &S3ObjectStore,
+        object: &RawObject,
+        horizon: Horizon,
+    ) -> Result<(gender_pipeline::CuratedObject, ArchiveReport), PipelineError> {
+        let owner = owner_of(&object.id());
+        let key = layout::ARCHIVE_INDEX_KEY;
+        let mut redos = 0;
+        loop {
+            let (mut index, etag) = match self.curated.get_with_etag(key).await? {
+                Some((bytes, etag)) => (
+                    ArchiveIndex::decode(&bytes).map_err(|e| PipelineError::BadObject {
+                        key: key.to_owned(),
+                        detail: e.to_string(),
+                    })?,
+                    Some(etag),
+                ),
+                None => (ArchiveIndex::default(), None),
+            };
+            let mut decision: ArchiveDecision = index.decision(owner, object.created_ms, horizon);
+            let curated = self.stream(raw, object, &mut decision).await?;
+            let replayed = decision.is_replay();
+            if !replayed {
+                index.commit(owner, object.created_ms, &decision, horizon);
+                let stored = self
+                    .curated
+                    .put_if(key, index.encode(), etag.as_deref())
+                    .await?;
+                if stored == Conditional::Refused {
+                    redos += 1;
+                    if redos > MAX_REDOS {
+                        return Err(PipelineError::Port(gender_core::PortError::Throttled {
+                            what: format!(
+                                "archive index changed {redos} times while curating {}",
+                                object.key
+                            ),
+                            source: None,
+                        }));
+                    }
+                    continue;
+                }
+            }
+            let report = ArchiveReport {
+                redos,
+                replayed,
+                ..ArchiveReport::default()
+            };
+            return Ok((curated, report));
+        }
+    }
+
+    /// Streams the raw object through the shared curate code with `filter`
+    /// deciding which hits are written.
+    async fn stream(
+        &self,
+        raw: &S3ObjectStore,
+        object: &RawObject,
+        filter: &mut dyn HitFilter,
+    ) -> Result<gender_pipeline::CuratedObject, PipelineError> {
+        let mut body = raw
+            .get_stream(&object.key)
+            .await?
+            .ok_or_else(|| PipelineError::RawMissing(object.key.clone()))?;
+        let mut stream = CurateStream::with_filter(&object.key, filter);
+        while let Some(chunk) = body.next_chunk().await? {
+            stream.push(&chunk)?;
+        }
+        let curated = stream.finish()?;
+        if let Some((line, error)) = &curated.first_invalid {
+            tracing::warn!(key = %object.key, invalid = curated.invalid_lines, first_line = line, %error, "raw object has invalid lines");
+        }
+        Ok(curated)
+    }
+
+    async fn curate_logged(&self, object: &RawObject) -> Result<(), PipelineError> {
+        match self.curate(object).await {
+            Ok(r) => {
+                tracing::info!(key = %object.key, hits = r.hits, duplicates = r.duplicates, invalid_lines = r.invalid_lines, written = r.written.len(), existing = r.existing.len(), redos = r.redos, replayed = r.replayed, "curated");
+                Ok(())
+            }
             // Deleted after an earlier successful curate (KEEP_RAW=false), or
-            // never there: either way there is nothing left to count.
+            // never there: either way there is nothing left to archive.
             Err(PipelineError::RawMissing(key)) => {
                 tracing::warn!(%key, "raw object is gone; nothing to curate");
                 Ok(())
@@ -229,7 +327,7 @@ impl Curate {
                 Ok(objects) => {
                     let mut result = Ok(());
                     for object in &objects {
-                        if let Err(e) = self.curate(object).await {
+                        if let Err(e) = self.curate_logged(object).await {
                             result = Err(format!("{e}; retryable: {}", e.retryable()));
                             break;
                         }
@@ -262,23 +360,5 @@ mod tests {
         assert_eq!(decode_key("plain/key"), "plain/key");
         assert_eq!(decode_key("bad%zz"), "bad%zz");
         assert_eq!(decode_key("end%4"), "end%4");
-    }
-
-    #[test]
-    fn the_dedup_horizon_defaults_to_an_hour_and_zero_turns_it_off() {
-        assert_eq!(dedup_horizon(None).unwrap(), Horizon::from_seconds(3600));
-        assert_eq!(
-            dedup_horizon(Some("")).unwrap(),
-            Horizon::from_seconds(3600)
-        );
-        assert_eq!(dedup_horizon(Some("0")).unwrap(), None);
-        assert_eq!(
-            dedup_horizon(Some("600")).unwrap(),
-            Horizon::from_seconds(600)
-        );
-        for bad in ["-1", "1h", "604801"] {
-            let err = dedup_horizon(Some(bad)).unwrap_err().to_string();
-            assert!(err.contains("DEDUP_HORIZON_SECONDS"), "{err}");
-        }
     }
 }

@@ -12,8 +12,9 @@
 //! failing the invocation. The JSON on the wire is the same.
 
 use base64_simd::STANDARD as BASE64;
-use gender_core::transform::transform_record;
-use gender_core::{Date, HitError};
+use gender_core::Date;
+use gender_core::stream::PackedError;
+use gender_core::transform::transform_packed_record;
 use serde::ser::{SerializeMap, SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -33,10 +34,35 @@ pub struct TransformEvent {
 #[serde(rename_all = "camelCase")]
 pub struct TransformRecord {
     pub record_id: String,
-    /// Epoch milliseconds, read exactly.
+    /// Epoch milliseconds, read exactly: when the record entered Firehose.
     pub approximate_arrival_timestamp: i64,
     /// The record's bytes as base64 text, as sent (decoded by the transform).
     pub data: String,
+    /// With the Kinesis stream as source: the record's place and arrival in
+    /// the stream.
+    #[serde(default)]
+    pub kinesis_record_metadata: Option<KinesisRecordMetadata>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KinesisRecordMetadata {
+    /// Epoch milliseconds: when the record entered the Kinesis stream.
+    pub approximate_arrival_timestamp: i64,
+}
+
+impl TransformRecord {
+    /// The arrival time a hit without timestamp takes (SPEC 2): the
+    /// record's arrival in the Kinesis stream when Firehose reads one, which
+    /// is also what the stream consumer uses, so the archive and the
+    /// counters agree on it; else the arrival in Firehose.
+    pub fn arrival_ms(&self) -> i64 {
+        self.kinesis_record_metadata
+            .as_ref()
+            .map_or(self.approximate_arrival_timestamp, |k| {
+                k.approximate_arrival_timestamp
+            })
+    }
 }
 
 /// Why a record was answered `ProcessingFailed`.
@@ -44,15 +70,16 @@ pub struct TransformRecord {
 pub enum RecordFailure {
     /// The record's `data` is not standard, padded, canonical base64.
     InvalidBase64,
-    /// The decoded bytes are not a valid hit.
-    Hit(HitError),
+    /// The decoded bytes are not a valid hit, or a packed record holds an
+    /// invalid hit or hits of several dates.
+    Record(PackedError),
 }
 
 impl fmt::Display for RecordFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RecordFailure::InvalidBase64 => f.write_str("record data is not valid base64"),
-            RecordFailure::Hit(error) => error.fmt(f),
+            RecordFailure::Record(error) => error.fmt(f),
         }
     }
 }
@@ -78,7 +105,8 @@ impl RecordTransformer {
         BASE64
             .decode_append(data, &mut self.plain)
             .map_err(|_| RecordFailure::InvalidBase64)?;
-        transform_record(&self.plain, arrival_ms, &mut self.line).map_err(RecordFailure::Hit)
+        transform_packed_record(&self.plain, arrival_ms, &mut self.line)
+            .map_err(RecordFailure::Record)
     }
 
     /// Appends the base64 of the last transformed line to `out`.
@@ -178,7 +206,7 @@ pub fn transform_event(event: TransformEvent) -> TransformResponse {
     let mut transformer = RecordTransformer::new();
 
     for record in event.records {
-        let arrival_ms = record.approximate_arrival_timestamp;
+        let arrival_ms = record.arrival_ms();
         let answer = match transformer.transform(record.data.as_bytes(), arrival_ms) {
             Ok(date) => {
                 // The input text is decoded: its buffer takes the answer.
@@ -360,7 +388,38 @@ mod tests {
             record_id: id.to_owned(),
             approximate_arrival_timestamp: ARRIVAL,
             data: data.to_owned(),
+            kinesis_record_metadata: None,
         }
+    }
+
+    #[test]
+    fn a_packed_kinesis_record_becomes_its_lines_at_the_stream_arrival_time() {
+        let packed = concat!(
+            r#"{"clientid":"c1","pageGender":"m","hitid":"a"}"#,
+            "\n",
+            r#"{"clientid":"c1","pageGender":"F","hitid":"b"}"#
+        );
+        let mut in_stream = record("packed", &BASE64.encode(packed));
+        // Read by Firehose two seconds after it entered the stream.
+        in_stream.approximate_arrival_timestamp = ARRIVAL + 2_000;
+        in_stream.kinesis_record_metadata = Some(KinesisRecordMetadata {
+            approximate_arrival_timestamp: ARRIVAL,
+        });
+        let response = transform_event(TransformEvent {
+            records: vec![in_stream],
+        });
+        let answer = &response.records[0];
+        assert_eq!(answer.result, RESULT_OK);
+        let text = String::from_utf8(BASE64.decode(&answer.data).unwrap()).unwrap();
+        assert_eq!(
+            text,
+            concat!(
+                r#"{"clientid":"c1","pageGender":"M","timestamp":"2026-11-24T10:00:00.000Z","hitid":"a"}"#,
+                "\n",
+                r#"{"clientid":"c1","pageGender":"F","timestamp":"2026-11-24T10:00:00.000Z","hitid":"b"}"#,
+                "\n"
+            )
+        );
     }
 
     const ARRIVAL: i64 = 1_795_514_400_000; // 2026-11-24T10:00:00Z
@@ -427,7 +486,7 @@ mod tests {
         let no_client = BASE64.encode(r#"{"pageGender":"M"}"#);
         assert!(matches!(
             transformer.transform(no_client.as_bytes(), ARRIVAL),
-            Err(RecordFailure::Hit(_))
+            Err(RecordFailure::Record(_))
         ));
     }
 
@@ -450,7 +509,8 @@ mod tests {
         let mut want = String::from("prefix:");
         for hit in &hits {
             let mut line = Vec::new();
-            let date = transform_record(hit.as_bytes(), ARRIVAL, &mut line).unwrap();
+            let date = gender_core::transform::transform_record(hit.as_bytes(), ARRIVAL, &mut line)
+                .unwrap();
             want.push_str(&BASE64.encode(&line));
             let got = transformer
                 .transform_base64(BASE64.encode(hit).as_bytes(), ARRIVAL, &mut out)
