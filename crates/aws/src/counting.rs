@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use gender_core::seen_set::SeenSet;
-use gender_core::stream::{CountingState, CountingUpdate, StreamPosition};
+use gender_core::stream::{CountingState, CountingUpdate, HitDates, StreamPosition};
 use std::collections::HashMap;
 
 /// What a conditional counting write did.
@@ -53,11 +53,19 @@ pub fn counting_state(
         None => None,
         Some(sq) => Some(StreamPosition::decode(sq).ok_or_else(|| bad(format!("sq = {sq}")))?),
     };
+    let dates = match item.get("dd") {
+        None => HitDates::default(),
+        Some(AttributeValue::B(blob)) => {
+            HitDates::decode(blob.as_ref()).ok_or_else(|| bad("dd is not a date set".into()))?
+        }
+        Some(other) => return Err(bad(format!("dd is {other:?}"))),
+    };
     Ok(CountingState {
         version: number(item, "ver", clientid)?,
         seen,
         last_seen_ms: number(item, "last_seen", clientid)?,
         position,
+        dates,
     })
 }
 
@@ -72,7 +80,7 @@ impl DynamoProfiles {
         let found = self
             .batch_get(
                 clientids,
-                "#pk, #seen, #ver, last_seen, sq",
+                "#pk, #seen, #ver, last_seen, sq, dd",
                 &[("#pk", KEY), ("#seen", "seen"), ("#ver", "ver")],
             )
             .await?;
@@ -116,6 +124,11 @@ impl DynamoProfiles {
             request = request
                 .expression_attribute_values(":g", s(gender.as_str()))
                 .expression_attribute_values(":t", n(at));
+        }
+        if let Some(dates) = &update.dates {
+            set.push_str(", dd = :dd");
+            request = request
+                .expression_attribute_values(":dd", AttributeValue::B(Blob::new(dates.encode())));
         }
         if update.counted() > 0 {
             set.push_str(" ADD m :m, f :f");

@@ -129,6 +129,83 @@ pub fn unpack_record(data: &[u8], arrival_ms: i64) -> Result<Vec<Hit<'static>>, 
         .collect()
 }
 
+/// The event dates a visitor has hits on, kept in its item (`dd`) so that
+/// an erasure reads only those dates of the curated data instead of all of
+/// it (SPEC 17; docs/DEPLOY.md, "Erasure"). A bitmap over at most
+/// [`HitDates::SPAN_DAYS`] days ending at the newest date: the dates older
+/// than that have left the curated data under any retention the deployment
+/// accepts.
+///
+/// Encoding: `[first date, days since the epoch (i32 LE)][bitmap, bit i =
+/// first + i]`, trailing zero bytes left out: a visitor seen on a few
+/// nearby dates takes 5-6 bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HitDates {
+    first: i32,
+    bits: Vec<u8>,
+}
+
+impl HitDates {
+    /// The days one set spans (the longest curated retention is shorter).
+    pub const SPAN_DAYS: i32 = 1024;
+
+    pub fn decode(bytes: &[u8]) -> Option<HitDates> {
+        if bytes.len() < 4 || bytes.len() > 4 + (Self::SPAN_DAYS as usize) / 8 {
+            return None;
+        }
+        let first = i32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+        Some(HitDates {
+            first,
+            bits: bytes[4..].to_vec(),
+        })
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + self.bits.len());
+        out.extend_from_slice(&self.first.to_le_bytes());
+        out.extend_from_slice(&self.bits);
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bits.iter().all(|&b| b == 0)
+    }
+
+    /// The dates held, oldest first.
+    pub fn dates(&self) -> Vec<crate::Date> {
+        (0..self.bits.len() * 8)
+            .filter(|&i| self.bits[i / 8] & (1 << (i % 8)) != 0)
+            .map(|i| crate::Date::from_days(self.first + i as i32))
+            .collect()
+    }
+
+    /// Adds `date`; a date more than the span behind the newest is dropped,
+    /// and a newer date pushes the oldest out of the span. Whether it changed.
+    pub fn add(&mut self, date: crate::Date) -> bool {
+        let offset = date.days() - self.first;
+        if (0..self.bits.len() as i32 * 8).contains(&offset)
+            && self.bits[offset as usize / 8] & (1 << (offset % 8)) != 0
+        {
+            return false; // the common case: a date the visitor has already
+        }
+        let mut days: Vec<i32> = self.dates().iter().map(|d| d.days()).collect();
+        days.push(date.days());
+        let newest = *days.iter().max().expect("one date");
+        days.retain(|&d| d > newest - Self::SPAN_DAYS);
+        if !days.contains(&date.days()) {
+            return false;
+        }
+        let first = *days.iter().min().expect("one date");
+        let mut bits = vec![0u8; ((newest - first) as usize) / 8 + 1];
+        for d in days {
+            let i = (d - first) as usize;
+            bits[i / 8] |= 1 << (i % 8);
+        }
+        *self = HitDates { first, bits };
+        true
+    }
+}
+
 /// One hit of a batch as the consumer counts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamHit {
@@ -167,6 +244,7 @@ pub struct CountingState {
     pub seen: SeenSet,
     pub last_seen_ms: Option<i64>,
     pub position: Option<StreamPosition>,
+    pub dates: HitDates,
 }
 
 /// One visitor's write for a batch, decided from what was read.
@@ -184,6 +262,8 @@ pub struct CountingUpdate {
     /// The version read (the write is conditional on it).
     pub expected_version: Option<u64>,
     pub duplicates: u64,
+    /// The visitor's hit dates with this batch's, when they changed.
+    pub dates: Option<HitDates>,
 }
 
 impl CountingUpdate {
@@ -234,6 +314,8 @@ pub fn decide(
     let (mut m, mut f, mut duplicates) = (0u64, 0u64, 0u64);
     let mut latest: Option<(Gender, i64)> = None;
     let mut counted_now: HashSet<u64> = HashSet::new();
+    let mut dates = stored.dates.clone();
+    let mut dates_changed = false;
     // Identities counted by this batch, with the arrival they are kept under.
     let mut recorded: Vec<(i64, u64)> = Vec::new();
     let live = horizon.map(|h| {
@@ -255,6 +337,7 @@ pub fn decide(
         if latest.is_none_or(|(_, t)| hit.event_ms >= t) {
             latest = Some((hit.gender, hit.event_ms));
         }
+        dates_changed |= dates.add(crate::Date::of_millis(hit.event_ms));
     }
 
     let mut seen = stored.seen.clone();
@@ -288,6 +371,7 @@ pub fn decide(
             position: positions[last_record].clone(),
             expected_version: stored.version,
             duplicates,
+            dates: dates_changed.then_some(dates),
         }),
         replayed,
     }
@@ -335,6 +419,7 @@ mod tests {
             seen: update.seen.clone(),
             last_seen_ms: update.last.map(|(_, t)| t).or(state.last_seen_ms),
             position: Some(update.position.clone()),
+            dates: update.dates.clone().unwrap_or_else(|| state.dates.clone()),
         };
         (next, update.m, update.f)
     }
@@ -517,5 +602,50 @@ mod tests {
         .update
         .unwrap();
         assert_eq!(update.m, 2);
+    }
+
+    #[test]
+    fn hit_dates_are_kept_compactly_within_their_span() {
+        let day = |d: i32| crate::Date::from_days(20_000 + d);
+        let mut dates = HitDates::default();
+        assert!(dates.is_empty());
+        assert!(dates.add(day(5)));
+        assert!(!dates.add(day(5)), "already there");
+        assert!(dates.add(day(3)), "an older date within the span");
+        assert!(dates.add(day(12)));
+        assert_eq!(dates.dates(), [day(3), day(5), day(12)]);
+        assert_eq!(dates.encode().len(), 4 + 2);
+        assert_eq!(HitDates::decode(&dates.encode()), Some(dates.clone()));
+        // A date a span ahead pushes the old ones out; one a span behind is dropped.
+        assert!(dates.add(day(3 + HitDates::SPAN_DAYS)));
+        assert_eq!(
+            dates.dates(),
+            [day(5), day(12), day(3 + HitDates::SPAN_DAYS)]
+        );
+        assert!(!dates.add(day(0)));
+        assert!(dates.encode().len() <= 4 + HitDates::SPAN_DAYS as usize / 8);
+        assert_eq!(HitDates::decode(b"abc"), None);
+    }
+
+    #[test]
+    fn a_batch_adds_its_hit_dates() {
+        let day_ms = 86_400_000;
+        let hits = [
+            hit(Gender::M, T0, "a", T0, 0),
+            hit(Gender::M, T0 - day_ms, "b", T0, 0),
+        ];
+        let update = decide(&hits, &[pos("s0", "1")], &CountingState::default(), hour())
+            .update
+            .unwrap();
+        let dates = update.dates.clone().unwrap();
+        assert_eq!(dates.dates().len(), 2);
+        let (state, _, _) = apply(&CountingState::default(), &update);
+        let again = decide(
+            &[hit(Gender::F, T0 + 5, "c", T0 + 5, 0)],
+            &[pos("s0", "2")],
+            &state,
+            hour(),
+        );
+        assert_eq!(again.update.unwrap().dates, None, "no new date: no change");
     }
 }

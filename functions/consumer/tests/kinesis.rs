@@ -304,6 +304,7 @@ async fn an_item_changed_between_read_and_write_is_decided_again() {
         position: shard_position(shard),
         expected_version: Some(1),
         duplicates: 0,
+        dates: None,
     };
     let written = profiles_adapter
         .write_counting("a", &update, NOW)
