@@ -15,7 +15,7 @@
 //! (`ReturnValuesOnConditionCheckFailure = ALL_OLD`, free of read units).
 //! No transaction: an item under 1 KB costs one write unit.
 
-use crate::dynamodb::{DynamoProfiles, KEY, is_condition_failure, n, number, s, sdk, text};
+use crate::dynamodb::{DynamoProfiles, KEY, is_condition_failure, n, number, s, sdk};
 use crate::{AwsError, error::is_retryable_sdk_error};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
@@ -49,9 +49,13 @@ pub fn counting_state(
         }
         Some(other) => return Err(bad(format!("seen is {other:?}"))),
     };
-    let position = match text(item, "sq") {
+    let position = match item.get("sq") {
         None => None,
-        Some(sq) => Some(StreamPosition::decode(sq).ok_or_else(|| bad(format!("sq = {sq}")))?),
+        Some(AttributeValue::B(blob)) => Some(
+            StreamPosition::decode(blob.as_ref())
+                .ok_or_else(|| bad("sq is not a stream position".into()))?,
+        ),
+        Some(other) => return Err(bad(format!("sq is {other:?}"))),
     };
     let dates = match item.get("dd") {
         None => HitDates::default(),
@@ -113,7 +117,10 @@ impl DynamoProfiles {
             .expression_attribute_names("#seen", "seen")
             .expression_attribute_values(":now", n(now_ms))
             .expression_attribute_values(":next", n(update.expected_version.unwrap_or(0) + 1))
-            .expression_attribute_values(":sq", s(update.position.encode()))
+            .expression_attribute_values(
+                ":sq",
+                AttributeValue::B(Blob::new(update.position.encode())),
+            )
             .expression_attribute_values(
                 ":seen",
                 AttributeValue::B(Blob::new(update.seen.encode())),

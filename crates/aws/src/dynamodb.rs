@@ -1,48 +1,30 @@
-//! Visitor profiles in DynamoDB (SPEC 6), one item per visitor keyed by `pk`.
-//!
-//! Exactly once without read-modify-write: a raw object's deltas are split
-//! into deterministic chunks of 99 visitors; each chunk is one
-//! `TransactWriteItems` holding an idempotency marker (`Put` with
-//! `attribute_not_exists`) plus one atomic `ADD m, f` per visitor. A replayed
-//! chunk fails its marker condition and changes nothing. `last_gender` /
-//! `last_seen` then move forward with conditional updates (`last_seen <= t`),
-//! which are idempotent by nature and so are simply re-run on every retry.
+//! Visitor profiles in DynamoDB (SPEC 4, 6, 7), one item per visitor keyed
+//! by `pk`: the lookup's read, the daily job's window sums. The stream
+//! consumer's counting reads and writes are in [`crate::counting`].
 
 use crate::error::is_retryable_sdk_error;
 use crate::{AwsError, Backoff};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt, stream};
-use gender_core::ports::{ApplyOutcome, CounterStore, HealthProbe, ProfileReader, WindowStore};
-use gender_core::seen_set;
-use gender_core::{Date, Gender, PortError, Profile, VisitorDelta, WindowSums};
+use gender_core::ports::{HealthProbe, ProfileReader, WindowStore};
+use gender_core::{Date, Gender, PortError, Profile, WindowSums};
 use std::collections::HashMap;
 
 pub const KEY: &str = "pk";
-/// DynamoDB allows 100 items per transaction: one marker + 99 visitors.
-pub const VISITORS_PER_TRANSACTION: usize = 99;
 /// BatchGetItem reads at most 100 keys per call.
 const KEYS_PER_BATCH_GET: usize = 100;
-/// Markers expire (table TTL on `expires_at`) long after any retry could come.
-const MARKER_TTL_SECONDS: i64 = 30 * 86_400;
 /// Daily window writes in flight: at ~6 ms each, 64 write about 10,000 a
 /// second, so the few million changed windows of a day take minutes.
 const CONCURRENT_UPDATES: usize = 64;
-/// Marker keys start with `#`, which no clientid can contain.
-const MARKER_PREFIX: &str = "#applied#";
 
 #[derive(Clone)]
 pub struct DynamoProfiles {
     pub(crate) client: Client,
     pub(crate) table: String,
     pub(crate) backoff: Backoff,
-}
-
-fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> AwsError {
-    AwsError::sdk("TransactWriteItems", false, e)
 }
 
 pub(crate) fn n(value: impl ToString) -> AttributeValue {
@@ -143,40 +125,6 @@ pub fn profile_from_item(
     })
 }
 
-/// What one chunk's transaction did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChunkOutcome {
-    Applied,
-    /// Its marker exists: applied before (by an earlier run or a concurrent one).
-    AlreadyApplied,
-    /// A visitor's version (or `last_seen`) changed since it was read: nothing
-    /// was written; the caller reads again and decides again.
-    Conflict,
-}
-
-/// What a visitor's item holds for deduplication (SPEC 15), read consistently.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SeenItem {
-    /// `ver`: bumped by every versioned write; `None` before the first.
-    pub ver: Option<u64>,
-    /// `seen`: a [`gender_core::seen_set::SeenSet`], encoded; empty if none.
-    pub seen: Vec<u8>,
-    pub last_seen_ms: Option<i64>,
-}
-
-/// One visitor's versioned write: its delta, what was read, and its new set.
-#[derive(Debug, Clone)]
-pub struct SeenWrite<'a> {
-    pub delta: &'a VisitorDelta,
-    pub read: &'a SeenItem,
-    pub seen: Vec<u8>,
-}
-
-/// The key of an object's chunk marker.
-pub fn marker_key(object_id: &str, index: usize) -> String {
-    format!("{MARKER_PREFIX}{object_id}#{index}")
-}
-
 impl DynamoProfiles {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoProfiles {
@@ -189,240 +137,6 @@ impl DynamoProfiles {
     pub fn with_backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
-    }
-
-    fn marker_put(
-        &self,
-        marker: &str,
-        counted_before: &[u64],
-        now_ms: i64,
-    ) -> Result<TransactWriteItem, AwsError> {
-        let mut put = Put::builder()
-            .table_name(&self.table)
-            .item(KEY, s(marker))
-            .item("applied_at", n(now_ms))
-            .item("expires_at", n(now_ms / 1000 + MARKER_TTL_SECONDS))
-            .condition_expression("attribute_not_exists(#pk)")
-            .expression_attribute_names("#pk", KEY);
-        if !counted_before.is_empty() {
-            put = put.item(
-                "before",
-                AttributeValue::B(Blob::new(seen_set::pack_identities(counted_before))),
-            );
-        }
-        let put = put.build().map_err(build_error)?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    /// Today's update of a visitor without deduplication: atomic `ADD`s.
-    fn plain_update(
-        &self,
-        delta: &VisitorDelta,
-        now_ms: i64,
-    ) -> Result<TransactWriteItem, AwsError> {
-        // if_not_exists gives a new profile its `last` at once; the
-        // conditional update afterwards moves it forward when later.
-        let update = Update::builder()
-            .table_name(&self.table)
-            .key(KEY, s(&delta.clientid))
-            .update_expression(
-                "ADD m :m, f :f SET updated_at = :now, last_gender = if_not_exists(last_gender, :g), last_seen = if_not_exists(last_seen, :t)",
-            )
-            .expression_attribute_values(":m", n(delta.m))
-            .expression_attribute_values(":f", n(delta.f))
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":g", s(delta.last_gender.as_str()))
-            .expression_attribute_values(":t", n(delta.last_seen_ms))
-            .build()
-            .map_err(build_error)?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    /// A versioned write (compare-and-set on `ver`): the `ADD`s, the new
-    /// `seen` set and, when this delta is later or equal to what was read,
-    /// `last_gender`/`last_seen` (guarded by the `last_seen` read, since
-    /// visitors' plain updates move it without a version).
-    fn versioned_update(
-        &self,
-        write: &SeenWrite<'_>,
-        now_ms: i64,
-    ) -> Result<TransactWriteItem, AwsError> {
-        let delta = write.delta;
-        let mut set =
-            String::from("ADD m :m, f :f SET updated_at = :now, #seen = :seen, #ver = :next");
-        let mut condition = match write.read.ver {
-            Some(_) => String::from("#ver = :ver"),
-            None => String::from("attribute_not_exists(#ver)"),
-        };
-        let replace_last = write
-            .read
-            .last_seen_ms
-            .is_none_or(|stored| delta.last_seen_ms >= stored);
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .key(KEY, s(&delta.clientid))
-            .expression_attribute_names("#seen", "seen")
-            .expression_attribute_names("#ver", "ver")
-            .expression_attribute_values(":m", n(delta.m))
-            .expression_attribute_values(":f", n(delta.f))
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":seen", AttributeValue::B(Blob::new(write.seen.clone())))
-            .expression_attribute_values(":next", n(write.read.ver.unwrap_or(0) + 1));
-        if let Some(ver) = write.read.ver {
-            update = update.expression_attribute_values(":ver", n(ver));
-        }
-        if replace_last {
-            set.push_str(", last_gender = :g, last_seen = :t");
-            update = update
-                .expression_attribute_values(":g", s(delta.last_gender.as_str()))
-                .expression_attribute_values(":t", n(delta.last_seen_ms));
-            match write.read.last_seen_ms {
-                Some(stored) => {
-                    condition.push_str(" AND last_seen = :read_last");
-                    update = update.expression_attribute_values(":read_last", n(stored));
-                }
-                None => condition.push_str(" AND attribute_not_exists(last_seen)"),
-            }
-        }
-        let update = update
-            .update_expression(set)
-            .condition_expression(condition)
-            .build()
-            .map_err(build_error)?;
-        Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    /// Runs one chunk's transaction (item 0 is its marker), retrying
-    /// conflicts and throttling.
-    async fn apply_chunk(
-        &self,
-        marker: &str,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<ChunkOutcome, AwsError> {
-        let mut last = String::new();
-        for attempt in 0..self.backoff.attempts {
-            if attempt > 0 {
-                self.backoff.pause(attempt).await;
-            }
-            let err = match self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .send()
-                .await
-            {
-                Ok(_) => return Ok(ChunkOutcome::Applied),
-                Err(err) => err,
-            };
-            let reasons: Vec<String> = err
-                .as_service_error()
-                .and_then(|e| match e {
-                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => {
-                        Some(c.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect())
-                    }
-                    _ => None,
-                })
-                .unwrap_or_default();
-            // Item 0 is the marker: its condition failing means this chunk was applied before.
-            if reasons.first().map(String::as_str) == Some("ConditionalCheckFailed") {
-                return Ok(ChunkOutcome::AlreadyApplied);
-            }
-            // Any other failed condition is a visitor's version check.
-            if reasons.iter().any(|r| r == "ConditionalCheckFailed") {
-                return Ok(ChunkOutcome::Conflict);
-            }
-            let conflict = reasons
-                .iter()
-                .any(|r| r == "TransactionConflict" || r.contains("Throttl"));
-            let in_progress = err
-                .as_service_error()
-                .is_some_and(|e| e.is_transaction_in_progress_exception());
-            if !(conflict || in_progress || is_retryable_sdk_error(&err)) {
-                return Err(sdk("TransactWriteItems", err));
-            }
-            last = format!(
-                "{} {reasons:?}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(&err)
-            );
-            tracing::warn!(attempt, marker, error = %last, "transaction conflict or throttling; retrying");
-        }
-        Err(AwsError::Exhausted {
-            operation: "TransactWriteItems",
-            attempts: self.backoff.attempts,
-            last,
-        })
-    }
-
-    /// Moves `last_gender`/`last_seen` forward if this delta's hit is later
-    /// or equal; a failed condition means a later hit is already stored.
-    async fn advance_last(&self, delta: &VisitorDelta) -> Result<(), AwsError> {
-        for attempt in 0..self.backoff.attempts {
-            if attempt > 0 {
-                self.backoff.pause(attempt).await;
-            }
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(KEY, s(&delta.clientid))
-                .update_expression("SET last_gender = :g, last_seen = :t")
-                .condition_expression("attribute_exists(#pk) AND last_seen <= :t")
-                .expression_attribute_names("#pk", KEY)
-                .expression_attribute_values(":g", s(delta.last_gender.as_str()))
-                .expression_attribute_values(":t", n(delta.last_seen_ms))
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(()),
-                Err(err) if is_condition_failure(&err) => return Ok(()),
-                Err(err) if is_retryable_sdk_error(&err) => continue,
-                Err(err) => return Err(sdk("UpdateItem", err)),
-            }
-        }
-        Err(AwsError::Exhausted {
-            operation: "UpdateItem",
-            attempts: self.backoff.attempts,
-            last: "throttled".into(),
-        })
-    }
-
-    pub async fn apply(
-        &self,
-        object_id: &str,
-        deltas: &[VisitorDelta],
-        now_ms: i64,
-    ) -> Result<ApplyOutcome, AwsError> {
-        let mut applied_any = false;
-        let chunks: Vec<&[VisitorDelta]> = if deltas.is_empty() {
-            vec![&[]]
-        } else {
-            deltas.chunks(VISITORS_PER_TRANSACTION).collect()
-        };
-        for (index, chunk) in chunks.into_iter().enumerate() {
-            let marker = marker_key(object_id, index);
-            let mut items = Vec::with_capacity(chunk.len() + 1);
-            items.push(self.marker_put(&marker, &[], now_ms)?);
-            for delta in chunk {
-                items.push(self.plain_update(delta, now_ms)?);
-            }
-            match self.apply_chunk(&marker, items).await? {
-                ChunkOutcome::Applied => applied_any = true,
-                ChunkOutcome::AlreadyApplied => {}
-                ChunkOutcome::Conflict => {
-                    return Err(AwsError::sdk(
-                        "TransactWriteItems",
-                        true,
-                        "a condition failed on an unconditional update",
-                    ));
-                }
-            }
-        }
-        self.advance_lasts_of(Deltas::Owned(deltas.iter())).await?;
-        Ok(if applied_any {
-            ApplyOutcome::Applied
-        } else {
-            ApplyOutcome::AlreadyApplied
-        })
     }
 
     /// Consistent reads of `keys` (projected), 100 per `BatchGetItem`,
@@ -495,130 +209,6 @@ impl DynamoProfiles {
             }
         }
         Ok(found)
-    }
-
-    /// The chunks of `object_id` (out of `chunks`) whose marker exists,
-    /// each with the identities it recorded as counted before (SPEC 15).
-    pub async fn applied_chunks(
-        &self,
-        object_id: &str,
-        chunks: usize,
-    ) -> Result<HashMap<usize, Vec<u64>>, AwsError> {
-        let keys: Vec<String> = (0..chunks).map(|i| marker_key(object_id, i)).collect();
-        let found = self
-            .batch_get(
-                &keys,
-                "#pk, #before",
-                &[("#pk", KEY), ("#before", "before")],
-            )
-            .await?;
-        let mut applied = HashMap::with_capacity(found.len());
-        for (index, key) in keys.iter().enumerate() {
-            let Some(item) = found.get(key) else { continue };
-            let before = match item.get("before") {
-                None => Vec::new(),
-                Some(AttributeValue::B(blob)) => seen_set::unpack_identities(blob.as_ref())
-                    .ok_or_else(|| AwsError::BadItem {
-                        key: key.clone(),
-                        detail: "before is not a list of 8-byte identities".into(),
-                    })?,
-                Some(other) => {
-                    return Err(AwsError::BadItem {
-                        key: key.clone(),
-                        detail: format!("before is {other:?}"),
-                    });
-                }
-            };
-            applied.insert(index, before);
-        }
-        Ok(applied)
-    }
-
-    /// Consistent reads of the visitors' deduplication state: `seen`, `ver`
-    /// and `last_seen`. A visitor without an item gets the default.
-    pub async fn read_seen(
-        &self,
-        clientids: &[String],
-    ) -> Result<HashMap<String, SeenItem>, AwsError> {
-        let found = self
-            .batch_get(
-                clientids,
-                "#pk, #seen, #ver, last_seen",
-                &[("#pk", KEY), ("#seen", "seen"), ("#ver", "ver")],
-            )
-            .await?;
-        let mut out = HashMap::with_capacity(found.len());
-        for (id, item) in found {
-            let seen = match item.get("seen") {
-                None => Vec::new(),
-                Some(AttributeValue::B(blob)) => blob.as_ref().to_vec(),
-                Some(other) => {
-                    return Err(AwsError::BadItem {
-                        key: id,
-                        detail: format!("seen is {other:?}"),
-                    });
-                }
-            };
-            let read = SeenItem {
-                ver: number(&item, "ver", &id)?,
-                seen,
-                last_seen_ms: number(&item, "last_seen", &id)?,
-            };
-            out.insert(id, read);
-        }
-        Ok(out)
-    }
-
-    /// Applies chunk `index` of `object_id` with deduplication (SPEC 15):
-    /// one transaction of the marker (recording the identities found
-    /// counted before, so a re-run decides the same way), the plain `ADD`s
-    /// of visitors without `hitid`s, and a compare-and-set on `ver` for each
-    /// visitor with them.
-    ///
-    /// This reads before it writes, which SPEC 6's wording ("never
-    /// read-modify-write") rules out; it cannot lose an update all the
-    /// same: the read is consistent, every write of `seen` is conditional on
-    /// the `ver` that was read and increments it, so a concurrent change
-    /// makes the whole transaction fail ([`ChunkOutcome::Conflict`]) and the
-    /// caller reads and decides again; the counters are still `ADD`s.
-    pub async fn apply_seen_chunk(
-        &self,
-        object_id: &str,
-        index: usize,
-        counted_before: &[u64],
-        plain: &[&VisitorDelta],
-        versioned: &[SeenWrite<'_>],
-        now_ms: i64,
-    ) -> Result<ChunkOutcome, AwsError> {
-        let marker = marker_key(object_id, index);
-        let mut items = Vec::with_capacity(1 + plain.len() + versioned.len());
-        items.push(self.marker_put(&marker, counted_before, now_ms)?);
-        for delta in plain {
-            items.push(self.plain_update(delta, now_ms)?);
-        }
-        for write in versioned {
-            items.push(self.versioned_update(write, now_ms)?);
-        }
-        self.apply_chunk(&marker, items).await
-    }
-
-    /// `last_gender`/`last_seen` moved forward for each delta (conditional,
-    /// idempotent): the second step of a plain update.
-    pub async fn advance_lasts(&self, deltas: &[&VisitorDelta]) -> Result<(), AwsError> {
-        self.advance_lasts_of(Deltas::Borrowed(deltas.iter())).await
-    }
-
-    /// `last_*` moved forward for each delta, `CONCURRENT_UPDATES` at a
-    /// time, each request built only when a slot frees up (see
-    /// [`LastAdvances`]).
-    async fn advance_lasts_of(&self, deltas: Deltas<'_>) -> Result<(), AwsError> {
-        stream::iter(LastAdvances {
-            profiles: self,
-            deltas,
-        })
-        .buffer_unordered(CONCURRENT_UPDATES)
-        .try_collect::<()>()
-        .await
     }
 
     pub async fn profile(&self, clientid: &str) -> Result<Option<Profile>, AwsError> {
@@ -715,34 +305,6 @@ impl<'a> Iterator for WindowWrites<'a> {
     }
 }
 
-/// The `last_*` updates of an object's visitors, made as slots free up for
-/// the same reason as [`WindowWrites`]: an object at 1,000 hits/s holds
-/// ~30,000 visitors, ~195 MB of futures if all were built first, against
-/// curate's 1 GB.
-/// Named types rather than a generic iterator, which trips the compiler's
-/// `Send` check for async-trait callers.
-struct LastAdvances<'a> {
-    profiles: &'a DynamoProfiles,
-    deltas: Deltas<'a>,
-}
-
-enum Deltas<'a> {
-    Owned(std::slice::Iter<'a, VisitorDelta>),
-    Borrowed(std::slice::Iter<'a, &'a VisitorDelta>),
-}
-
-impl<'a> Iterator for LastAdvances<'a> {
-    type Item = BoxFuture<'a, Result<(), AwsError>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let delta = match &mut self.deltas {
-            Deltas::Owned(deltas) => deltas.next()?,
-            Deltas::Borrowed(deltas) => *deltas.next()?,
-        };
-        Some(Box::pin(self.profiles.advance_last(delta)))
-    }
-}
-
 #[async_trait]
 impl ProfileReader for DynamoProfiles {
     async fn get_profile(&self, clientid: &str) -> Result<Option<Profile>, PortError> {
@@ -757,20 +319,6 @@ impl HealthProbe for DynamoProfiles {
         self.profile("#health")
             .await
             .map(|_| ())
-            .map_err(Into::into)
-    }
-}
-
-#[async_trait]
-impl CounterStore for DynamoProfiles {
-    async fn apply_object(
-        &self,
-        object_id: &str,
-        deltas: &[VisitorDelta],
-        now_ms: i64,
-    ) -> Result<ApplyOutcome, PortError> {
-        self.apply(object_id, deltas, now_ms)
-            .await
             .map_err(Into::into)
     }
 }

@@ -6,8 +6,8 @@ use gender_aws::athena::{AthenaQueries, QueryError};
 use gender_aws::dynamodb::DynamoProfiles;
 use gender_aws::erasure::{CuratedObjects, ErasureLog, ErasureRequests, Replaced, erasure_key};
 use gender_core::erasure::clientid_hash;
-use gender_core::ports::{CounterStore, Erasures, ObjectStore, ProfileReader};
-use gender_core::{ErasureStatus, Gender, VisitorDelta};
+use gender_core::ports::{Erasures, ObjectStore, ProfileReader};
+use gender_core::ErasureStatus;
 use gender_testkit::{Moto, resources};
 use std::time::{Duration, Instant};
 
@@ -77,14 +77,7 @@ async fn a_request_is_logged_with_a_salted_hash_and_queued_by_id_only() {
 async fn completion_removes_the_clientid_once_and_the_profile_goes() {
     let s = stack().await;
     let profiles = DynamoProfiles::new(s.dynamo.clone(), TABLE);
-    let delta = VisitorDelta {
-        clientid: "visitor-1".into(),
-        m: 2,
-        f: 1,
-        last_gender: Gender::M,
-        last_seen_ms: 10,
-    };
-    profiles.apply_object("raw-1", &[delta], 10).await.unwrap();
+    resources::put_profile(&s.dynamo, TABLE, "visitor-1", (2, 1), "M", 10).await;
     let record = s.requests.request_erasure("visitor-1", 42).await.unwrap();
 
     s.log.delete_profile("visitor-1").await.unwrap();

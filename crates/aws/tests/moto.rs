@@ -4,11 +4,8 @@ use gender_aws::Backoff;
 use gender_aws::dynamodb::DynamoProfiles;
 use gender_aws::kinesis::KinesisHitLog;
 use gender_aws::s3::{S3ObjectStore, client as s3_client};
-use gender_core::ports::{
-    ApplyOutcome, CounterStore, HealthProbe, HitLog, LogRecord, ObjectStore, ProfileReader,
-    WindowStore,
-};
-use gender_core::{Date, Gender, VisitorDelta, WindowSums};
+use gender_core::ports::{HealthProbe, HitLog, LogRecord, ObjectStore, ProfileReader, WindowStore};
+use gender_core::{Date, WindowSums};
 use gender_testkit::{Moto, resources};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,16 +17,6 @@ fn record(id: &str, n: usize) -> LogRecord {
     LogRecord {
         partition_key: id.into(),
         data: format!(r#"{{"clientid":"{id}","pageGender":"M","n":{n}}}"#).into_bytes(),
-    }
-}
-
-fn delta(id: &str, m: u64, f: u64, last: Gender, at: i64) -> VisitorDelta {
-    VisitorDelta {
-        clientid: id.into(),
-        m,
-        f,
-        last_gender: last,
-        last_seen_ms: at,
     }
 }
 
@@ -54,9 +41,19 @@ async fn kinesis_stores_every_record_keyed_by_clientid() {
         log.append(records.clone()).await.unwrap(),
         Vec::<usize>::new()
     );
+    // Each visitor's hits of the request (none with a timestamp: one date,
+    // their arrival's) share one record, in request order.
     let stored = resources::read_stream(&kinesis, "hits").await;
-    assert_eq!(stored.len(), 500);
-    assert_eq!(stored[3], ("v3".to_owned(), records[3].data.clone()));
+    assert_eq!(stored.len(), 7);
+    for (key, data) in &stored {
+        let lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+        let want: Vec<&[u8]> = records
+            .iter()
+            .filter(|r| &r.partition_key == key)
+            .map(|r| r.data.as_slice())
+            .collect();
+        assert_eq!(lines, want, "{key}");
+    }
 }
 
 #[tokio::test]
@@ -231,96 +228,11 @@ async fn profiles(moto: &Moto) -> DynamoProfiles {
     DynamoProfiles::new(client, "profiles").with_backoff(quick())
 }
 
-#[tokio::test]
-async fn dynamodb_applies_an_object_exactly_once_across_chunks() {
-    let moto = Moto::start();
-    let store = profiles(&moto).await;
-    store.ping().await.unwrap();
-    // 250 visitors: three transactions of at most 100 items each.
-    let deltas: Vec<_> = (0..250)
-        .map(|i| delta(&format!("v{i:03}"), 2, 1, Gender::M, NOW + i))
-        .collect();
-    assert_eq!(
-        store
-            .apply_object("bucket/raw/o1#etag", &deltas, NOW)
-            .await
-            .unwrap(),
-        ApplyOutcome::Applied
-    );
-    assert_eq!(
-        store
-            .apply_object("bucket/raw/o1#etag", &deltas, NOW + 1)
-            .await
-            .unwrap(),
-        ApplyOutcome::AlreadyApplied
-    );
-    for id in ["v000", "v123", "v249"] {
-        let p = store.get_profile(id).await.unwrap().unwrap();
-        assert_eq!((p.m, p.f, p.last_gender), (2, 1, Gender::M), "{id}");
-    }
-    assert_eq!(store.get_profile("nobody").await.unwrap(), None);
-}
-
-#[tokio::test]
-async fn dynamodb_last_moves_only_forward() {
-    let moto = Moto::start();
-    let store = profiles(&moto).await;
-    store
-        .apply_object("o1", &[delta("a", 1, 0, Gender::M, NOW)], NOW)
-        .await
-        .unwrap();
-    store
-        .apply_object("o2", &[delta("a", 0, 1, Gender::F, NOW - 5_000)], NOW)
-        .await
-        .unwrap();
-    let p = store.get_profile("a").await.unwrap().unwrap();
-    assert_eq!(
-        (p.m, p.f, p.last_gender, p.last_seen_ms),
-        (1, 1, Gender::M, NOW),
-        "older hit keeps last"
-    );
-    store
-        .apply_object("o3", &[delta("a", 0, 1, Gender::F, NOW)], NOW)
-        .await
-        .unwrap();
-    assert_eq!(
-        store.get_profile("a").await.unwrap().unwrap().last_gender,
-        Gender::F,
-        "equal time, processed later"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dynamodb_concurrent_objects_over_overlapping_visitors_lose_nothing() {
-    let moto = Moto::start();
-    let store = Arc::new(profiles(&moto).await);
-    let tasks: Vec<_> = (0..6)
-        .map(|o| {
-            let store = store.clone();
-            tokio::spawn(async move {
-                // Every object touches the shared visitors plus one of its own.
-                let mut deltas: Vec<_> = (0..20)
-                    .map(|i| delta(&format!("shared-{i:02}"), 1, 2, Gender::F, NOW + o))
-                    .collect();
-                deltas.push(delta(&format!("own-{o}"), 1, 0, Gender::M, NOW));
-                deltas.sort_by(|a, b| a.clientid.cmp(&b.clientid));
-                store
-                    .apply_object(&format!("obj-{o}"), &deltas, NOW)
-                    .await
-                    .unwrap()
-            })
-        })
-        .collect();
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), ApplyOutcome::Applied);
-    }
-    for i in 0..20 {
-        let p = store
-            .get_profile(&format!("shared-{i:02}"))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!((p.m, p.f, p.last_seen_ms), (6, 12, NOW + 5));
+/// Profiles as the stream consumer leaves them.
+async fn seed(moto: &Moto, ids: &[&str]) {
+    let client = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    for id in ids {
+        resources::put_profile(&client, "profiles", id, (1, 0), "M", NOW).await;
     }
 }
 
@@ -328,17 +240,8 @@ async fn dynamodb_concurrent_objects_over_overlapping_visitors_lose_nothing() {
 async fn dynamodb_windows_are_set_and_cleared_on_existing_profiles_only() {
     let moto = Moto::start();
     let store = profiles(&moto).await;
-    store
-        .apply_object(
-            "o",
-            &[
-                delta("a", 1, 0, Gender::M, NOW),
-                delta("b", 0, 1, Gender::F, NOW),
-            ],
-            NOW,
-        )
-        .await
-        .unwrap();
+    store.ping().await.unwrap();
+    seed(&moto, &["a", "b"]).await;
     let w = WindowSums {
         m: 3,
         f: 4,
@@ -379,20 +282,7 @@ async fn dynamodb_window_writes_beyond_the_requests_in_flight_all_land() {
     let moto = Moto::start();
     let store = profiles(&moto).await;
     let ids: Vec<String> = (0..300).map(|i| format!("v{i:03}")).collect();
-    let deltas: Vec<_> = ids
-        .iter()
-        .map(|id| delta(id, 1, 0, Gender::M, NOW))
-        .collect();
-    store.apply_object("o", &deltas, NOW).await.unwrap();
-    // The object's `last_*` updates are also made as slots free up.
-    for id in &ids {
-        let profile = store.get_profile(id).await.unwrap().unwrap();
-        assert_eq!(
-            (profile.last_gender, profile.last_seen_ms),
-            (Gender::M, NOW),
-            "{id}"
-        );
-    }
+    seed(&moto, &ids.iter().map(String::as_str).collect::<Vec<_>>()).await;
     let date = Date::parse("2026-11-23").unwrap();
     let sums = |i: u64| WindowSums { m: i, f: 1, date };
     let updates: Vec<_> = ids

@@ -1,37 +1,44 @@
 //! Deduplication state kept inside a visitor's profile (SPEC 15, the AWS
 //! deployment): the fingerprints of the hits counted for that visitor within
-//! the horizon, and the per-object decision curate derives from it. Pure
-//! data and rules; the DynamoDB adapter stores the bytes, functions/curate
-//! runs the protocol.
+//! the horizon. Pure data and rules; the DynamoDB adapter stores the bytes,
+//! the stream consumer decides with them (`crate::stream`).
 //!
 //! Encoding of the `seen` attribute (little-endian):
 //!
 //! ```text
-//! [format = 1 (u8)] then groups, oldest first:
-//!   [bucket start, minutes since the epoch (u32)][entries (u32)][entries x 6-byte fingerprint]
+//! [format = 2 (u8)] then groups, oldest first:
+//!   [bucket start, minutes since the epoch (u32)][entries (u32)][entries x 5-byte fingerprint]
 //! ```
 //!
-//! A fingerprint is the low 48 bits of [`HitKey`] (`xxh3_128(clientid 0xFF
-//! hitid)`). Entries are grouped by the time the counting write committed,
-//! in buckets of a twelfth of the horizon, so one header serves many hits and
-//! a whole bucket expires at once: an entry is kept for at least the horizon
-//! and at most the horizon plus one bucket. At 2 hits per visitor per minute
-//! and a 1-hour horizon a set holds 120 entries in 12 groups: 817 bytes.
+//! Format 1 (6-byte fingerprints, written by curate before the stream
+//! consumer) is still read, its fingerprints cut to 5 bytes.
 //!
-//! Two distinct hits of one visitor share a 48-bit fingerprint with
-//! probability n / 2^48 for a set of n entries: at n = 120, 4 x 10^-13 per
-//! hit, about one hit wrongly taken for a duplicate per 2 x 10^12 hits.
+//! A fingerprint is the low 40 bits of [`HitKey`] (`xxh3_128(clientid 0xFF
+//! hitid)`). Entries are grouped by the arrival time of the hits, in buckets
+//! of a sixth of the horizon, so one header serves many hits and a whole
+//! bucket expires at once: an entry is kept for at least the horizon and at
+//! most the horizon plus one bucket. At 2 hits per visitor per minute and a
+//! 1-hour horizon a set holds at most 140 entries in 7 groups: 757 bytes,
+//! which keeps the whole profile item under DynamoDB's 1 KB write unit
+//! (docs/DEPLOY.md, "Cost").
+//!
+//! Two distinct hits of one visitor share a 40-bit fingerprint with
+//! probability n / 2^40 for a set of n entries: at n = 120, 1.1 x 10^-10 per
+//! hit, about one hit wrongly taken for a duplicate per 9 x 10^9 hits (at
+//! 1,000 hits/s, one every 100 days).
 
-use crate::dedup::{HitFilter, HitKey};
+use crate::dedup::HitKey;
 use std::collections::HashSet;
 
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
+/// The format of 6-byte fingerprints, still read.
+const FORMAT_WIDE: u8 = 1;
 const HEADER: usize = 8;
 /// Bytes of one stored fingerprint.
-pub const FINGERPRINT_BYTES: usize = 6;
+pub const FINGERPRINT_BYTES: usize = 5;
 const FINGERPRINT_MASK: u64 = (1 << (8 * FINGERPRINT_BYTES)) - 1;
 /// Buckets per horizon: the granularity of expiry.
-const BUCKETS_PER_HORIZON: u32 = 12;
+const BUCKETS_PER_HORIZON: u32 = 6;
 /// The most a set may take in its item (about 4,000 entries). DynamoDB
 /// items stop at 400 KB and a transaction at 4 MB for its 100 items; a
 /// visitor with more hits in one horizon (a bot) is deduplicated over the
@@ -116,9 +123,11 @@ impl SeenSet {
         let Some((&format, mut rest)) = bytes.split_first() else {
             return Ok(SeenSet::default());
         };
-        if format != FORMAT {
-            return Err(SeenSetError("unknown format"));
-        }
+        let width = match format {
+            FORMAT => FINGERPRINT_BYTES,
+            FORMAT_WIDE => 6,
+            _ => return Err(SeenSetError("unknown format")),
+        };
         let mut groups = Vec::new();
         while !rest.is_empty() {
             if rest.len() < HEADER {
@@ -128,15 +137,15 @@ impl SeenSet {
             let count = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes")) as usize;
             rest = &rest[HEADER..];
             let len = count
-                .checked_mul(FINGERPRINT_BYTES)
+                .checked_mul(width)
                 .filter(|&len| len <= rest.len())
                 .ok_or(SeenSetError("torn group"))?;
             let fingerprints = rest[..len]
-                .chunks_exact(FINGERPRINT_BYTES)
+                .chunks_exact(width)
                 .map(|b| {
                     let mut wide = [0u8; 8];
-                    wide[..FINGERPRINT_BYTES].copy_from_slice(b);
-                    u64::from_le_bytes(wide)
+                    wide[..width].copy_from_slice(b);
+                    u64::from_le_bytes(wide) & FINGERPRINT_MASK
                 })
                 .collect();
             rest = &rest[len..];
@@ -227,74 +236,6 @@ impl SeenSet {
     }
 }
 
-/// Of one visitor's hits in an object (identities, any order, repeats
-/// allowed), those counted before: their fingerprint is live in `stored`.
-/// Each is reported once.
-pub fn counted_before(stored: &HashSet<u64>, identities: &[u64]) -> Vec<u64> {
-    let mut out: Vec<u64> = identities
-        .iter()
-        .copied()
-        .filter(|&id| stored.contains(&fingerprint(id)))
-        .collect();
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
-/// Of one visitor's hits in an object, the identities this object counts:
-/// each distinct identity once, minus those counted before.
-pub fn counted_now(identities: &[u64], before: &HashSet<u64>) -> Vec<u64> {
-    let mut seen = HashSet::with_capacity(identities.len());
-    identities
-        .iter()
-        .copied()
-        .filter(|id| !before.contains(id) && seen.insert(*id))
-        .collect()
-}
-
-/// Packs identities for a marker (8 bytes each, little-endian).
-pub fn pack_identities(ids: &[u64]) -> Vec<u8> {
-    ids.iter().flat_map(|id| id.to_le_bytes()).collect()
-}
-
-/// The inverse of [`pack_identities`]; `None` if the length is not a multiple of 8.
-pub fn unpack_identities(bytes: &[u8]) -> Option<Vec<u64>> {
-    if !bytes.len().is_multiple_of(8) {
-        return None;
-    }
-    Some(
-        bytes
-            .chunks_exact(8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .collect(),
-    )
-}
-
-/// The decision for one object, as a [`HitFilter`] for curate's pass over
-/// it: a hit counts iff its identity is not among `before` (counted by an
-/// earlier object) and it is the first occurrence in this object.
-#[derive(Debug, Default, Clone)]
-pub struct ObjectDecision {
-    before: HashSet<u64>,
-    in_object: HashSet<u64>,
-}
-
-impl ObjectDecision {
-    pub fn new(before: HashSet<u64>) -> ObjectDecision {
-        ObjectDecision {
-            before,
-            in_object: HashSet::new(),
-        }
-    }
-}
-
-impl HitFilter for ObjectDecision {
-    fn first_sighting(&mut self, clientid: &str, hitid: &str) -> bool {
-        let id = identity(clientid, hitid);
-        !self.before.contains(&id) && self.in_object.insert(id)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,7 +251,7 @@ mod tests {
     fn horizon_rounds_up_to_minutes_and_zero_is_off() {
         assert_eq!(Horizon::from_seconds(0), None);
         assert_eq!(Horizon::from_seconds(1).unwrap().minutes(), 1);
-        assert_eq!(Horizon::from_seconds(3600).unwrap().bucket_minutes, 5);
+        assert_eq!(Horizon::from_seconds(3600).unwrap().bucket_minutes, 10);
         assert_eq!(Horizon::from_seconds(61).unwrap().bucket_minutes, 1);
     }
 
@@ -319,7 +260,7 @@ mod tests {
         let mut set = SeenSet::default();
         assert_eq!(SeenSet::decode(&[]).unwrap(), set);
         set.record(hour(), T0, &[identity("v", "1"), identity("v", "2")]);
-        set.record(hour(), T0 + 7 * MIN, &[u64::MAX]);
+        set.record(hour(), T0 + 12 * MIN, &[u64::MAX]);
         let bytes = set.encode();
         assert_eq!(bytes.len(), set.encoded_len());
         assert_eq!(bytes.len(), 1 + 2 * HEADER + 3 * FINGERPRINT_BYTES);
@@ -336,9 +277,9 @@ mod tests {
     fn one_bucket_holds_the_hits_of_several_objects() {
         let mut set = SeenSet::default();
         set.record(hour(), T0, &[1, 2]);
-        set.record(hour(), T0 + 4 * MIN, &[3, 4]);
+        set.record(hour(), T0 + 9 * MIN, &[3, 4]);
         assert_eq!(set.groups.len(), 1);
-        set.record(hour(), T0 + 5 * MIN, &[5]);
+        set.record(hour(), T0 + 10 * MIN, &[5]);
         assert_eq!(set.groups.len(), 2);
         // A clock behind the newest bucket still files into the right one.
         set.record(hour(), T0 + MIN, &[6]);
@@ -349,14 +290,14 @@ mod tests {
     #[test]
     fn an_entry_answers_for_at_least_the_horizon_and_then_expires() {
         let mut set = SeenSet::default();
-        set.record(hour(), T0 + 4 * MIN + 59_999, &[7]);
+        set.record(hour(), T0 + 9 * MIN + 59_999, &[7]);
         let fp = fingerprint(7);
-        // The bucket [T0, T0+5min) expires once an hour has passed since its end.
-        assert!(set.live(hour(), T0 + 64 * MIN + 59_999).contains(&fp));
-        assert!(!set.live(hour(), T0 + 65 * MIN).contains(&fp));
-        set.record(hour(), T0 + 65 * MIN, &[8]);
+        // The bucket [T0, T0+10min) expires once an hour has passed since its end.
+        assert!(set.live(hour(), T0 + 69 * MIN + 59_999).contains(&fp));
+        assert!(!set.live(hour(), T0 + 70 * MIN).contains(&fp));
+        set.record(hour(), T0 + 70 * MIN, &[8]);
         assert_eq!(set.len(), 1, "pruned on write");
-        assert!(!set.live(hour(), T0 + 65 * MIN).contains(&fp));
+        assert!(!set.live(hour(), T0 + 70 * MIN).contains(&fp));
     }
 
     #[test]
@@ -364,7 +305,7 @@ mod tests {
         let mut set = SeenSet::default();
         let many: Vec<u64> = (0..3_000).collect();
         set.record(hour(), T0, &many);
-        set.record(hour(), T0 + 5 * MIN, &many);
+        set.record(hour(), T0 + 10 * MIN, &many);
         assert!(set.encoded_len() <= MAX_SET_BYTES);
         assert_eq!(set.groups.len(), 1, "the older bucket went first");
         let huge: Vec<u64> = (0..10_000).collect();
@@ -372,34 +313,6 @@ mod tests {
         one.record(hour(), T0, &huge);
         assert!(one.encoded_len() <= MAX_SET_BYTES);
         assert!(one.len() > 4_000);
-    }
-
-    #[test]
-    fn the_decision_counts_first_occurrences_not_counted_before() {
-        let a1 = identity("a", "1");
-        let a2 = identity("a", "2");
-        let a3 = identity("a", "3");
-        let mut stored = SeenSet::default();
-        stored.record(hour(), T0, &[a1]);
-        let live = stored.live(hour(), T0 + MIN);
-        let hits = [a1, a2, a2, a3, a1];
-        let before: HashSet<u64> = counted_before(&live, &hits).into_iter().collect();
-        assert_eq!(before, HashSet::from([a1]));
-        assert_eq!(counted_now(&hits, &before), [a2, a3]);
-        let mut filter = ObjectDecision::new(before);
-        let decided: Vec<bool> = ["1", "2", "2", "3", "1"]
-            .iter()
-            .map(|h| filter.first_sighting("a", h))
-            .collect();
-        assert_eq!(decided, [false, true, false, true, false]);
-        assert!(filter.first_sighting("b", "1"), "another visitor's hit 1");
-    }
-
-    #[test]
-    fn identities_pack_for_markers() {
-        let ids = [1, u64::MAX, 42];
-        assert_eq!(unpack_identities(&pack_identities(&ids)).unwrap(), ids);
-        assert!(unpack_identities(&[0; 9]).is_none());
     }
 
     #[test]
@@ -413,7 +326,18 @@ mod tests {
             set.record(hour(), T0 + minute * MIN, &ids);
         }
         assert_eq!(set.len(), 120);
-        assert_eq!(set.encoded_len(), 1 + 12 * HEADER + 120 * FINGERPRINT_BYTES);
-        assert_eq!(set.encoded_len(), 817);
+        assert_eq!(set.encoded_len(), 1 + 6 * HEADER + 120 * FINGERPRINT_BYTES);
+        assert_eq!(set.encoded_len(), 649);
+    }
+
+    #[test]
+    fn sets_of_six_byte_fingerprints_are_still_read() {
+        let id = identity("v", "1");
+        let mut old = vec![FORMAT_WIDE];
+        old.extend_from_slice(&100u32.to_le_bytes());
+        old.extend_from_slice(&1u32.to_le_bytes());
+        old.extend_from_slice(&id.to_le_bytes()[..6]);
+        let set = SeenSet::decode(&old).unwrap();
+        assert!(set.live(hour(), 100 * MIN).contains(&fingerprint(id)));
     }
 }

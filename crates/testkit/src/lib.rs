@@ -235,6 +235,31 @@ pub mod resources {
         names
     }
 
+    /// Puts a visitor's profile item as the stream consumer leaves it
+    /// (counters and `last_*`), for tests of what reads profiles.
+    pub async fn put_profile(
+        client: &aws_sdk_dynamodb::Client,
+        table: &str,
+        clientid: &str,
+        (m, f): (u64, u64),
+        last_gender: &str,
+        last_seen_ms: i64,
+    ) {
+        use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+        client
+            .put_item()
+            .table_name(table)
+            .item("pk", S(clientid.to_owned()))
+            .item("m", N(m.to_string()))
+            .item("f", N(f.to_string()))
+            .item("last_gender", S(last_gender.to_owned()))
+            .item("last_seen", N(last_seen_ms.to_string()))
+            .item("updated_at", N(last_seen_ms.to_string()))
+            .send()
+            .await
+            .expect("put profile");
+    }
+
     /// A standard queue; returns its client and URL.
     pub async fn create_queue(
         config: &aws_config::SdkConfig,

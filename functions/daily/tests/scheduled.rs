@@ -18,7 +18,7 @@ async fn scheduled_and_manual_runs_set_the_window_and_write_rollups() {
     let s3 = gender_aws::s3::client(&sdk);
     resources::create_bucket(&s3, "gs-test-curated").await;
     let dynamo = resources::create_table(&sdk, "gs-test-profiles").await;
-    let profiles = DynamoProfiles::new(dynamo, "gs-test-profiles");
+    let profiles = DynamoProfiles::new(dynamo.clone(), "gs-test-profiles");
     let curated = S3ObjectStore::new(s3.clone(), "gs-test-curated");
 
     // Curated hits on 2026-11-20 and counters for them, as curate leaves them.
@@ -40,10 +40,17 @@ async fn scheduled_and_manual_runs_set_the_window_and_write_rollups() {
         )
         .await
         .unwrap();
-    let deltas = gender_core::aggregate_hits(&hits);
-    gender_core::ports::CounterStore::apply_object(&profiles, "x", &deltas, at)
-        .await
-        .unwrap();
+    for delta in gender_core::aggregate_hits(&hits) {
+        resources::put_profile(
+            &dynamo,
+            "gs-test-profiles",
+            &delta.clientid,
+            (delta.m, delta.f),
+            delta.last_gender.as_str(),
+            delta.last_seen_ms,
+        )
+        .await;
+    }
 
     let daily = Daily::new(
         Config {

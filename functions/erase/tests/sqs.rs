@@ -8,7 +8,7 @@ use gender_aws::athena::AthenaQueries;
 use gender_aws::dynamodb::DynamoProfiles;
 use gender_aws::erasure::{CuratedObjects, ErasureLog, ErasureRequests, erasure_key};
 use gender_aws::s3::S3ObjectStore;
-use gender_core::ports::{CounterStore, Erasures, ObjectStore, ProfileReader};
+use gender_core::ports::{Erasures, ObjectStore, ProfileReader};
 use gender_core::{ErasureStatus, Gender, Hit};
 use gender_erase::Erase;
 use gender_pipeline::codec::{decode_daily, decode_hits, encode_daily_rows, encode_hits};
@@ -111,11 +111,16 @@ async fn stack() -> Stack {
         .into_iter()
         .enumerate()
     {
-        let deltas = gender_core::aggregate_hits(&hits_of(&[id, id], i as i64));
-        profiles
-            .apply_object(&format!("raw-{id}"), &deltas, 1_795_600_000_000)
-            .await
-            .unwrap();
+        let delta = &gender_core::aggregate_hits(&hits_of(&[id, id], i as i64))[0];
+        resources::put_profile(
+            &dynamo,
+            TABLE,
+            id,
+            (delta.m, delta.f),
+            delta.last_gender.as_str(),
+            delta.last_seen_ms,
+        )
+        .await;
     }
     let log = ErasureLog::new(dynamo.clone(), TABLE);
     let athena = aws_sdk_athena::Client::new(&sdk);

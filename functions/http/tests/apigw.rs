@@ -2,9 +2,6 @@
 //! events, over Kinesis, DynamoDB and SQS in moto server.
 
 use base64::Engine;
-use gender_aws::dynamodb::DynamoProfiles;
-use gender_core::VisitorDelta;
-use gender_core::ports::CounterStore;
 use gender_http::{
     Config, DEFAULT_MAX_BODY_BYTES, LAMBDA_PAYLOAD_LIMIT_BYTES, app, read_api_key,
     read_erasure_salt,
@@ -20,7 +17,6 @@ struct Stack {
     _moto: Moto,
     router: axum::Router,
     kinesis: aws_sdk_kinesis::Client,
-    profiles: DynamoProfiles,
     dynamo: aws_sdk_dynamodb::Client,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
@@ -63,7 +59,6 @@ async fn stack() -> Stack {
     Stack {
         router: app(&config, &api_key, &salt, &sdk),
         kinesis,
-        profiles: DynamoProfiles::new(dynamo.clone(), "gs-test-profiles"),
         dynamo,
         sqs,
         queue_url,
@@ -128,17 +123,15 @@ async fn get_gender_answers_from_dynamodb() {
         )
     );
 
-    let delta = VisitorDelta {
-        clientid: "visitor-1".into(),
-        m: 1,
-        f: 3,
-        last_gender: gender_core::Gender::M,
-        last_seen_ms: 1_795_514_400_000,
-    };
-    s.profiles
-        .apply_object("bucket/raw/x#etag", &[delta], 1_795_514_401_000)
-        .await
-        .unwrap();
+    resources::put_profile(
+        &s.dynamo,
+        "gs-test-profiles",
+        "visitor-1",
+        (1, 3),
+        "M",
+        1_795_514_400_000,
+    )
+    .await;
     let (status, body) = invoke(&s.router, &event(GET_GENDER)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["gender"], "F");
