@@ -36,13 +36,18 @@ plan *args: build-lambdas
 destroy *args:
     terraform -chdir=terraform destroy {{args}}
 
-# Run the deployed daily job for a date (YYYY-MM-DD; default: yesterday UTC).
+# Start the deployed daily job for a date (YYYY-MM-DD; default: yesterday UTC), asynchronously:
+# it runs for minutes, longer than the AWS CLI's 60 s read timeout, after which the CLI would
+# retry a synchronous invoke and start the job again. Follow it with `just logs fn=daily`.
 daily date="":
     #!/usr/bin/env bash
     set -euo pipefail
     d="{{date}}"; d="${d#date=}"; [[ -n "$d" ]] || d=$(date -u -d yesterday +%F)
     fn=$(terraform -chdir=terraform output -json function_names | jq -r .daily)
-    aws lambda invoke --function-name "$fn" --cli-binary-format raw-in-base64-out --payload "{\"date\":\"$d\"}" /dev/stdout
+    aws lambda invoke --function-name "$fn" --invocation-type Event \
+        --cli-binary-format raw-in-base64-out --payload "{\"date\":\"$d\"}" /dev/null >/dev/null
+    echo "daily job for $d started (asynchronous; failed runs are retried twice, then go to the $fn-async-dlq queue)"
+    echo "follow it: just logs fn=daily   (\"daily run finished\" with its counts, then the platform.report record: duration, memory)"
 
 # Follow a deployed function's logs: fn = http, transform, curate, daily, erase (or api for the access logs).
 logs fn="http":

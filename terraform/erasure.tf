@@ -4,8 +4,6 @@
 # visitor with one Athena query per batch, rewrites them without the
 # visitor's rows and completes the entry (docs/DEPLOY.md, "Erasure").
 
-data "aws_region" "current" {}
-
 locals {
   # Athena writes query results (only object paths) here; they expire after a day.
   erasure_results_prefix = "athena-results/erase/"
@@ -61,6 +59,7 @@ module "erase" {
   reserved_concurrency = var.lambda_reserved_concurrency.erase
   log_retention_days   = var.log_retention_days
   log_level            = var.log_level
+  system_log_level     = var.lambda_system_log_level.erase
 
   environment_variables = {
     CURATED_BUCKET      = module.curated_bucket.name

@@ -213,7 +213,7 @@ data "aws_iam_policy_document" "erase_glue" {
     sid     = "ReadTables"
     actions = ["glue:GetDatabase", "glue:GetTable"]
     resources = [
-      "arn:aws:glue:${data.aws_region.current.region}:${local.account_id}:catalog",
+      "arn:aws:glue:${var.region}:${local.account_id}:catalog",
       module.glue.database_arn,
       module.glue.table_arns["hits"],
       module.glue.table_arns["daily"],

@@ -14,6 +14,11 @@ locals {
   # backup bucket: both buckets expire it, an alarm watches the raw one.
   error_prefix = "errors/"
 
+  # Every DynamoDB operation the functions make on the profiles table (the
+  # contract test derives them from the code): the throttling alarm sums
+  # ThrottledRequests over these, the metric having no table-wide total.
+  table_operations = ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem", "Scan", "TransactWriteItems"]
+
   tags = merge(var.tags, {
     project     = var.project
     environment = var.environment
@@ -86,10 +91,13 @@ module "backup_bucket" {
 module "profiles" {
   source = "./modules/dynamodb"
 
-  name          = "${local.name}-profiles"
-  hash_key      = "pk"
-  ttl_attribute = "expires_at"
-  tags          = local.tags
+  name                 = "${local.name}-profiles"
+  hash_key             = "pk"
+  ttl_attribute        = "expires_at"
+  capacity_mode        = var.dynamodb_capacity_mode
+  provisioned_capacity = var.dynamodb_provisioned_capacity
+  warm_throughput      = var.dynamodb_warm_throughput
+  tags                 = local.tags
 }
 
 # ---------------------------------------------------------------- functions
@@ -122,6 +130,7 @@ module "http" {
   reserved_concurrency = var.lambda_reserved_concurrency.http
   log_retention_days   = var.log_retention_days
   log_level            = var.log_level
+  system_log_level     = var.lambda_system_log_level.http
 
   environment_variables = {
     HITS_STREAM_NAME       = module.stream.name
@@ -154,6 +163,7 @@ module "transform" {
   reserved_concurrency = var.lambda_reserved_concurrency.transform
   log_retention_days   = var.log_retention_days
   log_level            = var.log_level
+  system_log_level     = var.lambda_system_log_level.transform
 
   tags = local.tags
 }
@@ -169,6 +179,7 @@ module "curate" {
   reserved_concurrency = var.lambda_reserved_concurrency.curate
   log_retention_days   = var.log_retention_days
   log_level            = var.log_level
+  system_log_level     = var.lambda_system_log_level.curate
 
   environment_variables = {
     CURATED_BUCKET        = module.curated_bucket.name
@@ -198,6 +209,7 @@ module "daily" {
   reserved_concurrency = var.lambda_reserved_concurrency.daily
   log_retention_days   = var.log_retention_days
   log_level            = var.log_level
+  system_log_level     = var.lambda_system_log_level.daily
 
   # Invoked asynchronously by EventBridge: failed runs (after 2 retries) land here.
   create_dead_letter_queue = true
@@ -229,7 +241,11 @@ module "delivery" {
   buffering_size_mb          = var.firehose_buffering_size_mb
   error_prefix               = local.error_prefix
   log_retention_days         = var.log_retention_days
-  tags                       = local.tags
+
+  processor_buffer_size_mb          = var.firehose_processor_buffer_size_mb
+  processor_buffer_interval_seconds = var.firehose_processor_buffer_interval_seconds
+
+  tags = local.tags
 }
 
 module "curate_trigger" {
@@ -269,6 +285,17 @@ module "api" {
   tags                   = local.tags
 }
 
+# The browser front door (docs/DEPLOY.md): a function URL for gender-http,
+# beside the HTTP API, when http_function_url.enabled.
+module "http_function_url" {
+  source = "./modules/function_url"
+  count  = var.http_function_url.enabled ? 1 : 0
+
+  function_name        = module.http.function_name
+  cors_allow_origins   = var.http_function_url.cors_allow_origins
+  cors_max_age_seconds = var.http_function_url.cors_max_age_seconds
+}
+
 module "glue" {
   source = "./modules/glue"
 
@@ -293,6 +320,14 @@ module "alarms" {
 
   curate_queue_name                  = module.curate_trigger.queue_name
   curate_queue_age_threshold_seconds = var.curate_queue_age_threshold_seconds
+
+  api_id                       = module.api.id
+  api_5xx_percent_threshold    = var.api_5xx_percent_threshold
+  api_latency_p99_threshold_ms = var.api_latency_p99_threshold_ms
+
+  table_name                     = module.profiles.name
+  table_operations               = local.table_operations
+  transaction_conflict_threshold = var.dynamodb_transaction_conflict_threshold
 
   function_names = {
     http      = module.http.function_name

@@ -3,6 +3,11 @@ output "api_url" {
   value       = module.api.url
 }
 
+output "function_url" {
+  description = "The browser front door (http_function_url.enabled): the gender-http function URL without a trailing slash, or null."
+  value       = try(module.http_function_url[0].url, null)
+}
+
 output "api_key" {
   description = "The x-api-key credential (SPEC 4). Read it with: terraform output -raw api_key (or from SSM, see api_key_parameter)."
   value       = random_password.api_key.result

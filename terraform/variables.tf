@@ -154,6 +154,28 @@ variable "firehose_buffering_size_mb" {
   }
 }
 
+variable "firehose_processor_buffer_size_mb" {
+  description = "MB of record data Firehose buffers before one transform invocation (0.2..3, not 1). The invocation carries each record base64-encoded with ~0.5 KB of Kinesis metadata, so it must stay under Lambda's 6 MB synchronous payload limit for the smallest records: 0.25 MB gives at most ~2.6 MB (docs/DEPLOY.md, \"The transform's invocation size\")."
+  type        = number
+  default     = 0.25
+
+  validation {
+    condition     = var.firehose_processor_buffer_size_mb >= 0.2 && var.firehose_processor_buffer_size_mb <= 0.5 && var.firehose_processor_buffer_size_mb != 1
+    error_message = "firehose_processor_buffer_size_mb must be between 0.2 and 0.5: above 0.5 MB an invocation of the smallest records (one hit each) can exceed Lambda's 6 MB payload limit (docs/DEPLOY.md)."
+  }
+}
+
+variable "firehose_processor_buffer_interval_seconds" {
+  description = "Seconds Firehose waits for the processor buffer to fill before invoking the transform anyway (0..900, not 60: Firehose's default, which the provider drops from its state, a change on every plan)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.firehose_processor_buffer_interval_seconds >= 0 && var.firehose_processor_buffer_interval_seconds <= 900 && floor(var.firehose_processor_buffer_interval_seconds) == var.firehose_processor_buffer_interval_seconds && var.firehose_processor_buffer_interval_seconds != 60
+    error_message = "firehose_processor_buffer_interval_seconds must be a whole number from 0 to 900, and not 60 (Firehose's default, which the provider does not keep: a perpetual diff)."
+  }
+}
+
 variable "lambda_memory_mb" {
   description = "Memory (MB) per function: http, transform, curate, daily, erase."
   type        = object({ http = number, transform = number, curate = number, daily = number, erase = optional(number, 2048) })
@@ -190,6 +212,23 @@ variable "lambda_reserved_concurrency" {
   validation {
     condition     = alltrue([for c in values(var.lambda_reserved_concurrency) : c >= -1 && floor(c) == c])
     error_message = "Each reserved concurrency must be a whole number >= -1."
+  }
+}
+
+variable "lambda_system_log_level" {
+  description = "Level of Lambda's platform log records per function (DEBUG, INFO, WARN). INFO keeps each invocation's platform.report record (duration, billed duration, max memory used, init duration), which the background functions need for sizing; http keeps WARN by default because it is invoked per request (docs/DEPLOY.md, Logs)."
+  type = object({
+    http      = optional(string, "WARN")
+    transform = optional(string, "INFO")
+    curate    = optional(string, "INFO")
+    daily     = optional(string, "INFO")
+    erase     = optional(string, "INFO")
+  })
+  default = {}
+
+  validation {
+    condition     = alltrue([for l in values(var.lambda_system_log_level) : contains(["DEBUG", "INFO", "WARN"], l)])
+    error_message = "Each system log level must be DEBUG, INFO or WARN."
   }
 }
 
@@ -245,6 +284,101 @@ variable "api_throttling_rate_limit" {
   validation {
     condition     = var.api_throttling_rate_limit >= 0
     error_message = "api_throttling_rate_limit must be >= 0."
+  }
+}
+
+variable "http_function_url" {
+  description = "The browser front door: a Lambda function URL for gender-http beside the HTTP API (authorization NONE: the function checks x-api-key itself), with CORS for the pages' origins. Pages that send one hit per request pay only the Lambda invocation there, not API Gateway's per-request charge (docs/DEPLOY.md)."
+  type = object({
+    enabled              = bool
+    cors_allow_origins   = optional(list(string), [])
+    cors_max_age_seconds = optional(number, 600)
+  })
+  default = { enabled = false }
+
+  validation {
+    condition     = alltrue([for o in var.http_function_url.cors_allow_origins : o == "*" || can(regex("^https?://[^/*]+$", o))])
+    error_message = "http_function_url.cors_allow_origins: each origin must be \"*\" or scheme://host[:port], without a path."
+  }
+}
+
+variable "api_5xx_percent_threshold" {
+  description = "Alarm when more than this percent of the HTTP API's requests answer 5xx over 5 minutes."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.api_5xx_percent_threshold > 0 && var.api_5xx_percent_threshold <= 100
+    error_message = "api_5xx_percent_threshold must be in (0, 100]."
+  }
+}
+
+variable "api_latency_p99_threshold_ms" {
+  description = "Alarm when the HTTP API's p99 Latency or IntegrationLatency stays above this (ms) in 2 of 3 periods of 5 minutes."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.api_latency_p99_threshold_ms > 0 && var.api_latency_p99_threshold_ms <= 30000
+    error_message = "api_latency_p99_threshold_ms must be in (0, 30000]."
+  }
+}
+
+variable "dynamodb_capacity_mode" {
+  description = "Profiles table capacity: ON_DEMAND (default: nothing to size, follows any traffic shape) or PROVISIONED (cheaper per unit for steady traffic; capacity units kept at dynamodb_provisioned_capacity's target utilization by Application Auto Scaling)."
+  type        = string
+  default     = "ON_DEMAND"
+
+  validation {
+    condition     = contains(["ON_DEMAND", "PROVISIONED"], var.dynamodb_capacity_mode)
+    error_message = "dynamodb_capacity_mode must be ON_DEMAND or PROVISIONED."
+  }
+}
+
+variable "dynamodb_provisioned_capacity" {
+  description = "With dynamodb_capacity_mode = PROVISIONED: auto scaling range of the table's read and write capacity units (min..max) and the utilization (%) auto scaling keeps them at."
+  type = object({
+    read_min                   = number
+    read_max                   = number
+    write_min                  = number
+    write_max                  = number
+    target_utilization_percent = optional(number, 70)
+  })
+  default = { read_min = 5, read_max = 4000, write_min = 5, write_max = 4000, target_utilization_percent = 70 }
+
+  validation {
+    condition = (
+      var.dynamodb_provisioned_capacity.read_min >= 1 && var.dynamodb_provisioned_capacity.read_min <= var.dynamodb_provisioned_capacity.read_max &&
+      var.dynamodb_provisioned_capacity.write_min >= 1 && var.dynamodb_provisioned_capacity.write_min <= var.dynamodb_provisioned_capacity.write_max &&
+      var.dynamodb_provisioned_capacity.read_max <= 40000 && var.dynamodb_provisioned_capacity.write_max <= 40000 &&
+      var.dynamodb_provisioned_capacity.target_utilization_percent >= 20 && var.dynamodb_provisioned_capacity.target_utilization_percent <= 90
+    )
+    error_message = "dynamodb_provisioned_capacity: 1 <= min <= max <= 40000 for read and write (the default per-table quota), target_utilization_percent 20..90."
+  }
+}
+
+variable "dynamodb_warm_throughput" {
+  description = "Read and write units per second the profiles table can serve at once (warm throughput); null leaves DynamoDB's own. E.g. { read_units_per_second = 12000, write_units_per_second = 12000 } before the first daily run at 1,000 hits/s (docs/DEPLOY.md, the daily job). DynamoDB only raises it."
+  type = object({
+    read_units_per_second  = number
+    write_units_per_second = number
+  })
+  default = null
+
+  validation {
+    condition     = var.dynamodb_warm_throughput == null || try(var.dynamodb_warm_throughput.read_units_per_second >= 1 && var.dynamodb_warm_throughput.write_units_per_second >= 1, false)
+    error_message = "dynamodb_warm_throughput must be null or positive read and write units per second."
+  }
+}
+
+variable "dynamodb_transaction_conflict_threshold" {
+  description = "Alarm when more item requests than this are rejected in 5 minutes for meeting a transaction on the same item (TransactionConflict on the profiles table)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.dynamodb_transaction_conflict_threshold >= 0
+    error_message = "dynamodb_transaction_conflict_threshold must be >= 0."
   }
 }
 

@@ -499,9 +499,39 @@ def test_table_key_and_ttl_match_the_adapter():
     assert unwrap(call["hash_key"]) == key
     assert unwrap(call["ttl_attribute"]) == "expires_at"
     table = typed(load_tf(TF / "modules/dynamodb"), "resource")[("aws_dynamodb_table", "this")]
-    assert unwrap(table["billing_mode"]) == "PAY_PER_REQUEST"
     assert unwrap(table["point_in_time_recovery"][0]["enabled"]) is True
     assert unwrap(table["server_side_encryption"][0]["enabled"]) is True
+
+
+def test_table_is_on_demand_by_default_and_auto_scales_when_provisioned():
+    doc = load_tf(TF / "modules/dynamodb")
+    resources = typed(doc, "resource")
+    table = resources[("aws_dynamodb_table", "this")]
+    assert unwrap(table["billing_mode"]) == '${local.provisioned ? "PROVISIONED" : "PAY_PER_REQUEST"}', table["billing_mode"]
+    # Auto scaling moves the capacity: Terraform must not set it back.
+    assert unwrap(table["lifecycle"][0]["ignore_changes"]) == ["${read_capacity}", "${write_capacity}"] or unwrap(table["lifecycle"][0]["ignore_changes"]) == ["read_capacity", "write_capacity"], table["lifecycle"]
+    root_vars = named(ROOT_DOC, "variable")
+    assert unwrap(root_vars["dynamodb_capacity_mode"]["default"]) == "ON_DEMAND"
+    assert validation_accepts(root_vars["dynamodb_capacity_mode"], "PROVISIONED") and not validation_accepts(root_vars["dynamodb_capacity_mode"], "PAY_PER_REQUEST")
+    capacity = root_vars["dynamodb_provisioned_capacity"]
+    default = unwrap(capacity["default"])
+    assert validation_accepts(capacity, default)
+    assert not validation_accepts(capacity, {**default, "read_min": 5000, "read_max": 4000}), "min above max"
+    assert not validation_accepts(capacity, {**default, "target_utilization_percent": 95}), "DynamoDB auto scaling targets 20..90 %"
+    assert not validation_accepts(capacity, {**default, "write_max": 40001}), "above the default per-table quota"
+    target = resources[("aws_appautoscaling_target", "this")]
+    policy = resources[("aws_appautoscaling_policy", "this")]
+    assert unwrap(target["for_each"]) == "${local.scaled_dimensions}" and unwrap(policy["for_each"]) == "${local.scaled_dimensions}"
+    assert unwrap(policy["policy_type"]) == "TargetTrackingScaling"
+    call = CALLS["profiles"]
+    assert unwrap(call["capacity_mode"]) == "${var.dynamodb_capacity_mode}"
+    assert unwrap(call["provisioned_capacity"]) == "${var.dynamodb_provisioned_capacity}"
+    assert unwrap(call["warm_throughput"]) == "${var.dynamodb_warm_throughput}"
+    # Warm throughput reaches the table (a 6.x argument of the pinned provider).
+    dyn = [d["warm_throughput"] for d in table.get("dynamic", []) if "warm_throughput" in d]
+    assert dyn and "var.warm_throughput" in unwrap(dyn[0]["for_each"]), dyn
+    content = dyn[0]["content"][0]
+    assert unwrap(content["write_units_per_second"]) == "${warm_throughput.value.write_units_per_second}", content
 
 
 def test_firehose_matches_the_transform_contract():
@@ -517,12 +547,24 @@ def test_firehose_matches_the_transform_contract():
     delivery = dict((m.address, m) for m, _ in tf_names.load(TF)[1])["module.delivery."]
     ev = tf_names.Evaluator(delivery)  # values as the root module's inputs make them
     params = {unwrap(p["parameter_name"]): str(ev.value(unwrap(p["parameter_value"]))) for p in s3["processing_configuration"][0]["processors"][0]["parameters"]}
-    # Only LambdaArn: BufferSizeInMBs = 1 and BufferIntervalInSeconds = 60 are
-    # Firehose's defaults, which the provider does not store (a diff on every
-    # plan). A non-default value may be added; a default one may not.
-    defaults = {"BufferSizeInMBs": "1", "BufferIntervalInSeconds": "60"}
-    assert "LambdaArn" in params and set(params) <= {"LambdaArn", *defaults}, params
-    assert not {k for k, v in params.items() if defaults.get(k) == v}, f"default processor parameters cause a perpetual diff: {params}"
+    # The processor buffer is explicit (the provider drops a parameter equal
+    # to Firehose's default, 1 MB / 60 s, so neither may be the default).
+    assert set(params) == {"LambdaArn", "BufferSizeInMBs", "BufferIntervalInSeconds"}, params
+    assert params["BufferSizeInMBs"] == "0.25" and params["BufferIntervalInSeconds"] == "10", params
+    root_vars = named(ROOT_DOC, "variable")
+    size, interval = root_vars["firehose_processor_buffer_size_mb"], root_vars["firehose_processor_buffer_interval_seconds"]
+    assert not validation_accepts(size, 1) and not validation_accepts(interval, 60), "Firehose's defaults make a perpetual diff"
+    # The bound of docs/DEPLOY.md ("The transform's invocation size"): the
+    # request carries each record base64-encoded plus a JSON envelope with
+    # its Kinesis metadata; the smallest record is one hit.
+    smallest_record, envelope, limit = 60, 512, 6_000_000
+    def request_bytes(buffer_mb):
+        records = int(buffer_mb * 1024 * 1024) // smallest_record
+        return records * (-(-smallest_record // 3) * 4 + envelope)
+    largest = max(v / 100 for v in range(20, 301) if validation_accepts(size, v / 100))
+    assert largest == 0.5 and request_bytes(largest) < limit, (largest, request_bytes(largest))
+    assert request_bytes(float(params["BufferSizeInMBs"])) < limit / 2, "the default must stay well under the limit"
+    assert request_bytes(1) > limit, "Firehose's default 1 MB does not fit: the reason for the explicit buffer"
     transform = "\n".join(p.read_text() for p in [ROOT / "crates/core/src/transform.rs", *sorted((ROOT / "functions/transform/src").glob("*.rs"))])
     assert "partition" in transform.lower() and '"dt"' in transform, "the transform must emit metadata.partitionKeys.dt"
 
@@ -618,6 +660,63 @@ def test_timeout_chain_ends_inside_api_gateway():
     deadline = re.search(r"REQUEST_DEADLINE\s*:\s*Duration\s*=\s*Duration::from_secs\((\d+)\)", code)
     if deadline:  # the function's own per-request deadline, when it names one
         assert int(deadline.group(1)) < http_default, deadline.group(0)
+
+
+def test_background_functions_keep_platform_report_lines():
+    # system_log_level WARN drops the platform.report record (duration,
+    # memory) of each invocation; only the per-request http function keeps
+    # WARN. Every function crate needs a key, so a new function must choose.
+    levels = named(ROOT_DOC, "variable")["lambda_system_log_level"]
+    type_expr = unwrap(levels["type"])
+    for crate in CRATES:
+        expected = "WARN" if crate == "http" else "INFO"
+        assert re.search(r"\b%s'?\s*[=:]\s*'?\$?\{?optional\(string,\s*[\"']%s[\"']\)" % (crate, expected), type_expr), (crate, type_expr)
+        call = CALLS[call_for_binary(CRATES[crate])[0]]
+        assert unwrap(call["system_log_level"]) == "${var.lambda_system_log_level.%s}" % crate, crate
+    module_vars = named(LAMBDA_DOC, "variable")
+    assert unwrap(module_vars["system_log_level"]["default"]) == "INFO"
+    fn = [b for (t, _), b in typed(LAMBDA_DOC, "resource").items() if t == "aws_lambda_function"][0]
+    assert unwrap(fn["logging_config"][0]["system_log_level"]) == "${var.system_log_level}"
+
+
+def test_throttling_alarm_covers_every_table_operation_of_the_code():
+    # ThrottledRequests exists per operation only: the alarm sums the
+    # operations listed in local.table_operations, which must include every
+    # DynamoDB operation a function makes (derived from the code).
+    ops = set()
+    for crate in CRATES:
+        always, only_delete_raw, _ = expected_operations(crate, MODEL)
+        ops |= always | only_delete_raw
+    dynamo = {"".join(w.capitalize() for w in op.split("_")) for op in ops if op in {"get_item", "put_item", "update_item", "delete_item", "batch_get_item", "batch_write_item", "scan", "query", "transact_write_items", "transact_get_items"}}
+    listed = set(unwrap(LOCALS["table_operations"]))
+    assert dynamo <= listed, f"operations without a throttling metric in the alarm: {sorted(dynamo - listed)}"
+    assert unwrap(CALLS["alarms"]["table_operations"]) == "${local.table_operations}"
+    assert unwrap(CALLS["alarms"]["table_name"]) == "${module.profiles.name}"
+    alarms = typed(load_tf(TF / "modules/alarms"), "resource")
+    events = unwrap(alarms[("aws_cloudwatch_metric_alarm", "table_events")]["for_each"])
+    assert set(events.values()) >= {"ReadThrottleEvents", "WriteThrottleEvents", "TransactionConflict"}, events
+    latency = unwrap(alarms[("aws_cloudwatch_metric_alarm", "api_latency")]["for_each"])
+    assert set(latency.values()) == {"Latency", "IntegrationLatency"}
+    assert unwrap(alarms[("aws_cloudwatch_metric_alarm", "api_latency")]["extended_statistic"]) == "p99"
+
+
+def test_function_url_is_optional_public_and_checked_by_the_function():
+    doc = load_tf(TF / "modules/function_url")
+    resources = typed(doc, "resource")
+    url = resources[("aws_lambda_function_url", "this")]
+    assert unwrap(url["authorization_type"]) == "NONE"
+    perms = {name: b for (t, name), b in resources.items() if t == "aws_lambda_permission"}
+    assert {unwrap(b["action"]) for b in perms.values()} == {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"}
+    assert all(unwrap(b["principal"]) == "*" for b in perms.values())
+    call = CALLS["http_function_url"]
+    assert unwrap(call["count"]) == "${var.http_function_url.enabled ? 1 : 0}"
+    assert unwrap(call["function_name"]) == "${module.http.function_name}"
+    default = unwrap(named(ROOT_DOC, "variable")["http_function_url"]["default"])
+    assert default == {"enabled": False}, default
+    # The same Router answers behind it: the key header must pass CORS.
+    cors = [d["cors"] for d in url.get("dynamic", []) if "cors" in d][0]
+    headers = unwrap(cors["content"][0]["allow_headers"])
+    assert "x-api-key" in headers and "content-type" in headers, headers
 
 
 def test_api_url_has_no_trailing_slash():
@@ -829,6 +928,7 @@ def test_provider_and_terraform_versions_are_pinned_consistently():
 # Resource type prefix -> the IAM service whose actions create and delete it.
 TYPE_SERVICE = [
     ("aws_apigatewayv2_", "apigateway"),
+    ("aws_appautoscaling_", "application-autoscaling"),
     ("aws_athena_", "athena"),
     ("aws_cloudwatch_event_", "events"),
     ("aws_cloudwatch_log_", "logs"),
@@ -867,8 +967,58 @@ def test_deploy_role_policy_covers_every_service_the_stack_uses():
     # HTTP API access logs are set up with the caller's permissions.
     for needed in ("logs:CreateLogDelivery", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups", "iam:PassRole", "ssm:PutParameter", "s3:PutMetricsConfiguration"):
         assert needed in actions, needed
+    # Auto scaling of a provisioned table: its targets and policies, the
+    # service-linked role Application Auto Scaling creates at the first
+    # RegisterScalableTarget (only that role), and the function URL.
+    for needed in ("application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy", "application-autoscaling:DescribeScalableTargets", "lambda:CreateFunctionUrlConfig", "dynamodb:UpdateTable"):
+        assert needed in actions, needed
+    slr = [st for st in policy["Statement"] if "iam:CreateServiceLinkedRole" in st["Action"]]
+    assert len(slr) == 1 and slr[0]["Condition"] == {"StringLike": {"iam:AWSServiceName": "dynamodb.application-autoscaling.amazonaws.com"}}, slr
+    assert all("AWSServiceRoleForApplicationAutoScaling_DynamoDBTable" in r for r in slr[0]["Resource"]), slr
     param = unwrap(typed(ROOT_DOC, "resource")[("aws_ssm_parameter", "api_key")]["name"])
     assert param.startswith("/${var.project}/"), param
+
+
+def test_load_test_workflow_sends_the_key_only_to_allowed_targets():
+    # The deployed x-api-key comes from the repository secret, never from an
+    # input, and reaches the run only after the target was found in the
+    # allow-list (repository variable LOADTEST_TARGETS).
+    wf = (ROOT / ".github/workflows/loadtest.yml").read_text()
+    inputs = wf[wf.index("inputs:") : wf.index("permissions:")]
+    assert not re.search(r"key|token|secret", inputs, re.I), "no input may carry a credential"
+    assert wf.count("secrets.") == 1, "the key is the only secret the workflow reads"
+    key = re.search(r"GENDER_API_KEY:\s*\$\{\{(.*)\}\}", wf).group(1)
+    assert "inputs.target != ''" in key and "secrets.LOADTEST_API_KEY" in key, key
+    check = wf.index("vars.LOADTEST_TARGETS")
+    run = wf.index("GENDER_API_KEY:")
+    assert check < run, "the allow-list check must come before the step that gets the key"
+    assert "grep -qxF" in wf[check:run] and "exit 1" in wf[check:run], "an exact match against the list, or the job stops"
+
+
+def test_lambda_build_tools_are_pinned_in_the_deploy_path():
+    tools = (ROOT / "scripts/lambda-tools").read_text()
+    versions = dict(re.findall(r"^(CARGO_LAMBDA|ZIGLANG)_VERSION=(\d+\.\d+\.\d+)$", tools, re.M))
+    assert set(versions) == {"CARGO_LAMBDA", "ZIGLANG"}, versions
+    assert '"cargo-lambda==$CARGO_LAMBDA_VERSION" "ziglang==$ZIGLANG_VERSION"' in tools
+    assert "scripts/lambda-tools" in (ROOT / "scripts/build-lambdas").read_text()
+    assert "scripts/build-lambdas" in (ROOT / ".github/workflows/deploy.yml").read_text()
+    assert re.search(r"^deploy .*: build-lambdas$", (ROOT / "Justfile").read_text(), re.M)
+    # The measured zips name the same versions.
+    perf = (ROOT / "docs/PERFORMANCE.md").read_text()
+    assert f"cargo-lambda {versions['CARGO_LAMBDA']} with zig {versions['ZIGLANG']}" in perf
+
+
+def test_daily_job_is_not_invoked_synchronously_with_cli_defaults():
+    # The AWS CLI's read timeout is 60 s and it retries after it: a
+    # synchronous invoke of a job that runs minutes starts it 2-4 times.
+    just = (ROOT / "Justfile").read_text()
+    recipe = just[just.index("\ndaily ") : just.index("\nlogs ")]
+    assert "--invocation-type Event" in recipe, recipe
+    deploy = (ROOT / "docs/DEPLOY.md").read_text()
+    invokes = re.findall(r"(?:AWS_MAX_ATTEMPTS=\d+ )?aws lambda invoke[^`]*?(?:/dev/\w+|\S+\.json)", deploy, re.S)
+    assert len(invokes) >= 2, "DEPLOY.md shows how to run the daily job by hand"
+    for cmd in invokes:
+        assert "--invocation-type Event" in cmd or ("--cli-read-timeout 0" in cmd and "AWS_MAX_ATTEMPTS=1" in cmd), cmd
 
 
 def test_schema_check_reports_the_planted_mistakes():

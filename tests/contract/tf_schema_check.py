@@ -209,7 +209,8 @@ class Checker:
                 continue
             for m in REF_RE.finditer(text):
                 root = m.group(1)
-                parts = [re.sub(r"\[.*\]$", "", p) for p in m.group(2).split(".")[1:]]
+                # Names only: an index may hold dots itself (this[each.key].arn).
+                parts = re.findall(r"\.([A-Za-z_][\w-]*)(?:\[[^\]]*\])?", m.group(2))
                 ref = ".".join([root] + parts)
                 if ref in seen:
                     continue

@@ -184,3 +184,148 @@ resource "aws_cloudwatch_metric_alarm" "dead_letters" {
 
   tags = merge(var.tags, { Name = "${var.name}-dlq-${each.key}", module = "alarms" })
 }
+
+# ---------------------------------------------------------------- HTTP API
+
+# 5xx as a share of requests: API Gateway's own errors (integration timeouts
+# and failures, Lambda throttling) and the function's 5xx answers alike.
+resource "aws_cloudwatch_metric_alarm" "api_5xx" {
+  alarm_name          = "${var.name}-api-5xx"
+  alarm_description   = "More than ${var.api_5xx_percent_threshold} % of the HTTP API's requests answered 5xx over 5 minutes."
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.api_5xx_percent_threshold
+  evaluation_periods  = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.this.arn]
+  ok_actions          = [aws_sns_topic.this.arn]
+
+  metric_query {
+    id          = "errors"
+    return_data = false
+
+    metric {
+      namespace   = "AWS/ApiGateway"
+      metric_name = "5xx"
+      dimensions  = { ApiId = var.api_id }
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+
+  metric_query {
+    id          = "requests"
+    return_data = false
+
+    metric {
+      namespace   = "AWS/ApiGateway"
+      metric_name = "Count"
+      dimensions  = { ApiId = var.api_id }
+      stat        = "Sum"
+      period      = 300
+    }
+  }
+
+  metric_query {
+    id          = "percent"
+    expression  = "IF(requests > 0, 100 * errors / requests, 0)"
+    label       = "5xx % of requests"
+    return_data = true
+  }
+
+  tags = merge(var.tags, { Name = "${var.name}-api-5xx", module = "alarms" })
+}
+
+# p99 of what clients wait (Latency) and of what the function takes
+# (IntegrationLatency); the difference is API Gateway's own overhead.
+resource "aws_cloudwatch_metric_alarm" "api_latency" {
+  for_each = {
+    latency             = "Latency"
+    integration-latency = "IntegrationLatency"
+  }
+
+  alarm_name          = "${var.name}-api-${each.key}-p99"
+  alarm_description   = "The HTTP API's p99 ${each.value} stayed above ${var.api_latency_p99_threshold_ms} ms (2 of 3 periods of 5 minutes)."
+  namespace           = "AWS/ApiGateway"
+  metric_name         = each.value
+  dimensions          = { ApiId = var.api_id }
+  extended_statistic  = "p99"
+  period              = 300
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.api_latency_p99_threshold_ms
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.this.arn]
+  ok_actions          = [aws_sns_topic.this.arn]
+
+  tags = merge(var.tags, { Name = "${var.name}-api-${each.key}-p99", module = "alarms" })
+}
+
+# ---------------------------------------------------------------- DynamoDB
+
+# Throttled requests of the operations the functions make (the metric has
+# an Operation dimension only), summed; any in 5 minutes alarms: the SDKs
+# retried them, but a table that keeps throttling needs capacity (on-demand
+# peak, provisioned maximum or warm throughput).
+resource "aws_cloudwatch_metric_alarm" "table_throttled_requests" {
+  alarm_name          = "${var.name}-dynamodb-throttled-requests"
+  alarm_description   = "Requests to ${var.table_name} were throttled (ThrottledRequests over ${join(", ", var.table_operations)})."
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.this.arn]
+  ok_actions          = [aws_sns_topic.this.arn]
+
+  dynamic "metric_query" {
+    for_each = var.table_operations
+
+    content {
+      id          = "op${metric_query.key}"
+      return_data = false
+
+      metric {
+        namespace   = "AWS/DynamoDB"
+        metric_name = "ThrottledRequests"
+        dimensions  = { TableName = var.table_name, Operation = metric_query.value }
+        stat        = "Sum"
+        period      = 300
+      }
+    }
+  }
+
+  metric_query {
+    id          = "throttled"
+    expression  = "SUM(FILL(METRICS(), 0))"
+    label       = "throttled requests"
+    return_data = true
+  }
+
+  tags = merge(var.tags, { Name = "${var.name}-dynamodb-throttled-requests", module = "alarms" })
+}
+
+# Read and write request units throttled (table level), and item requests
+# rejected because they met a transaction on the same item.
+resource "aws_cloudwatch_metric_alarm" "table_events" {
+  for_each = {
+    read-throttle-events  = "ReadThrottleEvents"
+    write-throttle-events = "WriteThrottleEvents"
+    transaction-conflicts = "TransactionConflict"
+  }
+
+  alarm_name          = "${var.name}-dynamodb-${each.key}"
+  alarm_description   = "${each.value} on ${var.table_name} in the last 5 minutes."
+  namespace           = "AWS/DynamoDB"
+  metric_name         = each.value
+  dimensions          = { TableName = var.table_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = each.value == "TransactionConflict" ? var.transaction_conflict_threshold : 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.this.arn]
+  ok_actions          = [aws_sns_topic.this.arn]
+
+  tags = merge(var.tags, { Name = "${var.name}-dynamodb-${each.key}", module = "alarms" })
+}

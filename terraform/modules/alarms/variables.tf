@@ -78,6 +78,59 @@ variable "curate_queue_age_threshold_seconds" {
   }
 }
 
+variable "api_id" {
+  description = "HTTP API whose 5xx share and p99 latencies are watched."
+  type        = string
+}
+
+variable "api_5xx_percent_threshold" {
+  description = "Alarm when more than this percent of the API's requests answer 5xx over 5 minutes."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.api_5xx_percent_threshold > 0 && var.api_5xx_percent_threshold <= 100
+    error_message = "api_5xx_percent_threshold must be in (0, 100]."
+  }
+}
+
+variable "api_latency_p99_threshold_ms" {
+  description = "Alarm when the API's p99 Latency or IntegrationLatency stays above this (ms) in 2 of 3 periods of 5 minutes."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.api_latency_p99_threshold_ms > 0 && var.api_latency_p99_threshold_ms <= 30000
+    error_message = "api_latency_p99_threshold_ms must be in (0, 30000] (30 s is the integration timeout)."
+  }
+}
+
+variable "table_name" {
+  description = "DynamoDB table whose throttling and transaction conflicts are watched."
+  type        = string
+}
+
+variable "table_operations" {
+  description = "DynamoDB operations the functions make on the table: ThrottledRequests is reported per operation, and the alarm sums these."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.table_operations) > 0 && length(var.table_operations) <= 10
+    error_message = "table_operations must name 1..10 operations (the alarm's metric math takes at most 10 metrics)."
+  }
+}
+
+variable "transaction_conflict_threshold" {
+  description = "Alarm when more item requests than this are rejected in 5 minutes because they met a transaction on the same item (TransactionConflict)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.transaction_conflict_threshold >= 0
+    error_message = "transaction_conflict_threshold must be >= 0."
+  }
+}
+
 variable "function_names" {
   description = "Lambda functions whose Errors are alarmed on, by short name (http, transform, curate, daily)."
   type        = map(string)

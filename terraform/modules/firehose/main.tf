@@ -142,11 +142,21 @@ resource "aws_kinesis_firehose_delivery_stream" "this" {
           parameter_value = "${var.transform_function_arn}:$LATEST"
         }
 
-        # No BufferSizeInMBs / BufferIntervalInSeconds: Firehose's defaults
-        # (1 MB, 60 s) are what the transform wants (1 MB of hits answers in
-        # well under Lambda's 6 MB response limit), and the provider does not
-        # store a parameter equal to its default, so writing them here would
-        # show a diff on every plan.
+        # How much record data Firehose collects before one transform
+        # invocation. The request carries each record base64-encoded (4/3)
+        # in a JSON envelope with its Kinesis metadata (~0.5 KB), so small
+        # records grow it ~10x: at the default 1 MB, 60-byte hits would make
+        # a ~10 MB request, over Lambda's 6 MB synchronous payload limit.
+        # docs/DEPLOY.md ("The transform's invocation size") has the bound.
+        parameters {
+          parameter_name  = "BufferSizeInMBs"
+          parameter_value = tostring(var.processor_buffer_size_mb)
+        }
+
+        parameters {
+          parameter_name  = "BufferIntervalInSeconds"
+          parameter_value = tostring(var.processor_buffer_interval_seconds)
+        }
       }
     }
 

@@ -45,6 +45,28 @@ variable "buffering_size_mb" {
   }
 }
 
+variable "processor_buffer_size_mb" {
+  description = "MB of record data Firehose buffers before invoking the transform (0.2..3). Not 1, Firehose's default: the provider does not keep a parameter equal to its default, which would show a change on every plan."
+  type        = number
+  default     = 0.25
+
+  validation {
+    condition     = var.processor_buffer_size_mb >= 0.2 && var.processor_buffer_size_mb <= 3 && var.processor_buffer_size_mb != 1
+    error_message = "processor_buffer_size_mb must be between 0.2 and 3 and not 1 (Firehose's default, which the provider drops from its state: a perpetual diff)."
+  }
+}
+
+variable "processor_buffer_interval_seconds" {
+  description = "Seconds Firehose buffers before invoking the transform when the size is not reached (0..900). Not 60, Firehose's default (the provider drops it: a perpetual diff)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.processor_buffer_interval_seconds >= 0 && var.processor_buffer_interval_seconds <= 900 && floor(var.processor_buffer_interval_seconds) == var.processor_buffer_interval_seconds && var.processor_buffer_interval_seconds != 60
+    error_message = "processor_buffer_interval_seconds must be a whole number from 0 to 900 and not 60 (Firehose's default, which the provider drops from its state: a perpetual diff)."
+  }
+}
+
 variable "error_prefix" {
   description = "Key prefix of records Firehose could not deliver, in the raw bucket and in the backup bucket (<prefix><error type>/dt=YYYY-MM-DD/). Give it a lifecycle rule and an alarm."
   type        = string

@@ -34,3 +34,18 @@ output "dead_letter_queue_name" {
   description = "Name of the asynchronous-invocation dead-letter queue, or null."
   value       = try(aws_sqs_queue.dlq[0].name, null)
 }
+
+output "settings" {
+  description = "The function's sizing and logging as deployed: memory (MB), timeout (s), reserved concurrency, runtime, architectures, log format and levels (read by the terraform tests and handy in `terraform output`)."
+  value = {
+    memory_mb             = aws_lambda_function.this.memory_size
+    timeout_seconds       = aws_lambda_function.this.timeout
+    reserved_concurrency  = aws_lambda_function.this.reserved_concurrent_executions
+    runtime               = aws_lambda_function.this.runtime
+    architectures         = aws_lambda_function.this.architectures
+    log_format            = aws_lambda_function.this.logging_config[0].log_format
+    application_log_level = aws_lambda_function.this.logging_config[0].application_log_level
+    system_log_level      = aws_lambda_function.this.logging_config[0].system_log_level
+    dead_letter_queue     = try(aws_sqs_queue.dlq[0].name, null)
+  }
+}

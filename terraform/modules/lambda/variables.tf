@@ -85,6 +85,17 @@ variable "log_level" {
   }
 }
 
+variable "system_log_level" {
+  description = "Level of Lambda's own platform log records (DEBUG, INFO or WARN). INFO keeps the platform.report record of each invocation (duration, billed duration, memory used, init duration): background functions need it to size memory and timeouts. WARN drops it and logs only platform errors (timeouts, out of memory, crashes)."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARN"], var.system_log_level)
+    error_message = "system_log_level must be DEBUG, INFO or WARN (the values Lambda accepts)."
+  }
+}
+
 variable "policy_documents" {
   description = "IAM policy documents (JSON) by concern, each attached to the function's own role as an inline policy. Keys must be known at plan time."
   type        = map(string)
