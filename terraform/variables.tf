@@ -66,7 +66,7 @@ variable "kinesis_shard_count" {
 }
 
 variable "keep_raw" {
-  description = "Keep raw objects after curate (KEEP_RAW); false deletes each one after its Parquet and counters are written (and grants curate s3:DeleteObject)."
+  description = "Keep raw objects after curate (KEEP_RAW); false deletes each one after its Parquet is written (and grants curate s3:DeleteObject); the counters come from the stream, not from raw objects."
   type        = bool
   default     = true
 }
