@@ -12,7 +12,7 @@ test:
 build-lambdas:
     scripts/build-lambdas
 
-# Run the built transform function under cargo lambda watch and invoke it with a fixture.
+# Run the transform and the stream consumer (against moto server) under cargo lambda watch and invoke each with a fixture.
 lambda-smoke:
     scripts/lambda-smoke
 
@@ -49,7 +49,7 @@ daily date="":
     echo "daily job for $d started (asynchronous; failed runs are retried twice, then go to the $fn-async-dlq queue)"
     echo "follow it: just logs fn=daily   (\"daily run finished\" with its counts, then the platform.report record: duration, memory)"
 
-# Follow a deployed function's logs: fn = http, transform, curate, daily, erase (or api for the access logs).
+# Follow a deployed function's logs: fn = http, transform, consumer, curate, daily, erase (or api for the access logs).
 logs fn="http":
     #!/usr/bin/env bash
     set -euo pipefail

@@ -67,10 +67,11 @@ data "aws_iam_policy_document" "http_api_key" {
   }
 }
 
-# ---- gender-curate: read (and with keep_raw = false delete) raw objects, write
-# curated Parquet, apply counters (TransactWriteItems = Put marker + Update
-# counters; then UpdateItem for last_gender/last_seen), read chunk markers and
-# the visitors' deduplication state (BatchGetItem, SPEC 15), consume its queue.
+# ---- gender-curate: the archive only (the counters are the stream consumer's):
+# read (and with keep_raw = false delete) raw objects, write curated Parquet
+# (PutObject with If-None-Match), read and replace the deduplication index
+# dedup/index of the curated bucket (GetObject, PutObject with If-Match),
+# consume its queue. No DynamoDB.
 
 data "aws_iam_policy_document" "curate_raw" {
   statement {
@@ -107,13 +108,22 @@ data "aws_iam_policy_document" "curate_curated" {
     actions   = ["s3:PutObject"]
     resources = ["${module.curated_bucket.arn}/curated/hits/*"]
   }
-}
 
-data "aws_iam_policy_document" "curate_dynamodb" {
+  # Conditional writes (If-None-Match, If-Match) need nothing beyond
+  # s3:PutObject.
   statement {
-    sid       = "ApplyCounters"
-    actions   = ["dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
-    resources = [module.profiles.arn]
+    sid       = "DeduplicationIndex"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${module.curated_bucket.arn}/${local.dedup_index_prefix}*"]
+  }
+
+  # The first run finds no index: S3 answers a GetObject of a missing key
+  # with 404 NoSuchKey only to a caller that may list the bucket, 403
+  # otherwise (as for raw objects above).
+  statement {
+    sid       = "MissingIndexIsNotFound"
+    actions   = ["s3:ListBucket"]
+    resources = [module.curated_bucket.arn]
   }
 }
 
@@ -122,6 +132,44 @@ data "aws_iam_policy_document" "curate_queue" {
     sid       = "ConsumeCurateQueue"
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
     resources = [module.curate_trigger.queue_arn]
+  }
+}
+
+# ---- gender-consumer: the event source mapping reads the hits stream with the
+# function's role; the function reads the visitors' counting state
+# (BatchGetItem, consistent) and writes each visitor once per batch
+# (conditional UpdateItem); poison records, and the ranges the mapping
+# discards, go to its dead-letter queue.
+
+# What Lambda documents for a Kinesis event source mapping (standard
+# iterator): DescribeStream, DescribeStreamSummary, GetRecords,
+# GetShardIterator, ListShards. Not SubscribeToShard (enhanced fan-out
+# consumers only) nor ListStreams (the mapping names its stream; the action
+# takes no stream ARN). No kms:Decrypt: the stream is encrypted with the AWS
+# managed key aws/kinesis, which needs no IAM grant (as for Firehose's role).
+data "aws_iam_policy_document" "consumer_stream" {
+  statement {
+    sid       = "ReadHitsStream"
+    actions   = ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:ListShards"]
+    resources = [module.stream.arn]
+  }
+}
+
+data "aws_iam_policy_document" "consumer_dynamodb" {
+  statement {
+    sid       = "CountVisitors"
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"]
+    resources = [module.profiles.arn]
+  }
+}
+
+# The function's own SendMessage of poison records and the mapping's
+# on-failure destination (which sends with the function's role) alike.
+data "aws_iam_policy_document" "consumer_dead_letter" {
+  statement {
+    sid       = "DeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [module.consumer_trigger.dlq_arn]
   }
 }
 

@@ -1,6 +1,7 @@
 # Gender Service on AWS (SPEC 11): API Gateway -> gender-http -> Kinesis ->
-# Firehose (+ gender-transform) -> S3 raw -> SQS -> gender-curate -> S3 curated
-# + DynamoDB; EventBridge -> gender-daily; Glue tables for Athena; alarms;
+# gender-consumer -> DynamoDB counters (consumer.tf), and the archive Kinesis ->
+# Firehose (+ gender-transform) -> S3 raw -> SQS -> gender-curate -> S3 curated;
+# EventBridge -> gender-daily; Glue tables for Athena; alarms;
 # erasure (erasure.tf): gender-http -> SQS -> gender-erase.
 
 data "aws_caller_identity" "current" {}
@@ -14,10 +15,14 @@ locals {
   # backup bucket: both buckets expire it, an alarm watches the raw one.
   error_prefix = "errors/"
 
-  # Every DynamoDB operation the functions make on the profiles table (the
-  # contract test derives them from the code): the throttling alarm sums
-  # ThrottledRequests over these, the metric having no table-wide total.
-  table_operations = ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem", "Scan", "TransactWriteItems"]
+  # Every DynamoDB operation the functions make on the profiles table, no
+  # more (the contract test derives them from the code): the throttling alarm
+  # sums ThrottledRequests over these, the metric having no table-wide total.
+  table_operations = ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem", "Scan"]
+
+  # Curate's deduplication index (one object, dedup/index, rewritten for
+  # every raw object) in the curated bucket.
+  dedup_index_prefix = "dedup/"
 
   tags = merge(var.tags, {
     project     = var.project
@@ -64,6 +69,11 @@ module "curated_bucket" {
     { id = "curated-daily", prefix = "curated/daily/", expiration_days = var.daily_rollups_expiration_days, noncurrent_expiration_days = 30 },
     # gender-erase's Athena results (object paths only, erasure.tf).
     { id = "erase-query-results", prefix = local.erasure_results_prefix, expiration_days = 1, noncurrent_expiration_days = 1 },
+    # Curate's deduplication index: the current object never expires (it is
+    # the state); each rewrite (one a minute, up to ~30 MB) leaves a version
+    # that goes after a day, S3's shortest, not after 30 (docs/DEPLOY.md,
+    # "The deduplication index and versioning").
+    { id = "dedup-index", prefix = local.dedup_index_prefix, noncurrent_expiration_days = 1 },
   ]
   tags = local.tags
 }
@@ -172,7 +182,7 @@ module "curate" {
   source = "./modules/lambda"
 
   name                 = "${local.name}-curate"
-  description          = "gender-curate: raw NDJSON -> Parquet + DynamoDB counters (SPEC 6)"
+  description          = "gender-curate: raw NDJSON -> curated Parquet, deduplicated (SPEC 6, 15); the archive, not the counters"
   filename             = "${local.artifacts_dir}/gender-curate/bootstrap.zip"
   memory_mb            = var.lambda_memory_mb.curate
   timeout_seconds      = var.lambda_timeout_seconds.curate
@@ -183,16 +193,14 @@ module "curate" {
 
   environment_variables = {
     CURATED_BUCKET        = module.curated_bucket.name
-    PROFILES_TABLE_NAME   = module.profiles.name
     KEEP_RAW              = tostring(var.keep_raw)
     DEDUP_HORIZON_SECONDS = tostring(var.dedup_horizon_seconds)
   }
 
   policy_documents = {
-    raw      = data.aws_iam_policy_document.curate_raw.json
-    curated  = data.aws_iam_policy_document.curate_curated.json
-    dynamodb = data.aws_iam_policy_document.curate_dynamodb.json
-    queue    = data.aws_iam_policy_document.curate_queue.json
+    raw     = data.aws_iam_policy_document.curate_raw.json
+    curated = data.aws_iam_policy_document.curate_curated.json
+    queue   = data.aws_iam_policy_document.curate_queue.json
   }
 
   tags = local.tags
@@ -332,14 +340,21 @@ module "alarms" {
   function_names = {
     http      = module.http.function_name
     transform = module.transform.function_name
+    consumer  = module.consumer.function_name
     curate    = module.curate.function_name
     daily     = module.daily.function_name
     erase     = module.erase.function_name
   }
 
-  # <name>-curate-dlq, <name>-daily-async-dlq, <name>-daily-schedule-dlq:
-  # one queue (and alarm) per path, distinct physical names.
+  # Functions fed by the stream: how old a batch's records are when handed
+  # over. The consumer's promise is hits visible within 2 s (SPEC 19).
+  iterator_age_function_names        = { consumer = module.consumer.function_name }
+  function_iterator_age_threshold_ms = var.consumer_iterator_age_threshold_ms
+
+  # <name>-curate-dlq, <name>-daily-async-dlq, <name>-daily-schedule-dlq,
+  # <name>-consumer-dlq: one queue (and alarm) per path, distinct names.
   dead_letter_queue_names = {
+    consumer       = module.consumer_trigger.dlq_name
     curate         = module.curate_trigger.dlq_name
     daily_async    = module.daily.dead_letter_queue_name
     daily_schedule = module.daily_schedule.dlq_name

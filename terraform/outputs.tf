@@ -25,7 +25,7 @@ output "raw_bucket" {
 }
 
 output "curated_bucket" {
-  description = "Curated bucket (curated/hits/, curated/daily/)."
+  description = "Curated bucket (curated/hits/, curated/daily/, curate's dedup/index)."
   value       = module.curated_bucket.name
 }
 
@@ -54,6 +54,7 @@ output "function_names" {
   value = {
     http      = module.http.function_name
     transform = module.transform.function_name
+    consumer  = module.consumer.function_name
     curate    = module.curate.function_name
     daily     = module.daily.function_name
     erase     = module.erase.function_name
@@ -65,11 +66,17 @@ output "log_groups" {
   value = {
     http      = module.http.log_group_name
     transform = module.transform.log_group_name
+    consumer  = module.consumer.log_group_name
     curate    = module.curate.log_group_name
     daily     = module.daily.log_group_name
     erase     = module.erase.log_group_name
     api       = module.api.access_log_group_name
   }
+}
+
+output "consumer_dead_letter_queue_url" {
+  description = "The stream consumer's dead-letter queue: poison records (with their data) and the shard ranges the mapping discarded (docs/DEPLOY.md, \"The stream consumer\")."
+  value       = module.consumer_trigger.dlq_url
 }
 
 output "curate_dead_letter_queue_url" {

@@ -66,13 +66,13 @@ variable "kinesis_shard_count" {
 }
 
 variable "keep_raw" {
-  description = "Keep raw objects after curate (KEEP_RAW); false deletes each one after its Parquet and counters are written (and grants curate s3:DeleteObject)."
+  description = "Keep raw objects after curate (KEEP_RAW); false deletes each one after its Parquet is written (and grants curate s3:DeleteObject); the counters come from the stream, not from raw objects."
   type        = bool
   default     = true
 }
 
 variable "dedup_horizon_seconds" {
-  description = "Deduplication horizon of curate (DEDUP_HORIZON_SECONDS, SPEC 15): a hit whose (clientid, hitid) was counted within this many seconds is neither counted nor written again; 0 turns deduplication off. Keep it longer than the longest retry or redelivery window (Firehose retries, SQS redeliveries, producer resends). See docs/DEPLOY.md, deduplication."
+  description = "Deduplication horizon (DEDUP_HORIZON_SECONDS of the stream consumer and of curate, SPEC 15): a hit whose (clientid, hitid) was counted within this many seconds is not counted again (consumer) nor written again to the curated Parquet (curate); 0 turns deduplication off. Keep it longer than the longest retry or redelivery window (producer resends, PutRecords retries, the consumer's retries up to consumer_maximum_record_age_seconds, Firehose retries, SQS redeliveries). See docs/DEPLOY.md, deduplication."
   type        = number
   default     = 3600
 
@@ -177,9 +177,9 @@ variable "firehose_processor_buffer_interval_seconds" {
 }
 
 variable "lambda_memory_mb" {
-  description = "Memory (MB) per function: http, transform, curate, daily, erase."
-  type        = object({ http = number, transform = number, curate = number, daily = number, erase = optional(number, 2048) })
-  default     = { http = 256, transform = 256, curate = 1024, daily = 2048, erase = 2048 }
+  description = "Memory (MB) per function: http, transform, consumer, curate, daily, erase. The consumer's 256 MB: a batch of up to 1,000 records and its visitors' counting state (items under a few KB) take a few MB, and the invocation waits on DynamoDB, not on CPU; raise it if platform.report shows durations near the timeout."
+  type        = object({ http = number, transform = number, consumer = optional(number, 256), curate = number, daily = number, erase = optional(number, 2048) })
+  default     = { http = 256, transform = 256, consumer = 256, curate = 1024, daily = 2048, erase = 2048 }
 
   validation {
     condition     = alltrue([for m in values(var.lambda_memory_mb) : m >= 128 && m <= 10240])
@@ -188,26 +188,27 @@ variable "lambda_memory_mb" {
 }
 
 variable "lambda_timeout_seconds" {
-  description = "Timeout (s) per function: http (below API Gateway's 30 s integration timeout, so a slow request ends in the function's JSON 503 or Lambda's error before API Gateway gives up), transform (Firehose waits 5 min at most), curate, daily, erase."
-  type        = object({ http = number, transform = number, curate = number, daily = number, erase = optional(number, 900) })
-  default     = { http = 29, transform = 120, curate = 300, daily = 900, erase = 900 }
+  description = "Timeout (s) per function: http (below API Gateway's 30 s integration timeout, so a slow request ends in the function's JSON 503 or Lambda's error before API Gateway gives up), transform (Firehose waits 5 min at most), consumer (a batch takes well under a second; 60 s covers a throttled table's retries, each SDK operation bounded to 6 s, and a batch that still times out is split in two and retried by the mapping), curate, daily, erase."
+  type        = object({ http = number, transform = number, consumer = optional(number, 60), curate = number, daily = number, erase = optional(number, 900) })
+  default     = { http = 29, transform = 120, consumer = 60, curate = 300, daily = 900, erase = 900 }
 
   validation {
     condition = (
       var.lambda_timeout_seconds.http >= 1 && var.lambda_timeout_seconds.http <= 29 &&
       var.lambda_timeout_seconds.transform >= 1 && var.lambda_timeout_seconds.transform <= 300 &&
+      var.lambda_timeout_seconds.consumer >= 10 && var.lambda_timeout_seconds.consumer <= 900 &&
       var.lambda_timeout_seconds.curate >= 1 && var.lambda_timeout_seconds.curate <= 900 &&
       var.lambda_timeout_seconds.daily >= 1 && var.lambda_timeout_seconds.daily <= 900 &&
       var.lambda_timeout_seconds.erase >= 120 && var.lambda_timeout_seconds.erase <= 900
     )
-    error_message = "Timeouts: http 1..29, transform 1..300, curate and daily 1..900, erase 120..900 seconds (erase stops starting objects 60 s before its deadline)."
+    error_message = "Timeouts: http 1..29, transform 1..300, consumer 10..900 (one SDK operation may take 6 s), curate and daily 1..900, erase 120..900 seconds (erase stops starting objects 60 s before its deadline)."
   }
 }
 
 variable "lambda_reserved_concurrency" {
   description = "Reserved concurrency per function (-1 = unreserved)."
-  type        = object({ http = number, transform = number, curate = number, daily = number, erase = optional(number, -1) })
-  default     = { http = -1, transform = -1, curate = -1, daily = -1, erase = -1 }
+  type        = object({ http = number, transform = number, consumer = optional(number, -1), curate = number, daily = number, erase = optional(number, -1) })
+  default     = { http = -1, transform = -1, consumer = -1, curate = -1, daily = -1, erase = -1 }
 
   validation {
     condition     = alltrue([for c in values(var.lambda_reserved_concurrency) : c >= -1 && floor(c) == c])
@@ -220,6 +221,7 @@ variable "lambda_system_log_level" {
   type = object({
     http      = optional(string, "WARN")
     transform = optional(string, "INFO")
+    consumer  = optional(string, "INFO")
     curate    = optional(string, "INFO")
     daily     = optional(string, "INFO")
     erase     = optional(string, "INFO")
@@ -393,6 +395,99 @@ variable "daily_schedule_expression" {
   }
 }
 
+variable "consumer_starting_position" {
+  description = "Where the stream consumer's event source mapping starts reading when it is created: TRIM_HORIZON (default: the oldest record the stream keeps, so a new stack counts every hit answered 202 since the stream exists, even those accepted while the mapping was still starting), LATEST, or AT_TIMESTAMP (consumer_starting_position_timestamp). Changing it replaces the mapping, which then reads again from that position (docs/DEPLOY.md, \"The stream consumer\")."
+  type        = string
+  default     = "TRIM_HORIZON"
+
+  validation {
+    condition     = contains(["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"], var.consumer_starting_position)
+    error_message = "consumer_starting_position must be TRIM_HORIZON, LATEST or AT_TIMESTAMP."
+  }
+}
+
+variable "consumer_starting_position_timestamp" {
+  description = "With consumer_starting_position = AT_TIMESTAMP: the RFC 3339 time the new mapping starts reading from (a few minutes before a planned replacement); ignored otherwise."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.consumer_starting_position != "AT_TIMESTAMP" || can(formatdate("YYYY", var.consumer_starting_position_timestamp))
+    error_message = "consumer_starting_position = AT_TIMESTAMP needs consumer_starting_position_timestamp as an RFC 3339 time (2026-11-24T10:00:00Z)."
+  }
+}
+
+variable "consumer_batch_size" {
+  description = "Most stream records per consumer invocation (1..10000). With consumer_batching_window_seconds = 0 a batch holds what one poll of a shard finds (about a second of it), so this bounds the batches of a backlog: 1000 records (about 0.5 MB of event, under Lambda's 6 MB) are written in a few hundred ms."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.consumer_batch_size >= 1 && var.consumer_batch_size <= 10000 && floor(var.consumer_batch_size) == var.consumer_batch_size
+    error_message = "consumer_batch_size must be a whole number from 1 to 10000."
+  }
+}
+
+variable "consumer_batching_window_seconds" {
+  description = "The consumer's freshness/cost dial (0..300 s): how long the mapping gathers a shard's records before invoking. 0 (default) invokes as soon as a poll (one a second per shard) finds records: hits are visible about a second after their 202. A longer window adds up to that many seconds and makes fewer invocations, each billed, and fewer DynamoDB writes, one per visitor per batch whatever its number of hits (docs/DEPLOY.md, \"The stream consumer\")."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.consumer_batching_window_seconds >= 0 && var.consumer_batching_window_seconds <= 300 && floor(var.consumer_batching_window_seconds) == var.consumer_batching_window_seconds
+    error_message = "consumer_batching_window_seconds must be a whole number from 0 to 300."
+  }
+}
+
+variable "consumer_parallelization_factor" {
+  description = "Batches the consumer processes at once per shard (1..10). Lambda keeps the records of one partition key, one visitor, in order for any factor; raise it when one invocation per shard cannot keep up (consumer iterator-age alarm)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.consumer_parallelization_factor >= 1 && var.consumer_parallelization_factor <= 10 && floor(var.consumer_parallelization_factor) == var.consumer_parallelization_factor
+    error_message = "consumer_parallelization_factor must be a whole number from 1 to 10."
+  }
+}
+
+variable "consumer_maximum_retry_attempts" {
+  description = "Retries of a consumer batch that reported a failure (from its first failed record; the function has already retried each call with backoff) before the mapping sends the rest of the batch's range to <name>-consumer-dlq and goes on (0..10000). Bounded, so one visitor's failing item does not hold the shard's other visitors back until the record age bound."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.consumer_maximum_retry_attempts >= 0 && var.consumer_maximum_retry_attempts <= 10000 && floor(var.consumer_maximum_retry_attempts) == var.consumer_maximum_retry_attempts
+    error_message = "consumer_maximum_retry_attempts must be a whole number from 0 to 10000."
+  }
+}
+
+variable "consumer_maximum_record_age_seconds" {
+  description = "Stream records older than this are not handed to the consumer: the mapping sends their range to <name>-consumer-dlq (60..604800 s). At most dedup_horizon_seconds (when deduplication is on): every hit the consumer counts is then counted within the horizon of its arrival, where its (clientid, hitid) stops a second count whatever the stream position (docs/DEPLOY.md, \"The stream consumer\")."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.consumer_maximum_record_age_seconds >= 60 && var.consumer_maximum_record_age_seconds <= 604800 && floor(var.consumer_maximum_record_age_seconds) == var.consumer_maximum_record_age_seconds
+    error_message = "consumer_maximum_record_age_seconds must be a whole number from 60 to 604800 (Lambda's range; -1, no limit, is not allowed here)."
+  }
+
+  validation {
+    condition     = var.dedup_horizon_seconds == 0 || var.consumer_maximum_record_age_seconds <= max(var.dedup_horizon_seconds, 60)
+    error_message = "consumer_maximum_record_age_seconds must not exceed dedup_horizon_seconds (or 60, Lambda's minimum, for a shorter horizon): beyond the horizon only the stream position stops a second count."
+  }
+}
+
+variable "consumer_iterator_age_threshold_ms" {
+  description = "Alarm when the stream consumer receives records more than this (ms) after they reached the stream (its IteratorAge, maximum per minute) in 3 of 5 minutes. Default 5 s: the consumer's promise is hits visible within 2 s (SPEC 19), and a healthy mapping hands a shard's records over within about a second (one poll a second)."
+  type        = number
+  default     = 5000
+
+  validation {
+    condition     = var.consumer_iterator_age_threshold_ms >= 1000
+    error_message = "consumer_iterator_age_threshold_ms must be >= 1000: the mapping polls each shard once a second."
+  }
+}
+
 variable "curate_batch_size" {
   description = "SQS messages (raw objects) per curate invocation (1..10)."
   type        = number
@@ -449,7 +544,7 @@ variable "alarm_email" {
 }
 
 variable "kinesis_iterator_age_threshold_ms" {
-  description = "Alarm threshold for the hits stream's iterator age (ms)."
+  description = "Alarm threshold for the hits stream's iterator age (ms): the slowest of its readers (Firehose, the stream consumer); records older than the stream's 24 h retention are lost to that reader."
   type        = number
   default     = 600000
 

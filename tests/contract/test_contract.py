@@ -10,13 +10,18 @@ What is derived from the Rust sources (never written down twice):
   constant) passed to an env helper (`required_env`, `optional_env`,
   `parsed_env`, any `*_env`) or to `std::env::var` in functions/<crate>/src;
 - the AWS operations each function makes: the adapters its crate constructs
-  (`DynamoProfiles::new`, `S3ObjectStore::new`, `KinesisHitLog::new`), the
-  port-trait methods of those adapters that its code path calls (its own
-  sources, the gender-pipeline functions it imports, the whole gender-api
-  Router for http), and the SDK calls (`.client.<op>()`) each such method
-  reaches inside crates/aws/src, following `self.<fn>(` calls; plus the SDK
-  calls a function makes itself (`<client>.<op>()...send()` in its sources,
-  e.g. http's SSM GetParameter of its API key);
+  (`DynamoProfiles::new`, `S3ObjectStore::new`, `KinesisHitLog::new`,
+  `DeadLetters::new`, ...), the port-trait methods of those adapters that
+  its code path calls (its own sources, the gender-pipeline functions it
+  imports, the whole gender-api Router for http), and the SDK calls
+  (`.client.<op>()`) each such method reaches inside crates/aws/src (an
+  adapter may span files: DynamoProfiles is dynamodb.rs and the consumer's
+  counting.rs), following `self.<fn>(` calls; plus the SDK calls a function
+  makes itself (`<client>.<op>()...send()` in its sources, e.g. http's SSM
+  GetParameter of its API key);
+- what triggers each function: an event source mapping on an SQS queue
+  (receive, delete, attributes) or on the Kinesis stream (the reads Lambda
+  documents for a mapping), and the mapping's on-failure destination;
 - the Router's routes and the DynamoDB key and TTL attribute names.
 What is written here: the table from SDK operation to IAM actions, and the
 actions that a trigger (not the code) needs.
@@ -63,6 +68,19 @@ TRANSACT_ITEM_TO_IAM = {
 # Needed by the runtime and triggers, not by the code's SDK calls.
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 SQS_EVENT_SOURCE_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+# What Lambda documents for a Kinesis event source mapping with a standard
+# iterator ("Process Amazon Kinesis Data Streams records with Lambda"):
+# SubscribeToShard only for enhanced fan-out consumers, which this stack has
+# none of; ListStreams is not needed (the mapping names its stream).
+KINESIS_EVENT_SOURCE_ACTIONS = {
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
+}
+# A mapping's on-failure destination is sent to with the function's role.
+ON_FAILURE_SQS_ACTIONS = {"sqs:SendMessage"}
 ASYNC_DLQ_ACTIONS = {"sqs:SendMessage"}
 # Athena runs a query with the caller's permissions: it reads the Glue table
 # definitions, lists and reads the objects (s3:ListBucket, s3:GetObject, which
@@ -71,13 +89,14 @@ ATHENA_QUERY_ACTIONS = {"glue:GetDatabase", "glue:GetTable", "s3:GetBucketLocati
 # Read by crates/lambda, set by Lambda itself from logging_config.
 RUNTIME_ENV = {"AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL", "RUST_LOG"}
 ADAPTERS = {
-    "KinesisHitLog": "kinesis.rs",
-    "S3ObjectStore": "s3.rs",
-    "DynamoProfiles": "dynamodb.rs",
-    "ErasureLog": "erasure.rs",
-    "ErasureRequests": "erasure.rs",
-    "CuratedObjects": "erasure.rs",
-    "AthenaQueries": "athena.rs",
+    "KinesisHitLog": ("kinesis.rs",),
+    "S3ObjectStore": ("s3.rs",),
+    "DynamoProfiles": ("dynamodb.rs", "counting.rs"),
+    "ErasureLog": ("erasure.rs",),
+    "ErasureRequests": ("erasure.rs",),
+    "CuratedObjects": ("erasure.rs",),
+    "AthenaQueries": ("athena.rs",),
+    "DeadLetters": ("dead_letter.rs",),
 }
 # The fields of the adapters that hold SDK clients.
 CLIENT_FIELDS = r"(?:client|sqs)"
@@ -212,8 +231,28 @@ def env_names(texts):
     return names
 
 
+def lambda_env_helpers():
+    """{fn of crates/lambda (gender-lambda) that reads the environment itself,
+    e.g. dedup_horizon_from_env: the variables it reads}."""
+    sources = list(rust_sources(ROOT / "crates/lambda/src").values())
+    bodies = fn_bodies("\n".join(sources))
+    consts = "\n".join(re.findall(r"\bconst\s+[A-Z][A-Z0-9_]*\s*:\s*&(?:'static\s+)?str\s*=\s*\"[A-Z][A-Z0-9_]*\";", "\n".join(sources)))
+    return {name: env_names([consts + body]) for name, body in bodies.items() if env_names([consts + body])}
+
+
 def env_read(crate):
-    return env_names(list(rust_sources(ROOT / "functions" / crate / "src").values()))
+    """What the function reads: its own env reads, plus those of the
+    gender-lambda helpers it calls (gender_lambda::dedup_horizon_from_env())."""
+    own = list(rust_sources(ROOT / "functions" / crate / "src").values())
+    names = env_names(own)
+    text = "\n".join(own)
+    imported = set()
+    for group in re.findall(r"use gender_lambda::\{([^}]*)\}", text) + re.findall(r"use gender_lambda::(\w+);", text):
+        imported |= set(re.findall(r"\w+", group))
+    for helper, read in lambda_env_helpers().items():
+        if re.search(r"\bgender_lambda::%s\(" % helper, text) or (helper in imported and re.search(r"\b%s\(" % helper, text)):
+            names |= read - RUNTIME_ENV
+    return names
 
 
 # A direct SDK call: `<client>.<op>()` followed by builder setters and `.send()`.
@@ -232,8 +271,8 @@ def direct_sdk_calls(crate):
 def adapter_model():
     """adapter -> {trait method -> (sdk ops, conditional)} with transact items expanded."""
     model = {}
-    for adapter, file in ADAPTERS.items():
-        rust = strip_comments((ROOT / "crates/aws/src" / file).read_text())
+    for adapter, files in ADAPTERS.items():
+        rust = "\n".join(strip_comments((ROOT / "crates/aws/src" / f).read_text()) for f in files)
         bodies = fn_bodies(rust)
         # Requests made lazily by a named iterator (`stream::iter(Writes {..})`):
         # a body that builds the struct reaches the calls of its Iterator impl.
@@ -289,12 +328,17 @@ def expected_operations(crate, model):
     """(ops always made, ops made only when KEEP_RAW=false, adapters used)."""
     files = reach_files(crate)
     own = "\n".join(rust_sources(ROOT / "functions" / crate / "src").values())
+    # `self.f(` of a fn the crate defines itself is its own call, not an
+    # adapter's method of the same name (the consumer's `apply`).
+    own_fns = set(fn_bodies(own))
     always, keep_raw_false = set(), set()
     used = {a for a in ADAPTERS if re.search(r"\b%s::new\(" % a, own)}
     for adapter in used:
         for method, ops in model[adapter]["methods"].items():
             for src in files.values():
                 for m in re.finditer(r"\.%s\(" % method, src):
+                    if method in own_fns and re.search(r"\bself\s*$", src[: m.start()]):
+                        continue
                     line_start = src.rfind("\n", 0, m.start())
                     context = src[src.rfind("\n", 0, max(line_start - 1, 0)) : m.start()]
                     if re.search(r"if\s+!\s*keep_raw", context):
@@ -386,12 +430,39 @@ def tf_actions(call_name, keep_raw):
     return actions
 
 
-def triggered_by_sqs(call_name):
-    return any(
-        unwrap(body.get("function_name")) == "${module.%s.function_name}" % call_name
-        and any(t == "aws_lambda_event_source_mapping" for (t, _) in typed(load_tf(TF / unwrap(body["source"])), "resource"))
-        for body in CALLS.values()
-    )
+def event_source_mappings(call_name):
+    """(source kind "sqs" | "kinesis", mapping body, trigger module call name) of
+    every event source mapping that invokes the function of module call_name."""
+    found = []
+    for trigger, body in CALLS.items():
+        if unwrap(body.get("function_name")) != "${module.%s.function_name}" % call_name:
+            continue
+        for (t, _), mapping in typed(load_tf(TF / unwrap(body["source"])), "resource").items():
+            if t != "aws_lambda_event_source_mapping":
+                continue
+            arn = unwrap(mapping["event_source_arn"])
+            if arn.startswith("${aws_sqs_queue."):
+                kind = "sqs"
+            else:
+                m = re.fullmatch(r"\$\{var\.(\w+)\}", arn)
+                assert m, f"module {trigger}: event source {arn!r} is neither a queue of the module nor an input"
+                source = re.fullmatch(r"\$\{module\.(\w+)\.arn\}", unwrap(body[m.group(1)]))
+                assert source and unwrap(CALLS[source.group(1)]["source"]) == "./modules/kinesis", (trigger, body[m.group(1)])
+                kind = "kinesis"
+            found.append((kind, mapping, trigger))
+    return found
+
+
+def trigger_actions(call_name):
+    """The actions the function's triggers need of its role."""
+    actions = set()
+    for kind, mapping, _ in event_source_mappings(call_name):
+        actions |= SQS_EVENT_SOURCE_ACTIONS if kind == "sqs" else KINESIS_EVENT_SOURCE_ACTIONS
+        for destination in mapping.get("destination_config", []):
+            for on_failure in destination.get("on_failure", []):
+                assert unwrap(on_failure["destination_arn"]).startswith("${aws_sqs_queue."), on_failure
+                actions |= ON_FAILURE_SQS_ACTIONS
+    return actions
 
 
 # ------------------------------------------------------------------ tests
@@ -401,7 +472,7 @@ MODEL = adapter_model()
 
 
 def test_every_function_crate_has_one_lambda_pointing_at_its_zip():
-    assert set(CRATES) == {"http", "transform", "curate", "daily", "erase"}, CRATES
+    assert set(CRATES) == {"http", "transform", "consumer", "curate", "daily", "erase"}, CRATES
     for crate, binary in CRATES.items():
         calls = call_for_binary(binary)
         assert len(calls) == 1, f"{crate} ({binary}): lambda module calls {calls}"
@@ -422,11 +493,14 @@ def test_environment_variables_are_exactly_those_the_code_reads():
         call = CALLS[call_for_binary(binary)[0]]
         tf_env = set((unwrap(call.get("environment_variables", [{}])) or {}).keys())
         assert tf_env == env_read(crate), f"{crate}: terraform sets {sorted(tf_env)}, code reads {sorted(env_read(crate))}"
-    # Everything else read anywhere in the Lambda path is set by the runtime.
+    # Everything else read anywhere in the Lambda path is set by the runtime
+    # (the gender-lambda helpers' variables count as their callers' reads).
     other = set()
     for path in ("crates/aws/src", "crates/lambda/src"):
         other |= env_names(list(rust_sources(ROOT / path).values()))
-    assert other <= RUNTIME_ENV, f"variables read outside the function crates: {sorted(other - RUNTIME_ENV)}"
+    helpers = set().union(*lambda_env_helpers().values()) - RUNTIME_ENV
+    assert helpers == {"DEDUP_HORIZON_SECONDS"}, helpers  # guards the derivation
+    assert other - helpers <= RUNTIME_ENV, f"variables read outside the function crates: {sorted(other - helpers - RUNTIME_ENV)}"
 
 
 def test_keep_raw_setting_and_delete_permission_share_one_variable():
@@ -438,9 +512,7 @@ def test_each_role_allows_exactly_the_actions_of_its_sdk_calls():
     for crate, binary in CRATES.items():
         call_name = call_for_binary(binary)[0]
         always, only_delete_raw, _ = expected_operations(crate, MODEL)
-        trigger = set(LOG_ACTIONS)
-        if triggered_by_sqs(call_name):
-            trigger |= SQS_EVENT_SOURCE_ACTIONS
+        trigger = LOG_ACTIONS | trigger_actions(call_name)
         if unwrap(CALLS[call_name].get("create_dead_letter_queue", [False])) is True:
             trigger |= ASYNC_DLQ_ACTIONS
         if always & {"start_query_execution"}:
@@ -461,13 +533,17 @@ def test_operations_derived_from_the_code_are_the_known_ones():
     got = {crate: expected_operations(crate, MODEL)[:2] for crate in CRATES}
     assert got["http"] == ({"put_records", "get_item", "get_parameter", "put_item", "send_message"}, set()), got["http"]
     assert got["transform"] == (set(), set()), got["transform"]
-    assert got["curate"] == ({"batch_get_item", "get_object", "put_object", "transact_write_items", "update_item"}, {"delete_object"}), got["curate"]
+    assert got["consumer"] == ({"batch_get_item", "update_item", "send_message"}, set()), got["consumer"]
+    # Curate archives only: raw objects in, Parquet and its deduplication
+    # index (dedup/index) out; the counters are the consumer's.
+    assert got["curate"] == ({"get_object", "put_object"}, {"delete_object"}), got["curate"]
     assert got["daily"] == ({"list_objects_v2", "get_object", "put_object", "scan", "update_item"}, set()), got["daily"]
     assert got["erase"] == (
         {"get_item", "delete_item", "update_item", "get_object", "put_object", "start_query_execution", "get_query_execution", "get_query_results", "stop_query_execution"},
         set(),
     ), got["erase"]
-    assert MODEL["DynamoProfiles"]["transact_items"] == {"Put", "Update"}
+    # No transactions remain (docs/DEPLOY.md): every write is one item.
+    assert not any("transact_write_items" in ops for ops, _ in got.values()), got
 
 
 def test_no_wildcard_actions_or_resources_in_function_roles():
@@ -690,6 +766,8 @@ def test_throttling_alarm_covers_every_table_operation_of_the_code():
     dynamo = {"".join(w.capitalize() for w in op.split("_")) for op in ops if op in {"get_item", "put_item", "update_item", "delete_item", "batch_get_item", "batch_write_item", "scan", "query", "transact_write_items", "transact_get_items"}}
     listed = set(unwrap(LOCALS["table_operations"]))
     assert dynamo <= listed, f"operations without a throttling metric in the alarm: {sorted(dynamo - listed)}"
+    # And no more: each metric of the alarm is billed.
+    assert listed <= dynamo, f"the alarm sums operations no function makes: {sorted(listed - dynamo)}"
     assert unwrap(CALLS["alarms"]["table_operations"]) == "${local.table_operations}"
     assert unwrap(CALLS["alarms"]["table_name"]) == "${module.profiles.name}"
     alarms = typed(load_tf(TF / "modules/alarms"), "resource")
@@ -740,8 +818,10 @@ def validation_accepts(variable, value):
         m = re.fullmatch(r"\$\{(.*)\}", cond, re.S)
         assert m, cond
         expr = m.group(1)
-        if re.search(r"\b(can|regex|try|alltrue|anytrue|length|values|for)\b|\?", expr):
+        if re.search(r"\b(can|regex|try|alltrue|anytrue|length|values|for|max|min)\b|\?", expr):
             raise NotImplementedError(f"condition not supported by validation_accepts: {expr}")
+        if len(set(re.findall(r"\bvar\.(\w+)", expr))) > 1:
+            raise NotImplementedError(f"condition over two variables (terraform test checks those): {expr}")
         expr = re.sub(r"\bvar\.\w+((?:\.\w+)*)", lambda mm: "__v" + "".join(f"[{a!r}]" for a in mm.group(1).split(".")[1:]), expr)
         expr = expr.replace("&&", " and ").replace("||", " or ")
         expr = re.sub(r"!(?!=)", " not ", expr)
@@ -766,6 +846,14 @@ VALIDATION_CASES = [
     ("modules/lambda", "log_level", ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], ["info", "WARNING", "OFF"]),
     ("", "curate_queue_age_threshold_seconds", [60, 900], [0, 59]),
     ("", "dedup_horizon_seconds", [0, 60, 3600, 604800], [-1, 0.5, 604801]),
+    ("", "consumer_starting_position", ["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"], ["trim_horizon", "AT_SEQUENCE_NUMBER", ""]),
+    ("", "consumer_batch_size", [1, 1000, 10000], [0, 10001, 0.5]),
+    ("", "consumer_batching_window_seconds", [0, 1, 300], [-1, 301, 0.5]),
+    ("", "consumer_parallelization_factor", [1, 10], [0, 11, 1.5]),
+    ("", "consumer_maximum_retry_attempts", [0, 10, 10000], [-1, 10001]),
+    ("", "consumer_iterator_age_threshold_ms", [1000, 5000], [0, 999]),
+    ("modules/consumer_trigger", "maximum_record_age_seconds", [60, 3600, 604800], [-1, 0, 59, 604801]),
+    ("modules/consumer_trigger", "maximum_retry_attempts", [0, 10000], [-1, 10001]),
 ]
 
 
@@ -846,6 +934,76 @@ def test_erase_queue_batches_outlive_the_function_and_report_partial_failures():
     assert http["ERASURE_QUEUE_URL"] == "${module.erase_queue.queue_url}"
 
 
+def test_consumer_reads_the_stream_and_dead_letters_to_one_queue():
+    # The consumer is triggered by the hits stream only, reports partial
+    # batch failures, bisects on function errors, bounds retries and record
+    # age, and sends what it cannot count to one queue: the mapping's
+    # on-failure destination is the queue the function's poison records go
+    # to (DEAD_LETTER_QUEUE_URL), and the only queue its role may send to.
+    call_name = call_for_binary(CRATES["consumer"])[0]
+    mappings = event_source_mappings(call_name)
+    assert [(kind, trigger) for kind, _, trigger in mappings] == [("kinesis", "consumer_trigger")], mappings
+    _, mapping, trigger = mappings[0]
+    assert unwrap(CALLS[trigger]["stream_arn"]) == "${module.stream.arn}"
+    assert unwrap(mapping["function_response_types"]) == ["ReportBatchItemFailures"]
+    assert unwrap(mapping["bisect_batch_on_function_error"]) is True
+    assert unwrap(mapping["maximum_retry_attempts"]) == "${var.maximum_retry_attempts}"
+    assert unwrap(mapping["maximum_record_age_in_seconds"]) == "${var.maximum_record_age_seconds}"
+    destination = unwrap(mapping["destination_config"][0]["on_failure"][0]["destination_arn"])
+    outputs = named(load_tf(TF / "modules/consumer_trigger"), "output")
+    queue = re.fullmatch(r"\$\{aws_sqs_queue\.(\w+)\.arn\}", destination).group(1)
+    assert unwrap(outputs["dlq_arn"]["value"]) == "${aws_sqs_queue.%s.arn}" % queue
+    assert unwrap(outputs["dlq_url"]["value"]) == "${aws_sqs_queue.%s.id}" % queue
+    env = unwrap(CALLS[call_name]["environment_variables"])
+    assert env["DEAD_LETTER_QUEUE_URL"] == "${module.%s.dlq_url}" % trigger
+    # Deduplicated against the same horizon as curate.
+    assert env["DEDUP_HORIZON_SECONDS"] == "${tostring(var.dedup_horizon_seconds)}"
+    curate = unwrap(CALLS[call_for_binary(CRATES["curate"])[0]]["environment_variables"])
+    assert curate["DEDUP_HORIZON_SECONDS"] == env["DEDUP_HORIZON_SECONDS"]
+    # Exact resources: the stream's reads on the stream, SendMessage on the queue.
+    for actions, resources, _ in role_statements(call_name):
+        if actions & KINESIS_EVENT_SOURCE_ACTIONS:
+            assert actions == KINESIS_EVENT_SOURCE_ACTIONS and resources == ["${module.stream.arn}"], (actions, resources)
+        if "sqs:SendMessage" in actions:
+            assert resources == ["${module.%s.dlq_arn}" % trigger], resources
+        assert not any(a.startswith("kms:") for a in actions), "the stream's AWS managed key needs no kms grant"
+    # Record age within the horizon: the call passes the variable, whose
+    # default is within the horizon's default and whose validation compares
+    # the two (terraform test rejects a longer age).
+    assert unwrap(CALLS[trigger]["maximum_record_age_seconds"]) == "${var.consumer_maximum_record_age_seconds}"
+    root_vars = named(ROOT_DOC, "variable")
+    age, horizon = root_vars["consumer_maximum_record_age_seconds"], root_vars["dedup_horizon_seconds"]
+    assert 60 <= unwrap(age["default"]) <= unwrap(horizon["default"]), (age["default"], horizon["default"])
+    assert any("var.dedup_horizon_seconds" in unwrap(v["condition"]) for v in age["validation"]), age["validation"]
+    assert unwrap(root_vars["consumer_starting_position"]["default"]) == "TRIM_HORIZON"
+    assert unwrap(root_vars["consumer_batching_window_seconds"]["default"]) == 0
+    assert unwrap(CALLS["alarms"]["iterator_age_function_names"]) == {"consumer": "${module.consumer.function_name}"}
+    assert unwrap(CALLS["alarms"]["dead_letter_queue_names"])["consumer"] == "${module.%s.dlq_name}" % trigger
+
+
+def test_curate_keeps_its_deduplication_index_where_its_role_and_lifecycle_say():
+    # The index is one object rewritten for every raw object: its key must
+    # lie under local.dedup_index_prefix, which curate may read and replace,
+    # which no lifecycle rule expires, and whose old versions (the curated
+    # bucket is versioned) go after one day.
+    import tf_names
+
+    prefix = unwrap(LOCALS["dedup_index_prefix"])
+    sources = {**rust_sources(ROOT / "functions/curate/src"), **rust_sources(ROOT / "crates/pipeline/src"), **rust_sources(ROOT / "crates/aws/src")}
+    keys = {k for src in sources.values() for k in re.findall(r'"(dedup/[^"]*)"', src)}
+    assert keys, "curate's code names no dedup/ key (the deduplication index)"
+    assert all(k.startswith(prefix) for k in keys), (keys, prefix)
+    curate = call_for_binary(CRATES["curate"])[0]
+    grants = [(acts, res) for acts, res, _ in role_statements(curate) if "${module.curated_bucket.arn}/${local.dedup_index_prefix}*" in res]
+    assert grants == [({"s3:GetObject", "s3:PutObject"}, ["${module.curated_bucket.arn}/${local.dedup_index_prefix}*"])], grants
+    assert any(acts == {"s3:ListBucket"} and res == ["${module.curated_bucket.arn}"] for acts, res, _ in role_statements(curate)), "a missing index must read as 404, not 403"
+    assert not any(a.startswith("dynamodb:") for acts, _, _ in role_statements(curate) for a in acts), "curate no longer writes DynamoDB"
+    rules = tf_names.Evaluator(tf_names.load(TF)[0]).value(unwrap(CALLS["curated_bucket"]["lifecycle_rules"]))
+    matching = [r for r in rules if (prefix + "index").startswith(r["prefix"])]
+    assert [r["id"] for r in matching] == ["dedup-index"], matching
+    assert matching[0].get("expiration_days") is None and matching[0]["noncurrent_expiration_days"] == 1, matching
+
+
 def test_names_carry_project_and_environment():
     assert unwrap(LOCALS["name"]) == "${var.project}-${var.environment}"
     for name, body in CALLS.items():
@@ -873,6 +1031,9 @@ def test_physical_names_are_unique():
         ("aws_sqs_queue", "gender-dev-curate-dlq"),
         ("aws_sqs_queue", "gender-dev-daily-async-dlq"),
         ("aws_sqs_queue", "gender-dev-daily-schedule-dlq"),
+        ("aws_sqs_queue", "gender-dev-consumer-dlq"),
+        ("aws_lambda_function", "gender-dev-consumer"),
+        ("aws_cloudwatch_metric_alarm", "gender-dev-lambda-consumer-iterator-age"),
         ("aws_lambda_function", "gender-dev-http"),
         ("aws_cloudwatch_log_group", "/aws/lambda/gender-dev-http"),
         ("aws_cloudwatch_metric_alarm", "gender-dev-lambda-http-errors"),

@@ -15,7 +15,7 @@ resource "aws_sns_topic_subscription" "email" {
 
 resource "aws_cloudwatch_metric_alarm" "iterator_age" {
   alarm_name          = "${var.name}-kinesis-iterator-age"
-  alarm_description   = "Records wait in the hits stream: Firehose is falling behind."
+  alarm_description   = "Records wait in the hits stream: a reader (Firehose or the stream consumer) is falling behind; records older than the retention are lost to it."
   namespace           = "AWS/Kinesis"
   metric_name         = "GetRecords.IteratorAgeMilliseconds"
   dimensions          = { StreamName = var.stream_name }
@@ -164,6 +164,31 @@ resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
   ok_actions          = [aws_sns_topic.this.arn]
 
   tags = merge(var.tags, { Name = "${var.name}-lambda-${each.key}-errors", module = "alarms" })
+}
+
+# Stream consumers: IteratorAge is the age of a batch's last record when the
+# mapping hands the batch over (per function). Sustained (3 of 5 minutes)
+# above the threshold, hits count later than the function promises: a
+# backlog, throttling, or a batch retried again and again.
+resource "aws_cloudwatch_metric_alarm" "function_iterator_age" {
+  for_each = var.iterator_age_function_names
+
+  alarm_name          = "${var.name}-lambda-${each.key}-iterator-age"
+  alarm_description   = "Function ${each.value} receives stream records more than ${var.function_iterator_age_threshold_ms} ms after they arrived (3 of 5 minutes)."
+  namespace           = "AWS/Lambda"
+  metric_name         = "IteratorAge"
+  dimensions          = { FunctionName = each.value }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 5
+  datapoints_to_alarm = 3
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.function_iterator_age_threshold_ms
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.this.arn]
+  ok_actions          = [aws_sns_topic.this.arn]
+
+  tags = merge(var.tags, { Name = "${var.name}-lambda-${each.key}-iterator-age", module = "alarms" })
 }
 
 resource "aws_cloudwatch_metric_alarm" "dead_letters" {

@@ -19,6 +19,7 @@ output "alarm_names" {
     [for a in aws_cloudwatch_metric_alarm.table_events : a.alarm_name],
     [for a in aws_cloudwatch_metric_alarm.delivery_failures : a.alarm_name],
     [for a in aws_cloudwatch_metric_alarm.lambda_errors : a.alarm_name],
+    [for a in aws_cloudwatch_metric_alarm.function_iterator_age : a.alarm_name],
     [for a in aws_cloudwatch_metric_alarm.dead_letters : a.alarm_name],
   )
 }
@@ -40,6 +41,7 @@ output "metrics" {
       values(aws_cloudwatch_metric_alarm.api_latency),
       values(aws_cloudwatch_metric_alarm.table_events),
       values(aws_cloudwatch_metric_alarm.lambda_errors),
+      values(aws_cloudwatch_metric_alarm.function_iterator_age),
       values(aws_cloudwatch_metric_alarm.dead_letters),
     ) :
     a.alarm_name => {

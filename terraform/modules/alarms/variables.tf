@@ -15,7 +15,7 @@ variable "alarm_email" {
 }
 
 variable "stream_name" {
-  description = "Kinesis stream to watch (iterator age)."
+  description = "Kinesis stream to watch (iterator age of its slowest reader: Firehose or the stream consumer)."
   type        = string
 }
 
@@ -132,8 +132,25 @@ variable "transaction_conflict_threshold" {
 }
 
 variable "function_names" {
-  description = "Lambda functions whose Errors are alarmed on, by short name (http, transform, curate, daily)."
+  description = "Lambda functions whose Errors are alarmed on, by short name (http, transform, consumer, curate, daily, erase)."
   type        = map(string)
+}
+
+variable "iterator_age_function_names" {
+  description = "Functions fed by a stream event source mapping, by short name: their IteratorAge is alarmed on."
+  type        = map(string)
+  default     = {}
+}
+
+variable "function_iterator_age_threshold_ms" {
+  description = "Alarm when a stream-fed function's IteratorAge (maximum per minute) stays above this (ms) in 3 of 5 minutes."
+  type        = number
+  default     = 5000
+
+  validation {
+    condition     = var.function_iterator_age_threshold_ms >= 1000
+    error_message = "function_iterator_age_threshold_ms must be >= 1000: the mapping polls each shard once a second."
+  }
 }
 
 variable "dead_letter_queue_names" {

@@ -36,7 +36,7 @@ output "dead_letter_queue_name" {
 }
 
 output "settings" {
-  description = "The function's sizing and logging as deployed: memory (MB), timeout (s), reserved concurrency, runtime, architectures, log format and levels (read by the terraform tests and handy in `terraform output`)."
+  description = "The function's sizing, logging and environment as deployed: memory (MB), timeout (s), reserved concurrency, runtime, architectures, log format and levels, async dead-letter queue, environment variables (resource names and limits, no secrets; read by the terraform tests and handy in `terraform output`)."
   value = {
     memory_mb             = aws_lambda_function.this.memory_size
     timeout_seconds       = aws_lambda_function.this.timeout
@@ -47,5 +47,6 @@ output "settings" {
     application_log_level = aws_lambda_function.this.logging_config[0].application_log_level
     system_log_level      = aws_lambda_function.this.logging_config[0].system_log_level
     dead_letter_queue     = try(aws_sqs_queue.dlq[0].name, null)
+    environment           = try(aws_lambda_function.this.environment[0].variables, {})
   }
 }
