@@ -341,7 +341,7 @@ def expected_operations(crate, model):
                         continue
                     line_start = src.rfind("\n", 0, m.start())
                     context = src[src.rfind("\n", 0, max(line_start - 1, 0)) : m.start()]
-                    if re.search(r"if\s+!\s*keep_raw", context):
+                    if re.search(r"if\s+!\s*(?:self\.)?keep_raw", context):
                         keep_raw_false |= ops
                     else:
                         always |= ops
@@ -989,7 +989,7 @@ def test_curate_keeps_its_deduplication_index_where_its_role_and_lifecycle_say()
     import tf_names
 
     prefix = unwrap(LOCALS["dedup_index_prefix"])
-    sources = {**rust_sources(ROOT / "functions/curate/src"), **rust_sources(ROOT / "crates/pipeline/src"), **rust_sources(ROOT / "crates/aws/src")}
+    sources = {**rust_sources(ROOT / "functions/curate/src"), **rust_sources(ROOT / "crates/pipeline/src"), **rust_sources(ROOT / "crates/aws/src"), ROOT / "crates/core/src/layout.rs": (ROOT / "crates/core/src/layout.rs").read_text()}
     keys = {k for src in sources.values() for k in re.findall(r'"(dedup/[^"]*)"', src)}
     assert keys, "curate's code names no dedup/ key (the deduplication index)"
     assert all(k.startswith(prefix) for k in keys), (keys, prefix)
