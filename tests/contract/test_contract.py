@@ -16,7 +16,7 @@ What is derived from the Rust sources (never written down twice):
   Router for http), and the SDK calls (`.client.<op>()`) each such method
   reaches inside crates/aws/src, following `self.<fn>(` calls; plus the SDK
   calls a function makes itself (`<client>.<op>()...send()` in its sources,
-  e.g. http's SSM GetParameter of its API key);
+  e.g. http's SSM GetParameters of its API key and erasure salt);
 - the Router's routes and the DynamoDB key and TTL attribute names.
 What is written here: the table from SDK operation to IAM actions, and the
 actions that a trigger (not the code) needs.
@@ -46,6 +46,7 @@ SDK_TO_IAM = {
     "list_objects_v2": {"s3:ListBucket"},
     "delete_object": {"s3:DeleteObject"},
     "get_parameter": {"ssm:GetParameter"},
+    "get_parameters": {"ssm:GetParameters"},
     "put_item": {"dynamodb:PutItem"},
     "delete_item": {"dynamodb:DeleteItem"},
     "send_message": {"sqs:SendMessage"},
@@ -459,7 +460,7 @@ def test_operations_derived_from_the_code_are_the_known_ones():
     # Guards the derivation itself: if the sources change shape so that the
     # regexes stop seeing calls, this fails instead of the contract passing empty.
     got = {crate: expected_operations(crate, MODEL)[:2] for crate in CRATES}
-    assert got["http"] == ({"put_records", "get_item", "get_parameter", "put_item", "send_message"}, set()), got["http"]
+    assert got["http"] == ({"put_records", "get_item", "get_parameters", "put_item", "send_message"}, set()), got["http"]
     assert got["transform"] == (set(), set()), got["transform"]
     assert got["curate"] == ({"batch_get_item", "get_object", "put_object", "transact_write_items", "update_item"}, {"delete_object"}), got["curate"]
     assert got["daily"] == ({"list_objects_v2", "get_object", "put_object", "scan", "update_item"}, set()), got["daily"]
@@ -577,8 +578,8 @@ def test_api_key_and_erasure_salt_live_in_ssm_and_only_http_reads_them():
             if any(a.startswith("ssm:") or a.startswith("kms:") for a in actions):
                 grants.append((name, sorted(actions), resources))
     assert sorted(grants) == [
-        ("http", ["ssm:GetParameter"], ["${aws_ssm_parameter.api_key.arn}"]),
-        ("http", ["ssm:GetParameter"], ["${aws_ssm_parameter.erasure_salt.arn}"]),
+        ("http", ["ssm:GetParameters"], ["${aws_ssm_parameter.api_key.arn}"]),
+        ("http", ["ssm:GetParameters"], ["${aws_ssm_parameter.erasure_salt.arn}"]),
     ], grants
     # The erasure salt is a secret of the same kind, read the same way.
     assert env["ERASURE_SALT_PARAMETER"] == "${aws_ssm_parameter.erasure_salt.name}"
