@@ -621,6 +621,35 @@ def test_timeout_chain_ends_inside_api_gateway():
         assert int(deadline.group(1)) < http_default, deadline.group(0)
 
 
+SDK_TIMEOUTS_RE = re.compile(
+    r"SDK_TIMEOUTS\s*:\s*SdkTimeouts\s*=\s*SdkTimeouts\s*\{\s*"
+    r"attempt\s*:\s*(?:std::time::)?Duration::from_secs\((\d+)\)\s*,\s*"
+    r"operation\s*:\s*(?:std::time::)?Duration::from_secs\((\d+)\)\s*,?\s*\}"
+)
+
+
+def test_every_function_that_calls_aws_ends_its_sdk_calls_inside_its_timeout():
+    # A stalled call must end in the SDK's timeout (and a retry), not in
+    # Lambda killing the invocation: attempt <= operation < the function's
+    # timeout (Terraform default), and the constants are what main.rs loads.
+    timeouts = unwrap(named(ROOT_DOC, "variable")["lambda_timeout_seconds"]["default"])
+    checked = []
+    for crate in CRATES:
+        if not expected_operations(crate, MODEL)[0]:
+            continue  # transform makes no AWS calls
+        src = "\n".join(rust_sources(ROOT / "functions" / crate / "src").values())
+        m = SDK_TIMEOUTS_RE.search(src)
+        assert m, f"{crate}: no SDK_TIMEOUTS constant"
+        attempt, operation = int(m.group(1)), int(m.group(2))
+        assert re.search(r"load_sdk_config\(Some\(SDK_TIMEOUTS\)\)", src), f"{crate}: main.rs does not load SDK_TIMEOUTS"
+        assert 0 < attempt <= operation < timeouts[crate], (crate, attempt, operation, timeouts[crate])
+        if crate == "erase":
+            margin = re.search(r"DEADLINE_MARGIN\s*:\s*Duration\s*=\s*Duration::from_secs\((\d+)\)", src)
+            assert margin and operation < int(margin.group(1)), "erase: a call started before the margin must end before the deadline"
+        checked.append(crate)
+    assert sorted(checked) == ["curate", "daily", "erase", "http"], checked
+
+
 def test_api_url_has_no_trailing_slash():
     outputs = named(load_tf(TF / "modules/api"), "output")
     assert unwrap(outputs["url"]["value"]) == '${trimsuffix(aws_apigatewayv2_stage.this.invoke_url,"/")}'

@@ -8,10 +8,22 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use gender_aws::dynamodb::DynamoProfiles;
 use gender_aws::s3::S3ObjectStore;
 use gender_core::seen_set::Horizon;
-use gender_lambda::{ConfigError, required_env};
+use gender_lambda::{ConfigError, SdkTimeouts, required_env};
 use gender_pipeline::{PipelineError, curate_object};
 
 pub mod dedup;
+
+/// SDK limits per call. The largest is the curated Parquet's `PutObject` (a
+/// few MB at 1,000 hits/s, the body sent within the attempt; a raw object's
+/// `GetObject` body, up to Firehose's 128 MB buffer, is read after it): 30 s
+/// is ample at S3's tens of MB/s per connection. An operation (the SDK's 3
+/// attempts and its pauses) ends within 90 s, far below the function's
+/// 300 s timeout, so a stalled call ends in a retryable error and a retry,
+/// not in a killed invocation.
+pub const SDK_TIMEOUTS: SdkTimeouts = SdkTimeouts {
+    attempt: std::time::Duration::from_secs(30),
+    operation: std::time::Duration::from_secs(90),
+};
 
 /// `DEDUP_HORIZON_SECONDS` when unset: one hour (SPEC 15).
 pub const DEFAULT_DEDUP_HORIZON_SECONDS: u64 = 3600;
