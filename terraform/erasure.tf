@@ -21,7 +21,7 @@ resource "aws_ssm_parameter" "erasure_salt" {
   description = "Secret salt of the ${local.name} erasure log's clientid hashes (read by ${local.name}-http at cold start)"
   type        = "SecureString"
   value       = random_password.erasure_salt.result
-  #checkov:skip=CKV_AWS_337:the AWS managed key aws/ssm is enough here: who may read the salt is decided by ssm:GetParameter on this one parameter (only the http role has it), as for the API key
+  #checkov:skip=CKV_AWS_337:the AWS managed key aws/ssm is enough here: who may read the salt is decided by ssm:GetParameters on this one parameter (only the http role has it), as for the API key
 }
 
 resource "aws_athena_workgroup" "erase" {

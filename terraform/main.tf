@@ -126,7 +126,7 @@ resource "aws_ssm_parameter" "api_key" {
   description = "x-api-key credential of the ${local.name} HTTP API (read by ${local.name}-http at cold start)"
   type        = "SecureString"
   value       = random_password.api_key.result
-  #checkov:skip=CKV_AWS_337:the AWS managed key aws/ssm is enough here: who may read the key is decided by ssm:GetParameter on this one parameter (only the http role has it); a customer managed key would add a key policy and per-role kms:Decrypt grants for no narrower access
+  #checkov:skip=CKV_AWS_337:the AWS managed key aws/ssm is enough here: who may read the key is decided by ssm:GetParameters on this one parameter (only the http role has it); a customer managed key would add a key policy and per-role kms:Decrypt grants for no narrower access
 }
 
 module "http" {

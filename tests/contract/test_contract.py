@@ -18,7 +18,7 @@ What is derived from the Rust sources (never written down twice):
   adapter may span files: DynamoProfiles is dynamodb.rs and the consumer's
   counting.rs), following `self.<fn>(` calls; plus the SDK calls a function
   makes itself (`<client>.<op>()...send()` in its sources, e.g. http's SSM
-  GetParameter of its API key);
+  GetParameters of its API key and erasure salt);
 - what triggers each function: an event source mapping on an SQS queue
   (receive, delete, attributes) or on the Kinesis stream (the reads Lambda
   documents for a mapping), and the mapping's on-failure destination;
@@ -51,6 +51,7 @@ SDK_TO_IAM = {
     "list_objects_v2": {"s3:ListBucket"},
     "delete_object": {"s3:DeleteObject"},
     "get_parameter": {"ssm:GetParameter"},
+    "get_parameters": {"ssm:GetParameters"},
     "put_item": {"dynamodb:PutItem"},
     "delete_item": {"dynamodb:DeleteItem"},
     "send_message": {"sqs:SendMessage"},
@@ -531,7 +532,7 @@ def test_operations_derived_from_the_code_are_the_known_ones():
     # Guards the derivation itself: if the sources change shape so that the
     # regexes stop seeing calls, this fails instead of the contract passing empty.
     got = {crate: expected_operations(crate, MODEL)[:2] for crate in CRATES}
-    assert got["http"] == ({"put_records", "get_item", "get_parameter", "put_item", "send_message"}, set()), got["http"]
+    assert got["http"] == ({"put_records", "get_item", "get_parameters", "put_item", "send_message"}, set()), got["http"]
     assert got["transform"] == (set(), set()), got["transform"]
     assert got["consumer"] == ({"batch_get_item", "update_item", "send_message"}, set()), got["consumer"]
     # Curate archives only: raw objects in, Parquet and its deduplication
@@ -695,8 +696,8 @@ def test_api_key_and_erasure_salt_live_in_ssm_and_only_http_reads_them():
             if any(a.startswith("ssm:") or a.startswith("kms:") for a in actions):
                 grants.append((name, sorted(actions), resources))
     assert sorted(grants) == [
-        ("http", ["ssm:GetParameter"], ["${aws_ssm_parameter.api_key.arn}"]),
-        ("http", ["ssm:GetParameter"], ["${aws_ssm_parameter.erasure_salt.arn}"]),
+        ("http", ["ssm:GetParameters"], ["${aws_ssm_parameter.api_key.arn}"]),
+        ("http", ["ssm:GetParameters"], ["${aws_ssm_parameter.erasure_salt.arn}"]),
     ], grants
     # The erasure salt is a secret of the same kind, read the same way.
     assert env["ERASURE_SALT_PARAMETER"] == "${aws_ssm_parameter.erasure_salt.name}"
@@ -795,6 +796,33 @@ def test_function_url_is_optional_public_and_checked_by_the_function():
     cors = [d["cors"] for d in url.get("dynamic", []) if "cors" in d][0]
     headers = unwrap(cors["content"][0]["allow_headers"])
     assert "x-api-key" in headers and "content-type" in headers, headers
+SDK_TIMEOUTS_RE = re.compile(
+    r"SDK_TIMEOUTS\s*:\s*SdkTimeouts\s*=\s*SdkTimeouts\s*\{\s*"
+    r"attempt\s*:\s*(?:std::time::)?Duration::from_secs\((\d+)\)\s*,\s*"
+    r"operation\s*:\s*(?:std::time::)?Duration::from_secs\((\d+)\)\s*,?\s*\}"
+)
+
+
+def test_every_function_that_calls_aws_ends_its_sdk_calls_inside_its_timeout():
+    # A stalled call must end in the SDK's timeout (and a retry), not in
+    # Lambda killing the invocation: attempt <= operation < the function's
+    # timeout (Terraform default), and the constants are what main.rs loads.
+    timeouts = unwrap(named(ROOT_DOC, "variable")["lambda_timeout_seconds"]["default"])
+    checked = []
+    for crate in CRATES:
+        if not expected_operations(crate, MODEL)[0]:
+            continue  # transform makes no AWS calls
+        src = "\n".join(rust_sources(ROOT / "functions" / crate / "src").values())
+        m = SDK_TIMEOUTS_RE.search(src)
+        assert m, f"{crate}: no SDK_TIMEOUTS constant"
+        attempt, operation = int(m.group(1)), int(m.group(2))
+        assert re.search(r"load_sdk_config\(Some\(SDK_TIMEOUTS\)\)", src), f"{crate}: main.rs does not load SDK_TIMEOUTS"
+        assert 0 < attempt <= operation < timeouts[crate], (crate, attempt, operation, timeouts[crate])
+        if crate == "erase":
+            margin = re.search(r"DEADLINE_MARGIN\s*:\s*Duration\s*=\s*Duration::from_secs\((\d+)\)", src)
+            assert margin and operation < int(margin.group(1)), "erase: a call started before the margin must end before the deadline"
+        checked.append(crate)
+    assert sorted(checked) == ["consumer", "curate", "daily", "erase", "http"], checked
 
 
 def test_api_url_has_no_trailing_slash():

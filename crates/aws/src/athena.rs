@@ -19,10 +19,9 @@ pub struct AthenaQueries {
     poll: Duration,
 }
 
-fn sdk<E, R>(operation: &'static str, err: aws_sdk_athena::error::SdkError<E, R>) -> AwsError
+fn sdk<E>(operation: &'static str, err: aws_sdk_athena::error::SdkError<E>) -> AwsError
 where
     E: aws_sdk_athena::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let retryable = is_retryable_sdk_error(&err);
     AwsError::sdk(operation, retryable, err)

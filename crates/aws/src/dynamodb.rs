@@ -19,6 +19,10 @@ const KEYS_PER_BATCH_GET: usize = 100;
 /// Daily window writes in flight: at ~6 ms each, 64 write about 10,000 a
 /// second, so the few million changed windows of a day take minutes.
 const CONCURRENT_UPDATES: usize = 64;
+/// Attempts of a lookup's `GetItem` (each with the SDK's own 3): a request
+/// waits for it, and gender-http's SDK timeouts (3 s an operation) times 3
+/// stay inside its 25 s request deadline.
+const LOOKUP_ATTEMPTS: u32 = 3;
 
 #[derive(Clone)]
 pub struct DynamoProfiles {
@@ -35,13 +39,9 @@ pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-pub(crate) fn sdk<E, R>(
-    operation: &'static str,
-    err: aws_sdk_dynamodb::error::SdkError<E, R>,
-) -> AwsError
+pub(crate) fn sdk<E>(operation: &'static str, err: aws_sdk_dynamodb::error::SdkError<E>) -> AwsError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let retryable = is_retryable_sdk_error(&err);
     AwsError::sdk(operation, retryable, err)
@@ -211,15 +211,24 @@ impl DynamoProfiles {
         Ok(found)
     }
 
+    /// A visitor's profile (`GET /gender`). Throttling and 5xx are retried
+    /// a few times only ([`LOOKUP_ATTEMPTS`]): a client waits for the answer.
     pub async fn profile(&self, clientid: &str) -> Result<Option<Profile>, AwsError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(KEY, s(clientid))
-            .send()
-            .await
-            .map_err(|e| sdk("GetItem", e))?;
+        let backoff = Backoff {
+            attempts: self.backoff.attempts.min(LOOKUP_ATTEMPTS),
+            ..self.backoff
+        };
+        let output = backoff
+            .retry("GetItem", move || async move {
+                self.client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key(KEY, s(clientid))
+                    .send()
+                    .await
+                    .map_err(|e| sdk("GetItem", e))
+            })
+            .await?;
         output
             .item()
             .map(|item| profile_from_item(clientid, item))

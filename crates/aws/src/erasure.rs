@@ -18,10 +18,11 @@ pub use rewrite::{CuratedObject, CuratedObjects, Replaced};
 
 #[cfg(feature = "dynamodb")]
 mod log {
-    use crate::AwsError;
     use crate::dynamodb::{is_condition_failure, number, sdk, text};
+    use crate::{AwsError, Backoff};
     use aws_sdk_dynamodb::Client;
-    use aws_sdk_dynamodb::types::AttributeValue;
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
     use gender_core::erasure::is_erasure_id;
     use gender_core::{ErasureRecord, ErasureStatus};
     use std::collections::HashMap;
@@ -44,11 +45,15 @@ mod log {
     }
 
     /// The erasure log (DynamoDB, the profiles table) and the worker's
-    /// writes: deleting a profile, completing an entry.
+    /// writes: deleting a profile, completing an entry. Every call is
+    /// retried with the backoff on throttling, 5xx, timeouts and
+    /// `TransactionConflictException` (a write that meets an item of an
+    /// ongoing transaction), and each is safe to repeat after a lost answer.
     #[derive(Clone)]
     pub struct ErasureLog {
         client: Client,
         table: String,
+        pub(crate) backoff: Backoff,
     }
 
     fn entry_from_item(
@@ -83,11 +88,21 @@ mod log {
             ErasureLog {
                 client,
                 table: table.into(),
+                backoff: Backoff::default(),
             }
         }
 
+        pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+            self.backoff = backoff;
+            self
+        }
+
         /// Records a pending erasure. The condition only guards against an
-        /// id drawn twice (128 random bits: never in practice).
+        /// id drawn twice (128 random bits: never in practice). An attempt
+        /// whose answer was lost (a timeout) may have written the entry: the
+        /// next attempt then fails the condition on our own item, which
+        /// DynamoDB returns (`ReturnValuesOnConditionCheckFailure`), and that
+        /// counts as done.
         pub async fn put_pending(
             &self,
             id: &str,
@@ -95,23 +110,45 @@ mod log {
             clientid_hash: &str,
             now_ms: i64,
         ) -> Result<(), AwsError> {
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .item(KEY, AttributeValue::S(erasure_key(id)))
-                .item(
-                    "status",
-                    AttributeValue::S(ErasureStatus::Pending.as_str().into()),
-                )
-                .item("requested_at", AttributeValue::N(now_ms.to_string()))
-                .item("clientid_hash", AttributeValue::S(clientid_hash.into()))
-                .item("clientid", AttributeValue::S(clientid.into()))
-                .condition_expression("attribute_not_exists(#pk)")
-                .expression_attribute_names("#pk", KEY)
-                .send()
+            let requested_at = &now_ms.to_string();
+            let ours = &|item: &HashMap<String, AttributeValue>| {
+                text(item, "clientid_hash") == Some(clientid_hash)
+                    && item.get("requested_at").and_then(|v| v.as_n().ok()) == Some(requested_at)
+            };
+            self.backoff
+                .retry("PutItem", || async move {
+                    let result = self
+                        .client
+                        .put_item()
+                        .table_name(&self.table)
+                        .item(KEY, AttributeValue::S(erasure_key(id)))
+                        .item(
+                            "status",
+                            AttributeValue::S(ErasureStatus::Pending.as_str().into()),
+                        )
+                        .item("requested_at", AttributeValue::N(requested_at.clone()))
+                        .item("clientid_hash", AttributeValue::S(clientid_hash.into()))
+                        .item("clientid", AttributeValue::S(clientid.into()))
+                        .condition_expression("attribute_not_exists(#pk)")
+                        .expression_attribute_names("#pk", KEY)
+                        .return_values_on_condition_check_failure(
+                            ReturnValuesOnConditionCheckFailure::AllOld,
+                        )
+                        .send()
+                        .await;
+                    match result {
+                        Ok(_) => Ok(()),
+                        Err(err) => match err.as_service_error() {
+                            Some(PutItemError::ConditionalCheckFailedException(failed))
+                                if failed.item().is_some_and(ours) =>
+                            {
+                                Ok(())
+                            }
+                            _ => Err(sdk("PutItem", err)),
+                        },
+                    }
+                })
                 .await
-                .map_err(|e| sdk("PutItem", e))?;
-            Ok(())
         }
 
         /// The entry of erasure `id` (consistent read: a `GET` right after
@@ -121,14 +158,18 @@ mod log {
                 return Ok(None);
             }
             let output = self
-                .client
-                .get_item()
-                .table_name(&self.table)
-                .key(KEY, AttributeValue::S(erasure_key(id)))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| sdk("GetItem", e))?;
+                .backoff
+                .retry("GetItem", || async move {
+                    self.client
+                        .get_item()
+                        .table_name(&self.table)
+                        .key(KEY, AttributeValue::S(erasure_key(id)))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .map_err(|e| sdk("GetItem", e))
+                })
+                .await?;
             output
                 .item()
                 .map(|item| entry_from_item(id, item))
@@ -146,44 +187,55 @@ mod log {
                     detail: "not a clientid".into(),
                 });
             }
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .key(KEY, AttributeValue::S(clientid.to_owned()))
-                .send()
-                .await
-                .map_err(|e| sdk("DeleteItem", e))?;
+            self.backoff
+                .retry("DeleteItem", || async move {
+                    self.client
+                        .delete_item()
+                        .table_name(&self.table)
+                        .key(KEY, AttributeValue::S(clientid.to_owned()))
+                        .send()
+                        .await
+                        .map_err(|e| sdk("DeleteItem", e))
+                })
+                .await?;
             Ok(())
         }
 
         /// Marks erasure `id` complete and removes the clientid, in one
         /// update conditional on the entry being pending. An entry already
-        /// complete (a rerun) or missing is left as it is.
+        /// complete (a rerun, or an attempt whose answer was lost) or
+        /// missing is left as it is.
         pub async fn complete(&self, id: &str, now_ms: i64) -> Result<(), AwsError> {
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(KEY, AttributeValue::S(erasure_key(id)))
-                .update_expression("SET #status = :complete, completed_at = :now REMOVE clientid")
-                .condition_expression("#status = :pending")
-                .expression_attribute_names("#status", "status")
-                .expression_attribute_values(
-                    ":complete",
-                    AttributeValue::S(ErasureStatus::Complete.as_str().into()),
-                )
-                .expression_attribute_values(
-                    ":pending",
-                    AttributeValue::S(ErasureStatus::Pending.as_str().into()),
-                )
-                .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
-                .send()
-                .await;
-            match result {
-                Ok(_) => Ok(()),
-                Err(err) if is_condition_failure(&err) => Ok(()),
-                Err(err) => Err(sdk("UpdateItem", err)),
-            }
+            self.backoff
+                .retry("UpdateItem", || async move {
+                    let result = self
+                        .client
+                        .update_item()
+                        .table_name(&self.table)
+                        .key(KEY, AttributeValue::S(erasure_key(id)))
+                        .update_expression(
+                            "SET #status = :complete, completed_at = :now REMOVE clientid",
+                        )
+                        .condition_expression("#status = :pending")
+                        .expression_attribute_names("#status", "status")
+                        .expression_attribute_values(
+                            ":complete",
+                            AttributeValue::S(ErasureStatus::Complete.as_str().into()),
+                        )
+                        .expression_attribute_values(
+                            ":pending",
+                            AttributeValue::S(ErasureStatus::Pending.as_str().into()),
+                        )
+                        .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+                        .send()
+                        .await;
+                    match result {
+                        Ok(_) => Ok(()),
+                        Err(err) if is_condition_failure(&err) => Ok(()),
+                        Err(err) => Err(sdk("UpdateItem", err)),
+                    }
+                })
+                .await
         }
     }
 }
@@ -225,18 +277,24 @@ mod requests {
         }
 
         /// Queues erasure `id` for the worker. The message carries the id
-        /// only; the clientid stays in the table.
+        /// only; the clientid stays in the table. A retry after a lost
+        /// answer may queue it twice, which the worker takes as a rerun.
         async fn enqueue(&self, id: &str) -> Result<(), AwsError> {
-            self.sqs
-                .send_message()
-                .queue_url(&self.queue_url)
-                .message_body(id)
-                .send()
-                .await
-                .map_err(|err| {
-                    let retryable = is_retryable_sdk_error(&err);
-                    AwsError::sdk("SendMessage", retryable, err)
-                })?;
+            self.log
+                .backoff
+                .retry("SendMessage", || async move {
+                    self.sqs
+                        .send_message()
+                        .queue_url(&self.queue_url)
+                        .message_body(id)
+                        .send()
+                        .await
+                        .map_err(|err| {
+                            let retryable = is_retryable_sdk_error(&err);
+                            AwsError::sdk("SendMessage", retryable, err)
+                        })
+                })
+                .await?;
             Ok(())
         }
     }
@@ -279,8 +337,8 @@ mod requests {
 
 #[cfg(feature = "s3")]
 mod rewrite {
-    use crate::AwsError;
     use crate::error::is_retryable_sdk_error;
+    use crate::{AwsError, Backoff};
     use aws_sdk_s3::Client;
     use aws_sdk_s3::primitives::ByteStream;
     use std::io::Write;
@@ -305,17 +363,19 @@ mod rewrite {
 
     /// Curated objects read and replaced with `If-Match`, so that a
     /// rewrite never undoes a concurrent one (another erase invocation,
-    /// curate rewriting a file, the daily job rebuilding a rollup).
+    /// curate rewriting a file, the daily job rebuilding a rollup). Both
+    /// calls are retried with the backoff on `SlowDown`, 5xx and timeouts,
+    /// above the SDK's own retries (see s3.rs for what is retried where).
     #[derive(Clone)]
     pub struct CuratedObjects {
         client: Client,
         bucket: String,
+        backoff: Backoff,
     }
 
-    fn sdk<E, R>(operation: &'static str, err: aws_sdk_s3::error::SdkError<E, R>) -> AwsError
+    fn sdk<E>(operation: &'static str, err: aws_sdk_s3::error::SdkError<E>) -> AwsError
     where
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
         let retryable = is_retryable_sdk_error(&err);
         AwsError::sdk(operation, retryable, err)
@@ -326,7 +386,13 @@ mod rewrite {
             CuratedObjects {
                 client,
                 bucket: bucket.into(),
+                backoff: Backoff::default(),
             }
+        }
+
+        pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+            self.backoff = backoff;
+            self
         }
 
         pub fn bucket(&self) -> &str {
@@ -334,8 +400,15 @@ mod rewrite {
         }
 
         /// `GetObject` into a temporary file; `None` when the key is gone
-        /// (expired or deleted since it was found).
+        /// (expired or deleted since it was found). A body that breaks off
+        /// is read again from the start, into a new file.
         pub async fn fetch(&self, key: &str) -> Result<Option<CuratedObject>, AwsError> {
+            self.backoff
+                .retry("GetObject", || async move { self.fetch_once(key).await })
+                .await
+        }
+
+        async fn fetch_once(&self, key: &str) -> Result<Option<CuratedObject>, AwsError> {
             let output = match self
                 .client
                 .get_object()
@@ -365,37 +438,45 @@ mod rewrite {
 
         /// `PutObject` of the file at `path` under `key` if the object's
         /// ETag is still `etag` (S3 conditional write: one atomic step).
+        /// An attempt whose answer was lost may have replaced the object:
+        /// the next one then finds the ETag moved on and reports
+        /// [`Replaced::Changed`], and the caller reads the object again (now
+        /// without the rows it removes, so its rewrite changes nothing).
         pub async fn replace(
             &self,
             key: &str,
             path: &Path,
             etag: &str,
         ) -> Result<Replaced, AwsError> {
-            let body = ByteStream::from_path(path)
-                .await
-                .map_err(|e| AwsError::sdk("PutObject body", false, e))?;
-            match self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .if_match(etag)
-                .body(body)
-                .send()
-                .await
-            {
-                Ok(_) => Ok(Replaced::Yes),
-                Err(err) => {
-                    let status = err.raw_response().map(|r| r.status().as_u16());
-                    // 412: the ETag moved on; 404: the object is gone; 409:
-                    // a concurrent conditional write won the race.
-                    if matches!(status, Some(412 | 404 | 409)) {
-                        Ok(Replaced::Changed)
-                    } else {
-                        Err(sdk("PutObject", err))
+            self.backoff
+                .retry("PutObject", || async move {
+                    let body = ByteStream::from_path(path)
+                        .await
+                        .map_err(|e| AwsError::sdk("PutObject body", false, e))?;
+                    match self
+                        .client
+                        .put_object()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .if_match(etag)
+                        .body(body)
+                        .send()
+                        .await
+                    {
+                        Ok(_) => Ok(Replaced::Yes),
+                        Err(err) => {
+                            let status = err.raw_response().map(|r| r.status().as_u16());
+                            // 412: the ETag moved on; 404: the object is gone; 409:
+                            // a concurrent conditional write won the race.
+                            if matches!(status, Some(412 | 404 | 409)) {
+                                Ok(Replaced::Changed)
+                            } else {
+                                Err(sdk("PutObject", err))
+                            }
+                        }
                     }
-                }
-            }
+                })
+                .await
         }
     }
 }

@@ -3,6 +3,10 @@
 //! exactly-once counter updates, the erasure log and its queue (SQS), Athena
 //! queries over the curated data. Each function crate enables only the
 //! services it calls (cargo features), which keeps the Lambda zips small.
+//!
+//! Every call that AWS may throttle or fail transiently goes through
+//! [`Backoff::retry`], above the SDK's own retries, with
+//! [`is_retryable_sdk_error`] deciding what is worth another attempt.
 
 mod error;
 mod retry;
@@ -22,5 +26,5 @@ pub mod kinesis;
 #[cfg(feature = "s3")]
 pub mod s3;
 
-pub use error::AwsError;
+pub use error::{AwsError, is_retryable_sdk_error};
 pub use retry::Backoff;

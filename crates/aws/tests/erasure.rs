@@ -5,9 +5,9 @@
 use gender_aws::athena::{AthenaQueries, QueryError};
 use gender_aws::dynamodb::DynamoProfiles;
 use gender_aws::erasure::{CuratedObjects, ErasureLog, ErasureRequests, Replaced, erasure_key};
+use gender_core::ErasureStatus;
 use gender_core::erasure::clientid_hash;
 use gender_core::ports::{Erasures, ObjectStore, ProfileReader};
-use gender_core::ErasureStatus;
 use gender_testkit::{Moto, resources};
 use std::time::{Duration, Instant};
 

@@ -7,8 +7,6 @@ use gender_aws::s3::{S3ObjectStore, client as s3_client};
 use gender_core::ports::{HealthProbe, HitLog, LogRecord, ObjectStore, ProfileReader, WindowStore};
 use gender_core::{Date, WindowSums};
 use gender_testkit::{Moto, resources};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 const NOW: i64 = 1_795_514_400_000;
@@ -63,116 +61,6 @@ async fn kinesis_missing_stream_is_an_error_not_an_acceptance() {
     let log =
         KinesisHitLog::new(aws_sdk_kinesis::Client::new(&config), "nope").with_backoff(quick());
     assert!(log.append(vec![record("a", 0)]).await.is_err());
-}
-
-/// A fault-injecting proxy in front of moto: moto cannot report per-record
-/// `PutRecords` failures, so the first `fail_calls` PutRecords calls forward
-/// only the even-indexed records and answer the odd ones as throttled,
-/// exactly as Kinesis does under a hot shard.
-async fn throttling_proxy(upstream: String, fail_calls: usize) -> (String, Arc<AtomicUsize>) {
-    use axum::body::Bytes;
-    use axum::http::{HeaderMap, Method, Uri};
-    let calls = Arc::new(AtomicUsize::new(0));
-    let seen = calls.clone();
-    let client = reqwest::Client::new();
-    let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-        let (client, upstream, calls) = (client.clone(), upstream.clone(), seen.clone());
-        async move {
-            let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-            let mut forwarded = body.to_vec();
-            let mut dropped = Vec::new();
-            if target.ends_with("PutRecords") && calls.fetch_add(1, Ordering::SeqCst) < fail_calls {
-                let mut request: serde_json::Value = serde_json::from_slice(&body).expect("PutRecords is JSON");
-                let all = request["Records"].as_array().unwrap().clone();
-                let (keep, drop): (Vec<_>, Vec<_>) = all.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
-                dropped = drop.iter().map(|(i, _)| *i).collect();
-                request["Records"] = keep.into_iter().map(|(_, r)| r).collect();
-                forwarded = serde_json::to_vec(&request).unwrap();
-            }
-            let mut builder = client.request(method, format!("{upstream}{uri}"));
-            for (name, value) in &headers {
-                if name != "content-length" && name != "host" {
-                    builder = builder.header(name, value);
-                }
-            }
-            let response = builder.body(forwarded).send().await.unwrap();
-            let status = response.status();
-            let content_type = response.headers().get("content-type").cloned();
-            let mut bytes = response.bytes().await.unwrap().to_vec();
-            if !dropped.is_empty() && status.is_success() {
-                let mut answer: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-                let mut results: Vec<serde_json::Value> = answer["Records"].as_array().unwrap().clone();
-                for &i in &dropped {
-                    let failure = serde_json::json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "Rate exceeded for shard"});
-                    results.insert(i, failure);
-                }
-                answer["FailedRecordCount"] = dropped.len().into();
-                answer["Records"] = results.into();
-                bytes = serde_json::to_vec(&answer).unwrap();
-            }
-            let mut reply = axum::http::Response::builder().status(status.as_u16());
-            if let Some(ct) = content_type {
-                reply = reply.header("content-type", ct);
-            }
-            reply.body(axum::body::Body::from(bytes)).unwrap()
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), calls)
-}
-
-#[tokio::test]
-async fn kinesis_partial_failures_are_retried_until_stored_once() {
-    let moto = Moto::start();
-    let config = moto.sdk_config().await;
-    let kinesis = resources::create_stream(&config, "hits").await;
-    let (proxy, calls) = throttling_proxy(moto.endpoint.clone(), 2).await;
-    let proxied = aws_sdk_kinesis::config::Builder::from(&config)
-        .endpoint_url(proxy)
-        .build();
-    let log = KinesisHitLog::new(aws_sdk_kinesis::Client::from_conf(proxied), "hits")
-        .with_backoff(quick());
-
-    let records: Vec<_> = (0..10).map(|i| record(&format!("v{i}"), i)).collect();
-    assert_eq!(
-        log.append(records.clone()).await.unwrap(),
-        Vec::<usize>::new(),
-        "all stored in the end"
-    );
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        3,
-        "10 -> 5 failed -> 2 failed -> done"
-    );
-    let mut stored: Vec<_> = resources::read_stream(&kinesis, "hits")
-        .await
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
-    stored.sort();
-    let mut expected: Vec<_> = records.iter().map(|r| r.partition_key.clone()).collect();
-    expected.sort();
-    assert_eq!(stored, expected, "each record exactly once");
-
-    // When retries run out, only the stored ones count: the rest are reported.
-    let (proxy, _) = throttling_proxy(moto.endpoint.clone(), usize::MAX).await;
-    let proxied = aws_sdk_kinesis::config::Builder::from(&config)
-        .endpoint_url(proxy)
-        .build();
-    let log = KinesisHitLog::new(aws_sdk_kinesis::Client::from_conf(proxied), "hits").with_backoff(
-        Backoff {
-            attempts: 2,
-            ..quick()
-        },
-    );
-    let failed = log.append(records[..4].to_vec()).await.unwrap();
-    assert_eq!(
-        failed,
-        [3],
-        "attempt 1 stores 0 and 2, attempt 2 stores 1, then no attempts are left"
-    );
 }
 
 #[tokio::test]

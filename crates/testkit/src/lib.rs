@@ -1,10 +1,15 @@
 //! Test support: a real AWS-API emulator (moto server) on a free loopback
 //! port, started per test and killed when dropped, and an SDK configuration
-//! pointed at it with dummy credentials.
+//! pointed at it with dummy credentials; a proxy in front of it that injects
+//! the faults moto never raises ([`faults`]).
 //!
 //! moto runs from `moto_serial.py` (see there for why one request at a time)
 //! under the Python of `MOTO_PYTHON`, else the workspace's `.venv` (which
 //! `scripts/test` creates with `pip install "moto[server]"`), else `python3`.
+
+pub mod faults;
+
+pub use faults::{Fault, FaultProxy, Rule};
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -334,3 +334,147 @@ fn shard_position(shard: &esm::ShardRecords) -> gender_core::stream::StreamPosit
             .unwrap(),
     }
 }
+
+/// The consumer's DynamoDB calls through the fault proxy: what DynamoDB
+/// raises under load and moto never does.
+mod faults {
+    use super::*;
+    use gender_testkit::{Fault, FaultProxy, Rule};
+
+    async fn faulted(setup: &Setup, proxy: &FaultProxy, attempts: u32) -> Consumer {
+        let config = proxy
+            .sdk_config()
+            .await
+            .to_builder()
+            // Far below the proxy's stall: the answer of a stalled write is lost.
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_millis(300))
+                    .build(),
+            )
+            .build();
+        Consumer::new(
+            Config {
+                table_name: TABLE.into(),
+                dead_letter_queue_url: setup.dlq.clone(),
+                dedup_horizon: Horizon::from_seconds(3600),
+            },
+            &config,
+        )
+        .with_backoff(Backoff {
+            attempts,
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(10),
+        })
+    }
+
+    #[tokio::test]
+    async fn every_hit_counts_once_through_throttling_conflicts_partial_reads_and_lost_answers() {
+        let setup = setup().await;
+        let requests = requests();
+        for request in &requests {
+            setup.log.append(request.clone()).await.unwrap();
+        }
+        let proxy = FaultProxy::start(&setup._moto.endpoint, 27);
+        for rule in [
+            Rule::new("dynamodb", "UpdateItem", Fault::TransactionConflict).rate(0.2),
+            Rule::new("dynamodb", "UpdateItem", Fault::Throttling).rate(0.1),
+            Rule::new(
+                "dynamodb",
+                "UpdateItem",
+                Fault::Stall(Duration::from_millis(800)),
+            )
+            .rate(0.1),
+            Rule::new("dynamodb", "BatchGetItem", Fault::Unprocessed).rate(0.3),
+            Rule::new(
+                "dynamodb",
+                "BatchGetItem",
+                Fault::ProvisionedThroughputExceeded,
+            )
+            .rate(0.2),
+        ] {
+            proxy.inject(rule);
+        }
+        let consumer = faulted(&setup, &proxy, 12).await;
+        for shard in esm::read_shards(&setup.kinesis, STREAM).await {
+            let mut from = 0;
+            // The mapping retries from the reported record until the batch passes.
+            while from < shard.records.len() {
+                let event: StreamEvent = serde_json::from_value(esm::event(
+                    &shard.shard_id,
+                    &shard.records[from..],
+                    STREAM_ARN,
+                ))
+                .unwrap();
+                let (response, _) = consumer.handle_at(event, NOW).await;
+                from = match response.batch_item_failures.first() {
+                    None => shard.records.len(),
+                    Some(f) => shard
+                        .records
+                        .iter()
+                        .position(|r| r.sequence_number() == f.item_identifier)
+                        .unwrap(),
+                };
+            }
+        }
+        assert_eq!(profiles(&setup).await, expected(&requests));
+        for (fault, operation) in [
+            (Fault::TransactionConflict, "UpdateItem"),
+            (Fault::Throttling, "UpdateItem"),
+            (Fault::Stall(Duration::ZERO), "UpdateItem"),
+            (Fault::Unprocessed, "BatchGetItem"),
+        ] {
+            assert!(
+                proxy.injected(fault, operation) > 0,
+                "{fault:?} on {operation} was met"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_visitor_that_cannot_be_written_is_retried_from_its_earliest_record() {
+        let setup = setup().await;
+        let requests = requests();
+        for request in &requests {
+            setup.log.append(request.clone()).await.unwrap();
+        }
+        let proxy = FaultProxy::start(&setup._moto.endpoint, 5);
+        // Every write refused for a while: the batch reports its first record.
+        proxy.inject(
+            Rule::new(
+                "dynamodb",
+                "UpdateItem",
+                Fault::ProvisionedThroughputExceeded,
+            )
+            .times(40),
+        );
+        let consumer = faulted(&setup, &proxy, 2).await;
+        let shards = esm::read_shards(&setup.kinesis, STREAM).await;
+        let mut retried = 0;
+        for shard in &shards {
+            let mut from = 0;
+            while from < shard.records.len() {
+                let event: StreamEvent = serde_json::from_value(esm::event(
+                    &shard.shard_id,
+                    &shard.records[from..],
+                    STREAM_ARN,
+                ))
+                .unwrap();
+                let (response, report) = consumer.handle_at(event, NOW).await;
+                match response.batch_item_failures.first() {
+                    None => from = shard.records.len(),
+                    Some(f) => {
+                        retried += 1;
+                        assert!(report.failed_visitors > 0);
+                        from += shard.records[from..]
+                            .iter()
+                            .position(|r| r.sequence_number() == f.item_identifier)
+                            .unwrap();
+                    }
+                }
+            }
+        }
+        assert!(retried > 0, "some batches came back");
+        assert_eq!(profiles(&setup).await, expected(&requests));
+    }
+}

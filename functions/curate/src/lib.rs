@@ -29,12 +29,16 @@ use gender_lambda::{ConfigError, SdkTimeouts, required_env};
 use gender_pipeline::{CurateStream, PipelineError};
 use std::time::Duration;
 
-/// SDK limits per call: a raw object (~6 MB a minute at 1,000 hits/s) or
-/// the archive index (up to ~30 MB) moves in well under these; a stalled
-/// call is retried long before the function's timeout.
+/// SDK limits per call. The largest bodies sent within an attempt are the
+/// archive index (up to ~45 MB at 1,000 hits/s) and the curated Parquet (a
+/// few MB); a raw object's `GetObject` body, up to Firehose's 128 MB buffer,
+/// is read after it: 30 s is ample at S3's tens of MB/s per connection. An operation (the SDK's 3
+/// attempts and its pauses) ends within 90 s, far below the function's
+/// 300 s timeout, so a stalled call ends in a retryable error and a retry,
+/// not in a killed invocation.
 pub const SDK_TIMEOUTS: SdkTimeouts = SdkTimeouts {
-    attempt: Duration::from_secs(20),
-    operation: Duration::from_secs(60),
+    attempt: Duration::from_secs(30),
+    operation: Duration::from_secs(90),
 };
 
 /// Decisions redone after another curate replaced the archive index
@@ -302,7 +306,9 @@ impl Curate {
     }
 
     async fn curate_logged(&self, object: &RawObject) -> Result<(), PipelineError> {
-        match self.curate(object).await {
+        // Boxed: the nested retried S3 calls are too deep for the compiler's
+        // layout query otherwise.
+        match Box::pin(self.curate(object)).await {
             Ok(r) => {
                 tracing::info!(key = %object.key, hits = r.hits, duplicates = r.duplicates, invalid_lines = r.invalid_lines, written = r.written.len(), existing = r.existing.len(), redos = r.redos, replayed = r.replayed, "curated");
                 Ok(())

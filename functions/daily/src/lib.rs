@@ -6,10 +6,20 @@ use gender_aws::dynamodb::DynamoProfiles;
 use gender_aws::s3::S3ObjectStore;
 use gender_core::time::parse_rfc3339_millis;
 use gender_core::{DailySummary, Date, default_daily_date};
-use gender_lambda::{ConfigError, required_env};
+use gender_lambda::{ConfigError, SdkTimeouts, required_env};
 use gender_pipeline::{PipelineError, run_daily};
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
+
+/// SDK limits per call. The largest is a rollup's `PutObject` (tens of MB
+/// for a busy date, sent within the attempt): 60 s leaves a wide margin at
+/// S3's tens of MB/s per connection. An operation (the SDK's 3 attempts and
+/// its pauses) ends within 180 s, well inside the function's 900 s timeout,
+/// so a stalled call is retried instead of running the invocation out.
+pub const SDK_TIMEOUTS: SdkTimeouts = SdkTimeouts {
+    attempt: std::time::Duration::from_secs(60),
+    operation: std::time::Duration::from_secs(180),
+};
 
 #[derive(Debug, Clone)]
 pub struct Config {

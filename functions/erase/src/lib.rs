@@ -22,7 +22,7 @@ use gender_aws::AwsError;
 use gender_aws::athena::{AthenaQueries, QueryError};
 use gender_aws::erasure::{CuratedObjects, ErasureLog, PendingErasure, Replaced};
 use gender_core::erasure::is_erasure_id;
-use gender_lambda::{ConfigError, required_env};
+use gender_lambda::{ConfigError, SdkTimeouts, required_env};
 use gender_pipeline::PipelineError;
 use gender_pipeline::erase::{
     Visitors, hits_without_visitors, rollup_without_visitors, rows_of_visitors,
@@ -40,6 +40,15 @@ use find::{Found, MAX_VISITORS_PER_QUERY, found_object, paths_query};
 /// a busy date (a few tens of MB) takes seconds to fetch, rewrite and put,
 /// and completing the erasures afterwards needs a moment too.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(60);
+/// SDK limits per call. The largest is a rollup's conditional `PutObject`
+/// (tens of MB on a busy date, sent within the attempt): 20 s is ample at
+/// S3's tens of MB/s per connection. An operation (the SDK's 3 attempts and
+/// its pauses) ends within 50 s, inside [`DEADLINE_MARGIN`]: a call started
+/// before the margin ends before the function's timeout.
+pub const SDK_TIMEOUTS: SdkTimeouts = SdkTimeouts {
+    attempt: Duration::from_secs(20),
+    operation: Duration::from_secs(50),
+};
 /// Curated hits objects rewritten at once. One is about 1 MB (a minute of
 /// Firehose at 1,000 hits/s) and takes a GET, a PUT and some 50 ms of
 /// Parquet work, so S3 round trips dominate; each holds one row group in

@@ -1,6 +1,6 @@
 //! Lambda entry point of erase: SQS batches of erasure ids (SPEC 17).
 
-use gender_erase::{Config, Erase};
+use gender_erase::{Config, Erase, SDK_TIMEOUTS};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -8,7 +8,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     gender_lambda::init_tracing();
     let erase = Erase::new(
         Config::from_env()?,
-        &gender_lambda::load_sdk_config(None).await,
+        &gender_lambda::load_sdk_config(Some(SDK_TIMEOUTS)).await,
     );
     let erase = &erase;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {

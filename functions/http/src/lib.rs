@@ -1,11 +1,14 @@
 //! Wiring of the HTTP API Lambda: configuration read once at cold start, the
-//! API key and the erasure salt from SSM Parameter Store, and the Router over
-//! the Kinesis, DynamoDB and erasure (DynamoDB + SQS) adapters. All request handling (and its tests) lives in `gender-api`.
+//! API key and the erasure salt from SSM Parameter Store (one `GetParameters`
+//! call per execution environment), and the Router over the Kinesis,
+//! DynamoDB and erasure (DynamoDB + SQS) adapters. All request handling (and
+//! its tests) lives in `gender-api`.
 
 use gender_api::{ApiKey, ApiMetrics, ApiState};
 use gender_aws::dynamodb::DynamoProfiles;
 use gender_aws::erasure::{ErasureLog, ErasureRequests};
 use gender_aws::kinesis::KinesisHitLog;
+use gender_aws::{AwsError, Backoff, is_retryable_sdk_error};
 use gender_lambda::{ConfigError, SdkTimeouts, parsed_env, required_env};
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,51 +102,114 @@ fn check_body_limit(limit: usize) -> Result<(), ConfigError> {
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("reading the {what} from SSM parameter {name}")]
-    Secret {
-        what: &'static str,
-        name: String,
+    #[error("reading the SSM parameters {names}")]
+    Ssm {
+        names: String,
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: AwsError,
     },
+    #[error("SSM parameter {name} {problem}")]
+    Parameter { name: String, problem: &'static str },
 }
 
-/// The API key from its SSM SecureString parameter (decrypted).
-pub async fn read_api_key(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<String, StartError> {
-    read_secret(ssm, name, "API key").await
+/// Parameter Store serves 40 transactions per second per account and
+/// Region by default, shared by `GetParameter`, `GetParameters` and
+/// `GetParametersByPath` ("AWS Systems Manager endpoints and quotas":
+/// Parameter Store max throughput; higher throughput is a paid setting). A
+/// burst of cold starts beyond it is answered `ThrottlingException`: each
+/// cold start makes ONE call, and retries it with jitter that spreads the
+/// burst over a few seconds (each attempt is the SDK's 3 within
+/// [`SDK_TIMEOUTS`]), well inside Lambda's 10 s init phase.
+pub const SSM_BACKOFF: Backoff = Backoff {
+    attempts: 4,
+    base: Duration::from_millis(200),
+    cap: Duration::from_secs(2),
+};
+
+/// `GetParameters` takes at most 10 names.
+pub const MAX_NAMES_PER_GET_PARAMETERS: usize = 10;
+
+/// The function's secrets, read once per execution environment (cold
+/// start) and kept for its life.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    pub api_key: String,
+    pub erasure_salt: String,
 }
 
-/// The erasure log's salt from its SSM SecureString parameter (decrypted).
-pub async fn read_erasure_salt(
+impl Secrets {
+    /// Every secret of `config` in one `GetParameters` call.
+    pub async fn read(
+        ssm: &aws_sdk_ssm::Client,
+        config: &Config,
+        backoff: &Backoff,
+    ) -> Result<Secrets, StartError> {
+        let [api_key, erasure_salt] = read_parameters(
+            ssm,
+            [&config.api_key_parameter, &config.erasure_salt_parameter],
+            backoff,
+        )
+        .await?;
+        Ok(Secrets {
+            api_key,
+            erasure_salt,
+        })
+    }
+}
+
+/// The values of the SSM SecureString parameters `names` (decrypted,
+/// trimmed), in that order, from ONE `GetParameters` call retried with
+/// `backoff` on throttling and 5xx. A name that does not exist or holds
+/// only blanks fails the cold start, naming it.
+pub async fn read_parameters<const N: usize>(
     ssm: &aws_sdk_ssm::Client,
-    name: &str,
-) -> Result<String, StartError> {
-    read_secret(ssm, name, "erasure salt").await
-}
-
-async fn read_secret(
-    ssm: &aws_sdk_ssm::Client,
-    name: &str,
-    what: &'static str,
-) -> Result<String, StartError> {
-    let failed = |source: Box<dyn std::error::Error + Send + Sync>| StartError::Secret {
-        what,
-        name: name.to_owned(),
-        source,
-    };
-    let output = ssm
-        .get_parameter()
-        .name(name)
-        .with_decryption(true)
-        .send()
+    names: [&str; N],
+    backoff: &Backoff,
+) -> Result<[String; N], StartError> {
+    const { assert!(N >= 1 && N <= MAX_NAMES_PER_GET_PARAMETERS) };
+    let wanted: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+    let output = backoff
+        .retry("GetParameters", || {
+            let names = wanted.clone();
+            async move {
+                ssm.get_parameters()
+                    .set_names(Some(names))
+                    .with_decryption(true)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        let retryable = is_retryable_sdk_error(&e);
+                        AwsError::sdk("GetParameters", retryable, e)
+                    })
+            }
+        })
         .await
-        .map_err(|e| failed(Box::new(e)))?;
-    output
-        .parameter
-        .and_then(|p| p.value)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| failed("the parameter has no value".into()))
+        .map_err(|source| StartError::Ssm {
+            names: wanted.join(", "),
+            source,
+        })?;
+    let value = |name: &str| -> Result<String, StartError> {
+        let problem = |problem| StartError::Parameter {
+            name: name.to_owned(),
+            problem,
+        };
+        let parameter = output
+            .parameters()
+            .iter()
+            .find(|p| p.name() == Some(name))
+            .ok_or_else(|| problem("does not exist"))?;
+        parameter
+            .value()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| problem("has no value"))
+    };
+    let mut values = Vec::with_capacity(N);
+    for name in names {
+        values.push(value(name)?);
+    }
+    Ok(values.try_into().expect("one value per name"))
 }
 
 /// The Router the local server also serves, over the AWS adapters.

@@ -3,8 +3,8 @@
 
 use base64::Engine;
 use gender_http::{
-    Config, DEFAULT_MAX_BODY_BYTES, LAMBDA_PAYLOAD_LIMIT_BYTES, app, read_api_key,
-    read_erasure_salt,
+    Config, DEFAULT_MAX_BODY_BYTES, LAMBDA_PAYLOAD_LIMIT_BYTES, SSM_BACKOFF, Secrets, app,
+    read_parameters,
 };
 use gender_testkit::{Moto, fixture, resources};
 use serde_json::{Value, json};
@@ -52,12 +52,13 @@ async fn stack() -> Stack {
         erasure_salt_parameter: "/gs/test/erasure-salt".into(),
     };
     // As at cold start: the key and the salt come from SecureString parameters.
-    let api_key = read_api_key(&ssm, &config.api_key_parameter).await.unwrap();
-    let salt = read_erasure_salt(&ssm, &config.erasure_salt_parameter)
-        .await
-        .unwrap();
+    let secrets = Secrets::read(&ssm, &config, &SSM_BACKOFF).await.unwrap();
+    assert_eq!(
+        (secrets.api_key.as_str(), secrets.erasure_salt.as_str()),
+        ("fixture-api-key", "fixture-salt")
+    );
     Stack {
-        router: app(&config, &api_key, &salt, &sdk),
+        router: app(&config, &secrets.api_key, &secrets.erasure_salt, &sdk),
         kinesis,
         dynamo,
         sqs,
@@ -213,8 +214,20 @@ async fn delete_visitor_queues_an_erasure_that_get_erasures_follows() {
 async fn a_missing_key_parameter_fails_the_cold_start_naming_it() {
     let moto = Moto::start();
     let ssm = aws_sdk_ssm::Client::new(&moto.sdk_config().await);
-    let err = read_api_key(&ssm, "/gs/test/missing").await.unwrap_err();
-    assert!(err.to_string().contains("/gs/test/missing"), "{err}");
+    ssm.put_parameter()
+        .name("/gs/test/present")
+        .value("x")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    let err = read_parameters(&ssm, ["/gs/test/present", "/gs/test/missing"], &SSM_BACKOFF)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "SSM parameter /gs/test/missing does not exist"
+    );
 }
 
 /// A `POST /hits` event whose NDJSON body is exactly `len` bytes, base64'ed
