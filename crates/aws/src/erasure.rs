@@ -10,7 +10,7 @@
 //! sets `status = complete`, so a complete entry never names the visitor.
 
 #[cfg(feature = "dynamodb")]
-pub use log::{ErasureLog, PendingErasure, erasure_key};
+pub use log::{ErasureLog, PendingErasure, VisitorDates, erasure_key};
 #[cfg(all(feature = "dynamodb", feature = "sqs"))]
 pub use requests::ErasureRequests;
 #[cfg(feature = "s3")]
@@ -24,7 +24,8 @@ mod log {
     use aws_sdk_dynamodb::operation::put_item::PutItemError;
     use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
     use gender_core::erasure::is_erasure_id;
-    use gender_core::{ErasureRecord, ErasureStatus};
+    use gender_core::stream::HitDates;
+    use gender_core::{Date, ErasureRecord, ErasureStatus};
     use std::collections::HashMap;
 
     const KEY: &str = crate::dynamodb::KEY;
@@ -42,6 +43,39 @@ mod log {
         pub record: ErasureRecord,
         /// `Some` while the erasure is pending, `None` once complete.
         pub clientid: Option<String>,
+        /// The dates the visitor had hits on, as its profile said when the
+        /// worker deleted it (recorded first, so a rerun still knows them).
+        pub dates: VisitorDates,
+    }
+
+    /// Which dates of the curated data can hold a visitor's rows.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub enum VisitorDates {
+        /// No profile seen: none known (an unknown visitor, or one not yet
+        /// read by the worker).
+        #[default]
+        None,
+        /// These dates, oldest first.
+        Some(Vec<Date>),
+        /// Any date: the profile predates the hit dates (`dd`), or the
+        /// worker recorded it so.
+        All,
+    }
+
+    impl VisitorDates {
+        /// The union of two answers.
+        pub fn union(self, other: VisitorDates) -> VisitorDates {
+            match (self, other) {
+                (VisitorDates::All, _) | (_, VisitorDates::All) => VisitorDates::All,
+                (VisitorDates::None, other) | (other, VisitorDates::None) => other,
+                (VisitorDates::Some(mut a), VisitorDates::Some(b)) => {
+                    a.extend(b);
+                    a.sort();
+                    a.dedup();
+                    VisitorDates::Some(a)
+                }
+            }
+        }
     }
 
     /// The erasure log (DynamoDB, the profiles table) and the worker's
@@ -80,6 +114,23 @@ mod log {
                     .to_owned(),
             },
             clientid: text(item, "clientid").map(str::to_owned),
+            dates: if item.contains_key("dates_all") {
+                VisitorDates::All
+            } else {
+                match item.get("dates") {
+                    None => VisitorDates::None,
+                    Some(AttributeValue::Ns(days)) => {
+                        let mut dates = days
+                            .iter()
+                            .map(|d| d.parse::<i32>().map(Date::from_days))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(|_| bad("dates is not a set of day numbers"))?;
+                        dates.sort();
+                        VisitorDates::Some(dates)
+                    }
+                    Some(_) => return Err(bad("dates is not a number set")),
+                }
+            },
         })
     }
 
@@ -176,6 +227,71 @@ mod log {
                 .transpose()
         }
 
+        /// The dates the visitor's profile says it has hits on (its `dd`,
+        /// written by the stream consumer); [`VisitorDates::All`] for a
+        /// profile without them, [`VisitorDates::None`] without a profile.
+        pub async fn profile_dates(&self, clientid: &str) -> Result<VisitorDates, AwsError> {
+            let output = self
+                .backoff
+                .retry("GetItem", || async move {
+                    self.client
+                        .get_item()
+                        .table_name(&self.table)
+                        .key(KEY, AttributeValue::S(clientid.to_owned()))
+                        .consistent_read(true)
+                        .projection_expression("#pk, dd")
+                        .expression_attribute_names("#pk", KEY)
+                        .send()
+                        .await
+                        .map_err(|e| sdk("GetItem", e))
+                })
+                .await?;
+            let Some(item) = output.item() else {
+                return Ok(VisitorDates::None);
+            };
+            Ok(match item.get("dd") {
+                Some(AttributeValue::B(blob)) => match HitDates::decode(blob.as_ref()) {
+                    Some(dates) => VisitorDates::Some(dates.dates()),
+                    None => VisitorDates::All,
+                },
+                _ => VisitorDates::All,
+            })
+        }
+
+        /// Adds `dates` to the pending entry of erasure `id`, before the
+        /// profile that told them goes. Unconditional on the status: a
+        /// complete entry is never read for its dates again.
+        pub async fn record_dates(&self, id: &str, dates: &VisitorDates) -> Result<(), AwsError> {
+            let (expression, value) = match dates {
+                VisitorDates::None => return Ok(()),
+                VisitorDates::Some(days) if days.is_empty() => return Ok(()),
+                VisitorDates::Some(days) => (
+                    "ADD dates :d",
+                    AttributeValue::Ns(days.iter().map(|d| d.days().to_string()).collect()),
+                ),
+                VisitorDates::All => ("SET dates_all = :d", AttributeValue::Bool(true)),
+            };
+            self.backoff
+                .retry("UpdateItem", || {
+                    let value = value.clone();
+                    async move {
+                        self.client
+                            .update_item()
+                            .table_name(&self.table)
+                            .key(KEY, AttributeValue::S(erasure_key(id)))
+                            .update_expression(expression)
+                            .expression_attribute_values(":d", value)
+                            .condition_expression("attribute_exists(#pk)")
+                            .expression_attribute_names("#pk", KEY)
+                            .send()
+                            .await
+                            .map_err(|e| sdk("UpdateItem", e))
+                    }
+                })
+                .await?;
+            Ok(())
+        }
+
         /// Deletes the visitor's profile item (counters, window, dedup set).
         /// Deleting a missing item succeeds, so a rerun changes nothing.
         pub async fn delete_profile(&self, clientid: &str) -> Result<(), AwsError> {
@@ -201,8 +317,9 @@ mod log {
             Ok(())
         }
 
-        /// Marks erasure `id` complete and removes the clientid, in one
-        /// update conditional on the entry being pending. An entry already
+        /// Marks erasure `id` complete and removes the clientid and the
+        /// visitor's dates, in one update conditional on the entry being
+        /// pending. An entry already
         /// complete (a rerun, or an attempt whose answer was lost) or
         /// missing is left as it is.
         pub async fn complete(&self, id: &str, now_ms: i64) -> Result<(), AwsError> {
@@ -214,7 +331,7 @@ mod log {
                         .table_name(&self.table)
                         .key(KEY, AttributeValue::S(erasure_key(id)))
                         .update_expression(
-                            "SET #status = :complete, completed_at = :now REMOVE clientid",
+                            "SET #status = :complete, completed_at = :now REMOVE clientid, dates, dates_all",
                         )
                         .condition_expression("#status = :pending")
                         .expression_attribute_names("#status", "status")

@@ -47,10 +47,14 @@ fn hex_literal(out: &mut String, bytes: &[u8]) {
 /// The query listing the curated hits objects and daily rollups (`$path`)
 /// that hold a row of one of `clientids`, with `key` as the HMAC key.
 /// `database` is the Glue database (Terraform makes it `[a-z0-9_]+`).
+/// With `dates`, only those `dt` partitions are read: Athena bills the
+/// clientid column of the partitions it scans, and the visitors' dates are
+/// a few of the 400 kept (docs/DEPLOY.md, "Erasure").
 pub fn paths_query<'a>(
     database: &str,
     clientids: impl IntoIterator<Item = &'a str>,
     key: &[u8; 32],
+    dates: Option<&[gender_core::Date]>,
 ) -> String {
     let mut digests = String::new();
     for (i, id) in clientids.into_iter().enumerate() {
@@ -61,10 +65,17 @@ pub fn paths_query<'a>(
     }
     let mut key_literal = String::new();
     hex_literal(&mut key_literal, key);
+    let partitions = match dates {
+        None => String::new(),
+        Some(dates) => {
+            let list: Vec<String> = dates.iter().map(|d| format!("'{d}'")).collect();
+            format!(" AND dt IN ({})", list.join(", "))
+        }
+    };
     let select = |table: &str| {
         format!(
             "SELECT DISTINCT \"$path\" AS path FROM \"{database}\".\"{table}\" \
-             WHERE hmac_sha256(to_utf8(clientid), {key_literal}) IN (SELECT h FROM gone)"
+             WHERE hmac_sha256(to_utf8(clientid), {key_literal}) IN (SELECT h FROM gone){partitions}"
         )
     };
     format!(
@@ -133,7 +144,7 @@ mod tests {
     #[test]
     fn the_query_names_no_clientid_and_covers_both_tables() {
         let key = [7u8; 32];
-        let sql = paths_query("gender_dev", ["visitor-1", "visitor-2"], &key);
+        let sql = paths_query("gender_dev", ["visitor-1", "visitor-2"], &key, None);
         assert!(!sql.contains("visitor"), "{sql}");
         assert!(
             sql.contains("\"gender_dev\".\"hits\"") && sql.contains("\"gender_dev\".\"daily\"")
@@ -144,8 +155,33 @@ mod tests {
         let many: Vec<String> = (0..MAX_VISITORS_PER_QUERY)
             .map(|i| format!("v{i}"))
             .collect();
-        let len = paths_query("gender_dev", many.iter().map(String::as_str), &key).len();
+        let len = paths_query("gender_dev", many.iter().map(String::as_str), &key, None).len();
         assert!(len < 262_144 / 2, "{len}");
+        // With a year of dates too.
+        let year: Vec<gender_core::Date> = (0..400).map(gender_core::Date::from_days).collect();
+        let len = paths_query(
+            "gender_dev",
+            many.iter().map(String::as_str),
+            &key,
+            Some(&year),
+        )
+        .len();
+        assert!(len < 262_144 / 2, "{len}");
+    }
+
+    #[test]
+    fn the_query_reads_only_the_partitions_of_the_visitors_dates() {
+        let dates = [
+            gender_core::Date::parse("2026-11-20").unwrap(),
+            gender_core::Date::parse("2026-11-23").unwrap(),
+        ];
+        let sql = paths_query("gender_dev", ["v"], &[1; 32], Some(&dates));
+        assert_eq!(
+            sql.matches("AND dt IN ('2026-11-20', '2026-11-23')")
+                .count(),
+            2,
+            "both tables: {sql}"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use futures::{StreamExt, TryStreamExt, stream};
 use gender_aws::AwsError;
 use gender_aws::athena::{AthenaQueries, QueryError};
-use gender_aws::erasure::{CuratedObjects, ErasureLog, PendingErasure, Replaced};
+use gender_aws::erasure::{CuratedObjects, ErasureLog, PendingErasure, Replaced, VisitorDates};
 use gender_core::erasure::is_erasure_id;
 use gender_lambda::{ConfigError, SdkTimeouts, required_env};
 use gender_pipeline::PipelineError;
@@ -145,6 +145,9 @@ pub struct Report {
     pub hit_rows_removed: u64,
     pub completed: usize,
     pub failed: usize,
+    /// The `dt` partitions the last query read (`None`: all of them, for a
+    /// profile from before the stream consumer recorded hit dates).
+    pub dates_queried: Option<usize>,
 }
 
 pub struct Erase {
@@ -191,6 +194,7 @@ impl Erase {
             hit_rows_removed = report.hit_rows_removed,
             completed = report.completed,
             failed = report.failed,
+            dates_queried = ?report.dates_queried,
             "erase batch"
         );
         response
@@ -224,7 +228,7 @@ impl Erase {
 
         let mut failed: BTreeSet<String> = BTreeSet::new();
         let entries = self.entries(messages.keys()).await;
-        let mut pending: Vec<(String, String)> = Vec::new();
+        let mut pending: Vec<(String, String, VisitorDates)> = Vec::new();
         for (id, entry) in entries {
             match entry {
                 Err(error) => {
@@ -234,8 +238,9 @@ impl Erase {
                 Ok(None) => report.unknown += 1,
                 Ok(Some(PendingErasure {
                     clientid: Some(clientid),
+                    dates,
                     ..
-                })) => pending.push((id, clientid)),
+                })) => pending.push((id, clientid, dates)),
                 Ok(Some(_)) => report.already_complete += 1,
             }
         }
@@ -252,7 +257,7 @@ impl Erase {
                         erasures = group.len(),
                         "erasure batch unfinished; SQS will deliver it again"
                     );
-                    failed.extend(group.iter().map(|(id, _)| id.clone()));
+                    failed.extend(group.iter().map(|(id, _, _)| id.clone()));
                 }
             }
         }
@@ -285,19 +290,36 @@ impl Erase {
     /// Steps 1-4 for up to [`MAX_VISITORS_PER_QUERY`] pending erasures.
     async fn erase_group(
         &self,
-        group: &[(String, String)],
+        group: &[(String, String, VisitorDates)],
         now_ms: i64,
         deadline: Instant,
         report: &mut Report,
     ) -> Result<(), EraseError> {
+        // Each profile's hit dates are recorded in the entry before the
+        // profile goes, so a rerun after a failure still knows them.
         let deletes: Vec<_> = group
             .iter()
-            .map(|(_, clientid)| self.log.delete_profile(clientid))
+            .map(|(id, clientid, recorded)| async move {
+                let dates = self.log.profile_dates(clientid).await?;
+                self.log.record_dates(id, &dates).await?;
+                self.log.delete_profile(clientid).await?;
+                Ok::<_, AwsError>(recorded.clone().union(dates))
+            })
             .collect();
-        stream::iter(deletes)
+        let dates: Vec<VisitorDates> = stream::iter(deletes)
             .buffer_unordered(CONCURRENT_ITEMS)
-            .try_collect::<()>()
+            .try_collect()
             .await?;
+        let dates = dates
+            .into_iter()
+            .fold(VisitorDates::None, VisitorDates::union);
+        let dates = match &dates {
+            // No profile held hits: nothing of theirs is in the curated data.
+            VisitorDates::None => Some(Vec::new()),
+            VisitorDates::Some(dates) => Some(dates.clone()),
+            VisitorDates::All => None,
+        };
+        report.dates_queried = dates.as_ref().map(Vec::len);
 
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).map_err(|e| EraseError::Local {
@@ -306,23 +328,27 @@ impl Erase {
         })?;
         let sql = paths_query(
             self.athena.database(),
-            group.iter().map(|(_, clientid)| clientid.as_str()),
+            group.iter().map(|(_, clientid, _)| clientid.as_str()),
             &key,
+            dates.as_deref(),
         );
-        let paths = self
-            .athena
-            .first_column(
-                &sql,
-                deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline),
-            )
-            .await?;
+        let paths = if dates.as_ref().is_some_and(Vec::is_empty) {
+            Vec::new()
+        } else {
+            self.athena
+                .first_column(
+                    &sql,
+                    deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline),
+                )
+                .await?
+        };
         let found: BTreeSet<Found> = paths
             .iter()
             .filter_map(|p| found_object(self.curated.bucket(), p))
             .collect();
         report.objects_found += found.len();
 
-        let visitors = Arc::new(Visitors::new(group.iter().map(|(_, c)| c.as_str())));
+        let visitors = Arc::new(Visitors::new(group.iter().map(|(_, c, _)| c.as_str())));
         let (hits, rollups): (Vec<&Found>, Vec<&Found>) =
             found.iter().partition(|o| matches!(o, Found::Hits(_)));
         let mut left = 0;
@@ -359,7 +385,7 @@ impl Erase {
 
         let completions: Vec<_> = group
             .iter()
-            .map(|(id, _)| self.log.complete(id, now_ms))
+            .map(|(id, _, _)| self.log.complete(id, now_ms))
             .collect();
         stream::iter(completions)
             .buffer_unordered(CONCURRENT_ITEMS)

@@ -304,6 +304,27 @@ async fn an_erasure_removes_the_profile_and_the_rows_and_a_rerun_changes_nothing
             .contains(&"clientid".to_owned())
     );
 
+    // The stream consumer recorded the dates visitor-1 has hits on.
+    let mut dates = gender_core::stream::HitDates::default();
+    for day in ["2026-11-20", "2026-11-21"] {
+        dates.add(gender_core::Date::parse(day).unwrap());
+    }
+    s.dynamo
+        .update_item()
+        .table_name(TABLE)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("visitor-1".into()),
+        )
+        .update_expression("SET dd = :dd")
+        .expression_attribute_values(
+            ":dd",
+            aws_sdk_dynamodb::types::AttributeValue::B(dates.encode().into()),
+        )
+        .send()
+        .await
+        .unwrap();
+
     let event = s.queued().await;
     assert_eq!(event.records.len(), 1);
     assert_eq!(event.records[0].body.as_deref(), Some(record.id.as_str()));
@@ -358,10 +379,20 @@ async fn an_erasure_removes_the_profile_and_the_rows_and_a_rerun_changes_nothing
             "status"
         ]
     );
-    // Athena's history holds no clientid.
+    // Athena's history holds no clientid; the query read only the
+    // visitor's dates.
     let queries = s.queries().await;
     assert_eq!(queries.len(), 1);
     assert!(!queries[0].contains("visitor"), "{}", queries[0]);
+    assert_eq!(report.dates_queried, Some(2));
+    assert_eq!(
+        queries[0]
+            .matches("AND dt IN ('2026-11-20', '2026-11-21')")
+            .count(),
+        2,
+        "{}",
+        queries[0]
+    );
 
     // SQS delivers the message again: the entry is complete, nothing runs.
     let before = s.hits().await;
