@@ -20,6 +20,7 @@ use gender_core::ports::{ApplyOutcome, CounterStore, HealthProbe, ProfileReader,
 use gender_core::seen_set;
 use gender_core::{Date, Gender, PortError, Profile, VisitorDelta, WindowSums};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const KEY: &str = "pk";
 /// DynamoDB allows 100 items per transaction: one marker + 99 visitors.
@@ -70,6 +71,22 @@ where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
 {
     err.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// Whether a plain write is worth another attempt: what
+/// [`is_retryable_sdk_error`] retries, plus `TransactionConflictException`
+/// (a `PutItem`/`UpdateItem`/`DeleteItem` that meets an item in an ongoing
+/// `TransactWriteItems`, as the DynamoDB developer guide's "transaction
+/// conflict handling" documents) and `TransactionInProgressException`.
+fn is_retryable_write<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    let code = err.as_service_error().and_then(|e| e.code());
+    matches!(
+        code,
+        Some("TransactionConflictException" | "TransactionInProgressException")
+    ) || is_retryable_sdk_error(err)
 }
 
 pub(crate) fn number<T: std::str::FromStr>(
@@ -636,61 +653,53 @@ impl DynamoProfiles {
             .transpose()
     }
 
-    /// A full scan for the attribute: once a day, about 1 read unit per 4 KB
-    /// of the table. A sparse index would be cheaper at very large scale.
-    /// Every visitor with window sums, with them: one Scan (projected to
-    /// the key and the window attributes) a day.
-    pub async fn stored_windows(&self) -> Result<Vec<(String, WindowSums)>, AwsError> {
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("attribute_exists(w_date)")
-            .projection_expression("#pk, w_m, w_f, w_date")
-            .expression_attribute_names("#pk", KEY)
-            .into_paginator()
-            .send();
-        let mut stored = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk("Scan", e))?;
-            for item in page.items() {
-                let Some(id) = text(item, KEY) else { continue };
-                if let Some(window) = window_of(item, id)? {
-                    stored.push((id.to_owned(), window));
-                }
-            }
-        }
-        Ok(stored)
-    }
-
+    /// One window write (`UpdateItem`, conditional on the profile existing),
+    /// retried with backoff when throttled or when it meets a transaction;
+    /// `retries` counts the retries.
     async fn set_window(
         &self,
         clientid: &str,
         window: Option<WindowSums>,
         now_ms: i64,
+        retries: &AtomicU64,
     ) -> Result<(), AwsError> {
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(KEY, s(clientid))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", KEY)
-            .expression_attribute_values(":now", n(now_ms));
-        let request = match window {
-            Some(w) => request
-                .update_expression("SET w_m = :m, w_f = :f, w_date = :d, updated_at = :now")
-                .expression_attribute_values(":m", n(w.m))
-                .expression_attribute_values(":f", n(w.f))
-                .expression_attribute_values(":d", s(w.date.to_string())),
-            None => request.update_expression("REMOVE w_m, w_f, w_date SET updated_at = :now"),
-        };
-        match request.send().await {
-            Ok(_) => Ok(()),
-            // Daily never creates profiles: no item, nothing to set.
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(sdk("UpdateItem", err)),
+        let mut last = String::new();
+        for attempt in 0..self.backoff.attempts {
+            if attempt > 0 {
+                retries.fetch_add(1, Ordering::Relaxed);
+                self.backoff.pause(attempt).await;
+            }
+            let request = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(KEY, s(clientid))
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#pk", KEY)
+                .expression_attribute_values(":now", n(now_ms));
+            let request = match window {
+                Some(w) => request
+                    .update_expression("SET w_m = :m, w_f = :f, w_date = :d, updated_at = :now")
+                    .expression_attribute_values(":m", n(w.m))
+                    .expression_attribute_values(":f", n(w.f))
+                    .expression_attribute_values(":d", s(w.date.to_string())),
+                None => request.update_expression("REMOVE w_m, w_f, w_date SET updated_at = :now"),
+            };
+            match request.send().await {
+                Ok(_) => return Ok(()),
+                // Daily never creates profiles: no item, nothing to set.
+                Err(err) if is_condition_failure(&err) => return Ok(()),
+                Err(err) if is_retryable_write(&err) => {
+                    last = aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string();
+                }
+                Err(err) => return Err(sdk("UpdateItem", err)),
+            }
         }
+        Err(AwsError::Exhausted {
+            operation: "UpdateItem",
+            attempts: self.backoff.attempts,
+            last,
+        })
     }
 }
 
@@ -704,6 +713,7 @@ struct WindowWrites<'a> {
     profiles: &'a DynamoProfiles,
     updates: std::slice::Iter<'a, (String, Option<WindowSums>)>,
     now_ms: i64,
+    retries: &'a AtomicU64,
 }
 
 impl<'a> Iterator for WindowWrites<'a> {
@@ -711,7 +721,12 @@ impl<'a> Iterator for WindowWrites<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let (id, window) = self.updates.next()?;
-        Some(Box::pin(self.profiles.set_window(id, *window, self.now_ms)))
+        Some(Box::pin(self.profiles.set_window(
+            id,
+            *window,
+            self.now_ms,
+            self.retries,
+        )))
     }
 }
 
@@ -777,26 +792,32 @@ impl CounterStore for DynamoProfiles {
 
 #[async_trait]
 impl WindowStore for DynamoProfiles {
-    async fn stored_windows(&self) -> Result<Vec<(String, WindowSums)>, PortError> {
-        DynamoProfiles::stored_windows(self)
-            .await
-            .map_err(Into::into)
-    }
-
     async fn set_windows(
         &self,
         updates: &[(String, Option<WindowSums>)],
         now_ms: i64,
     ) -> Result<(), PortError> {
+        let retries = AtomicU64::new(0);
         let writes = WindowWrites {
             profiles: self,
             updates: updates.iter(),
             now_ms,
+            retries: &retries,
         };
-        stream::iter(writes)
+        let result = stream::iter(writes)
             .buffer_unordered(CONCURRENT_UPDATES)
             .try_collect::<()>()
-            .await
-            .map_err(Into::into)
+            .await;
+        let retries = retries.into_inner();
+        if retries > 0 {
+            // Once per batch, not per write: the rate (DAILY_WRITES_PER_SECOND)
+            // may be above what the table takes now.
+            tracing::warn!(
+                retries,
+                writes = updates.len(),
+                "window writes throttled or in conflict with a transaction; retried"
+            );
+        }
+        result.map_err(Into::into)
     }
 }

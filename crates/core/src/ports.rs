@@ -128,15 +128,15 @@ pub trait CounterStore: Send + Sync {
     ) -> Result<ApplyOutcome, PortError>;
 }
 
-/// The daily job's write: the 7-day window sums of each visitor.
+/// The daily job's write: the 7-day window sums of each visitor. The job
+/// never reads them back: it knows what the store holds from its own record
+/// (`core::daily::AppliedWindows`).
 #[async_trait]
 pub trait WindowStore: Send + Sync {
-    /// Every visitor whose profile currently has window sums, with them
-    /// (any order): what the daily job compares its new sums with, so it
-    /// writes only the visitors whose sums changed.
-    async fn stored_windows(&self) -> Result<Vec<(String, WindowSums)>, PortError>;
-    /// Sets (`Some`) or clears (`None`) window sums on existing profiles;
-    /// setting the same values again changes nothing but `updated_at`.
+    /// Sets (`Some`) or clears (`None`) window sums on existing profiles,
+    /// one batch (sorted by clientid) at a time; setting the same values
+    /// again changes nothing but `updated_at`. Returns when every write of
+    /// the batch is done.
     async fn set_windows(
         &self,
         updates: &[(String, Option<WindowSums>)],
