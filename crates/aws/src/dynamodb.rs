@@ -16,7 +16,9 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt, stream};
-use gender_core::ports::{ApplyOutcome, CounterStore, HealthProbe, ProfileReader, WindowStore};
+use gender_core::ports::{
+    ApplyOutcome, CounterStore, HealthProbe, Lease, LeaseGrant, ProfileReader, WindowStore,
+};
 use gender_core::seen_set;
 use gender_core::{Date, Gender, PortError, Profile, VisitorDelta, WindowSums};
 use std::collections::HashMap;
@@ -34,6 +36,11 @@ const MARKER_TTL_SECONDS: i64 = 30 * 86_400;
 const CONCURRENT_UPDATES: usize = 64;
 /// Marker keys start with `#`, which no clientid can contain.
 const MARKER_PREFIX: &str = "#applied#";
+/// Lease items (`#lease#<name>`), beside the profiles for the same reason.
+const LEASE_PREFIX: &str = "#lease#";
+/// A released lease is deleted; one left behind by a crash is expired by
+/// then, and the table's TTL removes the item a day later.
+const LEASE_TTL_SECONDS: i64 = 86_400;
 
 #[derive(Clone)]
 pub struct DynamoProfiles {
@@ -701,6 +708,99 @@ impl DynamoProfiles {
             last,
         })
     }
+
+    /// Takes or extends lease `name` (see [`Lease::acquire`]): one
+    /// conditional `PutItem`, which tells who holds it when it is taken.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<LeaseGrant, AwsError> {
+        let key = format!("{LEASE_PREFIX}{name}");
+        let mut last = String::new();
+        for attempt in 0..self.backoff.attempts {
+            if attempt > 0 {
+                self.backoff.pause(attempt).await;
+            }
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item(KEY, s(&key))
+                .item("lease_owner", s(owner))
+                .item("lease_until", n(until_ms))
+                .item("expires_at", n(until_ms / 1000 + LEASE_TTL_SECONDS))
+                .condition_expression(
+                    "attribute_not_exists(#pk) OR lease_until < :now OR lease_owner = :owner",
+                )
+                .expression_attribute_names("#pk", KEY)
+                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":owner", s(owner))
+                .return_values_on_condition_check_failure(
+                    aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            let err = match result {
+                Ok(_) => return Ok(LeaseGrant::Granted),
+                Err(err) => err,
+            };
+            if let Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(held)) =
+                err.as_service_error()
+            {
+                let item = held.item().cloned().unwrap_or_default();
+                return Ok(LeaseGrant::HeldBy {
+                    owner: text(&item, "lease_owner").unwrap_or_default().to_owned(),
+                    until_ms: number(&item, "lease_until", &key)?.unwrap_or(0),
+                });
+            }
+            if !is_retryable_write(&err) {
+                return Err(sdk("PutItem", err));
+            }
+            last = aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string();
+        }
+        Err(AwsError::Exhausted {
+            operation: "PutItem",
+            attempts: self.backoff.attempts,
+            last,
+        })
+    }
+
+    /// Gives lease `name` up if `owner` holds it (a conditional `DeleteItem`).
+    pub async fn release_lease(&self, name: &str, owner: &str) -> Result<(), AwsError> {
+        let key = format!("{LEASE_PREFIX}{name}");
+        let mut last = String::new();
+        for attempt in 0..self.backoff.attempts {
+            if attempt > 0 {
+                self.backoff.pause(attempt).await;
+            }
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key(KEY, s(&key))
+                .condition_expression("lease_owner = :owner")
+                .expression_attribute_values(":owner", s(owner))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                // Expired and taken by another run (or gone): not ours to delete.
+                Err(err) if is_condition_failure(&err) => return Ok(()),
+                Err(err) if is_retryable_write(&err) => {
+                    last = aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string();
+                }
+                Err(err) => return Err(sdk("DeleteItem", err)),
+            }
+        }
+        Err(AwsError::Exhausted {
+            operation: "DeleteItem",
+            attempts: self.backoff.attempts,
+            last,
+        })
+    }
 }
 
 /// The window writes of a daily run, each request's future made when a
@@ -819,5 +919,24 @@ impl WindowStore for DynamoProfiles {
             );
         }
         result.map_err(Into::into)
+    }
+}
+
+#[async_trait]
+impl Lease for DynamoProfiles {
+    async fn acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<LeaseGrant, PortError> {
+        self.acquire_lease(name, owner, now_ms, until_ms)
+            .await
+            .map_err(Into::into)
+    }
+
+    async fn release(&self, name: &str, owner: &str) -> Result<(), PortError> {
+        self.release_lease(name, owner).await.map_err(Into::into)
     }
 }

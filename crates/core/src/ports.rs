@@ -144,6 +144,36 @@ pub trait WindowStore: Send + Sync {
     ) -> Result<(), PortError>;
 }
 
+/// Whether a lease was granted, or who holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseGrant {
+    Granted,
+    HeldBy { owner: String, until_ms: i64 },
+}
+
+/// A named lease with an expiry, so that one run at a time does a job.
+#[async_trait]
+pub trait Lease: Send + Sync {
+    /// Takes lease `name` for `owner` until `until_ms` when it is free or
+    /// expired at `now_ms`, or extends it when `owner` holds it already.
+    async fn acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<LeaseGrant, PortError>;
+    /// Gives the lease up if `owner` still holds it.
+    async fn release(&self, name: &str, owner: &str) -> Result<(), PortError>;
+}
+
+/// Hands the rest of a daily run to a new invocation (on AWS: Lambda's 15
+/// minutes end before a day's writes do).
+#[async_trait]
+pub trait Continuation: Send + Sync {
+    async fn continue_daily(&self, date: crate::Date) -> Result<(), PortError>;
+}
+
 /// Requests to forget a visitor (SPEC 17), and their status. The request is
 /// durable when it returns; the work happens in the background.
 #[async_trait]
