@@ -37,12 +37,16 @@ destroy *args:
     terraform -chdir=terraform destroy {{args}}
 
 # Run the deployed daily job for a date (YYYY-MM-DD; default: yesterday UTC).
+# One call, never retried by the CLI, that waits out the invocation (15 min at
+# most): the CLI's default 60 s read timeout and retries would start the job
+# again while it runs (the lease refuses those, but the CLI would show a
+# refusal instead of the run's result).
 daily date="":
     #!/usr/bin/env bash
     set -euo pipefail
     d="{{date}}"; d="${d#date=}"; [[ -n "$d" ]] || d=$(date -u -d yesterday +%F)
     fn=$(terraform -chdir=terraform output -json function_names | jq -r .daily)
-    aws lambda invoke --function-name "$fn" --cli-binary-format raw-in-base64-out --payload "{\"date\":\"$d\"}" /dev/stdout
+    AWS_MAX_ATTEMPTS=1 aws lambda invoke --cli-read-timeout 960 --function-name "$fn" --cli-binary-format raw-in-base64-out --payload "{\"date\":\"$d\"}" /dev/stdout
 
 # Follow a deployed function's logs: fn = http, transform, curate, daily, erase (or api for the access logs).
 logs fn="http":

@@ -53,6 +53,7 @@ SDK_TO_IAM = {
     "get_query_execution": {"athena:GetQueryExecution"},
     "get_query_results": {"athena:GetQueryResults"},
     "stop_query_execution": {"athena:StopQueryExecution"},
+    "invoke": {"lambda:InvokeFunction"},
 }
 TRANSACT_ITEM_TO_IAM = {
     "Put": "dynamodb:PutItem",
@@ -78,6 +79,7 @@ ADAPTERS = {
     "ErasureRequests": "erasure.rs",
     "CuratedObjects": "erasure.rs",
     "AthenaQueries": "athena.rs",
+    "SelfInvoke": "lambda.rs",
 }
 # The fields of the adapters that hold SDK clients.
 CLIENT_FIELDS = r"(?:client|sqs)"
@@ -462,7 +464,10 @@ def test_operations_derived_from_the_code_are_the_known_ones():
     assert got["http"] == ({"put_records", "get_item", "get_parameter", "put_item", "send_message"}, set()), got["http"]
     assert got["transform"] == (set(), set()), got["transform"]
     assert got["curate"] == ({"batch_get_item", "get_object", "put_object", "transact_write_items", "update_item"}, {"delete_object"}), got["curate"]
-    assert got["daily"] == ({"list_objects_v2", "get_object", "put_object", "scan", "update_item"}, set()), got["daily"]
+    assert got["daily"] == (
+        {"list_objects_v2", "get_object", "put_object", "update_item", "put_item", "delete_item", "invoke"},
+        set(),
+    ), got["daily"]
     assert got["erase"] == (
         {"get_item", "delete_item", "update_item", "get_object", "put_object", "start_query_execution", "get_query_execution", "get_query_results", "stop_query_execution"},
         set(),
