@@ -360,11 +360,12 @@ fn previous(dir: &Path) {
     windows.finish();
     fs::copy(dir.join(layout::DAILY_APPLIED_KEY), dir.join(APPLIED_COPY)).expect("copy");
     println!(
-        "{{\"date\":\"{}\",\"visitors_in_window\":{},\"windows_written\":{},\"seconds\":{:.2},\"peak_rss_mib\":{}}}",
+        "{{\"date\":\"{}\",\"visitors_in_window\":{},\"windows_written\":{},\"seconds\":{:.2},\"cpu_seconds\":{:.1},\"peak_rss_mib\":{}}}",
         summary.date,
         summary.visitors_in_window,
         windows.writes.load(Ordering::Relaxed),
         start.elapsed().as_secs_f64(),
+        support::cpu_seconds(),
         support::peak_rss_kib() / 1024
     );
 }
@@ -386,7 +387,8 @@ fn run(dir: &Path, rate: u32) {
     // Peak RSS over time, sampled by a thread (the job runs on the
     // runtime's one thread; the sampler only reads /proc).
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let samples = std::sync::Arc::new(Mutex::new(Vec::<(f64, u64, u64)>::new()));
+    // (seconds since start, VmRSS KiB, VmHWM KiB, CPU seconds)
+    let samples = std::sync::Arc::new(Mutex::new(Vec::<(f64, u64, u64, f64)>::new()));
     let sampler = {
         let (done, samples) = (done.clone(), samples.clone());
         std::thread::spawn(move || {
@@ -396,6 +398,7 @@ fn run(dir: &Path, rate: u32) {
                     at,
                     support::status_kib("VmRSS:"),
                     support::status_kib("VmHWM:"),
+                    support::cpu_seconds(),
                 );
                 samples.lock().expect("lock").push(sample);
                 std::thread::sleep(Duration::from_millis(100));
@@ -440,6 +443,7 @@ fn run(dir: &Path, rate: u32) {
     };
     windows.finish();
     let total = start.elapsed().as_secs_f64();
+    let cpu_total = support::cpu_seconds();
     done.store(true, Ordering::Relaxed);
     sampler.join().expect("sampler");
     let peak_kib = support::peak_rss_kib();
@@ -473,21 +477,31 @@ fn run(dir: &Path, rate: u32) {
             .unwrap_or(0)
             / 1024
     };
+    // CPU time at the last sample before `t` (sampled every 100 ms).
+    let cpu_at = |t: f64| {
+        samples
+            .iter()
+            .filter(|s| s.0 <= t)
+            .map(|s| s.3)
+            .fold(0.0, f64::max)
+    };
     let written = windows.writes.load(Ordering::Relaxed);
     let clears = windows.clears.load(Ordering::Relaxed);
     let in_store = windows.busy_ns.load(Ordering::Relaxed) as f64 / 1e9;
     let pauses: f64 = invocations.iter().map(|i| i.1).sum();
-    eprintln!("phase | real seconds | peak RSS (MiB)");
+    let rollup_cpu = cpu_at(rollup_done);
+    eprintln!("phase | real seconds | CPU seconds (user + sys) | peak RSS (MiB)");
     eprintln!(
-        "rollups: D rebuilt from its curated objects, 7 reused | {rollup_done:.1} | {}",
+        "rollups: D rebuilt from its curated objects, 7 reused | {rollup_done:.1} | {rollup_cpu:.1} | {}",
         hwm_until(rollup_done)
     );
     eprintln!(
-        "merge of the 8 rollups and diff (every invocation; without the writes) | {:.1} | {}",
-        total - rollup_done - in_store,
+        "merge of the 8 rollups and diff, in each invocation, and the writes | {:.1} | {:.1} | {}",
+        total - rollup_done,
+        cpu_total - rollup_cpu,
         peak_between(rollup_done, total)
     );
-    eprintln!("writes handed to the store (here a local file) | {in_store:.1} |");
+    eprintln!("of which writes handed to the store (here a local file) | {in_store:.1} | |");
     eprintln!(
         "writes at {rate}/s: {written} in {:.1} simulated minutes of pauses",
         pauses / 60.0
@@ -501,7 +515,7 @@ fn run(dir: &Path, rate: u32) {
             (real + paused) / 60.0
         );
     }
-    eprintln!("total real | {total:.1} | {}", peak_kib / 1024);
+    eprintln!("total | {total:.1} | {cpu_total:.1} | {}", peak_kib / 1024);
 
     // The check: exactly the visitors whose counts on D differ from those on
     // D-7 were written, each once and in order, with its sums over D-6 ..= D,
@@ -553,7 +567,7 @@ fn run(dir: &Path, rate: u32) {
 
     let day_hits: u64 = summary.rollups.last().map_or(0, |r| r.hits);
     println!(
-        "{{\"date\":\"{}\",\"hits_on_d\":{day_hits},\"visitors_on_d\":{},\"visitors_in_window\":{},\"table_reads\":0,\"writes\":{written},\"clears\":{clears},\"write_batches\":{},\"writes_per_second\":{rate},\"invocations\":{},\"state_puts\":{state_puts},\"object_gets\":{},\"object_get_bytes\":{},\"object_lists\":{},\"object_puts\":{},\"seconds\":{total:.2},\"simulated_pause_seconds\":{pauses:.1},\"peak_rss_mib\":{},\"checked\":true}}",
+        "{{\"date\":\"{}\",\"hits_on_d\":{day_hits},\"visitors_on_d\":{},\"visitors_in_window\":{},\"table_reads\":0,\"writes\":{written},\"clears\":{clears},\"write_batches\":{},\"writes_per_second\":{rate},\"invocations\":{},\"state_puts\":{state_puts},\"object_gets\":{},\"object_get_bytes\":{},\"object_lists\":{},\"object_puts\":{},\"seconds\":{total:.2},\"cpu_seconds\":{cpu_total:.1},\"simulated_pause_seconds\":{pauses:.1},\"peak_rss_mib\":{},\"checked\":true}}",
         summary.date,
         summary.rollups.last().map_or(0, |r| r.visitors),
         summary.visitors_in_window,

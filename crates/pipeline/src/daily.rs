@@ -56,7 +56,9 @@ impl Default for DailyOptions<'_> {
     fn default() -> Self {
         DailyOptions {
             writes_per_second: None,
-            batch_writes: 10_000,
+            // Locally one state-store transaction each: large, so that a
+            // first run's millions of writes commit a few hundred times.
+            batch_writes: 64 * 1024,
             checkpoint_every: Duration::from_secs(5),
             should_stop: None,
         }
