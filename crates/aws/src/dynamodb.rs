@@ -7,6 +7,10 @@
 //! chunk fails its marker condition and changes nothing. `last_gender` /
 //! `last_seen` then move forward with conditional updates (`last_seen <= t`),
 //! which are idempotent by nature and so are simply re-run on every retry.
+//!
+//! The daily job's writes are single `UpdateItem`s of the window attributes,
+//! retried through throttling and transaction conflicts; its lease is the
+//! item `#lease#<name>` (see [`Lease`]).
 
 use crate::error::is_retryable_sdk_error;
 use crate::{AwsError, Backoff};

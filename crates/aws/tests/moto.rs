@@ -491,10 +491,10 @@ fn form(pairs: &[(&str, &str)]) -> String {
 }
 
 /// A function in moto's Lambda without Docker (it answers invocations
-/// without running code), with the role it needs created through the IAM
-/// query API (no IAM SDK in this workspace).
+/// without running code, but creating one still checks that its role
+/// exists), with that role created through the IAM query API (no IAM SDK in
+/// this workspace).
 async fn lambda_function(moto: &Moto, name: &str) -> aws_sdk_lambda::Client {
-    // Creating the function still checks its role and its name.
     let http = reqwest::Client::new();
     let config = http
         .post(format!("{}/moto-api/config", moto.endpoint))
