@@ -176,26 +176,29 @@ data "aws_iam_policy_document" "consumer_dead_letter" {
   }
 }
 
-# ---- gender-daily: list and read curated hits, write daily rollups, Scan for
-# visitors with a window and UpdateItem their window.
+# ---- gender-daily: list and read curated hits and rollups, write rollups and
+# the record of the window applied (curated/daily/); UpdateItem the windowed
+# visitors (no Scan: the writes are derived from the rollups); its lease item;
+# invoke itself asynchronously to carry a long run on.
 
 data "aws_iam_policy_document" "daily_curated" {
   statement {
-    sid       = "ListCuratedHits"
+    sid       = "ListCuratedHitsAndRollups"
     actions   = ["s3:ListBucket"]
     resources = [module.curated_bucket.arn]
 
+    # A missing rollup or record then reads as 404, not 403.
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["curated/hits/*"]
+      values   = ["curated/hits/*", "curated/daily/*"]
     }
   }
 
   statement {
-    sid       = "ReadCuratedHits"
+    sid       = "ReadCuratedHitsAndRollups"
     actions   = ["s3:GetObject"]
-    resources = ["${module.curated_bucket.arn}/curated/hits/*"]
+    resources = ["${module.curated_bucket.arn}/curated/hits/*", "${module.curated_bucket.arn}/curated/daily/*"]
   }
 
   statement {
@@ -208,8 +211,30 @@ data "aws_iam_policy_document" "daily_curated" {
 data "aws_iam_policy_document" "daily_dynamodb" {
   statement {
     sid       = "WindowProfiles"
-    actions   = ["dynamodb:Scan", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:UpdateItem"]
     resources = [module.profiles.arn]
+  }
+
+  statement {
+    sid       = "DailyLease"
+    actions   = ["dynamodb:PutItem", "dynamodb:DeleteItem"]
+    resources = [module.profiles.arn]
+
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["#lease#daily"]
+    }
+  }
+}
+
+# Its own ARN from its name: referring to module.daily here would make the
+# function's role depend on the function.
+data "aws_iam_policy_document" "daily_continue" {
+  statement {
+    sid       = "InvokeItselfAsynchronously"
+    actions   = ["lambda:InvokeFunction"]
+    resources = ["arn:aws:lambda:${var.region}:${local.account_id}:function:${local.name}-daily"]
   }
 }
 

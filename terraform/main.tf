@@ -18,7 +18,7 @@ locals {
   # Every DynamoDB operation the functions make on the profiles table, no
   # more (the contract test derives them from the code): the throttling alarm
   # sums ThrottledRequests over these, the metric having no table-wide total.
-  table_operations = ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem", "Scan"]
+  table_operations = ["GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem"]
 
   # Curate's deduplication index (one object, dedup/index, rewritten for
   # every raw object) in the curated bucket.
@@ -223,13 +223,15 @@ module "daily" {
   create_dead_letter_queue = true
 
   environment_variables = {
-    CURATED_BUCKET      = module.curated_bucket.name
-    PROFILES_TABLE_NAME = module.profiles.name
+    CURATED_BUCKET          = module.curated_bucket.name
+    PROFILES_TABLE_NAME     = module.profiles.name
+    DAILY_WRITES_PER_SECOND = tostring(var.daily_writes_per_second)
   }
 
   policy_documents = {
     curated  = data.aws_iam_policy_document.daily_curated.json
     dynamodb = data.aws_iam_policy_document.daily_dynamodb.json
+    continue = data.aws_iam_policy_document.daily_continue.json
   }
 
   tags = local.tags

@@ -177,7 +177,7 @@ variable "firehose_processor_buffer_interval_seconds" {
 }
 
 variable "lambda_memory_mb" {
-  description = "Memory (MB) per function: http, transform, consumer, curate, daily, erase. The consumer's 256 MB: a batch of up to 1,000 records and its visitors' counting state (items under a few KB) take a few MB, and the invocation waits on DynamoDB, not on CPU; raise it if platform.report shows durations near the timeout."
+  description = "Memory (MB) per function: http, transform, consumer, curate, daily, erase. The consumer's 256 MB: a batch of up to 1,000 records and its visitors' counting state (items under a few KB) take a few MB, and the invocation waits on DynamoDB, not on CPU; raise it if platform.report shows durations near the timeout. The daily job's 2,048 MB: its measured peak at 1,000 hits/s is 348 MiB (rebuilding one date's rollup), so about 4x headroom, and 2 GB gives its single-threaded rebuild a full vCPU."
   type        = object({ http = number, transform = number, consumer = optional(number, 256), curate = number, daily = number, erase = optional(number, 2048) })
   default     = { http = 256, transform = 256, consumer = 256, curate = 1024, daily = 2048, erase = 2048 }
 
@@ -198,10 +198,10 @@ variable "lambda_timeout_seconds" {
       var.lambda_timeout_seconds.transform >= 1 && var.lambda_timeout_seconds.transform <= 300 &&
       var.lambda_timeout_seconds.consumer >= 10 && var.lambda_timeout_seconds.consumer <= 900 &&
       var.lambda_timeout_seconds.curate >= 1 && var.lambda_timeout_seconds.curate <= 900 &&
-      var.lambda_timeout_seconds.daily >= 1 && var.lambda_timeout_seconds.daily <= 900 &&
+      var.lambda_timeout_seconds.daily >= 120 && var.lambda_timeout_seconds.daily <= 900 &&
       var.lambda_timeout_seconds.erase >= 120 && var.lambda_timeout_seconds.erase <= 900
     )
-    error_message = "Timeouts: http 1..29, transform 1..300, consumer 10..900 (one SDK operation may take 6 s), curate and daily 1..900, erase 120..900 seconds (erase stops starting objects 60 s before its deadline)."
+    error_message = "Timeouts: http 1..29, transform 1..300, consumer 10..900 (one SDK operation may take 6 s), curate 1..900, daily and erase 120..900 seconds (both stop starting work 60 s before their deadline)."
   }
 }
 
@@ -617,5 +617,16 @@ variable "erasure_bytes_scanned_cutoff" {
   validation {
     condition     = var.erasure_bytes_scanned_cutoff >= 10485760
     error_message = "erasure_bytes_scanned_cutoff must be at least 10 MB (10485760), Athena's minimum."
+  }
+}
+
+variable "daily_writes_per_second" {
+  description = "Window writes a second the daily job makes at most (DAILY_WRITES_PER_SECOND). 2,000 is half of what a new on-demand table serves at once (4,000 writes/s), leaving room for the stream consumer's writes; with provisioned capacity, set it below the capacity the consumer leaves free (docs/DEPLOY.md, The daily job at 1,000 hits/s)."
+  type        = number
+  default     = 2000
+
+  validation {
+    condition     = var.daily_writes_per_second >= 1 && var.daily_writes_per_second <= 40000 && floor(var.daily_writes_per_second) == var.daily_writes_per_second
+    error_message = "daily_writes_per_second must be a whole number from 1 to 40000 (an on-demand table's default maximum)."
   }
 }

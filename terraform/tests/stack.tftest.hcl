@@ -202,7 +202,7 @@ run "apply" {
     condition = (
       toset(module.alarms.metrics["gender-dev-dynamodb-throttled-requests"].metrics) == toset(["ThrottledRequests"]) &&
       toset([for d in module.alarms.metrics["gender-dev-dynamodb-throttled-requests"].dimensions : d.Operation]) ==
-      toset(["GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem", "Scan"]) &&
+      toset(["GetItem", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem"]) &&
       alltrue([for d in module.alarms.metrics["gender-dev-dynamodb-throttled-requests"].dimensions : d.TableName == "gender-dev-profiles"])
     )
     error_message = "Throttled requests alarm: ${jsonencode(module.alarms.metrics["gender-dev-dynamodb-throttled-requests"])}"

@@ -59,6 +59,7 @@ SDK_TO_IAM = {
     "get_query_execution": {"athena:GetQueryExecution"},
     "get_query_results": {"athena:GetQueryResults"},
     "stop_query_execution": {"athena:StopQueryExecution"},
+    "invoke": {"lambda:InvokeFunction"},
 }
 TRANSACT_ITEM_TO_IAM = {
     "Put": "dynamodb:PutItem",
@@ -98,6 +99,7 @@ ADAPTERS = {
     "CuratedObjects": ("erasure.rs",),
     "AthenaQueries": ("athena.rs",),
     "DeadLetters": ("dead_letter.rs",),
+    "SelfInvoke": ("lambda.rs",),
 }
 # The fields of the adapters that hold SDK clients.
 CLIENT_FIELDS = r"(?:client|sqs)"
@@ -538,7 +540,10 @@ def test_operations_derived_from_the_code_are_the_known_ones():
     # Curate archives only: raw objects in, Parquet and its deduplication
     # index (dedup/index) out; the counters are the consumer's.
     assert got["curate"] == ({"get_object", "put_object"}, {"delete_object"}), got["curate"]
-    assert got["daily"] == ({"list_objects_v2", "get_object", "put_object", "scan", "update_item"}, set()), got["daily"]
+    assert got["daily"] == (
+        {"list_objects_v2", "get_object", "put_object", "update_item", "put_item", "delete_item", "invoke"},
+        set(),
+    ), got["daily"]
     assert got["erase"] == (
         {"get_item", "delete_item", "update_item", "get_object", "put_object", "start_query_execution", "get_query_execution", "get_query_results", "stop_query_execution"},
         set(),

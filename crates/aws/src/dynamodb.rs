@@ -1,6 +1,10 @@
 //! Visitor profiles in DynamoDB (SPEC 4, 6, 7), one item per visitor keyed
 //! by `pk`: the lookup's read, the daily job's window sums. The stream
 //! consumer's counting reads and writes are in [`crate::counting`].
+//!
+//! The daily job's writes are single `UpdateItem`s of the window attributes,
+//! retried through throttling and transaction conflicts; its lease is the
+//! item `#lease#<name>` (see [`Lease`]).
 
 use crate::error::is_retryable_sdk_error;
 use crate::{AwsError, Backoff};
@@ -9,9 +13,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt, stream};
-use gender_core::ports::{HealthProbe, ProfileReader, WindowStore};
+use gender_core::ports::{HealthProbe, Lease, LeaseGrant, ProfileReader, WindowStore};
 use gender_core::{Date, Gender, PortError, Profile, WindowSums};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const KEY: &str = "pk";
 /// BatchGetItem reads at most 100 keys per call.
@@ -23,6 +28,11 @@ const CONCURRENT_UPDATES: usize = 64;
 /// waits for it, and gender-http's SDK timeouts (3 s an operation) times 3
 /// stay inside its 25 s request deadline.
 const LOOKUP_ATTEMPTS: u32 = 3;
+/// Lease items (`#lease#<name>`), beside the profiles: no clientid contains `#`.
+const LEASE_PREFIX: &str = "#lease#";
+/// A released lease is deleted; one left behind by a crash is expired by
+/// then, and the table's TTL removes the item a day later.
+const LEASE_TTL_SECONDS: i64 = 86_400;
 
 #[derive(Clone)]
 pub struct DynamoProfiles {
@@ -240,61 +250,124 @@ impl DynamoProfiles {
             .transpose()
     }
 
-    /// A full scan for the attribute: once a day, about 1 read unit per 4 KB
-    /// of the table. A sparse index would be cheaper at very large scale.
-    /// Every visitor with window sums, with them: one Scan (projected to
-    /// the key and the window attributes) a day.
-    pub async fn stored_windows(&self) -> Result<Vec<(String, WindowSums)>, AwsError> {
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("attribute_exists(w_date)")
-            .projection_expression("#pk, w_m, w_f, w_date")
-            .expression_attribute_names("#pk", KEY)
-            .into_paginator()
-            .send();
-        let mut stored = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk("Scan", e))?;
-            for item in page.items() {
-                let Some(id) = text(item, KEY) else { continue };
-                if let Some(window) = window_of(item, id)? {
-                    stored.push((id.to_owned(), window));
-                }
-            }
-        }
-        Ok(stored)
-    }
-
+    /// One window write (`UpdateItem`, conditional on the profile existing),
+    /// retried with backoff when throttled or when it meets a transaction;
+    /// `retries` counts the retries.
     async fn set_window(
         &self,
         clientid: &str,
         window: Option<WindowSums>,
         now_ms: i64,
+        retries: &AtomicU64,
     ) -> Result<(), AwsError> {
-        let request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(KEY, s(clientid))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", KEY)
-            .expression_attribute_values(":now", n(now_ms));
-        let request = match window {
-            Some(w) => request
-                .update_expression("SET w_m = :m, w_f = :f, w_date = :d, updated_at = :now")
-                .expression_attribute_values(":m", n(w.m))
-                .expression_attribute_values(":f", n(w.f))
-                .expression_attribute_values(":d", s(w.date.to_string())),
-            None => request.update_expression("REMOVE w_m, w_f, w_date SET updated_at = :now"),
-        };
-        match request.send().await {
-            Ok(_) => Ok(()),
-            // Daily never creates profiles: no item, nothing to set.
-            Err(err) if is_condition_failure(&err) => Ok(()),
-            Err(err) => Err(sdk("UpdateItem", err)),
-        }
+        let tried = std::sync::atomic::AtomicBool::new(false);
+        let tried = &tried;
+        self.backoff
+            .retry("UpdateItem", || async move {
+                if tried.swap(true, Ordering::Relaxed) {
+                    retries.fetch_add(1, Ordering::Relaxed);
+                }
+                let request = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key(KEY, s(clientid))
+                    .condition_expression("attribute_exists(#pk)")
+                    .expression_attribute_names("#pk", KEY)
+                    .expression_attribute_values(":now", n(now_ms));
+                let request = match window {
+                    Some(w) => request
+                        .update_expression("SET w_m = :m, w_f = :f, w_date = :d, updated_at = :now")
+                        .expression_attribute_values(":m", n(w.m))
+                        .expression_attribute_values(":f", n(w.f))
+                        .expression_attribute_values(":d", s(w.date.to_string())),
+                    None => {
+                        request.update_expression("REMOVE w_m, w_f, w_date SET updated_at = :now")
+                    }
+                };
+                match request.send().await {
+                    Ok(_) => Ok(()),
+                    // Daily never creates profiles: no item, nothing to set.
+                    Err(err) if is_condition_failure(&err) => Ok(()),
+                    Err(err) => Err(sdk("UpdateItem", err)),
+                }
+            })
+            .await
+    }
+
+    /// Takes or extends lease `name` (see [`Lease::acquire`]): one
+    /// conditional `PutItem`, which tells who holds it when it is taken.
+    /// Safe to retry: a retry after a lost answer finds the lease held by
+    /// `owner`, which the condition lets through.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<LeaseGrant, AwsError> {
+        let key = &format!("{LEASE_PREFIX}{name}");
+        self.backoff
+            .retry("PutItem", || async move {
+                let result = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item(KEY, s(key))
+                    .item("lease_owner", s(owner))
+                    .item("lease_until", n(until_ms))
+                    .item("expires_at", n(until_ms / 1000 + LEASE_TTL_SECONDS))
+                    .condition_expression(
+                        "attribute_not_exists(#pk) OR lease_until < :now OR lease_owner = :owner",
+                    )
+                    .expression_attribute_names("#pk", KEY)
+                    .expression_attribute_values(":now", n(now_ms))
+                    .expression_attribute_values(":owner", s(owner))
+                    .return_values_on_condition_check_failure(
+                        aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .send()
+                    .await;
+                let err = match result {
+                    Ok(_) => return Ok(LeaseGrant::Granted),
+                    Err(err) => err,
+                };
+                if let Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(held)) =
+                    err.as_service_error()
+                {
+                    let item = held.item().cloned().unwrap_or_default();
+                    return Ok(LeaseGrant::HeldBy {
+                        owner: text(&item, "lease_owner").unwrap_or_default().to_owned(),
+                        until_ms: number(&item, "lease_until", key)?.unwrap_or(0),
+                    });
+                }
+                Err(sdk("PutItem", err))
+            })
+            .await
+    }
+
+    /// Gives lease `name` up if `owner` holds it (a conditional `DeleteItem`).
+    pub async fn release_lease(&self, name: &str, owner: &str) -> Result<(), AwsError> {
+        let key = &format!("{LEASE_PREFIX}{name}");
+        self.backoff
+            .retry("DeleteItem", || async move {
+                let result = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key(KEY, s(key))
+                    .condition_expression("lease_owner = :owner")
+                    .expression_attribute_values(":owner", s(owner))
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    // Expired and taken by another run (or gone): not ours to delete.
+                    Err(err) if is_condition_failure(&err) => Ok(()),
+                    Err(err) => Err(sdk("DeleteItem", err)),
+                }
+            })
+            .await
     }
 }
 
@@ -308,6 +381,7 @@ struct WindowWrites<'a> {
     profiles: &'a DynamoProfiles,
     updates: std::slice::Iter<'a, (String, Option<WindowSums>)>,
     now_ms: i64,
+    retries: &'a AtomicU64,
 }
 
 impl<'a> Iterator for WindowWrites<'a> {
@@ -315,7 +389,12 @@ impl<'a> Iterator for WindowWrites<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let (id, window) = self.updates.next()?;
-        Some(Box::pin(self.profiles.set_window(id, *window, self.now_ms)))
+        Some(Box::pin(self.profiles.set_window(
+            id,
+            *window,
+            self.now_ms,
+            self.retries,
+        )))
     }
 }
 
@@ -339,26 +418,51 @@ impl HealthProbe for DynamoProfiles {
 
 #[async_trait]
 impl WindowStore for DynamoProfiles {
-    async fn stored_windows(&self) -> Result<Vec<(String, WindowSums)>, PortError> {
-        DynamoProfiles::stored_windows(self)
-            .await
-            .map_err(Into::into)
-    }
-
     async fn set_windows(
         &self,
         updates: &[(String, Option<WindowSums>)],
         now_ms: i64,
     ) -> Result<(), PortError> {
+        let retries = AtomicU64::new(0);
         let writes = WindowWrites {
             profiles: self,
             updates: updates.iter(),
             now_ms,
+            retries: &retries,
         };
-        stream::iter(writes)
+        let result = stream::iter(writes)
             .buffer_unordered(CONCURRENT_UPDATES)
             .try_collect::<()>()
+            .await;
+        let retries = retries.into_inner();
+        if retries > 0 {
+            // Once per batch, not per write: the rate (DAILY_WRITES_PER_SECOND)
+            // may be above what the table takes now.
+            tracing::warn!(
+                retries,
+                writes = updates.len(),
+                "window writes throttled or in conflict with a transaction; retried"
+            );
+        }
+        result.map_err(Into::into)
+    }
+}
+
+#[async_trait]
+impl Lease for DynamoProfiles {
+    async fn acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<LeaseGrant, PortError> {
+        self.acquire_lease(name, owner, now_ms, until_ms)
             .await
             .map_err(Into::into)
+    }
+
+    async fn release(&self, name: &str, owner: &str) -> Result<(), PortError> {
+        self.release_lease(name, owner).await.map_err(Into::into)
     }
 }

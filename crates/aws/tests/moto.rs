@@ -3,8 +3,12 @@
 use gender_aws::Backoff;
 use gender_aws::dynamodb::DynamoProfiles;
 use gender_aws::kinesis::KinesisHitLog;
+use gender_aws::lambda::SelfInvoke;
 use gender_aws::s3::{S3ObjectStore, client as s3_client};
-use gender_core::ports::{HealthProbe, HitLog, LogRecord, ObjectStore, ProfileReader, WindowStore};
+use gender_core::ports::{
+    Continuation, HealthProbe, HitLog, Lease, LeaseGrant, LogRecord, ObjectStore, ProfileReader,
+    WindowStore,
+};
 use gender_core::{Date, WindowSums};
 use gender_testkit::{Moto, resources};
 use std::time::Duration;
@@ -146,20 +150,24 @@ async fn dynamodb_windows_are_set_and_cleared_on_existing_profiles_only() {
         )
         .await
         .unwrap();
-    let mut windowed = store.stored_windows().await.unwrap();
-    windowed.sort_by(|x, y| x.0.cmp(&y.0));
+    for id in ["a", "b"] {
+        assert_eq!(
+            store.get_profile(id).await.unwrap().unwrap().window,
+            Some(w),
+            "{id}"
+        );
+    }
     assert_eq!(
-        windowed,
-        [("a".to_owned(), w), ("b".to_owned(), w)],
-        "markers and unknown visitors are not listed, ghost not created"
-    );
-    assert_eq!(
-        store.get_profile("a").await.unwrap().unwrap().window,
-        Some(w)
+        store.get_profile("ghost").await.unwrap(),
+        None,
+        "ghost not created"
     );
     store.set_windows(&[("a".into(), None)], NOW).await.unwrap();
     assert_eq!(store.get_profile("a").await.unwrap().unwrap().window, None);
-    assert_eq!(store.stored_windows().await.unwrap(), [("b".to_owned(), w)]);
+    assert_eq!(
+        store.get_profile("b").await.unwrap().unwrap().window,
+        Some(w)
+    );
     assert_eq!(store.get_profile("ghost").await.unwrap(), None);
 }
 
@@ -179,17 +187,155 @@ async fn dynamodb_window_writes_beyond_the_requests_in_flight_all_land() {
         .map(|(i, id)| (id.clone(), Some(sums(i as u64))))
         .collect();
     store.set_windows(&updates, NOW).await.unwrap();
-    let mut stored = store.stored_windows().await.unwrap();
-    stored.sort_by(|x, y| x.0.cmp(&y.0));
-    let want: Vec<_> = updates
-        .iter()
-        .map(|(id, w)| (id.clone(), w.unwrap()))
-        .collect();
-    assert_eq!(stored, want);
+    let windows = |ids: &[String]| {
+        let store = store.clone();
+        let ids = ids.to_vec();
+        async move {
+            let mut out = Vec::new();
+            for id in ids {
+                out.push((
+                    id.clone(),
+                    store.get_profile(&id).await.unwrap().unwrap().window,
+                ));
+            }
+            out
+        }
+    };
+    let want: Vec<_> = updates.clone();
+    assert_eq!(windows(&ids).await, want);
 
     let clears: Vec<_> = ids[..200].iter().map(|id| (id.clone(), None)).collect();
     store.set_windows(&clears, NOW).await.unwrap();
-    let mut stored = store.stored_windows().await.unwrap();
-    stored.sort_by(|x, y| x.0.cmp(&y.0));
-    assert_eq!(stored, want[200..]);
+    let mut want = clears;
+    want.extend_from_slice(&updates[200..]);
+    assert_eq!(windows(&ids).await, want);
+}
+
+#[tokio::test]
+async fn dynamodb_lease_is_held_by_one_owner_until_released_or_expired() {
+    let moto = Moto::start();
+    let store = profiles(&moto).await;
+    let grant = |owner: &'static str, now: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .acquire("daily", owner, now, now + 60_000)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(grant("run-1", NOW).await, LeaseGrant::Granted);
+    assert_eq!(
+        grant("run-2", NOW + 1_000).await,
+        LeaseGrant::HeldBy {
+            owner: "run-1".into(),
+            until_ms: NOW + 60_000,
+        },
+        "a second run is refused and told who holds it"
+    );
+    assert_eq!(
+        grant("run-1", NOW + 30_000).await,
+        LeaseGrant::Granted,
+        "renewed"
+    );
+    assert!(matches!(
+        grant("run-2", NOW + 60_001).await,
+        LeaseGrant::HeldBy { .. }
+    ));
+    // Released by its owner only.
+    store.release("daily", "run-2").await.unwrap();
+    assert!(matches!(
+        grant("run-2", NOW + 60_001).await,
+        LeaseGrant::HeldBy { .. }
+    ));
+    store.release("daily", "run-1").await.unwrap();
+    assert_eq!(grant("run-2", NOW + 60_001).await, LeaseGrant::Granted);
+    // Expired (its owner died): taken over.
+    assert_eq!(grant("run-3", NOW + 200_000).await, LeaseGrant::Granted);
+}
+
+/// `application/x-www-form-urlencoded`, every byte but letters and digits escaped.
+fn form(pairs: &[(&str, &str)]) -> String {
+    let escape = |text: &str| -> String {
+        text.bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", escape(k), escape(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A function in moto's Lambda without Docker (it answers invocations
+/// without running code, but creating one still checks that its role
+/// exists), with that role created through the IAM query API (no IAM SDK in
+/// this workspace).
+async fn lambda_function(moto: &Moto, name: &str) -> aws_sdk_lambda::Client {
+    let http = reqwest::Client::new();
+    let config = http
+        .post(format!("{}/moto-api/config", moto.endpoint))
+        .json(&serde_json::json!({"lambda": {"use_docker": false}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(config.status().is_success());
+    let role = http
+        .post(&moto.endpoint)
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=x",
+        )
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form(&[
+            ("Action", "CreateRole"),
+            ("Version", "2010-05-08"),
+            ("RoleName", "daily"),
+            ("AssumeRolePolicyDocument", r#"{"Version":"2012-10-17","Statement":[]}"#),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert!(role.status().is_success(), "{}", role.text().await.unwrap());
+    let client = aws_sdk_lambda::Client::new(&moto.sdk_config().await);
+    // An empty zip archive: moto keeps the code without running it.
+    let mut zip = b"PK\x05\x06".to_vec();
+    zip.resize(22, 0);
+    client
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role("arn:aws:iam::123456789012:role/daily")
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    client
+}
+
+#[tokio::test]
+async fn lambda_self_invoke_queues_the_continuation() {
+    let moto = Moto::start();
+    let client = lambda_function(&moto, "gender-test-daily").await;
+    let date = Date::parse("2026-11-23").unwrap();
+    SelfInvoke::new(client.clone(), "gender-test-daily")
+        .with_backoff(quick())
+        .continue_daily(date)
+        .await
+        .unwrap();
+    assert_eq!(
+        gender_aws::lambda::daily_continuation_event(date),
+        br#"{"date":"2026-11-23","continue":true}"#
+    );
+    // (moto's Lambda without Docker answers any name, so an unknown
+    // function's ResourceNotFoundException is not seen here.)
 }

@@ -48,6 +48,11 @@ pub fn daily_rollup_key(dt: Date) -> String {
     format!("{CURATED_DAILY_PREFIX}dt={dt}/daily.parquet")
 }
 
+/// The daily job's record of what the profile store's window sums were
+/// computed from, and how far an unfinished run got (SPEC 7): beside the
+/// rollups, hidden from Parquet readers by its `_` (SPEC 13).
+pub const DAILY_APPLIED_KEY: &str = "curated/daily/_applied.json";
+
 /// `errors/processing-failed/dt=D/<name>`, dated by when the records failed.
 pub fn processing_failed_key(failed_on: Date, name: &str) -> String {
     format!("{PROCESSING_FAILED_PREFIX}dt={failed_on}/{name}")
@@ -73,6 +78,7 @@ mod tests {
             daily_rollup_key(dt),
             "curated/daily/dt=2026-11-24/daily.parquet"
         );
+        assert!(DAILY_APPLIED_KEY.starts_with(CURATED_DAILY_PREFIX));
         assert_eq!(
             processing_failed_key(dt, "x.ndjson"),
             "errors/processing-failed/dt=2026-11-24/x.ndjson"

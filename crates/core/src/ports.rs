@@ -128,20 +128,50 @@ pub trait CounterStore: Send + Sync {
     ) -> Result<ApplyOutcome, PortError>;
 }
 
-/// The daily job's write: the 7-day window sums of each visitor.
+/// The daily job's write: the 7-day window sums of each visitor. The job
+/// never reads them back: it knows what the store holds from its own record
+/// (`core::daily::AppliedWindows`).
 #[async_trait]
 pub trait WindowStore: Send + Sync {
-    /// Every visitor whose profile currently has window sums, with them
-    /// (any order): what the daily job compares its new sums with, so it
-    /// writes only the visitors whose sums changed.
-    async fn stored_windows(&self) -> Result<Vec<(String, WindowSums)>, PortError>;
-    /// Sets (`Some`) or clears (`None`) window sums on existing profiles;
-    /// setting the same values again changes nothing but `updated_at`.
+    /// Sets (`Some`) or clears (`None`) window sums on existing profiles,
+    /// one batch (sorted by clientid) at a time; setting the same values
+    /// again changes nothing but `updated_at`. Returns when every write of
+    /// the batch is done.
     async fn set_windows(
         &self,
         updates: &[(String, Option<WindowSums>)],
         now_ms: i64,
     ) -> Result<(), PortError>;
+}
+
+/// Whether a lease was granted, or who holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseGrant {
+    Granted,
+    HeldBy { owner: String, until_ms: i64 },
+}
+
+/// A named lease with an expiry, so that one run at a time does a job.
+#[async_trait]
+pub trait Lease: Send + Sync {
+    /// Takes lease `name` for `owner` until `until_ms` when it is free or
+    /// expired at `now_ms`, or extends it when `owner` holds it already.
+    async fn acquire(
+        &self,
+        name: &str,
+        owner: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<LeaseGrant, PortError>;
+    /// Gives the lease up if `owner` still holds it.
+    async fn release(&self, name: &str, owner: &str) -> Result<(), PortError>;
+}
+
+/// Hands the rest of a daily run to a new invocation (on AWS: Lambda's 15
+/// minutes end before a day's writes do).
+#[async_trait]
+pub trait Continuation: Send + Sync {
+    async fn continue_daily(&self, date: crate::Date) -> Result<(), PortError>;
 }
 
 /// Requests to forget a visitor (SPEC 17), and their status. The request is

@@ -836,7 +836,9 @@ impl StateStore {
         Ok(out)
     }
 
-    /// Window sums live in redb only (the overlay holds hit counts).
+    /// Every visitor with window sums, with them: a full read, for tests and
+    /// inspection (the daily job never reads them back). Window sums live in
+    /// redb only (the overlay holds hit counts).
     pub fn stored_windows_blocking(&self) -> Result<Vec<(String, WindowSums)>, EmbeddedError> {
         let txn = self.begin_read()?;
         let windowed = txn.open_table(WINDOWED)?;
@@ -1135,11 +1137,6 @@ impl CounterStore for StateStore {
 
 #[async_trait]
 impl WindowStore for StateStore {
-    async fn stored_windows(&self) -> Result<Vec<(String, WindowSums)>, PortError> {
-        let this = self.clone();
-        blocking(move || this.stored_windows_blocking()).await
-    }
-
     async fn set_windows(
         &self,
         updates: &[(String, Option<WindowSums>)],

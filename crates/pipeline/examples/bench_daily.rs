@@ -1,7 +1,9 @@
 //! The daily job over a data directory with `curated/hits/dt=…/*.parquet`,
 //! for the peer benchmark (`scripts/peer-bench`): rollups read or rebuilt
 //! and written under `curated/daily/`, window sums computed and handed to a
-//! window store that only counts them (no state store), on one thread.
+//! window store that only counts them (no state store), on one thread. Each
+//! run starts from an empty table: the daily job's record of the window
+//! applied is removed first, so every visitor of the window is written.
 //! Prints one JSON line with the counts the peers are checked against.
 //!
 //!     cargo run --release -p gender-pipeline --example bench_daily -- DIR YYYY-MM-DD
@@ -22,10 +24,6 @@ struct Totals(Mutex<(usize, u64, u64)>);
 
 #[async_trait]
 impl WindowStore for Totals {
-    async fn stored_windows(&self) -> Result<Vec<(String, WindowSums)>, PortError> {
-        Ok(Vec::new())
-    }
-
     async fn set_windows(
         &self,
         updates: &[(String, Option<WindowSums>)],
@@ -51,6 +49,9 @@ fn main() {
     };
     let date = Date::parse(date).expect("a YYYY-MM-DD date");
     let store = DirObjectStore::new(dir);
+    store
+        .delete_blocking(gender_core::layout::DAILY_APPLIED_KEY)
+        .expect("remove the record of the window applied");
     let totals = Totals::default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(1)

@@ -1,14 +1,14 @@
 //! The daily job at 1,000 hits/s (docs/DEPLOY.md), run here with the code
-//! the daily Lambda runs: `gender_pipeline::run_daily` over an object store
-//! (a local directory instead of S3) and a window store that keeps the
-//! stored window sums in a local file and counts what a DynamoDB table would
-//! be asked for (items a Scan returns, `UpdateItem`s issued).
+//! the daily Lambda runs: `gender_pipeline::run_daily_with` over an object
+//! store (a local directory instead of S3) and a window store that appends
+//! the writes it is handed to a local file (what DynamoDB would be asked
+//! for: one `UpdateItem` each). The job never reads the table.
 //!
 //! Three steps, each its own process so each peak RSS is its own:
 //!
 //!     daily_at_scale generate DIR [SCALE]   # the data; SCALE 1 = 86.4 M hits on D
-//!     daily_at_scale previous DIR           # the run for D-1: stores the window sums
-//!     daily_at_scale run DIR                # the run for D, measured and checked
+//!     daily_at_scale previous DIR           # the run for D-1: the table the night before
+//!     daily_at_scale run DIR [RATE]         # the run for D, measured and checked
 //!
 //! `generate` writes, for D = 2026-11-24 and SCALE s:
 //! - D's curated hits as curate writes them (`codec::HitsFileWriter`): 1,440
@@ -20,16 +20,20 @@
 //!   reuses them as it reuses the rollups of dates that did not change;
 //! - `day-counts.bin`: D's per-visitor counts, to check the writes against.
 //!
-//! `previous` runs the job for D-1 (window D-7 ..= D-1, ~10·s M visitors, all
-//! rollups reused) and stores every window it sets in `windows.bin`: the
-//! state of the table the night before. `run` runs the job for D against it,
-//! prints the time and peak RSS after each phase, the reads and writes, and
+//! `previous` runs the job for D-1 (window D-7 ..= D-1, ~10·s M visitors,
+//! all rollups reused) with nothing applied before, so it writes every
+//! visitor of its window, and keeps a copy of the job's record of what it
+//! applied (`curated/daily/_applied.json`). `run` puts that record back and
+//! removes D's rollup (so it can be repeated, each time the nightly run as it
+//! happens), then runs the job for D as the Lambda would: writes paced at
+//! RATE a second (default 2,000, `DAILY_WRITES_PER_SECOND`'s), stopping 60 s
+//! before each 15-minute invocation ends and resuming in the next. The
+//! pacing runs on tokio's paused clock (a simulated clock: a pause costs no
+//! real time), and an invocation's time is its real time plus its simulated
+//! pauses. It prints time and peak RSS per phase, the reads and writes, and
 //! checks that exactly the visitors whose counts on D differ from those on
-//! D-7 (the date that left the window) were written, with the right sums.
-//!
-//! Phases are seen through the ports: the rollups end with the PUT of D's
-//! rollup, the window merge runs until the Scan (`stored_windows`) starts,
-//! the sort and diff until `set_windows` starts.
+//! D-7 (the date that left the window) were written, in clientid order,
+//! each once, with the right sums.
 
 mod support;
 
@@ -39,14 +43,15 @@ use gender_core::{Date, Gender, PortError, WindowSums, layout};
 use gender_embedded::DirObjectStore;
 use gender_pipeline::codec::{self, HitsFileWriter};
 use gender_pipeline::daily::sources_digest;
-use gender_pipeline::run_daily;
+use gender_pipeline::{DailyOptions, DailyRun, run_daily, run_daily_with};
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::num::NonZeroU32;
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const DAY: &str = "2026-11-24";
 /// Visitors at scale 1: ~10 % of them are active on a date.
@@ -242,17 +247,31 @@ impl ObjectStore for TimedStore {
     }
 }
 
-/// Window sums kept in a file: what the profiles table holds between runs.
-/// Counts the items a Scan would return and the writes; `stored_windows`
-/// allocates its answer when called, as the DynamoDB adapter does.
+/// The profiles table's stand-in: the writes it is handed, appended to a
+/// file, and the real time spent in it.
 struct FileWindows {
-    stored: PathBuf,
-    /// Where the writes go: the next night's `stored` (previous), or a log
-    /// of them to check (run).
-    writes: PathBuf,
-    start: Instant,
-    scan: Mutex<Option<(f64, f64, u64)>>,
-    set: Mutex<Option<(f64, f64, u64, u64)>>,
+    out: Mutex<BufWriter<File>>,
+    writes: AtomicU64,
+    clears: AtomicU64,
+    batches: AtomicU64,
+    busy_ns: AtomicU64,
+}
+
+impl FileWindows {
+    fn create(path: &Path) -> FileWindows {
+        let file = File::create(path).expect("create the writes file");
+        FileWindows {
+            out: Mutex::new(BufWriter::with_capacity(1 << 20, file)),
+            writes: AtomicU64::new(0),
+            clears: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
+        }
+    }
+
+    fn finish(&self) {
+        self.out.lock().expect("lock").flush().expect("flush");
+    }
 }
 
 fn read_records(path: &Path) -> Vec<(u64, u64, u64, i32)> {
@@ -272,37 +291,13 @@ fn read_records(path: &Path) -> Vec<(u64, u64, u64, i32)> {
 
 #[async_trait]
 impl WindowStore for FileWindows {
-    async fn stored_windows(&self) -> Result<Vec<(String, WindowSums)>, PortError> {
-        let from = self.start.elapsed().as_secs_f64();
-        let mut stored = Vec::new();
-        if let Ok(file) = File::open(&self.stored) {
-            let mut reader = BufReader::with_capacity(1 << 20, file);
-            let mut buf = [0u8; RECORD];
-            while reader.read_exact(&mut buf).is_ok() {
-                let u = |i: usize| u64::from_le_bytes(buf[i..i + 8].try_into().expect("8"));
-                let days = i32::from_le_bytes(buf[24..28].try_into().expect("4"));
-                let sums = WindowSums {
-                    m: u(8),
-                    f: u(16),
-                    date: Date::from_days(days),
-                };
-                stored.push((clientid(u(0)), sums));
-            }
-        }
-        let to = self.start.elapsed().as_secs_f64();
-        *self.scan.lock().expect("lock") = Some((from, to, stored.len() as u64));
-        Ok(stored)
-    }
-
     async fn set_windows(
         &self,
         updates: &[(String, Option<WindowSums>)],
         _now_ms: i64,
     ) -> Result<(), PortError> {
-        let from = self.start.elapsed().as_secs_f64();
-        let file =
-            File::create(&self.writes).map_err(|e| PortError::unavailable("window file", e))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let from = Instant::now();
+        let mut out = self.out.lock().expect("lock");
         let mut clears = 0;
         for (id, window) in updates {
             // A clear is stored as days = i32::MIN.
@@ -316,18 +311,23 @@ impl WindowStore for FileWindows {
             out.write_all(&buf)
                 .map_err(|e| PortError::unavailable("window file", e))?;
         }
-        out.flush()
-            .map_err(|e| PortError::unavailable("window file", e))?;
-        let to = self.start.elapsed().as_secs_f64();
-        *self.set.lock().expect("lock") = Some((from, to, updates.len() as u64, clears));
+        self.writes
+            .fetch_add(updates.len() as u64, Ordering::Relaxed);
+        self.clears.fetch_add(clears, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.busy_ns
+            .fetch_add(from.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(())
     }
 }
 
+/// As the Lambda runs it: one thread for the job, and (for the pacing) a
+/// clock that a pause advances without waiting.
 fn runtime() -> tokio::runtime::Runtime {
-    // As the Lambda runs it: one thread for the job.
     tokio::runtime::Builder::new_current_thread()
         .max_blocking_threads(1)
+        .enable_time()
+        .start_paused(true)
         .build()
         .expect("runtime")
 }
@@ -343,45 +343,52 @@ fn store(dir: &Path, start: Instant) -> TimedStore {
     }
 }
 
+/// Where `previous` keeps the record of the window it applied.
+const APPLIED_COPY: &str = "applied-after-previous.json";
+
 fn previous(dir: &Path) {
     let start = Instant::now();
     let objects = store(dir, start);
-    let windows = FileWindows {
-        stored: dir.join("windows-none.bin"),
-        writes: dir.join("windows.bin"),
-        start,
-        scan: Mutex::new(None),
-        set: Mutex::new(None),
-    };
+    objects
+        .inner
+        .delete_blocking(layout::DAILY_APPLIED_KEY)
+        .expect("delete");
+    let windows = FileWindows::create(&dir.join("windows.bin"));
     let summary = runtime()
         .block_on(run_daily(&objects, &windows, date().add_days(-1), 0))
         .expect("daily");
-    let (_, _, written, _) = windows.set.lock().expect("lock").expect("set_windows ran");
+    windows.finish();
+    fs::copy(dir.join(layout::DAILY_APPLIED_KEY), dir.join(APPLIED_COPY)).expect("copy");
     println!(
-        "{{\"date\":\"{}\",\"visitors_in_window\":{},\"windows_written\":{written},\"rollups_rebuilt\":{},\"seconds\":{:.2},\"peak_rss_mib\":{}}}",
+        "{{\"date\":\"{}\",\"visitors_in_window\":{},\"windows_written\":{},\"seconds\":{:.2},\"cpu_seconds\":{:.1},\"peak_rss_mib\":{}}}",
         summary.date,
         summary.visitors_in_window,
-        objects.puts.lock().expect("lock").len(),
+        windows.writes.load(Ordering::Relaxed),
         start.elapsed().as_secs_f64(),
+        support::cpu_seconds(),
         support::peak_rss_kib() / 1024
     );
 }
 
-fn run(dir: &Path) {
+/// Lambda's limit, and the margin the daily function keeps before it.
+const INVOCATION: Duration = Duration::from_secs(900);
+const MARGIN: Duration = Duration::from_secs(60);
+
+fn run(dir: &Path, rate: u32) {
     let d = date();
+    // The night before: the record `previous` left, D's rollup not built yet.
+    fs::copy(dir.join(APPLIED_COPY), dir.join(layout::DAILY_APPLIED_KEY))
+        .expect("run `previous` first");
+    let _ = fs::remove_file(dir.join(layout::daily_rollup_key(d)));
+
     let start = Instant::now();
     let objects = store(dir, start);
-    let windows = FileWindows {
-        stored: dir.join("windows.bin"),
-        writes: dir.join("writes.bin"),
-        start,
-        scan: Mutex::new(None),
-        set: Mutex::new(None),
-    };
-    // Peak RSS at each phase boundary, sampled by a thread (the job runs on
-    // the runtime's one thread; the sampler only reads /proc).
+    let windows = FileWindows::create(&dir.join("writes.bin"));
+    // Peak RSS over time, sampled by a thread (the job runs on the
+    // runtime's one thread; the sampler only reads /proc).
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let samples = std::sync::Arc::new(Mutex::new(Vec::<(f64, u64, u64)>::new()));
+    // (seconds since start, VmRSS KiB, VmHWM KiB, CPU seconds)
+    let samples = std::sync::Arc::new(Mutex::new(Vec::<(f64, u64, u64, f64)>::new()));
     let sampler = {
         let (done, samples) = (done.clone(), samples.clone());
         std::thread::spawn(move || {
@@ -391,31 +398,77 @@ fn run(dir: &Path) {
                     at,
                     support::status_kib("VmRSS:"),
                     support::status_kib("VmHWM:"),
+                    support::cpu_seconds(),
                 );
                 samples.lock().expect("lock").push(sample);
-                std::thread::sleep(std::time::Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(100));
             }
         })
     };
-    let summary = runtime()
-        .block_on(run_daily(&objects, &windows, d, 0))
-        .expect("daily");
+
+    let runtime = runtime();
+    let rate = NonZeroU32::new(rate).expect("a rate above 0");
+    // (real seconds, simulated pauses in seconds, writes) per invocation
+    let mut invocations: Vec<(f64, f64, u64)> = Vec::new();
+    let summary = loop {
+        let real = Instant::now();
+        let paused = runtime.block_on(async { tokio::time::Instant::now() });
+        let should_stop = move || {
+            let simulated = real.elapsed() + (tokio::time::Instant::now() - paused);
+            simulated + MARGIN >= INVOCATION
+        };
+        let options = DailyOptions {
+            writes_per_second: Some(rate),
+            should_stop: Some(&should_stop),
+            ..DailyOptions::default()
+        };
+        let before = windows.writes.load(Ordering::Relaxed);
+        let outcome = runtime
+            .block_on(run_daily_with(&objects, &windows, d, 0, &options))
+            .expect("daily");
+        let pauses = runtime.block_on(async { tokio::time::Instant::now() }) - paused;
+        invocations.push((
+            real.elapsed().as_secs_f64(),
+            pauses.as_secs_f64(),
+            windows.writes.load(Ordering::Relaxed) - before,
+        ));
+        match outcome {
+            DailyRun::Complete(summary) => break summary,
+            DailyRun::Stopped(stop) => eprintln!(
+                "invocation {} stopped near its deadline: {} writes so far",
+                invocations.len(),
+                stop.windows_written
+            ),
+        }
+    };
+    windows.finish();
     let total = start.elapsed().as_secs_f64();
+    let cpu_total = support::cpu_seconds();
     done.store(true, Ordering::Relaxed);
     sampler.join().expect("sampler");
     let peak_kib = support::peak_rss_kib();
 
     let puts = objects.puts.lock().expect("lock").clone();
-    // No PUT when D's rollup was current (a re-run): the merge then counts
-    // with the rollups.
     let rollup_done = puts
         .iter()
         .find(|(key, _)| *key == layout::daily_rollup_key(d))
-        .map(|(_, at)| *at);
-    let (scan_from, scan_to, scanned) = windows.scan.lock().expect("lock").expect("scanned");
-    let (set_from, set_to, written, clears) = windows.set.lock().expect("lock").expect("set");
+        .map(|(_, at)| *at)
+        .expect("D's rollup rebuilt");
+    let state_puts = puts
+        .iter()
+        .filter(|(key, _)| key == layout::DAILY_APPLIED_KEY)
+        .count();
     let samples = samples.lock().expect("lock").clone();
-    let peak_until = |t: f64| {
+    let peak_between = |from: f64, to: f64| {
+        samples
+            .iter()
+            .filter(|s| s.0 >= from && s.0 <= to)
+            .map(|s| s.1)
+            .max()
+            .unwrap_or(0)
+            / 1024
+    };
+    let hwm_until = |t: f64| {
         samples
             .iter()
             .filter(|s| s.0 <= t)
@@ -424,42 +477,49 @@ fn run(dir: &Path) {
             .unwrap_or(0)
             / 1024
     };
-    let mut phases = match rollup_done {
-        Some(at) => vec![
-            (
-                "rollups: 6 reused, D rebuilt from its curated objects",
-                0.0,
-                at,
-            ),
-            ("window merge of the 7 sorted rollups", at, scan_from),
-        ],
-        None => vec![(
-            "rollups: all 7 reused, and the window merge",
-            0.0,
-            scan_from,
-        )],
+    // CPU time at the last sample before `t` (sampled every 100 ms).
+    let cpu_at = |t: f64| {
+        samples
+            .iter()
+            .filter(|s| s.0 <= t)
+            .map(|s| s.3)
+            .fold(0.0, f64::max)
     };
-    phases.extend([
-        (
-            "stored window sums read (Scan; here a local file)",
-            scan_from,
-            scan_to,
-        ),
-        ("sort and diff with the new sums", scan_to, set_from),
-        (
-            "changed windows handed to set_windows (here a local file)",
-            set_from,
-            set_to,
-        ),
-    ]);
-    eprintln!("phase | seconds | peak RSS so far (MiB)");
-    for (name, from, to) in phases {
-        eprintln!("{name} | {:.1} | {}", to - from, peak_until(to));
+    let written = windows.writes.load(Ordering::Relaxed);
+    let clears = windows.clears.load(Ordering::Relaxed);
+    let in_store = windows.busy_ns.load(Ordering::Relaxed) as f64 / 1e9;
+    let pauses: f64 = invocations.iter().map(|i| i.1).sum();
+    let rollup_cpu = cpu_at(rollup_done);
+    eprintln!("phase | real seconds | CPU seconds (user + sys) | peak RSS (MiB)");
+    eprintln!(
+        "rollups: D rebuilt from its curated objects, 7 reused | {rollup_done:.1} | {rollup_cpu:.1} | {}",
+        hwm_until(rollup_done)
+    );
+    eprintln!(
+        "merge of the 8 rollups and diff, in each invocation, and the writes | {:.1} | {:.1} | {}",
+        total - rollup_done,
+        cpu_total - rollup_cpu,
+        peak_between(rollup_done, total)
+    );
+    eprintln!("of which writes handed to the store (here a local file) | {in_store:.1} | |");
+    eprintln!(
+        "writes at {rate}/s: {written} in {:.1} simulated minutes of pauses",
+        pauses / 60.0
+    );
+    for (i, (real, paused, writes)) in invocations.iter().enumerate() {
+        eprintln!(
+            "invocation {}: {:.1} s real + {:.1} s paused = {:.1} min, {writes} writes",
+            i + 1,
+            real,
+            paused,
+            (real + paused) / 60.0
+        );
     }
-    eprintln!("total | {total:.1} | {}", peak_kib / 1024);
+    eprintln!("total | {total:.1} | {cpu_total:.1} | {}", peak_kib / 1024);
 
     // The check: exactly the visitors whose counts on D differ from those on
-    // D-7 were written, each with its sums over D-6 ..= D, or cleared.
+    // D-7 were written, each once and in order, with its sums over D-6 ..= D,
+    // or cleared.
     let pool = pool_of(dir);
     let mut counts = vec![[0u64; 2]; pool as usize];
     let mut bytes = Vec::new();
@@ -490,7 +550,10 @@ fn run(dir: &Path) {
     let writes = read_records(&dir.join("writes.bin"));
     assert_eq!(writes.len(), expected.len(), "writes = changed windows");
     for ((v, m, f, days), want) in writes.iter().zip(&expected) {
-        assert_eq!(v, want, "the written visitors are the changed ones");
+        assert_eq!(
+            v, want,
+            "the written visitors are the changed ones, in order"
+        );
         let (wm, wf) = window_sums(*v);
         if wm + wf == 0 {
             assert_eq!(*days, i32::MIN, "cleared: no hits in the window");
@@ -500,13 +563,16 @@ fn run(dir: &Path) {
     }
     let in_window = (0..pool).filter(|&v| window_sums(v) != (0, 0)).count();
     assert_eq!(summary.visitors_in_window, in_window);
+    assert_eq!(summary.signals_cleared as u64, clears);
 
     let day_hits: u64 = summary.rollups.last().map_or(0, |r| r.hits);
     println!(
-        "{{\"date\":\"{}\",\"hits_on_d\":{day_hits},\"visitors_on_d\":{},\"visitors_in_window\":{},\"scan_items\":{scanned},\"writes\":{written},\"clears\":{clears},\"object_gets\":{},\"object_get_bytes\":{},\"object_lists\":{},\"object_puts\":{},\"seconds\":{total:.2},\"peak_rss_mib\":{},\"checked\":true}}",
+        "{{\"date\":\"{}\",\"hits_on_d\":{day_hits},\"visitors_on_d\":{},\"visitors_in_window\":{},\"table_reads\":0,\"writes\":{written},\"clears\":{clears},\"write_batches\":{},\"writes_per_second\":{rate},\"invocations\":{},\"state_puts\":{state_puts},\"object_gets\":{},\"object_get_bytes\":{},\"object_lists\":{},\"object_puts\":{},\"seconds\":{total:.2},\"cpu_seconds\":{cpu_total:.1},\"simulated_pause_seconds\":{pauses:.1},\"peak_rss_mib\":{},\"checked\":true}}",
         summary.date,
         summary.rollups.last().map_or(0, |r| r.visitors),
         summary.visitors_in_window,
+        windows.batches.load(Ordering::Relaxed),
+        invocations.len(),
         objects.gets.load(Ordering::Relaxed),
         objects.get_bytes.load(Ordering::Relaxed),
         objects.lists.load(Ordering::Relaxed),
@@ -523,9 +589,13 @@ fn main() {
             generate(Path::new(dir), scale.parse().expect("a scale, e.g. 0.25"))
         }
         [cmd, dir] if cmd == "previous" => previous(Path::new(dir)),
-        [cmd, dir] if cmd == "run" => run(Path::new(dir)),
+        [cmd, dir] if cmd == "run" => run(Path::new(dir), 2_000),
+        [cmd, dir, rate] if cmd == "run" => run(
+            Path::new(dir),
+            rate.parse().expect("writes per second, e.g. 2000"),
+        ),
         _ => {
-            eprintln!("usage: daily_at_scale generate DIR [SCALE] | previous DIR | run DIR");
+            eprintln!("usage: daily_at_scale generate DIR [SCALE] | previous DIR | run DIR [RATE]");
             std::process::exit(2);
         }
     }

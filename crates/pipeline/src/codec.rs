@@ -440,6 +440,61 @@ pub fn daily_batches(bytes: Bytes, key: &str) -> Result<Vec<RecordBatch>, Pipeli
     Ok(batches)
 }
 
+/// A daily rollup file opened for reading, one batch at a time.
+pub struct DailyFile {
+    /// The `sources` it was written with, if any.
+    pub sources: Option<String>,
+    /// Rows, from its footer.
+    pub rows: usize,
+    pub reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+}
+
+/// Opens a daily rollup in a local file: its footer read, its columns
+/// checked (clientid utf8, m and f int64, in that order), nothing decoded yet.
+pub fn open_daily_file(
+    file: File,
+    key: &str,
+    batch_size: usize,
+) -> Result<DailyFile, PipelineError> {
+    let parquet = |source| PipelineError::Parquet {
+        key: key.to_owned(),
+        source,
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet)?;
+    let fields = builder.schema().fields();
+    let columns: Vec<(&str, &DataType)> = fields
+        .iter()
+        .map(|f| (f.name().as_str(), f.data_type()))
+        .collect();
+    if columns
+        != [
+            ("clientid", &DataType::Utf8),
+            ("m", &DataType::Int64),
+            ("f", &DataType::Int64),
+        ]
+    {
+        return Err(PipelineError::BadObject {
+            key: key.to_owned(),
+            detail: "not a daily rollup".into(),
+        });
+    }
+    let metadata = builder.metadata().file_metadata();
+    let sources = metadata
+        .key_value_metadata()
+        .and_then(|kv| kv.iter().find(|e| e.key == ROLLUP_SOURCES_KEY))
+        .and_then(|e| e.value.clone());
+    let rows = usize::try_from(metadata.num_rows()).unwrap_or(0);
+    let reader = builder
+        .with_batch_size(batch_size)
+        .build()
+        .map_err(parquet)?;
+    Ok(DailyFile {
+        sources,
+        rows,
+        reader,
+    })
+}
+
 /// The `sources` a rollup was written with, if any.
 pub fn daily_sources(bytes: &Bytes, key: &str) -> Result<Option<String>, PipelineError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|source| {

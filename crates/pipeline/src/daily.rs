@@ -7,95 +7,85 @@
 //! version of each, from one LIST of the date's prefix). A date whose LIST
 //! still gives that digest keeps its rollup; only dates that received (or
 //! lost, or had replaced) curated objects are recomputed, and those are read
-//! one row group at a time. Memory holds the visitors of the window (each
-//! clientid once, with its counts), never the hits.
+//! one row group at a time.
+//!
+//! The stored window sums are never read back. The state object
+//! (`layout::DAILY_APPLIED_KEY`, see `core::daily`) records the window the
+//! store holds and the digests of the rollups it was computed from; a run
+//! streams a merge by clientid of the rollups of that window and of its own
+//! (each read batch by batch from a local copy) and writes only the visitors
+//! whose sums differ, in clientid order, at a configured rate, saving how far
+//! it got every few seconds so that a stopped run resumes. Memory holds one
+//! date's rebuild at most, never the window.
 
-use crate::{PipelineError, codec};
+use crate::PipelineError;
+use crate::codec::{self, DailyFile};
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
-use bytes::Bytes;
-use gender_core::daily::RollupSummary;
+use gender_core::daily::{
+    AppliedWindows, DailyProgress, DailyState, DailyStop, MergeRole, MergedSums, RollupSummary,
+    inputs_digest, merge_dates, merge_role, start_progress, window_write,
+};
 use gender_core::ports::{ObjectInfo, ObjectStore, WindowStore};
 use gender_core::{DailySummary, Date, Gender, VisitorMap, WindowSums, layout, window_dates};
 use sha2::{Digest, Sha256};
-use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::io::{Seek, Write};
+use std::num::NonZeroU32;
+use std::time::Duration;
+use tokio::time::Instant;
 
-/// One date's rollup in memory: rows sorted by clientid, in batches.
-struct Rollup {
-    batches: Vec<RecordBatch>,
+/// Rows decoded at a time from each merged rollup.
+const MERGE_BATCH_ROWS: usize = 8 * 1024;
+
+/// How a daily run writes (the defaults are the local deployment's).
+pub struct DailyOptions<'a> {
+    /// Window writes per second at most (what the profile table can take
+    /// besides its other traffic); `None`: as fast as the store takes them.
+    pub writes_per_second: Option<NonZeroU32>,
+    /// Writes handed to the store at once when unpaced; paced, a tenth of a
+    /// second's worth, so the table sees the rate rather than bursts.
+    pub batch_writes: usize,
+    /// How often the progress of the writes is saved.
+    pub checkpoint_every: Duration,
+    /// Asked after each rollup rebuilt and each batch written: `true` stops
+    /// the run with its progress saved (the Lambda's deadline is near).
+    pub should_stop: Option<&'a (dyn Fn() -> bool + Send + Sync)>,
 }
 
-impl Rollup {
-    fn columns(batch: &RecordBatch) -> (&StringArray, &Int64Array, &Int64Array) {
-        let col = |i: usize| batch.column(i);
-        (
-            col(0).as_any().downcast_ref().expect("validated at load"),
-            col(1).as_any().downcast_ref().expect("validated at load"),
-            col(2).as_any().downcast_ref().expect("validated at load"),
-        )
-    }
-
-    /// Rows and hits, if the rows are strictly sorted by clientid (what the
-    /// window merge needs); `None` otherwise.
-    fn check(&self) -> Option<(usize, u64)> {
-        let (mut rows, mut hits) = (0, 0u64);
-        let mut last: Option<&str> = None;
-        for batch in &self.batches {
-            let (ids, m, f) = Rollup::columns(batch);
-            if ids.null_count() + m.null_count() + f.null_count() > 0 {
-                return None;
-            }
-            for i in 0..batch.num_rows() {
-                let id = ids.value(i);
-                if last.is_some_and(|l| l >= id) || m.value(i) < 0 || f.value(i) < 0 {
-                    return None;
-                }
-                last = Some(id);
-                hits += (m.value(i) + f.value(i)) as u64;
-            }
-            rows += batch.num_rows();
-        }
-        Some((rows, hits))
-    }
-}
-
-/// A position in a rollup during the window merge.
-struct Cursor<'a> {
-    batches: &'a [RecordBatch],
-    batch: usize,
-    row: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(rollup: &'a Rollup) -> Cursor<'a> {
-        let mut cursor = Cursor {
-            batches: &rollup.batches,
-            batch: 0,
-            row: 0,
-        };
-        cursor.skip_empty();
-        cursor
-    }
-
-    fn skip_empty(&mut self) {
-        while self.batch < self.batches.len() && self.row >= self.batches[self.batch].num_rows() {
-            self.batch += 1;
-            self.row = 0;
+impl Default for DailyOptions<'_> {
+    fn default() -> Self {
+        DailyOptions {
+            writes_per_second: None,
+            // Locally one state-store transaction each: large, so that a
+            // first run's millions of writes commit a few hundred times.
+            batch_writes: 64 * 1024,
+            checkpoint_every: Duration::from_secs(5),
+            should_stop: None,
         }
     }
+}
 
-    #[inline]
-    fn current(&self) -> Option<(&'a str, i64, i64)> {
-        let batch = self.batches.get(self.batch)?;
-        let (ids, m, f) = Rollup::columns(batch);
-        Some((ids.value(self.row), m.value(self.row), f.value(self.row)))
+impl DailyOptions<'_> {
+    fn stop_now(&self) -> bool {
+        self.should_stop.is_some_and(|stop| stop())
     }
 
-    #[inline]
-    fn advance(&mut self) {
-        self.row += 1;
-        self.skip_empty();
+    fn batch_size(&self) -> usize {
+        let most = self.batch_writes.max(1);
+        match self.writes_per_second {
+            Some(rate) => (rate.get() as usize / 10).clamp(1, most),
+            None => most,
+        }
     }
+}
+
+/// How a daily run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DailyRun {
+    /// Every window of the date is stored.
+    Complete(DailySummary),
+    /// Stopped on request, progress saved: a run for the same date resumes.
+    Stopped(DailyStop),
 }
 
 /// One date's counts while its curated hits are read: each distinct
@@ -153,30 +143,75 @@ pub fn sources_digest(sources: &[ObjectInfo]) -> String {
     format!("v1 files={} sha256={hex}", sources.len())
 }
 
+fn local_io(key: &str) -> impl Fn(std::io::Error) -> PipelineError + '_ {
+    move |e| PipelineError::BadObject {
+        key: key.to_owned(),
+        detail: format!("local temporary file: {e}"),
+    }
+}
+
 /// Copies an object into an anonymous local file (read one chunk at a time).
 async fn spool(store: &dyn ObjectStore, key: &str) -> Result<Option<std::fs::File>, PipelineError> {
     let Some(mut body) = store.get_stream(key).await? else {
         return Ok(None);
     };
-    let io = |e: std::io::Error| PipelineError::BadObject {
-        key: key.to_owned(),
-        detail: format!("local temporary file: {e}"),
-    };
-    let mut file = tempfile::tempfile().map_err(io)?;
+    let mut file = tempfile::tempfile().map_err(local_io(key))?;
     while let Some(chunk) = body.next_chunk().await? {
-        file.write_all(&chunk).map_err(io)?;
+        file.write_all(&chunk).map_err(local_io(key))?;
     }
-    file.rewind().map_err(io)?;
+    file.rewind().map_err(local_io(key))?;
     Ok(Some(file))
 }
 
-/// One date's rollup: still current (its recorded sources match a fresh
-/// LIST), or recomputed from the curated hits and written.
+/// One date's rollup, current and ready to be merged from a local copy.
+struct RollupFile {
+    date: Date,
+    key: String,
+    /// The digest of the curated objects it was built from.
+    digest: String,
+    file: DailyFile,
+    /// Whether this run rebuilt it.
+    rebuilt: bool,
+}
+
+/// What a run needs of a date's rollup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// The date is in the run's window: the rollup must be current (its
+    /// recorded sources match a fresh LIST), else it is recomputed.
+    Current,
+    /// The date is only in the applied window: the rollup as stored is what
+    /// the stored sums were computed from (or, if its digest says otherwise,
+    /// what its visitors are written from); recomputed only when missing.
+    /// Never rebuilt from curated hits that may have expired since.
+    AsStored,
+}
+
+/// One date's rollup, as `need` says: reused, or recomputed from the
+/// curated hits and written.
 async fn rollup_date(
     curated: &dyn ObjectStore,
     dt: Date,
     visitors_hint: usize,
-) -> Result<(Rollup, RollupSummary, bool), PipelineError> {
+    need: Need,
+) -> Result<RollupFile, PipelineError> {
+    let key = layout::daily_rollup_key(dt);
+    let stored = match spool(curated, &key).await? {
+        // An unreadable or foreign rollup is simply rebuilt.
+        Some(local) => codec::open_daily_file(local, &key, MERGE_BATCH_ROWS).ok(),
+        None => None,
+    };
+    if need == Need::AsStored
+        && let Some(file) = stored
+    {
+        return Ok(RollupFile {
+            date: dt,
+            digest: file.sources.clone().unwrap_or_default(),
+            key,
+            file,
+            rebuilt: false,
+        });
+    }
     let sources: Vec<ObjectInfo> = curated
         .list_info(&layout::curated_hits_prefix(dt))
         .await?
@@ -184,24 +219,16 @@ async fn rollup_date(
         .filter(|o| o.key.ends_with(".parquet"))
         .collect();
     let digest = sources_digest(&sources);
-    let key = layout::daily_rollup_key(dt);
-    let summary = |visitors: usize, hits: u64| RollupSummary {
-        date: dt.to_string(),
-        visitors,
-        hits,
-    };
-
-    if let Some(bytes) = curated.get(&key).await? {
-        let bytes = Bytes::from(bytes);
-        // An unreadable, foreign or unsorted rollup is simply rebuilt.
-        if codec::daily_sources(&bytes, &key).ok().flatten().as_deref() == Some(&digest)
-            && let Ok(batches) = codec::daily_batches(bytes, &key)
-        {
-            let rollup = Rollup { batches };
-            if let Some((rows, hits)) = rollup.check() {
-                return Ok((rollup, summary(rows, hits), false));
-            }
-        }
+    if let Some(file) = stored
+        && file.sources.as_deref() == Some(&digest)
+    {
+        return Ok(RollupFile {
+            date: dt,
+            key,
+            digest,
+            file,
+            rebuilt: false,
+        });
     }
 
     // Sized like the previous date, so the map rarely grows (each growth
@@ -221,7 +248,6 @@ async fn rollup_date(
         visitors, counts, ..
     } = day;
     let sorted = visitors.into_sorted();
-    let hits = counts.iter().map(|[m, f]| m + f).sum();
     let batch = codec::daily_batch(
         sorted.iter().map(|(id, i)| {
             let [m, f] = counts[*i as usize];
@@ -230,165 +256,475 @@ async fn rollup_date(
         &key,
     )?;
     drop(counts);
-    let rows = batch.num_rows();
-    let body = codec::encode_daily_batch(&batch, &key, Some(&digest))?;
     drop(sorted);
+    let body = codec::encode_daily_batch(&batch, &key, Some(&digest))?;
+    drop(batch);
+    // The merge reads it back from a local copy, like the rollups it reuses.
+    let mut local = tempfile::tempfile().map_err(local_io(&key))?;
+    local.write_all(&body).map_err(local_io(&key))?;
+    local.rewind().map_err(local_io(&key))?;
     curated.put(&key, body).await?;
-    Ok((
-        Rollup {
-            batches: vec![batch],
-        },
-        summary(rows, hits),
-        true,
-    ))
+    let file = codec::open_daily_file(local, &key, MERGE_BATCH_ROWS)?;
+    Ok(RollupFile {
+        date: dt,
+        key,
+        digest,
+        file,
+        rebuilt: true,
+    })
 }
 
-/// The writes that bring the stored windows (`stored`, sorted by clientid)
-/// to `window` (sorted): new or changed sums are set, sums of visitors
-/// without hits in the window are cleared, equal sums are left alone (their
-/// stored window date stays that of the run that last changed them). At
-/// 1,000 hits/s this is the difference between writing every visitor of the
-/// window every day and writing the few million whose sums moved. Returns
-/// the writes and how many of them are clears.
-fn changed_windows(
-    window: Vec<(String, Option<WindowSums>)>,
-    stored: &[(String, WindowSums)],
-) -> (Vec<(String, Option<WindowSums>)>, usize) {
-    let mut writes: Vec<(String, Option<WindowSums>)> = Vec::new();
-    let mut cleared = 0;
-    let mut old = stored.iter().peekable();
-    for (id, sums) in window {
-        // Stored windows of visitors without hits in the window: cleared.
-        while let Some((old_id, _)) = old.next_if(|(old_id, _)| old_id.as_str() < id.as_str()) {
-            writes.push((old_id.clone(), None));
-            cleared += 1;
-        }
-        let unchanged = match (old.next_if(|(old_id, _)| *old_id == id), sums) {
-            (Some((_, before)), Some(now)) => before.m == now.m && before.f == now.f,
-            _ => false,
+/// A rollup read batch by batch during the merge, its order checked.
+struct Cursor {
+    date: Date,
+    key: String,
+    role: MergeRole,
+    file: DailyFile,
+    batch: Option<(StringArray, Int64Array, Int64Array)>,
+    row: usize,
+    /// The clientid of the current row, to check that the next is greater.
+    last: String,
+    rows: usize,
+    hits: u64,
+}
+
+impl Cursor {
+    fn open(rollup: RollupFile, role: MergeRole) -> Result<Cursor, PipelineError> {
+        let mut cursor = Cursor {
+            date: rollup.date,
+            key: rollup.key,
+            role,
+            file: rollup.file,
+            batch: None,
+            row: 0,
+            last: String::new(),
+            rows: 0,
+            hits: 0,
         };
-        if !unchanged {
-            writes.push((id, sums));
+        cursor.load()?;
+        Ok(cursor)
+    }
+
+    fn bad(&self, detail: String) -> PipelineError {
+        PipelineError::BadObject {
+            key: self.key.clone(),
+            detail,
         }
     }
-    for (old_id, _) in old {
-        writes.push((old_id.clone(), None));
-        cleared += 1;
+
+    /// Moves to the next non-empty batch when the current one is used up,
+    /// and checks the row it lands on.
+    fn load(&mut self) -> Result<(), PipelineError> {
+        while self
+            .batch
+            .as_ref()
+            .is_none_or(|(ids, _, _)| self.row >= ids.len())
+        {
+            self.row = 0;
+            match self.file.reader.next() {
+                None => {
+                    self.batch = None;
+                    return Ok(());
+                }
+                Some(batch) => {
+                    let batch: RecordBatch = batch.map_err(|source| PipelineError::Arrow {
+                        key: self.key.clone(),
+                        source,
+                    })?;
+                    let column = |i: usize| batch.column(i).clone();
+                    let ids = column(0).as_any().downcast_ref::<StringArray>().cloned();
+                    let m = column(1).as_any().downcast_ref::<Int64Array>().cloned();
+                    let f = column(2).as_any().downcast_ref::<Int64Array>().cloned();
+                    let (Some(ids), Some(m), Some(f)) = (ids, m, f) else {
+                        return Err(self.bad("not a daily rollup".into()));
+                    };
+                    if ids.null_count() + m.null_count() + f.null_count() > 0 {
+                        return Err(self.bad("null values".into()));
+                    }
+                    self.batch = Some((ids, m, f));
+                }
+            }
+        }
+        let (ids, m, f) = self.batch.as_ref().expect("loaded above");
+        let (id, m, f) = (ids.value(self.row), m.value(self.row), f.value(self.row));
+        if self.rows > 0 && id <= self.last.as_str() {
+            return Err(self.bad(format!(
+                "not sorted by clientid at row {}: delete it and run again (it is rebuilt)",
+                self.rows
+            )));
+        }
+        if m < 0 || f < 0 {
+            return Err(self.bad(format!("negative counts at row {}", self.rows)));
+        }
+        self.last.clear();
+        self.last.push_str(id);
+        self.rows += 1;
+        self.hits += (m + f) as u64;
+        Ok(())
     }
-    (writes, cleared)
+
+    #[inline]
+    fn current(&self) -> Option<(&str, i64, i64)> {
+        let (ids, m, f) = self.batch.as_ref()?;
+        Some((ids.value(self.row), m.value(self.row), f.value(self.row)))
+    }
+
+    fn advance(&mut self) -> Result<(), PipelineError> {
+        self.row += 1;
+        self.load()
+    }
 }
 
-/// The window sums of every visitor with hits in the window, sorted by
-/// clientid: a merge of the sorted rollups.
-fn merge_window(rollups: &[Rollup], date: Date) -> Vec<(String, Option<WindowSums>)> {
-    let mut cursors: Vec<Cursor> = rollups.iter().map(Cursor::new).collect();
-    let mut out = Vec::new();
-    loop {
+/// The k-way merge by clientid of a run's rollups.
+struct WindowMerge {
+    cursors: Vec<Cursor>,
+    id: String,
+}
+
+impl WindowMerge {
+    /// The next visitor with its old and new sums; `None` at the end.
+    fn next(&mut self) -> Result<Option<(&str, MergedSums)>, PipelineError> {
         let mut min: Option<&str> = None;
-        for cursor in &cursors {
+        for cursor in &self.cursors {
             if let Some((id, _, _)) = cursor.current()
-                && min.is_none_or(|m| id.cmp(m) == Ordering::Less)
+                && min.is_none_or(|m| id < m)
             {
                 min = Some(id);
             }
         }
-        let Some(min) = min else { break };
-        let (mut m, mut f) = (0u64, 0u64);
-        for cursor in &mut cursors {
-            if let Some((id, cm, cf)) = cursor.current()
-                && id == min
-            {
-                m += cm as u64;
-                f += cf as u64;
-                cursor.advance();
+        let Some(min) = min else { return Ok(None) };
+        self.id.clear();
+        self.id.push_str(min);
+        let mut sums = MergedSums::default();
+        for cursor in &mut self.cursors {
+            let Some((id, m, f)) = cursor.current() else {
+                continue;
+            };
+            if id != self.id {
+                continue;
             }
+            let counts = [m as u64, f as u64];
+            if cursor.role.old {
+                sums.old = [sums.old[0] + counts[0], sums.old[1] + counts[1]];
+            }
+            if cursor.role.new {
+                sums.new = [sums.new[0] + counts[0], sums.new[1] + counts[1]];
+            }
+            sums.old_unknown |= cursor.role.changed;
+            cursor.advance()?;
         }
-        if m + f > 0 {
-            out.push((min.to_owned(), Some(WindowSums { m, f, date })));
-        }
+        Ok(Some((&self.id, sums)))
     }
-    out
 }
 
+async fn load_state(curated: &dyn ObjectStore) -> Result<DailyState, PipelineError> {
+    let key = layout::DAILY_APPLIED_KEY;
+    match curated.get(key).await? {
+        None => Ok(DailyState::default()),
+        Some(bytes) => DailyState::from_json(&bytes).map_err(|detail| PipelineError::BadObject {
+            key: key.to_owned(),
+            detail,
+        }),
+    }
+}
+
+async fn save_state(curated: &dyn ObjectStore, state: &DailyState) -> Result<(), PipelineError> {
+    curated
+        .put(layout::DAILY_APPLIED_KEY, state.to_json())
+        .await
+        .map_err(Into::into)
+}
+
+/// The date an unfinished run was asked for, if one is unfinished: what a
+/// continuation carries on.
+pub async fn unfinished_request(curated: &dyn ObjectStore) -> Result<Option<Date>, PipelineError> {
+    Ok(load_state(curated).await?.run.map(|run| run.requested))
+}
+
+/// Paces batches to a rate: a batch waits until the writes before it have
+/// had their time, and idle time earns no burst.
+struct Pace {
+    per_second: f64,
+    next: Instant,
+}
+
+impl Pace {
+    async fn admit(&mut self, writes: usize) {
+        tokio::time::sleep_until(self.next).await;
+        self.next = self.next.max(Instant::now())
+            + Duration::from_secs_f64(writes as f64 / self.per_second);
+    }
+}
+
+/// The writes of one run: batched, paced, their progress saved.
+struct Writes<'a> {
+    curated: &'a dyn ObjectStore,
+    windows: &'a dyn WindowStore,
+    options: &'a DailyOptions<'a>,
+    now_ms: i64,
+    pace: Option<Pace>,
+    batch: Vec<(String, Option<WindowSums>)>,
+    batch_size: usize,
+    saved_at: Instant,
+}
+
+impl<'a> Writes<'a> {
+    fn new(
+        curated: &'a dyn ObjectStore,
+        windows: &'a dyn WindowStore,
+        options: &'a DailyOptions<'a>,
+        now_ms: i64,
+    ) -> Writes<'a> {
+        let batch_size = options.batch_size();
+        Writes {
+            curated,
+            windows,
+            options,
+            now_ms,
+            pace: options.writes_per_second.map(|rate| Pace {
+                per_second: f64::from(rate.get()),
+                next: Instant::now(),
+            }),
+            batch: Vec::with_capacity(batch_size),
+            batch_size,
+            saved_at: Instant::now(),
+        }
+    }
+
+    /// Sends the batch; then saves the progress when due. On failure the
+    /// progress up to the previous batch is saved and the error returned.
+    async fn flush(
+        &mut self,
+        applied: &Option<AppliedWindows>,
+        progress: &mut DailyProgress,
+    ) -> Result<(), PipelineError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        if let Some(pace) = &mut self.pace {
+            pace.admit(self.batch.len()).await;
+        }
+        if let Err(e) = self.windows.set_windows(&self.batch, self.now_ms).await {
+            self.save(applied, progress).await?;
+            return Err(e.into());
+        }
+        progress.written += self.batch.len() as u64;
+        progress.cleared += self.batch.iter().filter(|(_, w)| w.is_none()).count() as u64;
+        progress.after = self.batch.pop().map(|(id, _)| id);
+        self.batch.clear();
+        if self.saved_at.elapsed() >= self.options.checkpoint_every {
+            self.save(applied, progress).await?;
+        }
+        Ok(())
+    }
+
+    async fn save(
+        &mut self,
+        applied: &Option<AppliedWindows>,
+        progress: &DailyProgress,
+    ) -> Result<(), PipelineError> {
+        let state = DailyState {
+            applied: applied.clone(),
+            run: Some(progress.clone()),
+        };
+        save_state(self.curated, &state).await?;
+        self.saved_at = Instant::now();
+        Ok(())
+    }
+}
+
+enum Step {
+    Done(DailySummary),
+    Stopped(DailyStop),
+}
+
+fn stop_of(progress: &DailyProgress) -> DailyStop {
+    DailyStop {
+        date: progress.date.to_string(),
+        requested: progress.requested.to_string(),
+        windows_written: progress.written,
+        signals_cleared: progress.cleared,
+    }
+}
+
+/// Brings the store from the applied window to the window ending on `date`.
+async fn run_window(
+    curated: &dyn ObjectStore,
+    windows: &dyn WindowStore,
+    state: &mut DailyState,
+    date: Date,
+    requested: Date,
+    now_ms: i64,
+    options: &DailyOptions<'_>,
+) -> Result<Step, PipelineError> {
+    let applied = state.applied.clone();
+    let dates = merge_dates(date, applied.as_ref());
+    let window = window_dates(date);
+    let mut rollups = Vec::with_capacity(dates.len());
+    let mut hint = 0;
+    for (i, &dt) in dates.iter().enumerate() {
+        let need = if window.contains(&dt) {
+            Need::Current
+        } else {
+            Need::AsStored
+        };
+        let rollup = rollup_date(curated, dt, hint, need).await?;
+        hint = rollup.file.rows;
+        let rebuilt = rollup.rebuilt;
+        rollups.push(rollup);
+        if rebuilt && i + 1 < dates.len() && options.stop_now() {
+            // The rollups rebuilt so far are kept; the run is recorded so that
+            // its continuation knows it is one.
+            let run = state
+                .run
+                .get_or_insert_with(|| start_progress(None, date, requested, String::new()));
+            run.requested = requested;
+            let stop = stop_of(run);
+            save_state(curated, state).await?;
+            return Ok(Step::Stopped(stop));
+        }
+    }
+    let digests: BTreeMap<Date, String> =
+        rollups.iter().map(|r| (r.date, r.digest.clone())).collect();
+    let inputs = inputs_digest(date, applied.as_ref(), &digests);
+    let mut progress = start_progress(state.run.take(), date, requested, inputs);
+    if progress.after.is_some() {
+        tracing::info!(%date, written = progress.written, "resuming the writes of a stopped run");
+    }
+    let rebuilt = rollups.iter().filter(|r| r.rebuilt).count();
+    let cursors = rollups
+        .into_iter()
+        .map(|rollup| {
+            let role = merge_role(rollup.date, date, applied.as_ref(), &rollup.digest);
+            Cursor::open(rollup, role)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut merge = WindowMerge {
+        cursors,
+        id: String::new(),
+    };
+    let mut writes = Writes::new(curated, windows, options, now_ms);
+    // Recorded before the first write: should the run die before its first
+    // checkpoint, the next run knows the store may hold this window in part.
+    writes.save(&applied, &progress).await?;
+    let mut visitors_in_window = 0;
+    loop {
+        let next = match merge.next() {
+            Ok(next) => next,
+            Err(e) => {
+                // A rollup broke its promises midway (unsorted, unreadable):
+                // what was written from it may be wrong, so the progress is
+                // abandoned, and the next run writes every clientid up to the
+                // last one written whatever its sums.
+                progress.inputs = String::new();
+                writes.save(&applied, &progress).await?;
+                return Err(e);
+            }
+        };
+        let Some((id, mut sums)) = next else { break };
+        if sums.new != [0, 0] {
+            visitors_in_window += 1;
+        }
+        if progress.after.as_deref().is_some_and(|done| id <= done) {
+            continue;
+        }
+        sums.old_unknown |= progress.unknown_upto.as_deref().is_some_and(|u| id <= u);
+        let Some(write) = window_write(&sums, date) else {
+            continue;
+        };
+        writes.batch.push((id.to_owned(), write));
+        if writes.batch.len() >= writes.batch_size {
+            writes.flush(&applied, &mut progress).await?;
+            if options.stop_now() {
+                writes.save(&applied, &progress).await?;
+                tracing::info!(%date, %requested, written = progress.written, "daily run stopped, progress saved");
+                return Ok(Step::Stopped(stop_of(&progress)));
+            }
+        }
+    }
+    writes.flush(&applied, &mut progress).await?;
+
+    let rollups: Vec<RollupSummary> = merge
+        .cursors
+        .iter()
+        .filter(|c| c.role.new)
+        .map(|c| RollupSummary {
+            date: c.date.to_string(),
+            visitors: c.rows,
+            hits: c.hits,
+        })
+        .collect();
+    state.applied = Some(AppliedWindows {
+        date,
+        rollups: window.iter().map(|dt| (*dt, digests[dt].clone())).collect(),
+    });
+    state.run = None;
+    save_state(curated, state).await?;
+    let cursors_read = merge.cursors.len();
+    tracing::info!(
+        %date,
+        visitors = visitors_in_window,
+        windows_written = progress.written,
+        signals_cleared = progress.cleared,
+        rollups_merged = cursors_read,
+        rollups_recomputed = rebuilt,
+        "daily run finished"
+    );
+    Ok(Step::Done(DailySummary {
+        date: date.to_string(),
+        window_from: window[0].to_string(),
+        window_to: date.to_string(),
+        rollups,
+        visitors_in_window,
+        // Every visitor of the window has its signal (written now or
+        // already equal), so a re-run reports the same.
+        signals_set: visitors_in_window,
+        signals_cleared: progress.cleared as usize,
+    }))
+}
+
+/// The daily job for `date`, writing as `options` say. An unfinished run of
+/// another date (stopped, or failed) is finished first: until it is, the
+/// store holds a mix of two windows.
+pub async fn run_daily_with(
+    curated: &dyn ObjectStore,
+    windows: &dyn WindowStore,
+    date: Date,
+    now_ms: i64,
+    options: &DailyOptions<'_>,
+) -> Result<DailyRun, PipelineError> {
+    let mut state = load_state(curated).await?;
+    loop {
+        let target = match &state.run {
+            Some(run) if run.date != date => {
+                tracing::info!(unfinished = %run.date, %date, "finishing an unfinished daily run first");
+                run.date
+            }
+            _ => date,
+        };
+        match run_window(curated, windows, &mut state, target, date, now_ms, options).await? {
+            Step::Stopped(stop) => return Ok(DailyRun::Stopped(stop)),
+            Step::Done(summary) if target == date => return Ok(DailyRun::Complete(summary)),
+            Step::Done(_) => {}
+        }
+    }
+}
+
+/// The daily job for `date` to its end, as fast as the store takes the
+/// writes (the local deployment).
 pub async fn run_daily(
     curated: &dyn ObjectStore,
     windows: &dyn WindowStore,
     date: Date,
     now_ms: i64,
 ) -> Result<DailySummary, PipelineError> {
-    let dates = window_dates(date);
-    let mut rollups = Vec::with_capacity(dates.len());
-    let mut summaries = Vec::with_capacity(dates.len());
-    let mut recomputed = 0;
-    for &dt in &dates {
-        let hint = summaries.last().map_or(0, |s: &RollupSummary| s.visitors);
-        let (rollup, summary, rebuilt) = rollup_date(curated, dt, hint).await?;
-        recomputed += usize::from(rebuilt);
-        rollups.push(rollup);
-        summaries.push(summary);
-    }
-
-    let window = merge_window(&rollups, date);
-    drop(rollups);
-    let visitors_in_window = window.len();
-    let mut stored = windows.stored_windows().await?;
-    stored.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let (updates, signals_cleared) = changed_windows(window, &stored);
-    drop(stored);
-    let windows_written = updates.len() - signals_cleared;
-    windows.set_windows(&updates, now_ms).await?;
-    tracing::info!(%date, visitors = visitors_in_window, windows_written, signals_cleared, rollups_recomputed = recomputed, "daily run finished");
-
-    Ok(DailySummary {
-        date: date.to_string(),
-        window_from: dates[0].to_string(),
-        window_to: date.to_string(),
-        rollups: summaries,
-        visitors_in_window,
-        // Every visitor of the window has its signal (written now or
-        // already equal), so a re-run reports the same.
-        signals_set: visitors_in_window,
-        signals_cleared,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sums(m: u64, f: u64, day: i32) -> WindowSums {
-        WindowSums {
-            m,
-            f,
-            date: Date::from_days(day),
+    let options = DailyOptions::default();
+    // Without `should_stop` a run never stops, so this loop turns once.
+    loop {
+        if let DailyRun::Complete(summary) =
+            run_daily_with(curated, windows, date, now_ms, &options).await?
+        {
+            return Ok(summary);
         }
-    }
-
-    #[test]
-    fn only_new_changed_and_vanished_windows_are_written() {
-        let stored = vec![
-            ("a".to_owned(), sums(1, 0, 1)), // unchanged
-            ("b".to_owned(), sums(2, 0, 1)), // changed
-            ("c".to_owned(), sums(1, 1, 1)), // no hits in the window any more
-            ("e".to_owned(), sums(0, 3, 1)), // after the last new one: cleared
-        ];
-        let window = vec![
-            ("a".to_owned(), Some(sums(1, 0, 2))),
-            ("b".to_owned(), Some(sums(2, 1, 2))),
-            ("d".to_owned(), Some(sums(0, 1, 2))), // new
-        ];
-        let (writes, cleared) = changed_windows(window, &stored);
-        assert_eq!(
-            writes,
-            [
-                ("b".to_owned(), Some(sums(2, 1, 2))),
-                ("c".to_owned(), None),
-                ("d".to_owned(), Some(sums(0, 1, 2))),
-                ("e".to_owned(), None),
-            ]
-        );
-        assert_eq!(cleared, 2);
-        let (again, _) = changed_windows(vec![("a".to_owned(), Some(sums(1, 0, 2)))], &stored[..1]);
-        assert!(again.is_empty(), "a re-run writes nothing");
     }
 }

@@ -13,5 +13,5 @@ pub mod report;
 pub use curate::{
     CurateReport, CurateStream, CuratedObject, PreparedObject, curate_object, prepare_object,
 };
-pub use daily::run_daily;
+pub use daily::{DailyOptions, DailyRun, run_daily, run_daily_with, unfinished_request};
 pub use error::PipelineError;

@@ -5,7 +5,7 @@ use gender_core::ports::{ApplyOutcome, ObjectStore, ProfileReader};
 use gender_core::{Date, Gender, Hit};
 use gender_embedded::{DirObjectStore, StateStore};
 use gender_pipeline::codec::{decode_daily, decode_hits};
-use gender_pipeline::{curate_object, run_daily};
+use gender_pipeline::{DailyOptions, DailyRun, curate_object, run_daily, run_daily_with};
 
 const NOW: i64 = 1_795_514_400_000; // 2026-11-24T10:00:00Z
 
@@ -356,4 +356,366 @@ async fn daily_reuses_current_rollups_and_rebuilds_only_dates_that_got_new_objec
         .map(|(_, n)| n.key.as_str())
         .collect();
     assert_eq!(changed, [key]);
+}
+
+/// The embedded state store, with the clientids of every batch it was
+/// handed recorded, and a failure injected after `fail_after` batches.
+struct Recorded<'a> {
+    inner: &'a StateStore,
+    writes: std::sync::Mutex<Vec<String>>,
+    batches: std::sync::atomic::AtomicUsize,
+    fail_after: Option<usize>,
+}
+
+impl<'a> Recorded<'a> {
+    fn new(inner: &'a StateStore) -> Recorded<'a> {
+        Recorded {
+            inner,
+            writes: std::sync::Mutex::new(Vec::new()),
+            batches: std::sync::atomic::AtomicUsize::new(0),
+            fail_after: None,
+        }
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.writes.lock().unwrap())
+    }
+}
+
+#[async_trait::async_trait]
+impl gender_core::ports::WindowStore for Recorded<'_> {
+    async fn set_windows(
+        &self,
+        updates: &[(String, Option<gender_core::WindowSums>)],
+        now_ms: i64,
+    ) -> Result<(), gender_core::PortError> {
+        let n = self
+            .batches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.fail_after.is_some_and(|after| n >= after) {
+            return Err(gender_core::PortError::Throttled {
+                what: "injected".into(),
+                source: None,
+            });
+        }
+        self.inner.set_windows(updates, now_ms).await?;
+        let mut writes = self.writes.lock().unwrap();
+        writes.extend(updates.iter().map(|(id, _)| id.clone()));
+        Ok(())
+    }
+}
+
+fn ids(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("v{i:02}")).collect()
+}
+
+/// Ten visitors with hits on `day` (v00..v09), v00 with one F hit more.
+async fn ten_visitors(env: &Env, day: &str) {
+    let at = format!("{day}T10:00:00Z");
+    let names = ids(0..10);
+    let mut hits: Vec<(&str, Gender, &str)> = names
+        .iter()
+        .map(|id| (id.as_str(), Gender::M, at.as_str()))
+        .collect();
+    hits.push(("v00", Gender::F, at.as_str()));
+    let key = format!("raw/dt={day}/ten.ndjson");
+    put_raw(env, &key, &hits).await;
+    curate(env, &key, true).await;
+}
+
+async fn window(env: &Env, id: &str) -> Option<(u64, u64)> {
+    let profile = env.state.get_profile(id).await.unwrap().unwrap();
+    profile.window.map(|w| (w.m, w.f))
+}
+
+fn stop_always() -> bool {
+    true
+}
+
+/// Runs with `options` (which stop at every chance) until the run stops
+/// after writing: the stops before are between rollups rebuilt (each run
+/// rebuilds one more), with nothing written. Returns those stops' count.
+async fn stop_after_first_batch(
+    env: &Env,
+    store: &Recorded<'_>,
+    d: Date,
+    options: &DailyOptions<'_>,
+) -> (usize, gender_core::daily::DailyStop) {
+    for rollup_stops in 0..8 {
+        match run_daily_with(&env.store, store, d, NOW, options)
+            .await
+            .unwrap()
+        {
+            DailyRun::Stopped(stop) if stop.windows_written == 0 => {
+                assert!(store.take().is_empty());
+            }
+            DailyRun::Stopped(stop) => return (rollup_stops, stop),
+            done => panic!("{done:?}"),
+        }
+    }
+    panic!("no writes after 8 runs")
+}
+
+#[tokio::test]
+async fn a_stopped_run_resumes_without_rewriting_what_it_wrote() {
+    let env = env();
+    ten_visitors(&env, "2026-11-20").await;
+    let d = Date::parse("2026-11-23").unwrap();
+    let store = Recorded::new(&env.state);
+    let stopping = DailyOptions {
+        batch_writes: 3,
+        should_stop: Some(&stop_always),
+        ..DailyOptions::default()
+    };
+    // Stopped (as at a deadline) between the rollups it rebuilds, each kept,
+    // then after its first batch of writes: progress saved.
+    let (rollup_stops, stop) = stop_after_first_batch(&env, &store, d, &stopping).await;
+    assert_eq!(
+        rollup_stops, 6,
+        "after each of the first six of seven rollups"
+    );
+    assert_eq!(
+        (stop.windows_written, stop.requested.as_str()),
+        (3, "2026-11-23")
+    );
+    assert_eq!(store.take(), ids(0..3));
+    assert_eq!(window(&env, "v00").await, Some((1, 1)));
+    assert_eq!(window(&env, "v03").await, None, "not written yet");
+    assert_eq!(
+        gender_pipeline::unfinished_request(&env.store)
+            .await
+            .unwrap(),
+        Some(d)
+    );
+    // Stopped again: three more, none of the first three again.
+    run_daily_with(&env.store, &store, d, NOW, &stopping)
+        .await
+        .unwrap();
+    assert_eq!(store.take(), ids(3..6));
+    // Run to its end: the rest, each once.
+    let done = run_daily(&env.store, &store, d, NOW).await.unwrap();
+    assert_eq!(store.take(), ids(6..10));
+    assert_eq!(done.visitors_in_window, 10);
+    for id in ids(0..10) {
+        assert!(window(&env, &id).await.is_some(), "{id}");
+    }
+    assert_eq!(
+        gender_pipeline::unfinished_request(&env.store)
+            .await
+            .unwrap(),
+        None
+    );
+    // The same as a run from scratch, and a re-run writes nothing.
+    assert_eq!(run_daily(&env.store, &store, d, NOW).await.unwrap(), done);
+    assert!(store.take().is_empty());
+}
+
+#[tokio::test]
+async fn a_stopped_run_whose_inputs_changed_starts_over_and_rewrites_what_it_may_have_written() {
+    let env = env();
+    ten_visitors(&env, "2026-11-20").await;
+    let d = Date::parse("2026-11-23").unwrap();
+    run_daily(&env.store, &env.state, d, NOW).await.unwrap();
+    // The run for 11-24 would change nothing for v00..v09 (11-17 had no
+    // hits), but late hits on 11-21 rebuild that date, so its visitors are
+    // written (v01, v05); the run is stopped after one batch.
+    put_raw(
+        &env,
+        "raw/dt=2026-11-21/late.ndjson",
+        &[
+            ("v01", Gender::F, "2026-11-21T10:00:00Z"),
+            ("v05", Gender::F, "2026-11-21T10:00:00Z"),
+        ],
+    )
+    .await;
+    curate(&env, "raw/dt=2026-11-21/late.ndjson", true).await;
+    let next = Date::parse("2026-11-24").unwrap();
+    let store = Recorded::new(&env.state);
+    let stopping = DailyOptions {
+        batch_writes: 1,
+        should_stop: Some(&stop_always),
+        ..DailyOptions::default()
+    };
+    let (rollup_stops, _) = stop_after_first_batch(&env, &store, next, &stopping).await;
+    assert_eq!(rollup_stops, 1, "after 11-21, the first of the two rebuilt");
+    assert_eq!(
+        store.take(),
+        ["v01"],
+        "the rebuilt date's visitors, one batch"
+    );
+    // More late hits before the run resumes: the rollup of 11-21 changes
+    // again, so the run starts over, and every clientid up to v01 (where it
+    // may have written with the old inputs) is written whatever its sums.
+    put_raw(
+        &env,
+        "raw/dt=2026-11-21/later.ndjson",
+        &[("v07", Gender::F, "2026-11-21T11:00:00Z")],
+    )
+    .await;
+    curate(&env, "raw/dt=2026-11-21/later.ndjson", true).await;
+    run_daily(&env.store, &store, next, NOW).await.unwrap();
+    assert_eq!(store.take(), ["v00", "v01", "v05", "v07"]);
+    assert_eq!(window(&env, "v01").await, Some((1, 1)));
+    assert_eq!(window(&env, "v07").await, Some((1, 1)));
+    assert_eq!(window(&env, "v02").await, Some((1, 0)));
+}
+
+#[tokio::test]
+async fn an_unfinished_run_of_another_date_is_finished_before_the_next_one() {
+    let env = env();
+    ten_visitors(&env, "2026-11-20").await;
+    put_raw(
+        &env,
+        "raw/dt=2026-12-10/e.ndjson",
+        &[("later", Gender::M, "2026-12-10T10:00:00Z")],
+    )
+    .await;
+    curate(&env, "raw/dt=2026-12-10/e.ndjson", true).await;
+    let store = Recorded::new(&env.state);
+    let stopping = DailyOptions {
+        batch_writes: 4,
+        should_stop: Some(&stop_always),
+        ..DailyOptions::default()
+    };
+    let d = Date::parse("2026-11-23").unwrap();
+    stop_after_first_batch(&env, &store, d, &stopping).await;
+    assert_eq!(store.take(), ids(0..4));
+    // The next request is for a date whose window shares nothing with it:
+    // the unfinished run is finished first (v04..v09 set), then every window
+    // of it cleared, so v00..v03 do not keep sums no window explains.
+    let later = Date::parse("2026-12-10").unwrap();
+    let summary = run_daily(&env.store, &store, later, NOW).await.unwrap();
+    let mut expected = ids(4..10);
+    expected.extend(ids(0..10));
+    expected.push("later".into());
+    expected[6..].sort();
+    assert_eq!(store.take(), expected);
+    assert_eq!(summary.signals_cleared, 10);
+    for id in ids(0..10) {
+        assert_eq!(window(&env, &id).await, None, "{id}");
+    }
+    assert_eq!(window(&env, "later").await, Some((1, 0)));
+}
+
+#[tokio::test]
+async fn a_failed_write_keeps_the_progress_and_the_retry_finishes() {
+    let env = env();
+    ten_visitors(&env, "2026-11-20").await;
+    let d = Date::parse("2026-11-23").unwrap();
+    let failing = Recorded {
+        fail_after: Some(2),
+        ..Recorded::new(&env.state)
+    };
+    let small = DailyOptions {
+        batch_writes: 3,
+        checkpoint_every: std::time::Duration::ZERO,
+        ..DailyOptions::default()
+    };
+    let err = run_daily_with(&env.store, &failing, d, NOW, &small)
+        .await
+        .unwrap_err();
+    assert!(err.retryable(), "{err}");
+    assert_eq!(failing.take(), ids(0..6));
+    let store = Recorded::new(&env.state);
+    run_daily_with(&env.store, &store, d, NOW, &small)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take(),
+        ids(6..10),
+        "resumed after the last batch done"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn writes_are_paced_to_the_configured_rate() {
+    let env = env();
+    ten_visitors(&env, "2026-11-20").await;
+    let d = Date::parse("2026-11-23").unwrap();
+    let paced = DailyOptions {
+        // A tenth of a second's worth a batch: one write each.
+        writes_per_second: std::num::NonZeroU32::new(10),
+        ..DailyOptions::default()
+    };
+    let store = Recorded::new(&env.state);
+    let start = tokio::time::Instant::now();
+    run_daily_with(&env.store, &store, d, NOW, &paced)
+        .await
+        .unwrap();
+    // Ten writes at 10 a second: the first at once, nine 0.1 s apart (the
+    // clock is tokio's paused one: it moves by the pauses only).
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed >= std::time::Duration::from_millis(900)
+            && elapsed < std::time::Duration::from_secs(1),
+        "{elapsed:?}"
+    );
+    assert_eq!(store.batches.load(std::sync::atomic::Ordering::SeqCst), 10);
+}
+
+#[tokio::test]
+async fn a_damaged_record_of_the_applied_window_is_an_error_not_a_guess() {
+    let env = env();
+    env.store
+        .put(
+            gender_core::layout::DAILY_APPLIED_KEY,
+            b"{\"format\":9}".to_vec(),
+        )
+        .await
+        .unwrap();
+    let err = run_daily(
+        &env.store,
+        &env.state,
+        Date::parse("2026-11-23").unwrap(),
+        NOW,
+    )
+    .await
+    .unwrap_err();
+    assert!(!err.retryable());
+    assert!(err.to_string().contains("_applied.json"), "{err}");
+}
+
+#[tokio::test]
+async fn gaps_and_backfills_leave_exactly_the_window_of_the_last_run() {
+    let env = env();
+    ten_visitors(&env, "2026-11-20").await;
+    put_raw(
+        &env,
+        "raw/dt=2026-11-30/b.ndjson",
+        &[
+            ("v03", Gender::F, "2026-11-30T10:00:00Z"),
+            ("new", Gender::F, "2026-11-30T10:00:00Z"),
+        ],
+    )
+    .await;
+    curate(&env, "raw/dt=2026-11-30/b.ndjson", true).await;
+    let store = Recorded::new(&env.state);
+    let run = |date: &'static str| {
+        let (env, store) = (&env, &store);
+        async move {
+            run_daily(&env.store, store, Date::parse(date).unwrap(), NOW)
+                .await
+                .unwrap();
+            let mut written = store.take();
+            written.sort();
+            written
+        }
+    };
+    assert_eq!(run("2026-11-23").await, ids(0..10));
+    // Three days later (window 11-20..26 overlaps): nothing changed.
+    assert!(run("2026-11-26").await.is_empty());
+    // After a gap (window 11-24..30, disjoint from 11-20..26): v00..v09
+    // cleared, v03 and `new` set.
+    let mut expected = ids(0..10);
+    expected.push("new".into());
+    expected.sort();
+    assert_eq!(run("2026-11-30").await, expected);
+    assert_eq!(window(&env, "v03").await, Some((0, 1)));
+    assert_eq!(window(&env, "v04").await, None);
+    // A backfill of an older date after a newer one: back to its window.
+    assert_eq!(run("2026-11-23").await, expected);
+    assert_eq!(window(&env, "v03").await, Some((1, 0)));
+    assert_eq!(window(&env, "v00").await, Some((1, 1)));
+    assert_eq!(window(&env, "new").await, None);
+    assert!(run("2026-11-23").await.is_empty(), "re-run: nothing");
 }
