@@ -89,12 +89,7 @@ pub(crate) fn date_partitions(dir: &Path) -> std::io::Result<Vec<(Date, PathBuf)
     let mut out = Vec::new();
     for entry in entries {
         let entry = entry?;
-        if let Some(date) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.strip_prefix("dt="))
-            .and_then(Date::parse)
-        {
+        if let Some(date) = entry.file_name().to_str().and_then(layout::partition_date) {
             out.push((date, entry.path()));
         }
     }
@@ -110,15 +105,6 @@ pub fn dates_with_curated_hits(data_dir: &Path) -> std::io::Result<Vec<Date>> {
             .map(|(date, _)| date)
             .collect(),
     )
-}
-
-/// The `(start, end)` log range a curated file's name carries: raw-derived
-/// `<start>-<end>.parquet`, merged `c-<start>-<end>.parquet`.
-fn log_range(name: &str) -> Option<(u64, u64)> {
-    let stem = name.strip_suffix(".parquet")?;
-    let stem = stem.strip_prefix("c-").unwrap_or(stem);
-    let (start, end) = stem.split_once('-')?;
-    Some((start.parse().ok()?, end.parse().ok()?))
 }
 
 pub(crate) struct CuratedFile {
@@ -141,7 +127,7 @@ pub(crate) fn curated_files(dir: &Path) -> std::io::Result<Vec<CuratedFile>> {
         if name.starts_with('.') || name.starts_with('_') || !entry.file_type()?.is_file() {
             continue;
         }
-        if let Some(range) = log_range(&name) {
+        if let Some(range) = layout::log_range(&name) {
             files.push(CuratedFile {
                 name,
                 size: entry.metadata()?.len(),
@@ -273,7 +259,7 @@ pub fn compact_date(
         for group in &groups {
             let start = group.iter().map(|&i| files[i].range.0).min().unwrap_or(0);
             let end = group.iter().map(|&i| files[i].range.1).max().unwrap_or(0);
-            let name = format!("c-{start:020}-{end:020}.parquet");
+            let name = layout::merged_hits_name(start, end);
             let inputs = group
                 .iter()
                 .map(|&i| {
@@ -299,21 +285,8 @@ mod tests {
         CuratedFile {
             name: name.into(),
             size,
-            range: log_range(name).unwrap(),
+            range: layout::log_range(name).unwrap(),
         }
-    }
-
-    #[test]
-    fn names_carry_their_log_range() {
-        assert_eq!(
-            log_range("00000000000000000010-00000000000000000020.parquet"),
-            Some((10, 20))
-        );
-        assert_eq!(
-            log_range("c-00000000000000000010-00000000000000000090.parquet"),
-            Some((10, 90))
-        );
-        assert_eq!(log_range("other.parquet"), None);
     }
 
     #[test]

@@ -731,7 +731,7 @@ impl Delivery {
         &self,
         batch: &mut TransformedBatch,
     ) -> Result<Vec<String>, CycleError> {
-        let name = format!("{:020}-{:020}.ndjson", batch.start, batch.end);
+        let name = layout::raw_object_name(batch.start, batch.end);
         let mut keys = Vec::with_capacity(batch.by_date.len());
         for (dt, body) in std::mem::take(&mut batch.by_date) {
             let key = layout::raw_key(dt, &name);

@@ -142,17 +142,6 @@ fn covering(targets: &[Target], end: u64) -> Visitors {
     )
 }
 
-/// The log range an object's name carries: raw `<start>-<end>.ndjson`,
-/// curated `<start>-<end>.parquet` or merged `c-<start>-<end>.parquet`.
-fn log_range(name: &str) -> Option<(u64, u64)> {
-    let stem = name
-        .strip_suffix(".parquet")
-        .or_else(|| name.strip_suffix(".ndjson"))?;
-    let stem = stem.strip_prefix("c-").unwrap_or(stem);
-    let (start, end) = stem.split_once('-')?;
-    Some((start.parse().ok()?, end.parse().ok()?))
-}
-
 /// Removes the rows of `targets` from the curated hits files, daily rollups
 /// and raw objects under `store`'s root that hold only hits delivered before
 /// each target's offset. Blocking, and it runs while delivery goes on: files
@@ -184,8 +173,7 @@ pub fn erase_visitors(
         }
     }
     for key in store.list_blocking(layout::RAW_PREFIX)? {
-        let name = key.rsplit('/').next().unwrap_or_default();
-        let Some((_, end)) = log_range(name) else {
+        let Some((_, end)) = layout::log_range(&key) else {
             continue;
         };
         let visitors = covering(targets, end);
@@ -234,14 +222,14 @@ fn erase_from_date(
     let mut rewritten = Vec::new();
     let mut rows = 0;
     for file in curated_files(dir).map_err(io("listing a date"))? {
-        let Some((_, end)) = log_range(&file.name) else {
+        let Some((_, end)) = layout::log_range(&file.name) else {
             continue;
         };
         let visitors = covering(targets, end);
         if visitors.is_empty() {
             continue;
         }
-        let key = format!("{}{}", layout::curated_hits_prefix(date), file.name);
+        let key = layout::curated_hits_file_key(date, &file.name);
         let path = dir.join(&file.name);
         let opened = fs::File::open(&path).map_err(io("opening a curated file"))?;
         if rows_of_visitors(opened, &key, &visitors)? == 0 {
@@ -316,15 +304,6 @@ mod tests {
 
     #[test]
     fn an_object_is_erased_for_the_requests_that_came_after_all_its_hits() {
-        assert_eq!(
-            log_range("c-00000000000000000010-00000000000000000090.parquet"),
-            Some((10, 90))
-        );
-        assert_eq!(
-            log_range("00000000000000000010-00000000000000000020.ndjson"),
-            Some((10, 20))
-        );
-        assert_eq!(log_range("daily.parquet"), None);
         let targets = [
             Target {
                 clientid: "early".into(),

@@ -99,7 +99,7 @@ pub fn enforce(
             if date >= oldest_kept {
                 continue;
             }
-            let key = format!("{}dt={date}", prefix);
+            let key = layout::date_partition(prefix, date);
             if may_be_pending {
                 let dir_prefix = format!("{key}/");
                 let waiting = pending
