@@ -20,7 +20,7 @@
 
 use crate::CycleError;
 use crate::compaction::{self, CompactionPolicy};
-use crate::erasure::{Erased, ErasureError, Target, erase_visitors};
+use crate::erasure::{Erased, Target, erase_visitors};
 use crate::metrics::PipelineMetrics;
 use crate::retention::{self, RetentionPolicy};
 use crate::status::PipelineStatus;
@@ -32,6 +32,7 @@ use gender_core::{Date, layout};
 use gender_embedded::state::{ObjectDeltas, SeenKeys, StateStore};
 use gender_embedded::{
     DirObjectStore, EmbeddedError, LogEntry, LogRead, LogReader, LogRoller, PendingErasure,
+    partitions,
 };
 use gender_pipeline::{PipelineError, PreparedObject, prepare_object};
 use serde::Serialize;
@@ -199,7 +200,7 @@ fn transform_batch(
 /// An erasure running on a blocking thread beside delivery.
 struct ErasureTask {
     ids: Vec<String>,
-    handle: tokio::task::JoinHandle<Result<Erased, ErasureError>>,
+    handle: tokio::task::JoinHandle<Result<Erased, CycleError>>,
 }
 
 pub struct Delivery {
@@ -394,13 +395,11 @@ impl Delivery {
     async fn recover(&mut self) -> Result<(), CycleError> {
         let root = self.store.root().to_owned();
         let dates = tokio::task::spawn_blocking(move || {
-            compaction::clean_up_interrupted(&root)?;
-            retention::clean_up_interrupted(&root)?;
+            partitions::clean_up_interrupted(&root)?;
             compaction::dates_with_curated_hits(&root)
         })
         .await
-        .map_err(|_| CycleError::Stopped)?
-        .map_err(|e| EmbeddedError::io("recover compaction", self.store.root(), e))?;
+        .map_err(|_| CycleError::Stopped)??;
         self.to_compact.extend(dates);
         let state = self.state_op(StateStore::delivery_state).await?;
         self.unfinished = state.intent;
@@ -677,8 +676,7 @@ impl Delivery {
             retention::enforce(&root, &policy, today, &pending)
         })
         .await
-        .map_err(|_| CycleError::Stopped)?
-        .map_err(|e| EmbeddedError::io("retention", self.store.root(), e))?;
+        .map_err(|_| CycleError::Stopped)??;
         if !report.partitions.is_empty() {
             self.metrics
                 .partitions_expired
@@ -711,7 +709,7 @@ impl Delivery {
                 let result = compaction::compact_date(&root, date, policy)?;
                 merged += result.files_before - result.files_after;
             }
-            Ok::<_, compaction::CompactionError>(merged)
+            Ok::<_, CycleError>(merged)
         })
         .await
         .map_err(|_| CycleError::Stopped)??;

@@ -18,16 +18,18 @@
 //! already rewritten has no rows left to remove, so the redo changes only
 //! what the crash left undone.
 
-use crate::compaction::{CompactionError, curated_files, date_partitions, place, replace_date_dir};
+use crate::error::CycleError;
 use async_trait::async_trait;
 use gender_core::erasure::{clientid_hash, new_erasure_id};
 use gender_core::ports::Erasures;
 use gender_core::{Date, ErasureRecord, ErasureStatus, PortError, layout};
+use gender_embedded::partitions::{
+    date_partitions, log_range_files, place_file, replace_partition,
+};
 use gender_embedded::{DirObjectStore, LogReader, StateStore};
 use gender_pipeline::erase::{
     Visitors, hits_without_visitors, rollup_without_visitors, rows_of_visitors,
 };
-use std::fs;
 use std::path::Path;
 
 /// The local [`Erasures`] port: requests go to the state store's erasure log.
@@ -104,26 +106,6 @@ pub struct Erased {
     pub raw_lines: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ErasureError {
-    #[error(transparent)]
-    Rewrite(#[from] CompactionError),
-    #[error(transparent)]
-    Store(#[from] gender_embedded::EmbeddedError),
-    #[error(transparent)]
-    Pipeline(#[from] gender_pipeline::PipelineError),
-    #[error("erasure: {what}")]
-    Io {
-        what: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> ErasureError {
-    move |source| ErasureError::Io { what, source }
-}
-
 /// A visitor to erase from the data delivered before `log_offset`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -154,20 +136,17 @@ pub fn erase_visitors(
     store: &DirObjectStore,
     targets: &[Target],
     swaps: &tokio::sync::Mutex<()>,
-) -> Result<Erased, ErasureError> {
+) -> Result<Erased, CycleError> {
     let root = store.root();
     let mut erased = Erased::default();
     let everyone = covering(targets, 0);
-    let curated_dates = date_partitions(&root.join(layout::CURATED_HITS_PREFIX))
-        .map_err(io("listing curated hits"))?;
+    let curated_dates = date_partitions(&root.join(layout::CURATED_HITS_PREFIX))?;
     for (date, dir) in &curated_dates {
         erase_from_date(store, *date, dir, targets, &everyone, swaps, &mut erased)?;
     }
     // A rollup whose curated hits retention already deleted may still hold
     // the visitors (retention keeps rollups apart from curated hits).
-    for (date, _) in date_partitions(&root.join(layout::CURATED_DAILY_PREFIX))
-        .map_err(io("listing daily rollups"))?
-    {
+    for (date, _) in date_partitions(&root.join(layout::CURATED_DAILY_PREFIX))? {
         if !curated_dates.iter().any(|(d, _)| *d == date) {
             erase_from_rollup(store, date, &everyone, &mut erased)?;
         }
@@ -194,7 +173,7 @@ fn erase_from_rollup(
     date: Date,
     visitors: &Visitors,
     erased: &mut Erased,
-) -> Result<(), ErasureError> {
+) -> Result<(), CycleError> {
     let key = layout::daily_rollup_key(date);
     if let Some(bytes) = store.get_blocking(&key)?
         && let Some(rewritten) = rollup_without_visitors(bytes.into(), &key, visitors, false)?
@@ -218,10 +197,10 @@ fn erase_from_date(
     everyone: &Visitors,
     swaps: &tokio::sync::Mutex<()>,
     erased: &mut Erased,
-) -> Result<(), ErasureError> {
+) -> Result<(), CycleError> {
     let mut rewritten = Vec::new();
     let mut rows = 0;
-    for file in curated_files(dir).map_err(io("listing a date"))? {
+    for file in log_range_files(dir)? {
         let Some((_, end)) = layout::log_range(&file.name) else {
             continue;
         };
@@ -230,13 +209,10 @@ fn erase_from_date(
             continue;
         }
         let key = layout::curated_hits_file_key(date, &file.name);
-        let path = dir.join(&file.name);
-        let opened = fs::File::open(&path).map_err(io("opening a curated file"))?;
-        if rows_of_visitors(opened, &key, &visitors)? == 0 {
+        if rows_of_visitors(file.open()?, &key, &visitors)? == 0 {
             continue;
         }
-        let opened = fs::File::open(&path).map_err(io("opening a curated file"))?;
-        let (out, removed) = hits_without_visitors(opened, &key, key.clone(), &visitors)?;
+        let (out, removed) = hits_without_visitors(file.open()?, &key, key.clone(), &visitors)?;
         rows += removed;
         rewritten.push((file.name, out));
     }
@@ -246,18 +222,17 @@ fn erase_from_date(
     erase_from_rollup(store, date, everyone, erased)?;
     // Only the swap waits for delivery's curated writes (and holds them).
     let _no_writes = swaps.blocking_lock();
-    let kept: Vec<String> = curated_files(dir)
-        .map_err(io("listing a date"))?
+    let kept: Vec<String> = log_range_files(dir)?
         .into_iter()
         .map(|f| f.name)
         .filter(|name| !rewritten.iter().any(|(r, _)| r == name))
         .collect();
     let kept: Vec<&str> = kept.iter().map(String::as_str).collect();
-    replace_date_dir(store.root(), date, dir, &kept, |staging| {
+    replace_partition(store.root(), dir, &kept, |staging| {
         for (name, out) in &rewritten {
-            place(date, out, &staging.join(name))?;
+            place_file(out.temp.path(), &staging.join(name))?;
         }
-        Ok(())
+        Ok::<_, CycleError>(())
     })?;
     erased.curated_rows += rows;
     erased.curated_files_rewritten += rewritten.len() as u64;
@@ -272,7 +247,7 @@ fn erase_from_raw(
     key: &str,
     visitors: &Visitors,
     erased: &mut Erased,
-) -> Result<(), ErasureError> {
+) -> Result<(), CycleError> {
     const PREFIX: &[u8] = b"{\"clientid\":\"";
     let Some(body) = store.get_blocking(key)? else {
         return Ok(());

@@ -22,10 +22,6 @@ pub enum CycleError {
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
     Port(#[from] gender_core::PortError),
-    #[error(transparent)]
-    Compaction(#[from] crate::compaction::CompactionError),
-    #[error(transparent)]
-    Erasure(#[from] crate::erasure::ErasureError),
     #[error("delivery task stopped")]
     Stopped,
 }

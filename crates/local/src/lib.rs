@@ -183,7 +183,7 @@ pub async fn run(
     let app = gender_api::with_edge_layers(public.merge(admin::routes(local)));
 
     let watchdog = tokio::spawn(status::watch_data_dir(
-        config.data_dir.clone(),
+        DirObjectStore::new(data),
         status.clone(),
         DATA_DIR_PROBE_INTERVAL,
     ));
