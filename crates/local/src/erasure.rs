@@ -28,7 +28,7 @@ use gender_embedded::partitions::{
 };
 use gender_embedded::{DirObjectStore, LogReader, StateStore};
 use gender_pipeline::erase::{
-    Visitors, hits_without_visitors, rollup_without_visitors, rows_of_visitors,
+    Visitors, hits_file_without_visitors, raw_without_visitors, rollup_without_visitors,
 };
 use std::path::Path;
 
@@ -209,10 +209,9 @@ fn erase_from_date(
             continue;
         }
         let key = layout::curated_hits_file_key(date, &file.name);
-        if rows_of_visitors(file.open()?, &key, &visitors)? == 0 {
+        let Some((out, removed)) = hits_file_without_visitors(&file.path, &key, &visitors)? else {
             continue;
-        }
-        let (out, removed) = hits_without_visitors(file.open()?, &key, key.clone(), &visitors)?;
+        };
         rows += removed;
         rewritten.push((file.name, out));
     }
@@ -239,34 +238,17 @@ fn erase_from_date(
     Ok(())
 }
 
-/// Rewrites a raw NDJSON object without the visitors' lines. The transform
-/// writes every line as `{"clientid":"<id>",...`, and a clientid holds no
-/// quote or escape, so the prefix identifies the visitor exactly.
+/// Rewrites a raw NDJSON object without the visitors' lines.
 fn erase_from_raw(
     store: &DirObjectStore,
     key: &str,
     visitors: &Visitors,
     erased: &mut Erased,
 ) -> Result<(), CycleError> {
-    const PREFIX: &[u8] = b"{\"clientid\":\"";
     let Some(body) = store.get_blocking(key)? else {
         return Ok(());
     };
-    let mut kept = Vec::with_capacity(body.len());
-    let mut removed = 0u64;
-    for line in body.split_inclusive(|&b| b == b'\n') {
-        let of_visitor = line
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.iter().position(|&b| b == b'"').map(|end| &rest[..end]))
-            .and_then(|id| std::str::from_utf8(id).ok())
-            .is_some_and(|id| visitors.contains(id));
-        if of_visitor {
-            removed += 1;
-        } else {
-            kept.extend_from_slice(line);
-        }
-    }
-    if removed > 0 {
+    if let Some((kept, removed)) = raw_without_visitors(&body, visitors) {
         store.put_blocking(key, &kept)?;
         erased.raw_lines += removed;
     }
