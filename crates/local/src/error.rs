@@ -25,3 +25,13 @@ pub enum CycleError {
     #[error("delivery task stopped")]
     Stopped,
 }
+
+/// Runs blocking work (the state store, files) off the delivery thread's
+/// runtime; work that did not run to its end is [`CycleError::Stopped`].
+pub(crate) async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, CycleError> + Send + 'static,
+) -> Result<T, CycleError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| CycleError::Stopped)?
+}

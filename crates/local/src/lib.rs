@@ -12,6 +12,7 @@ mod config;
 pub mod delivery;
 pub mod erasure;
 mod error;
+pub mod housekeeping;
 mod metrics;
 pub mod retention;
 mod scheduler;
@@ -24,6 +25,7 @@ pub use config::{
 };
 pub use delivery::{Delivery, DeliveryHandle, DeliverySettings, FlushReport};
 pub use error::{CycleError, LocalError};
+pub use housekeeping::{CuratedLock, Housekeeping, HousekeepingSettings};
 pub use metrics::PipelineMetrics;
 pub use status::{Backlog, BoundedHitLog, LocalHealth, PipelineStatus, StageFailure};
 
@@ -38,7 +40,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 
 /// How long shutdown may take in total before `run` returns anyway
 /// (SPEC 13 allows 30 s; everything not finished is safe in the log).
@@ -57,13 +59,14 @@ struct LocalState {
     metrics: Arc<PipelineMetrics>,
     /// What `/metrics` renders: the API's and the pipeline's metrics.
     registry: Arc<prometheus_client::registry::Registry>,
-    /// Daily runs never overlap, and compaction never runs during one.
-    daily_lock: Arc<Mutex<()>>,
+    /// Daily runs never overlap, and no rewrite of curated files runs
+    /// during one.
+    curated: CuratedLock,
 }
 
 impl LocalState {
     async fn run_daily(&self, date: Date) -> Result<DailySummary, PipelineError> {
-        let _one_at_a_time = self.daily_lock.lock().await;
+        let _one_at_a_time = self.curated.read().await;
         let result =
             gender_pipeline::run_daily(&self.store, &self.state, date, system_now_ms()).await;
         let counter = match &result {
@@ -102,14 +105,23 @@ pub async fn run(
         buffer_bytes: config.buffer_bytes,
         keep_raw: config.keep_raw,
         max_dates_per_batch: config.max_dates_per_batch,
-        compaction: config.compaction,
-        compaction_interval: config.compaction_interval,
         dedup_horizon: config.dedup_horizon,
-        retention: config.retention,
         ..DeliverySettings::new(system_now_ms)
     };
+    let housekeeping = Housekeeping::new(
+        store.clone(),
+        state.clone(),
+        metrics.clone(),
+        HousekeepingSettings {
+            compaction: config.compaction,
+            compaction_interval: config.compaction_interval,
+            retention: config.retention,
+            ..HousekeepingSettings::new(system_now_ms)
+        },
+    )
+    .with_log_roller(log.roller());
+    let curated = housekeeping.curated_lock();
     let status = Arc::new(PipelineStatus::starting_at(delivered));
-    let daily_lock = Arc::new(Mutex::new(()));
     let delivery = Delivery::new(
         log_reader.clone(),
         store.clone(),
@@ -117,10 +129,9 @@ pub async fn run(
         metrics.clone(),
         status.clone(),
         settings,
+        housekeeping,
     )
-    .map_err(LocalError::OpenState)?
-    .with_curated_readers(daily_lock.clone())
-    .with_log_roller(log.roller());
+    .map_err(LocalError::OpenState)?;
     let (delivery_handle, delivery_task) = delivery.spawn(delivery_shutdown);
 
     let log = Arc::new(log);
@@ -167,7 +178,7 @@ pub async fn run(
         state,
         metrics,
         registry: Arc::new(registry),
-        daily_lock,
+        curated,
     };
     let scheduler = tokio::spawn(scheduler::daily_schedule(
         local.clone(),
