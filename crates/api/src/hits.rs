@@ -186,7 +186,7 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
         .map(|(index, mut hit)| {
             // Assigned here, before the hit is stored, so every retry of
             // the stored record (the SDK's, ours, a redelivery) carries it.
-            hit.hitid.get_or_insert_with(crate::hitid::assign);
+            hit.hitid.get_or_insert_with(|| state.hit_ids.assign());
             let data = hit.to_json();
             (
                 index,

@@ -7,7 +7,6 @@ mod auth;
 pub mod docs;
 mod erasure;
 mod errors;
-pub mod hitid;
 mod hits;
 mod lookup;
 mod metrics;
@@ -19,6 +18,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
+use gender_core::hitid::HitIds;
 use gender_core::ports::{Erasures, HealthProbe, HitLog, ProfileReader};
 use std::sync::Arc;
 
@@ -36,6 +36,9 @@ pub struct ApiState {
     /// Erasure requests (SPEC 17), carried out in the background.
     pub erasures: Arc<dyn Erasures>,
     pub api_key: ApiKey,
+    /// Assigns the `hitid` of hits sent without one: one assigner per
+    /// process, whose ids the local deduplication knows as this process's.
+    pub hit_ids: Arc<HitIds>,
     pub metrics: Arc<ApiMetrics>,
     /// Epoch milliseconds; injected so tests can pin "now".
     pub clock: fn() -> i64,

@@ -144,6 +144,7 @@ fn harness(log: MemoryLog) -> Harness {
         health: profiles,
         erasures: erasures.clone(),
         api_key: ApiKey::required(KEY),
+        hit_ids: Arc::new(gender_core::hitid::HitIds::new([7; 8])),
         metrics: Arc::new(ApiMetrics::default()),
         clock: || NOW,
         max_body_bytes: gender_core::ingest::MAX_BODY_BYTES,

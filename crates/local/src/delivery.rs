@@ -72,6 +72,10 @@ pub struct DeliverySettings {
     /// How long a counted hit identity is remembered (SPEC 15); zero turns
     /// deduplication off.
     pub dedup_horizon: Duration,
+    /// What the ids this process assigns start with
+    /// ([`HitIds::own_prefix`](gender_core::hitid::HitIds::own_prefix)):
+    /// such ids are unique, so they are counted without being remembered.
+    pub own_hitid_prefix: Option<String>,
 }
 
 impl DeliverySettings {
@@ -84,6 +88,7 @@ impl DeliverySettings {
             clock,
             max_dates_per_batch: 16,
             dedup_horizon: DEFAULT_DEDUP_HORIZON,
+            own_hitid_prefix: None,
         }
     }
 }
@@ -223,8 +228,10 @@ impl Delivery {
         } else {
             // This process's assigned ids need no memory (see SeenIndex);
             // ids assigned before a restart still go through the index.
-            let mut index =
-                SeenIndex::new(horizon_ms).with_unique_prefix(gender_api::hitid::own_prefix());
+            let mut index = SeenIndex::new(horizon_ms);
+            if let Some(prefix) = &settings.own_hitid_prefix {
+                index = index.with_unique_prefix(prefix.as_str());
+            }
             let since = index.oldest_kept_ms((settings.clock)());
             let mut loaded = 0;
             for (at_ms, keys) in state.seen_since_blocking(since)? {

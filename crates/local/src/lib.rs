@@ -30,6 +30,7 @@ pub use metrics::PipelineMetrics;
 pub use status::{Backlog, BoundedHitLog, LocalHealth, PipelineStatus, StageFailure};
 
 use gender_api::{ApiKey, ApiMetrics, ApiState};
+use gender_core::hitid::HitIds;
 use gender_core::time::system_now_ms;
 use gender_core::{DailySummary, Date};
 use gender_embedded::state::StateStore;
@@ -97,6 +98,10 @@ pub async fn run(
         .map_err(LocalError::OpenLog)?;
     let store = DirObjectStore::new(data);
     let api_metrics = Arc::new(ApiMetrics::default());
+    let mut instance = [0u8; 8];
+    getrandom::fill(&mut instance).expect("the OS random source is available");
+    // One assigner: the API assigns ids, delivery knows them as this process's.
+    let hit_ids = Arc::new(HitIds::new(instance));
     let metrics = Arc::new(PipelineMetrics::new(&api_metrics));
 
     let (stop_delivery, delivery_shutdown) = watch::channel(false);
@@ -106,6 +111,7 @@ pub async fn run(
         keep_raw: config.keep_raw,
         max_dates_per_batch: config.max_dates_per_batch,
         dedup_horizon: config.dedup_horizon,
+        own_hitid_prefix: Some(hit_ids.own_prefix()),
         ..DeliverySettings::new(system_now_ms)
     };
     let housekeeping = Housekeeping::new(
@@ -156,6 +162,7 @@ pub async fn run(
             status: status.clone(),
         }),
         api_key: ApiKey::required(config.api_key.as_str()),
+        hit_ids,
         metrics: api_metrics.clone(),
         clock: system_now_ms,
         max_body_bytes: gender_core::ingest::MAX_BODY_BYTES,
