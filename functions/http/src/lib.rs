@@ -6,6 +6,7 @@ use gender_api::{ApiKey, ApiMetrics, ApiState};
 use gender_aws::dynamodb::DynamoProfiles;
 use gender_aws::erasure::{ErasureLog, ErasureRequests};
 use gender_aws::kinesis::KinesisHitLog;
+use gender_core::hitid::HitIds;
 use gender_lambda::{ConfigError, SdkTimeouts, parsed_env, required_env};
 use std::sync::Arc;
 use std::time::Duration;
@@ -146,6 +147,13 @@ async fn read_secret(
         .ok_or_else(|| failed("the parameter has no value".into()))
 }
 
+/// This execution environment's `hitid` assigner (drawn once, at start).
+fn hit_ids() -> HitIds {
+    let mut instance = [0u8; 8];
+    getrandom::fill(&mut instance).expect("the OS random source is available");
+    HitIds::new(instance)
+}
+
 /// The Router the local server also serves, over the AWS adapters.
 pub fn app(
     config: &Config,
@@ -170,6 +178,7 @@ pub fn app(
         health: profiles,
         erasures: Arc::new(erasures),
         api_key: ApiKey::required(api_key),
+        hit_ids: Arc::new(hit_ids()),
         metrics: Arc::new(ApiMetrics::default()),
         clock: gender_core::time::system_now_ms,
         max_body_bytes: config.max_body_bytes,
