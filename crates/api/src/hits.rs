@@ -1,8 +1,11 @@
 //! `POST /hits` (SPEC 3).
 
-use crate::openapi::{MethodNotAllowed, Unauthorized};
-use crate::schema::{Error, HitBatch, IngestError, IngestResult, NdjsonHits, RejectedHit};
-use crate::{ApiState, JsonError};
+use crate::errors::JsonError;
+use crate::schema::{
+    Error, HitBatch, IngestError, IngestResult, MethodNotAllowed, NdjsonHits, RejectedHit,
+    Unauthorized,
+};
+use crate::state::ApiState;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
