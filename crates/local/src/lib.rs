@@ -29,16 +29,14 @@ pub use housekeeping::{CuratedLock, Housekeeping, HousekeepingSettings};
 pub use metrics::PipelineMetrics;
 pub use status::{Backlog, BoundedHitLog, LocalHealth, PipelineStatus, StageFailure};
 
+use crate::erasure::LocalErasures;
 use gender_api::{ApiKey, ApiMetrics, ApiState};
 use gender_core::hitid::HitIds;
 use gender_core::time::system_now_ms;
-use gender_core::{DailySummary, Date};
 use gender_embedded::state::StateStore;
 use gender_embedded::{DirObjectStore, HitLogFile};
-use gender_pipeline::PipelineError;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -49,35 +47,6 @@ const SHUTDOWN_BUDGET: Duration = Duration::from_secs(25);
 
 /// How often the data directory is checked to be there and writable.
 const DATA_DIR_PROBE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Shared by the local routes and the scheduler.
-#[derive(Clone)]
-struct LocalState {
-    api: ApiState,
-    delivery: DeliveryHandle,
-    store: DirObjectStore,
-    state: StateStore,
-    metrics: Arc<PipelineMetrics>,
-    /// What `/metrics` renders: the API's and the pipeline's metrics.
-    registry: Arc<prometheus_client::registry::Registry>,
-    /// Daily runs never overlap, and no rewrite of curated files runs
-    /// during one.
-    curated: CuratedLock,
-}
-
-impl LocalState {
-    async fn run_daily(&self, date: Date) -> Result<DailySummary, PipelineError> {
-        let _one_at_a_time = self.curated.read().await;
-        let result =
-            gender_pipeline::run_daily(&self.store, &self.state, date, system_now_ms()).await;
-        let counter = match &result {
-            Ok(_) => &self.metrics.daily_runs,
-            Err(_) => &self.metrics.daily_errors,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        result
-    }
-}
 
 /// Runs the local deployment on `config.data_dir`, serving HTTP on
 /// `listener`, until `shutdown` resolves; then drains and returns.
@@ -150,8 +119,8 @@ pub async fn run(
         backlog.clone(),
         status.clone(),
     ));
-    let erasures = erasure::LocalErasures::open(state.clone(), log_reader.clone())
-        .map_err(LocalError::OpenState)?;
+    let erasures =
+        LocalErasures::open(state.clone(), log_reader.clone()).map_err(LocalError::OpenState)?;
     let api = ApiState {
         log: bounded_log.clone(),
         profiles: Arc::new(state.clone()),
@@ -178,30 +147,40 @@ pub async fn run(
             gate: bounded_log.clone(),
         },
     );
-    let local = LocalState {
-        api: api.clone(),
-        delivery: delivery_handle,
-        store,
+    let daily = scheduler::DailyJob {
+        store: store.clone(),
         state,
         metrics,
-        registry: Arc::new(registry),
         curated,
+        clock: system_now_ms,
     };
     let scheduler = tokio::spawn(scheduler::daily_schedule(
-        local.clone(),
+        daily.clone(),
         config.daily_at_minute,
     ));
-    let doc = admin::openapi(api.max_body_bytes);
+    let (admin, admin_doc) = admin::routes(admin::Parts {
+        delivery: delivery_handle,
+        daily,
+        reports: admin::Reports {
+            store: store.clone(),
+            clock: api.clock,
+        },
+        registry: Arc::new(registry),
+        api_key: api.api_key.clone(),
+    });
+    // The document the local server serves: the API's routes and these.
+    let mut doc = gender_api::api_doc(api.max_body_bytes);
+    doc.merge(admin_doc);
     // The public API answers within the request timeout (a trickling body
     // gets a 408); admin routes wait for the pipeline as long as it takes.
     let public = serve::with_request_timeout(
         gender_api::router_with_docs(api, &doc, admin::docs_page()),
         config.limits.request_timeout,
     );
-    let app = gender_api::with_edge_layers(public.merge(admin::routes(local)));
+    let app = gender_api::with_edge_layers(public.merge(admin));
 
     let watchdog = tokio::spawn(status::watch_data_dir(
-        DirObjectStore::new(data),
+        store,
         status.clone(),
         DATA_DIR_PROBE_INTERVAL,
     ));

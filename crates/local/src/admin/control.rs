@@ -2,7 +2,8 @@
 //! which every hit accepted before it is visible, and `POST /admin/daily`,
 //! the daily job on demand.
 
-use crate::LocalState;
+use crate::delivery::{DeliveryHandle, FlushReport};
+use crate::scheduler::DailyJob;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -63,8 +64,8 @@ pub(super) struct FlushResult {
             example = json!({"error": "flush failed: delivery task stopped"})),
     )
 )]
-pub(super) async fn flush(State(state): State<LocalState>) -> Response {
-    match state.delivery.flush().await {
+pub(super) async fn flush(State(delivery): State<DeliveryHandle>) -> Response {
+    match delivery.flush().await {
         Ok(report) => axum::Json(FlushAnswer {
             visible: true,
             summary: flush_summary(&report),
@@ -81,12 +82,12 @@ struct FlushAnswer {
     visible: bool,
     summary: String,
     #[serde(flatten)]
-    report: crate::FlushReport,
+    report: FlushReport,
 }
 
 /// One sentence that cannot be read as "nothing happened" when the
 /// background loop had already delivered everything.
-fn flush_summary(report: &crate::FlushReport) -> String {
+fn flush_summary(report: &FlushReport) -> String {
     let done_here = if report.objects_delivered + report.objects_curated == 0 {
         "this call had nothing left to do: the background delivery had already made them visible"
             .to_owned()
@@ -222,7 +223,7 @@ fn bad_daily_request(message: String) -> Response {
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
     )
 )]
-pub(super) async fn daily(State(state): State<LocalState>, body: Body) -> Response {
+pub(super) async fn daily(State(daily): State<DailyJob>, body: Body) -> Response {
     let body = match axum::body::to_bytes(body, MAX_DAILY_BODY_BYTES).await {
         Ok(body) => body,
         Err(_) => {
@@ -239,7 +240,7 @@ pub(super) async fn daily(State(state): State<LocalState>, body: Body) -> Respon
         Err(message) => return bad_daily_request(message),
     };
     let date = match requested {
-        None => default_daily_date((state.api.clock)()),
+        None => default_daily_date((daily.clock)()),
         Some(text) => match daily_date(&text) {
             Some(date) => date,
             None => {
@@ -255,7 +256,7 @@ pub(super) async fn daily(State(state): State<LocalState>, body: Body) -> Respon
             }
         },
     };
-    match state.run_daily(date).await {
+    match daily.run(date).await {
         Ok(summary) => axum::Json(summary).into_response(),
         Err(e) => pipeline_error("daily job failed", e),
     }

@@ -12,44 +12,71 @@ mod control;
 mod docs;
 mod views;
 
-use crate::LocalState;
+use crate::delivery::DeliveryHandle;
+use crate::scheduler::DailyJob;
 use axum::Router;
-use axum::routing::{get, post};
-use gender_api::require_api_key;
+use gender_api::{ApiKey, require_api_key};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
 use utoipa::OpenApi;
 use utoipa::openapi::OpenApi as Document;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub use docs::docs_page;
+pub(crate) use docs::docs_page;
+pub(crate) use views::Reports;
 
-pub fn routes(state: LocalState) -> Router {
-    let admin = Router::new()
-        .route("/admin/flush", post(control::flush))
-        .route("/admin/daily", post(control::daily))
-        .route("/admin/split", get(views::split))
-        .route("/admin/visitors/{clientid}/days", get(views::visitor_days))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.api.api_key.clone(),
-            require_api_key,
-        ));
-    Router::new()
-        .route("/metrics", get(views::prometheus))
-        .route("/", get(views::console))
-        .route("/docs/{*file}", get(docs::docs_file))
-        .merge(admin)
-        .with_state(state)
+/// What the local routes work with.
+pub(crate) struct Parts {
+    pub(crate) delivery: DeliveryHandle,
+    pub(crate) daily: DailyJob,
+    pub(crate) reports: Reports,
+    /// What `/metrics` renders.
+    pub(crate) registry: Arc<Registry>,
+    /// Required by the `/admin/*` routes.
+    pub(crate) api_key: ApiKey,
 }
 
+/// The local routes, each registered once from its `#[utoipa::path]`
+/// annotation, and their part of the OpenAPI document.
+pub(crate) fn routes(parts: Parts) -> (Router, Document) {
+    let protected = OpenApiRouter::default()
+        .merge(
+            OpenApiRouter::default()
+                .routes(routes!(control::flush))
+                .with_state(parts.delivery),
+        )
+        .merge(
+            OpenApiRouter::default()
+                .routes(routes!(control::daily))
+                .with_state(parts.daily),
+        )
+        .merge(
+            OpenApiRouter::default()
+                .routes(routes!(views::split))
+                .routes(routes!(views::visitor_days))
+                .with_state(parts.reports),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            parts.api_key,
+            require_api_key,
+        ));
+    OpenApiRouter::with_openapi(LocalDoc::openapi())
+        .merge(protected)
+        .merge(
+            OpenApiRouter::default()
+                .routes(routes!(views::prometheus))
+                .with_state(parts.registry),
+        )
+        .routes(routes!(views::console))
+        .routes(routes!(docs::docs_file))
+        .split_for_parts()
+}
+
+/// The local document's tags and body schemas (the paths come from the
+/// routes).
 #[derive(OpenApi)]
 #[openapi(
-    paths(
-        control::flush,
-        control::daily,
-        views::split,
-        views::visitor_days,
-        views::prometheus,
-        views::console,
-        docs::docs_file
-    ),
     components(schemas(
         control::FlushResult,
         control::DailyRequest,
@@ -64,13 +91,6 @@ pub fn routes(state: LocalState) -> Router {
         admin triggers, metrics and the web console. Not deployed on AWS."))
 )]
 struct LocalDoc;
-
-/// The document the local server serves: the API's routes and these.
-pub fn openapi(max_body_bytes: usize) -> Document {
-    let mut doc = gender_api::api_doc(max_body_bytes);
-    doc.merge(LocalDoc::openapi());
-    doc
-}
 
 #[cfg(test)]
 mod tests;

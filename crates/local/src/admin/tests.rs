@@ -122,8 +122,8 @@ fn schema_properties(doc: &serde_json::Value, name: &str) -> BTreeSet<String> {
 }
 
 /// The local server documents its admin routes next to the API's, every
-/// route it has is in the document and every operation is a route, and
-/// the admin bodies have the documented properties.
+/// operation is a route, and the admin bodies have the documented
+/// properties.
 #[tokio::test]
 async fn the_local_document_describes_exactly_the_routes_and_admin_bodies() {
     let local = Local::start().await;
@@ -158,20 +158,11 @@ async fn the_local_document_describes_exactly_the_routes_and_admin_bodies() {
             "{route}"
         );
     }
-    // Paths written in this file's router, then every documented one:
-    // the `Allow` of a 405 to an unknown method lists a path's methods.
-    let written: BTreeSet<String> = include_str!("mod.rs")
-        .split(".route(\"")
-        .skip(1)
-        // The OpenAPI way: `{*file}` is `{file}`.
-        .filter_map(|rest| {
-            rest.split_once('"')
-                .map(|(path, _)| path.replace("{*", "{"))
-        })
-        .collect();
-    assert!(written.contains("/admin/daily"));
+    // Every documented path has exactly its documented methods: the `Allow`
+    // of a 405 to an unknown method lists them. (Routes are registered from
+    // the annotations the document is made of, so none goes undocumented.)
     let mut routed = BTreeSet::new();
-    for path in written.iter().chain(documented.iter().map(|(_, p)| p)) {
+    for (_, path) in &documented {
         let concrete = path
             .split('/')
             .map(|s| if s.starts_with('{') { "x" } else { s })

@@ -3,7 +3,6 @@
 //! `/metrics` and the web console.
 
 use super::control::pipeline_error;
-use crate::LocalState;
 use crate::metrics;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
@@ -11,9 +10,19 @@ use axum::response::{Html, IntoResponse, Response};
 use gender_api::JsonError;
 use gender_api::schema::{Error, MethodNotAllowed, Unauthorized};
 use gender_core::Date;
+use gender_embedded::DirObjectStore;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 const CONSOLE_HTML: &str = include_str!("../console.html");
+
+/// What the rollup views read: the data directory, and what "today" is.
+#[derive(Clone)]
+pub(crate) struct Reports {
+    pub(crate) store: DirObjectStore,
+    pub(crate) clock: fn() -> i64,
+}
 
 /// Days `GET /admin/split` shows by default, and at most.
 const SPLIT_DAYS: (u32, u32) = (14, 31);
@@ -97,14 +106,14 @@ fn split_days(query: Option<&str>) -> Result<u32, String> {
         (status = 503, description = "Storage failed; retry.", body = Error),
     )
 )]
-pub(super) async fn split(State(state): State<LocalState>, RawQuery(query): RawQuery) -> Response {
+pub(super) async fn split(State(reports): State<Reports>, RawQuery(query): RawQuery) -> Response {
     let days = match split_days(query.as_deref()) {
         Ok(days) => days,
         Err(message) => return JsonError::new(StatusCode::BAD_REQUEST, message).into_response(),
     };
-    let today = Date::of_millis((state.api.clock)());
+    let today = Date::of_millis((reports.clock)());
     let dates: Vec<Date> = (0..days as i32).map(|back| today.add_days(-back)).collect();
-    match gender_pipeline::report::gender_split(&state.store, &dates).await {
+    match gender_pipeline::report::gender_split(&reports.store, &dates).await {
         Ok(days) => axum::Json(serde_json::json!({ "days": days })).into_response(),
         Err(e) => pipeline_error("reading the rollups failed", e),
     }
@@ -133,7 +142,7 @@ pub(super) async fn split(State(state): State<LocalState>, RawQuery(query): RawQ
     )
 )]
 pub(super) async fn visitor_days(
-    State(state): State<LocalState>,
+    State(reports): State<Reports>,
     Path(clientid): Path<String>,
 ) -> Response {
     if let Err(e) = gender_core::validate_clientid(&clientid) {
@@ -141,9 +150,9 @@ pub(super) async fn visitor_days(
             .with("clientid", &clientid)
             .into_response();
     }
-    let today = Date::of_millis((state.api.clock)());
+    let today = Date::of_millis((reports.clock)());
     let dates: Vec<Date> = (0..7).rev().map(|back| today.add_days(-back)).collect();
-    match gender_pipeline::report::visitor_days(&state.store, &clientid, &dates).await {
+    match gender_pipeline::report::visitor_days(&reports.store, &clientid, &dates).await {
         Ok(days) => {
             axum::Json(serde_json::json!({ "clientid": clientid, "days": days })).into_response()
         }
@@ -167,10 +176,10 @@ pub(super) async fn visitor_days(
         (status = 405, response = MethodNotAllowed),
     )
 )]
-pub(super) async fn prometheus(State(state): State<LocalState>) -> Response {
+pub(super) async fn prometheus(State(registry): State<Arc<Registry>>) -> Response {
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        metrics::render(&state.registry),
+        metrics::render(&registry),
     )
         .into_response()
 }
