@@ -18,6 +18,11 @@
 //! spread over a store of millions rewrote most of redb's leaf pages at
 //! every commit. Now it appends a few bytes per visitor, and a checkpoint
 //! rewrites each touched page once for every change it merged.
+//!
+//! Here: the handle, opening and replaying the journal, lookups, curate
+//! transactions and the delivery bookkeeping. The checkpoint is in
+//! `state/checkpoint.rs`, the tables and the profile encoding (the file's format)
+//! in `state/tables.rs`, the erasure log's operations in `erasures.rs`.
 
 mod checkpoint;
 pub(crate) mod tables;
