@@ -23,7 +23,7 @@
 //! profile before it reads on. Each cycle ends with the data directory's
 //! upkeep ([`Housekeeping`]), which carries out the erasure on the files.
 
-use crate::error::{CycleError, off_thread};
+use crate::error::{CycleError, on_state};
 use crate::housekeeping::Housekeeping;
 use crate::metrics::PipelineMetrics;
 use crate::status::PipelineStatus;
@@ -351,7 +351,7 @@ impl Delivery {
     /// Finishes what a crash interrupted: the recorded batch, then the queue.
     async fn recover(&mut self) -> Result<(), CycleError> {
         self.housekeeping.recover().await?;
-        let state = self.state_op(StateStore::delivery_state).await?;
+        let state = on_state(&self.state, StateStore::delivery_state).await?;
         self.unfinished = state.intent;
         if let Some((start, end)) = self.unfinished {
             tracing::info!(start, end, "re-delivering the batch a crash interrupted");
@@ -379,22 +379,13 @@ impl Delivery {
         Ok(read)
     }
 
-    async fn state_op<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&StateStore) -> Result<T, EmbeddedError> + Send + 'static,
-    ) -> Result<T, CycleError> {
-        let state = self.state.clone();
-        off_thread(move || Ok(op(&state)?)).await
-    }
-
     async fn finish_delivery(
         &self,
         start: u64,
         end: u64,
         keys: Vec<String>,
     ) -> Result<(), CycleError> {
-        self.state_op(move |s| s.finish_delivery(start, end, &keys))
-            .await
+        on_state(&self.state, move |s| s.finish_delivery(start, end, &keys)).await
     }
 
     /// Delivers what was durable when the cycle started, in batches; returns
@@ -431,7 +422,7 @@ impl Delivery {
                     self.settings.max_dates_per_batch,
                 );
                 let end = batch.end;
-                self.state_op(move |s| s.begin_delivery(start, end)).await?;
+                on_state(&self.state, move |s| s.begin_delivery(start, end)).await?;
                 self.unfinished = Some((start, end));
                 batch
             }
@@ -466,7 +457,7 @@ impl Delivery {
         let target = self.reader.durable_end();
         let mut oldest_arrival = None;
         loop {
-            let erasures = self.state_op(StateStore::pending_erasures_blocking).await?;
+            let erasures = on_state(&self.state, StateStore::pending_erasures_blocking).await?;
             self.stage = "curate";
             self.curate_pending(&mut report).await?;
             // At a request's offset exactly, with everything before it
@@ -478,7 +469,7 @@ impl Delivery {
                 .collect();
             if !due.is_empty() {
                 self.stage = "erasure";
-                self.state_op(move |s| {
+                on_state(&self.state, move |s| {
                     let ids: Vec<&str> = due.iter().map(String::as_str).collect();
                     s.forget_profiles_blocking(&ids)
                 })
@@ -558,7 +549,9 @@ impl Delivery {
     /// [`MAX_OBJECTS_PER_APPLY`] objects, their markers and their queue
     /// acknowledgements in one transaction.
     async fn curate_pending(&mut self, report: &mut FlushReport) -> Result<(), CycleError> {
-        let pending = self.state_op(StateStore::delivery_state).await?.pending;
+        let pending = on_state(&self.state, StateStore::delivery_state)
+            .await?
+            .pending;
         if pending.is_empty() {
             return Ok(());
         }
@@ -593,7 +586,7 @@ impl Delivery {
                 Ok(object) => prepared.push(object),
                 Err(PipelineError::RawMissing(key)) => {
                     tracing::error!(%key, "queued raw object is missing; dropping it from the queue");
-                    self.state_op(move |s| s.drop_pending(&key)).await?;
+                    on_state(&self.state, move |s| s.drop_pending(&key)).await?;
                 }
                 Err(e) => {
                     self.metrics.curate_errors.fetch_add(1, Ordering::Relaxed);
@@ -619,7 +612,7 @@ impl Delivery {
             Some(index) => (index.pending().to_vec(), index.oldest_kept_ms(now)),
             None => (Vec::new(), i64::MIN),
         };
-        self.state_op(move |s| {
+        on_state(&self.state, move |s| {
             let batch: Vec<ObjectDeltas> = objects
                 .iter()
                 .map(|o| ObjectDeltas {

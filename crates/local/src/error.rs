@@ -1,4 +1,5 @@
 use gender_embedded::EmbeddedError;
+use gender_embedded::state::StateStore;
 use gender_pipeline::PipelineError;
 use thiserror::Error;
 
@@ -34,4 +35,13 @@ pub(crate) async fn off_thread<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|_| CycleError::Stopped)?
+}
+
+/// Runs `op` on the state store with [`off_thread`].
+pub(crate) async fn on_state<T: Send + 'static>(
+    state: &StateStore,
+    op: impl FnOnce(&StateStore) -> Result<T, EmbeddedError> + Send + 'static,
+) -> Result<T, CycleError> {
+    let state = state.clone();
+    off_thread(move || Ok(op(&state)?)).await
 }

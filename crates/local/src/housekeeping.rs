@@ -23,12 +23,12 @@
 
 use crate::compaction::{self, CompactionPolicy};
 use crate::erasure::{Erased, Target, erase_visitors};
-use crate::error::{CycleError, off_thread};
+use crate::error::{CycleError, off_thread, on_state};
 use crate::metrics::PipelineMetrics;
 use crate::retention::{self, RetentionPolicy};
 use gender_core::Date;
 use gender_embedded::state::StateStore;
-use gender_embedded::{DirObjectStore, EmbeddedError, LogRoller, PendingErasure, partitions};
+use gender_embedded::{DirObjectStore, LogRoller, PendingErasure, partitions};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -177,14 +177,6 @@ impl Housekeeping {
         self.retention_if_due().await.map_err(|e| ("retention", e))
     }
 
-    async fn state_op<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&StateStore) -> Result<T, EmbeddedError> + Send + 'static,
-    ) -> Result<T, CycleError> {
-        let state = self.state.clone();
-        off_thread(move || Ok(op(&state)?)).await
-    }
-
     /// Finishes the running erasure if it is done (completing its requests
     /// and closing the log segment), and starts one for the requests whose
     /// profiles are gone, unless the daily job is reading curated files.
@@ -200,7 +192,7 @@ impl Housekeeping {
             let now = (self.settings.clock)();
             let count = task.ids.len() as u64;
             let ids = task.ids;
-            self.state_op(move |s| {
+            on_state(&self.state, move |s| {
                 let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
                 s.complete_erasures_blocking(&refs, now)
             })
@@ -226,12 +218,12 @@ impl Housekeeping {
                 "erasures complete"
             );
         }
-        let ready: Vec<PendingErasure> = self
-            .state_op(StateStore::pending_erasures_blocking)
-            .await?
-            .into_iter()
-            .filter(|e| e.profile_forgotten)
-            .collect();
+        let ready: Vec<PendingErasure> =
+            on_state(&self.state, StateStore::pending_erasures_blocking)
+                .await?
+                .into_iter()
+                .filter(|e| e.profile_forgotten)
+                .collect();
         if ready.is_empty() {
             return Ok(());
         }
@@ -305,8 +297,7 @@ impl Housekeeping {
             return Ok(()); // the daily job is reading; next cycle
         };
         self.last_retention = Some(tokio::time::Instant::now());
-        let pending: HashSet<String> = self
-            .state_op(StateStore::delivery_state)
+        let pending: HashSet<String> = on_state(&self.state, StateStore::delivery_state)
             .await?
             .pending
             .into_iter()
