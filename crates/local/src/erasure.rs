@@ -130,8 +130,9 @@ fn covering(targets: &[Target], end: u64) -> Visitors {
 /// delivered later are left alone (their hits came after the request); a
 /// date's new set of files is swapped in while holding `swaps`, which
 /// delivery holds while it writes curated files, so no new file is lost in
-/// a swap. The caller holds the daily job's lock, which also keeps
-/// compaction and retention away meanwhile.
+/// a swap. The caller holds the curated lock
+/// ([`CuratedLock`](crate::housekeeping::CuratedLock)), which keeps the
+/// daily job, compaction and retention away meanwhile.
 pub fn erase_visitors(
     store: &DirObjectStore,
     targets: &[Target],

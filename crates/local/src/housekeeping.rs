@@ -227,7 +227,7 @@ impl Housekeeping {
         if ready.is_empty() {
             return Ok(());
         }
-        let Some(no_readers) = self.curated.try_rewrite() else {
+        let Some(rewriting) = self.curated.try_rewrite() else {
             return Ok(()); // the daily job is reading; next cycle
         };
         let ids = ready.iter().map(|e| e.id.clone()).collect();
@@ -240,7 +240,7 @@ impl Housekeeping {
             .collect();
         let (store, swaps) = (self.store.clone(), self.swaps.clone());
         let handle = tokio::task::spawn_blocking(move || {
-            let _no_readers = no_readers;
+            let _rewriting = rewriting;
             erase_visitors(&store, &targets, &swaps)
         });
         self.erasing = Some(ErasureTask { ids, handle });
@@ -257,7 +257,7 @@ impl Housekeeping {
         if !due || self.to_compact.is_empty() {
             return Ok(());
         }
-        let Some(_no_readers) = self.curated.try_rewrite() else {
+        let Some(_rewriting) = self.curated.try_rewrite() else {
             return Ok(()); // the daily job is reading; next time
         };
         self.last_compaction = Some(tokio::time::Instant::now());
@@ -293,7 +293,7 @@ impl Housekeeping {
         {
             return Ok(());
         }
-        let Some(_no_readers) = self.curated.try_rewrite() else {
+        let Some(_rewriting) = self.curated.try_rewrite() else {
             return Ok(()); // the daily job is reading; next cycle
         };
         self.last_retention = Some(tokio::time::Instant::now());
