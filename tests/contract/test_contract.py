@@ -559,12 +559,32 @@ def test_no_wildcard_actions_or_resources_in_function_roles():
             assert "*" not in resources and resources, resources
 
 
-def test_api_routes_cover_the_router():
-    router = strip_comments((ROOT / "crates/api/src/lib.rs").read_text())
+def router_routes():
+    """`METHOD /path` of every route the API's Router registers: each handler
+    of a `routes!(module::handler)` in router.rs with the method and path of
+    its `#[utoipa::path]`, and each plain `.route("/path", method(...))`."""
+    api = ROOT / "crates/api/src"
+    router = strip_comments((api / "router.rs").read_text())
     routes = {
         f"{method.upper()} {path}"
         for path, method in re.findall(r'\.route\("([^"]+)",\s*(get|post|put|delete)\(', router)
     }
+    for module, handler in re.findall(r"routes!\((\w+)::(\w+)\)", router):
+        source = strip_comments((api / f"{module}.rs").read_text())
+        annotated = re.search(
+            r'#\[utoipa::path\(\s*(get|post|put|delete)\s*,\s*path\s*=\s*"([^"]+)"'
+            r"(?:(?!#\[utoipa::path).)*?\bfn " + handler + r"\b",
+            source,
+            re.S,
+        )
+        assert annotated, f"{module}::{handler} is routed without a #[utoipa::path]"
+        routes.add(f"{annotated.group(1).upper()} {annotated.group(2)}")
+    return routes
+
+
+def test_api_routes_cover_the_router():
+    routes = router_routes()
+    assert "GET /gender/{clientid}" in routes and "GET /health" in routes, routes
     api_vars = named(load_tf(TF / "modules/api"), "variable")
     tf_routes = set(unwrap(api_vars["routes"]["default"]))
     assert "$default" in tf_routes, "without $default API Gateway answers unknown routes itself"

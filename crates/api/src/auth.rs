@@ -1,4 +1,4 @@
-use crate::JsonError;
+use crate::errors::JsonError;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;

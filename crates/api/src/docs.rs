@@ -1,10 +1,11 @@
-//! `/docs`: Swagger UI rendering this server's `/openapi.json`. The page is
-//! the deployment's: the local server serves Swagger UI from its binary
-//! (`gender-local`, the `utoipa-swagger-ui` crate); the Lambda serves
-//! [`swagger_ui_from_cdn`], the same Swagger UI release loaded by the
-//! browser from a CDN, so the function's zip does not carry ~3 MiB of it.
+//! `/openapi.json`, this server's OpenAPI document, and `/docs`, Swagger UI
+//! rendering it. The page is the deployment's: the local server serves
+//! Swagger UI from its binary (`gender-local`, the `utoipa-swagger-ui`
+//! crate); the Lambda serves [`swagger_ui_from_cdn`], the same Swagger UI
+//! release loaded by the browser from a CDN, so the function's zip does not
+//! carry ~3 MiB of it.
 
-use crate::openapi::MethodNotAllowed;
+use crate::schema::MethodNotAllowed;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header;
@@ -52,9 +53,29 @@ window.onload = function () {{
     )
 }
 
-/// The HTML of `/docs`.
+/// What the two routes serve: the serialized document and the page.
 #[derive(Clone)]
-pub(crate) struct DocsPage(pub(crate) Bytes);
+pub(crate) struct Docs {
+    pub(crate) json: Bytes,
+    pub(crate) page: Bytes,
+}
+
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "docs",
+    operation_id = "getOpenApi",
+    summary = "This OpenAPI document",
+    description = "The OpenAPI 3.1 description of every route of this server. No authentication.",
+    responses(
+        (status = 200, description = "The OpenAPI document.", content_type = "application/json",
+            body = Object),
+        (status = 405, response = MethodNotAllowed),
+    )
+)]
+pub(crate) async fn openapi_json(State(docs): State<Docs>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], docs.json)
+}
 
 #[utoipa::path(
     get,
@@ -70,6 +91,9 @@ pub(crate) struct DocsPage(pub(crate) Bytes);
         (status = 405, response = MethodNotAllowed),
     )
 )]
-pub(crate) async fn index(State(DocsPage(html)): State<DocsPage>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html)
+pub(crate) async fn index(State(docs): State<Docs>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        docs.page,
+    )
 }

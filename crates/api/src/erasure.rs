@@ -2,10 +2,10 @@
 //! request is recorded durably behind the [`Erasures`](gender_core::ports::Erasures)
 //! port and carried out in the background by the deployment.
 
+use crate::errors::JsonError;
 use crate::lookup::{invalid_clientid, lossy_path_segment, path_clientid};
-use crate::openapi::{MethodNotAllowed, Unauthorized};
-use crate::schema::{ClientIdError, Erasure, ErasureIdError};
-use crate::{ApiState, JsonError};
+use crate::schema::{ClientIdError, Erasure, ErasureIdError, MethodNotAllowed, Unauthorized};
+use crate::state::ApiState;
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};

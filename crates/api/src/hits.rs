@@ -1,8 +1,11 @@
 //! `POST /hits` (SPEC 3).
 
-use crate::openapi::{MethodNotAllowed, Unauthorized};
-use crate::schema::{Error, HitBatch, IngestError, IngestResult, NdjsonHits, RejectedHit};
-use crate::{ApiState, JsonError};
+use crate::errors::JsonError;
+use crate::schema::{
+    Error, HitBatch, IngestError, IngestResult, MethodNotAllowed, NdjsonHits, RejectedHit,
+    Unauthorized,
+};
+use crate::state::ApiState;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -186,7 +189,7 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
         .map(|(index, mut hit)| {
             // Assigned here, before the hit is stored, so every retry of
             // the stored record (the SDK's, ours, a redelivery) carries it.
-            hit.hitid.get_or_insert_with(crate::hitid::assign);
+            hit.hitid.get_or_insert_with(|| state.hit_ids.assign());
             let data = hit.to_json();
             (
                 index,

@@ -1,11 +1,11 @@
 //! `GET /gender/{clientid}` (SPEC 4) and `GET /health`.
 
-use crate::openapi::{MethodNotAllowed, Unauthorized};
+use crate::errors::JsonError;
 use crate::schema::{
     ClientIdError, GenderProfile, Health, HealthDown, HealthOk, HealthUnavailable, HitCounts,
-    Signals,
+    MethodNotAllowed, Signals, Unauthorized,
 };
-use crate::{ApiState, JsonError};
+use crate::state::ApiState;
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};

@@ -1,16 +1,18 @@
-//! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]`
-//! annotations and the body types of [`crate::schema`]. A deployment serves
-//! [`api_doc`] (the Lambda) or merges its own routes into it (the local
-//! server, see [`crate::router_with_openapi`]).
+//! What the OpenAPI 3.1 document holds besides its paths: the title and
+//! description, the tags, the shared components (the body types of
+//! [`crate::schema`] and the shared responses) and the `x-api-key` scheme.
+//! The paths come from the handlers' `#[utoipa::path]` annotations as the
+//! router registers them ([`crate::router::api_doc`]); a deployment with
+//! routes of its own merges their description in (the local server).
 
 use crate::schema::{
     ClientIdError, Erasure, ErasureIdError, ErasureState, Error, GenderLetter, GenderProfile,
     Health, HealthDown, HealthOk, HealthUnavailable, HitBatch, HitCounts, IngestError,
-    IngestResult, RejectedHit, Signals,
+    IngestResult, MethodNotAllowed, RejectedHit, Signals, Unauthorized,
 };
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr};
-use utoipa::{Modify, OpenApi, ToResponse};
+use utoipa::{Modify, OpenApi};
 
 /// The name of the `x-api-key` security scheme, for `security((...))`.
 pub const API_KEY_SCHEME: &str = "ApiKey";
@@ -39,33 +41,9 @@ answers such requests itself.
 after that time. For `POST /hits` it means no hit of the request was stored, except after \
 the AWS deployment's request deadline, when it is unknown.";
 
-/// Missing or wrong `x-api-key`; nothing was done.
-#[derive(ToResponse)]
-#[response(example = json!({"error": "missing or invalid API key (header x-api-key)"}))]
-#[expect(dead_code, reason = "describes the bodies JsonError writes")]
-pub struct Unauthorized(Error);
-
-/// The path exists, the method does not: `Allow` lists the methods it has.
-#[derive(ToResponse)]
-#[response(
-    headers(("Allow" = String, description = "The methods of this path, e.g. `GET,HEAD`.")),
-    example = json!({"error": "method not allowed; allowed: GET,HEAD"})
-)]
-#[expect(dead_code, reason = "describes the bodies JsonError writes")]
-pub struct MethodNotAllowed(Error);
-
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Gender Service API"),
-    paths(
-        crate::hits::post_hits,
-        crate::lookup::get_gender,
-        crate::lookup::health,
-        crate::erasure::delete_visitor,
-        crate::erasure::get_erasure,
-        crate::openapi_json,
-        crate::docs::index,
-    ),
     components(
         schemas(
             HitBatch, IngestResult, RejectedHit, IngestError, GenderProfile, GenderLetter,
@@ -102,12 +80,18 @@ impl Modify for ApiKeyHeader {
     }
 }
 
-/// The document of the API routes for a deployment whose `POST /hits` body
-/// limit is `max_body_bytes`.
-pub fn api_doc(max_body_bytes: usize) -> Document {
+/// The document without paths: the router adds them as it registers the
+/// routes.
+pub(crate) fn base() -> Document {
     let mut doc = ApiDoc::openapi();
     doc.info.description = Some(DESCRIPTION.to_owned());
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// `doc` with the `POST /hits` texts naming `max_body_bytes`, the body
+/// limit of the deployment that serves it.
+pub(crate) fn with_body_limit(mut doc: Document, max_body_bytes: usize) -> Document {
     let limit = body_limit_text(max_body_bytes);
     if let Some(post) = doc
         .paths

@@ -1,7 +1,9 @@
 //! The JSON bodies of the API as types. Success bodies are built from these
 //! types by the handlers, and the OpenAPI document is derived from the same
 //! types, so the two cannot drift; error bodies ([`crate::JsonError`]) are
-//! described by the `*Error` schemas below and checked by the tests.
+//! described by the `*Error` schemas below and checked by the tests. The
+//! responses every protected route shares ([`Unauthorized`],
+//! [`MethodNotAllowed`]) are here too, for the routes of the local server.
 
 use gender_core::Gender;
 use gender_core::ingest::Rejection;
@@ -10,7 +12,7 @@ use utoipa::openapi::schema::{
     ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::{RefOr, schema::AdditionalProperties};
-use utoipa::{PartialSchema, ToSchema};
+use utoipa::{PartialSchema, ToResponse, ToSchema};
 
 /// The `clientid` rule (SPEC 2) as an ECMA-262 pattern.
 pub const CLIENTID_PATTERN: &str = "^[A-Za-z0-9._:-]{1,64}$";
@@ -145,6 +147,21 @@ pub struct Error {
     /// Human-readable message.
     pub error: String,
 }
+
+/// Missing or wrong `x-api-key`; nothing was done.
+#[derive(ToResponse)]
+#[response(example = json!({"error": "missing or invalid API key (header x-api-key)"}))]
+#[expect(dead_code, reason = "describes the bodies JsonError writes")]
+pub struct Unauthorized(Error);
+
+/// The path exists, the method does not: `Allow` lists the methods it has.
+#[derive(ToResponse)]
+#[response(
+    headers(("Allow" = String, description = "The methods of this path, e.g. `GET,HEAD`.")),
+    example = json!({"error": "method not allowed; allowed: GET,HEAD"})
+)]
+#[expect(dead_code, reason = "describes the bodies JsonError writes")]
+pub struct MethodNotAllowed(Error);
 
 /// An error of `POST /hits`.
 #[derive(ToSchema)]

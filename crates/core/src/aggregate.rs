@@ -3,7 +3,9 @@
 
 use crate::clientid::{MAX_CLIENTID_LEN, MAX_HITID_LEN, all_identifier_bytes};
 use crate::hit::parse_hit;
-use crate::table::{InlineTable, Pipelined};
+use crate::table::{
+    InlineKey, InlineTable, Pipelined, inline_key, inline_key_bytes, inline_key_str,
+};
 use crate::time::{MAX_EVENT_MS, MIN_EVENT_MS, parse_normalized_millis};
 use crate::{Gender, Hit, HitError};
 use rustc_hash::FxHashMap;
@@ -220,40 +222,6 @@ impl LineSplitter {
             self.emit_tail(&mut each);
         }
     }
-}
-
-/// A clientid of at most `N - 1` bytes as a fixed-size hash key: the bytes
-/// zero-padded, the length in the last byte. Comparing two keys is a couple
-/// of vector compares with no pointer to follow, which is what keeps a
-/// per-visitor hash map fast once it outgrows the caches. Since clientids
-/// never contain a zero byte, comparing keys as byte arrays orders them like
-/// their strings.
-pub type InlineKey<const N: usize> = [u8; N];
-
-#[inline]
-pub fn inline_key<const N: usize>(clientid: &str) -> Option<InlineKey<N>> {
-    let bytes = clientid.as_bytes();
-    if bytes.len() >= N {
-        return None;
-    }
-    let mut key = [0u8; N];
-    key[..bytes.len()].copy_from_slice(bytes);
-    key[N - 1] = bytes.len() as u8;
-    Some(key)
-}
-
-/// The bytes of the clientid an [`InlineKey`] holds.
-#[inline]
-pub fn inline_key_bytes<const N: usize>(key: &InlineKey<N>) -> &[u8] {
-    &key[..(key[N - 1] as usize).min(N - 1)]
-}
-
-/// The clientid an [`InlineKey`] holds.
-#[inline]
-pub fn inline_key_str<const N: usize>(key: &InlineKey<N>) -> &str {
-    // Built from a `&str` by `inline_key`; a key from anywhere else that is
-    // not UTF-8 reads as empty rather than panicking.
-    std::str::from_utf8(inline_key_bytes(key)).unwrap_or_default()
 }
 
 /// A map from clientid to `V`: 16-byte inline keys for ids of up to 15

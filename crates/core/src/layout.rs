@@ -1,5 +1,7 @@
 //! The storage key layout shared by both deployments (SPEC 5, 6, 7, 13): the
 //! S3 buckets and the local data directory use the same keys, built only here.
+//! So are the names the local deployment gives its objects, which carry the
+//! log range they hold, and the one parser of those names ([`log_range`]).
 
 use crate::Date;
 
@@ -20,9 +22,51 @@ pub fn raw_key(dt: Date, name: &str) -> String {
     format!("{RAW_PREFIX}dt={dt}/{name}")
 }
 
+/// The name of the local raw objects (and rejected records) of the log
+/// range `[start, end)`: `<start>-<end>.ndjson`, 20 digits each, so a batch
+/// redone after a crash gets the same names.
+pub fn raw_object_name(start: u64, end: u64) -> String {
+    format!("{start:020}-{end:020}.ndjson")
+}
+
+/// The name of a local curated file merged from files of the log range
+/// `[start, end)`: `c-<start>-<end>.parquet`.
+pub fn merged_hits_name(start: u64, end: u64) -> String {
+    format!("c-{start:020}-{end:020}.parquet")
+}
+
+/// The log range a local object's name (or key) carries: raw
+/// `<start>-<end>.ndjson`, curated `<start>-<end>.parquet`, merged
+/// `c-<start>-<end>.parquet`. `None` for any other name (`daily.parquet`).
+pub fn log_range(name: &str) -> Option<(u64, u64)> {
+    let name = name.rsplit('/').next().unwrap_or(name);
+    let stem = name
+        .strip_suffix(".parquet")
+        .or_else(|| name.strip_suffix(".ndjson"))?;
+    let stem = stem.strip_prefix("c-").unwrap_or(stem);
+    let (start, end) = stem.split_once('-')?;
+    Some((start.parse().ok()?, end.parse().ok()?))
+}
+
+/// `<prefix>dt=D`, one date partition under `prefix` (e.g.
+/// `curated/hits/dt=2025-01-01`), without the trailing `/`.
+pub fn date_partition(prefix: &str, dt: Date) -> String {
+    format!("{prefix}dt={dt}")
+}
+
+/// The date a partition's directory name `dt=YYYY-MM-DD` stands for.
+pub fn partition_date(dir_name: &str) -> Option<Date> {
+    Date::parse(dir_name.strip_prefix("dt=")?)
+}
+
 /// `curated/hits/dt=D/`: every curated hits object of one date.
 pub fn curated_hits_prefix(dt: Date) -> String {
     format!("{CURATED_HITS_PREFIX}dt={dt}/")
+}
+
+/// `curated/hits/dt=D/<name>`.
+pub fn curated_hits_file_key(dt: Date, name: &str) -> String {
+    format!("{}{name}", curated_hits_prefix(dt))
 }
 
 /// The deterministic Parquet key for the hits of `raw_key` dated `dt`, so a
@@ -83,5 +127,45 @@ mod tests {
             processing_failed_key(dt, "x.ndjson"),
             "errors/processing-failed/dt=2026-11-24/x.ndjson"
         );
+        assert_eq!(
+            curated_hits_file_key(dt, "c-1-2.parquet"),
+            "curated/hits/dt=2026-11-24/c-1-2.parquet"
+        );
+        assert_eq!(
+            date_partition(CURATED_HITS_PREFIX, dt),
+            "curated/hits/dt=2026-11-24"
+        );
+        assert_eq!(partition_date("dt=2026-11-24"), Some(dt));
+        assert_eq!(partition_date("2026-11-24"), None);
+    }
+
+    #[test]
+    fn names_carry_their_log_range() {
+        assert_eq!(
+            raw_object_name(10, 20),
+            "00000000000000000010-00000000000000000020.ndjson"
+        );
+        assert_eq!(
+            merged_hits_name(10, 90),
+            "c-00000000000000000010-00000000000000000090.parquet"
+        );
+        assert_eq!(
+            log_range("00000000000000000010-00000000000000000020.parquet"),
+            Some((10, 20))
+        );
+        assert_eq!(
+            log_range("c-00000000000000000010-00000000000000000090.parquet"),
+            Some((10, 90))
+        );
+        assert_eq!(
+            log_range("00000000000000000010-00000000000000000020.ndjson"),
+            Some((10, 20))
+        );
+        assert_eq!(
+            log_range(&raw_key(Date::from_days(0), &raw_object_name(3, 4))),
+            Some((3, 4))
+        );
+        assert_eq!(log_range("other.parquet"), None);
+        assert_eq!(log_range("daily.parquet"), None);
     }
 }

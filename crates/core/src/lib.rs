@@ -12,6 +12,7 @@ pub mod erasure;
 pub mod error;
 pub mod gender;
 pub mod hit;
+pub mod hitid;
 pub mod ingest;
 pub mod layout;
 pub mod ports;

@@ -6,8 +6,43 @@
 //! Callers that know the next few keys ([`Pipelined`]) start those loads
 //! early and overlap the waits; that is the whole point of this type over a
 //! `HashMap`. Linear probing, power-of-two capacity, at most half full.
+//!
+//! The inline keys ([`InlineKey`]) are defined here with the table; the
+//! aggregator's visitor map and the state store's overlay key by them too.
 
-use crate::aggregate::InlineKey;
+/// A clientid of at most `N - 1` bytes as a fixed-size hash key: the bytes
+/// zero-padded, the length in the last byte. Comparing two keys is a couple
+/// of vector compares with no pointer to follow, which is what keeps a
+/// per-visitor hash map fast once it outgrows the caches. Since clientids
+/// never contain a zero byte, comparing keys as byte arrays orders them like
+/// their strings.
+pub type InlineKey<const N: usize> = [u8; N];
+
+#[inline]
+pub fn inline_key<const N: usize>(clientid: &str) -> Option<InlineKey<N>> {
+    let bytes = clientid.as_bytes();
+    if bytes.len() >= N {
+        return None;
+    }
+    let mut key = [0u8; N];
+    key[..bytes.len()].copy_from_slice(bytes);
+    key[N - 1] = bytes.len() as u8;
+    Some(key)
+}
+
+/// The bytes of the clientid an [`InlineKey`] holds.
+#[inline]
+pub fn inline_key_bytes<const N: usize>(key: &InlineKey<N>) -> &[u8] {
+    &key[..(key[N - 1] as usize).min(N - 1)]
+}
+
+/// The clientid an [`InlineKey`] holds.
+#[inline]
+pub fn inline_key_str<const N: usize>(key: &InlineKey<N>) -> &str {
+    // Built from a `&str` by `inline_key`; a key from anywhere else that is
+    // not UTF-8 reads as empty rather than panicking.
+    std::str::from_utf8(inline_key_bytes(key)).unwrap_or_default()
+}
 
 /// Marks an empty bucket: no inline key has 0xFF as its length byte.
 const EMPTY: InlineKey<16> = [0xFF; 16];
@@ -188,7 +223,6 @@ impl<T> Pipelined<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aggregate::inline_key;
 
     #[test]
     fn behaves_like_a_map_through_growth() {

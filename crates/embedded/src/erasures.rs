@@ -9,13 +9,10 @@
 
 use crate::EmbeddedError;
 use crate::state::StateStore;
+use crate::state::tables::{ERASURES, PROFILES, SECRETS, WINDOWED};
 use gender_core::{ErasureRecord, ErasureStatus};
-use redb::{ReadableTable, TableDefinition};
+use redb::ReadableTable;
 
-/// Erasure id -> encoded entry (see [`encode`]).
-pub(crate) const ERASURES: TableDefinition<&str, &[u8]> = TableDefinition::new("erasures");
-/// The deployment's secret salt for [`gender_core::erasure::clientid_hash`].
-pub(crate) const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 const SALT: &str = "erasure_salt";
 
 const VERSION: u8 = 1;
@@ -176,8 +173,8 @@ impl StateStore {
         let mut removed = 0;
         {
             let mut table = txn.open_table(ERASURES)?;
-            let mut profiles = txn.open_table(crate::state::PROFILES)?;
-            let mut windowed = txn.open_table(crate::state::WINDOWED)?;
+            let mut profiles = txn.open_table(PROFILES)?;
+            let mut windowed = txn.open_table(WINDOWED)?;
             for id in ids {
                 let stored = table.get(*id)?.map(|v| v.value().to_vec());
                 let Some(bytes) = stored else { continue };

@@ -1,5 +1,6 @@
 //! Embedded adapters for the local deployment: a durable append-only hit log,
-//! a directory object store with the S3 key layout, and a redb state store.
+//! a directory object store with the S3 key layout, a redb state store, and
+//! the atomic changes to the data directory's date partitions.
 
 pub mod erasures;
 mod error;
@@ -8,6 +9,7 @@ mod journal;
 pub mod log;
 pub mod object_store;
 mod overlay;
+pub mod partitions;
 pub mod state;
 
 pub use erasures::PendingErasure;

@@ -187,6 +187,16 @@ impl DirObjectStore {
         }
     }
 
+    /// Checks that the root can still be written: a hidden probe file is
+    /// created, synced and removed.
+    pub fn probe_writable_blocking(&self) -> std::io::Result<()> {
+        let probe = self.root.join(".write-probe");
+        let mut file = fs::File::create(&probe)?;
+        file.write_all(b"probe")?;
+        file.sync_all()?;
+        fs::remove_file(&probe)
+    }
+
     pub fn delete_blocking(&self, key: &str) -> Result<(), EmbeddedError> {
         let path = self.path_of(key)?;
         match fs::remove_file(&path) {

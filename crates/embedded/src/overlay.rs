@@ -17,8 +17,7 @@
 //! of its merge, so the misses of a table of millions overlap.
 
 use crate::EmbeddedError;
-use gender_core::aggregate::{InlineKey, inline_key, inline_key_str};
-use gender_core::table::prefetch;
+use gender_core::table::{InlineKey, inline_key, inline_key_str, prefetch};
 use gender_core::{Gender, Profile, VisitorDelta};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};

@@ -17,12 +17,15 @@
 //! the checkpoint and the curate queue move in one transaction afterwards, and
 //! curate's counter update, markers and queue acknowledgements are one
 //! transaction.
+//!
+//! A pending erasure (SPEC 17) splits a cycle at its log offset: delivery
+//! stops there, curates everything before it and deletes the visitor's
+//! profile before it reads on. Each cycle ends with the data directory's
+//! upkeep ([`Housekeeping`]), which carries out the erasure on the files.
 
-use crate::CycleError;
-use crate::compaction::{self, CompactionPolicy};
-use crate::erasure::{Erased, ErasureError, Target, erase_visitors};
+use crate::error::{CycleError, on_state};
+use crate::housekeeping::Housekeeping;
 use crate::metrics::PipelineMetrics;
-use crate::retention::{self, RetentionPolicy};
 use crate::status::PipelineStatus;
 use gender_core::dedup::{CountAll, HitFilter, SeenIndex};
 use gender_core::ports::ObjectStore;
@@ -30,12 +33,10 @@ use gender_core::time::format_rfc3339_millis;
 use gender_core::transform::transform_record;
 use gender_core::{Date, layout};
 use gender_embedded::state::{ObjectDeltas, SeenKeys, StateStore};
-use gender_embedded::{
-    DirObjectStore, EmbeddedError, LogEntry, LogRead, LogReader, LogRoller, PendingErasure,
-};
+use gender_embedded::{DirObjectStore, EmbeddedError, LogEntry, LogRead, LogReader};
 use gender_pipeline::{PipelineError, PreparedObject, prepare_object};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -68,21 +69,14 @@ pub struct DeliverySettings {
     /// Distinct event dates one batch may hold; the batch is cut before the
     /// first hit of one more date.
     pub max_dates_per_batch: usize,
-    /// Which dates' curated files are merged, and into what size.
-    pub compaction: CompactionPolicy,
-    /// How often the dates that received curated files are looked at for
-    /// compaction (zero: after every cycle).
-    pub compaction_interval: Duration,
     /// How long a counted hit identity is remembered (SPEC 15); zero turns
     /// deduplication off.
     pub dedup_horizon: Duration,
-    /// Ages after which date partitions are deleted (SPEC 17), looked at
-    /// every [`RETENTION_INTERVAL`] against `clock`.
-    pub retention: RetentionPolicy,
+    /// What the ids this process assigns start with
+    /// ([`HitIds::own_prefix`](gender_core::hitid::HitIds::own_prefix)):
+    /// such ids are unique, so they are counted without being remembered.
+    pub own_hitid_prefix: Option<String>,
 }
-
-/// How often retention looks for expired partitions (and once at start).
-pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
 impl DeliverySettings {
     /// The local defaults: Firehose-like 1 s / 4 MiB buffering, raw kept.
@@ -93,10 +87,8 @@ impl DeliverySettings {
             keep_raw: true,
             clock,
             max_dates_per_batch: 16,
-            compaction: CompactionPolicy::default(),
-            compaction_interval: Duration::from_secs(60),
             dedup_horizon: DEFAULT_DEDUP_HORIZON,
-            retention: RetentionPolicy::default(),
+            own_hitid_prefix: None,
         }
     }
 }
@@ -196,12 +188,6 @@ fn transform_batch(
     batch
 }
 
-/// An erasure running on a blocking thread beside delivery.
-struct ErasureTask {
-    ids: Vec<String>,
-    handle: tokio::task::JoinHandle<Result<Erased, ErasureError>>,
-}
-
 pub struct Delivery {
     reader: LogReader,
     store: DirObjectStore,
@@ -215,26 +201,13 @@ pub struct Delivery {
     unfinished: Option<(u64, u64)>,
     /// The stage the current step belongs to, for `/health` when it fails.
     stage: &'static str,
-    /// Dates that received curated files since they were last looked at.
-    to_compact: BTreeSet<Date>,
-    last_compaction: Option<tokio::time::Instant>,
-    /// Held by the daily job while it reads curated files: compaction waits
-    /// for a moment nothing reads them.
-    readers: Arc<tokio::sync::Mutex<()>>,
     /// The identities counted within the dedup horizon; `None` when off.
     seen: Option<SeenIndex>,
-    last_retention: Option<tokio::time::Instant>,
-    /// The erasure running beside delivery, if any (see [`crate::erasure`]).
-    erasing: Option<ErasureTask>,
-    /// Held by curate while it writes curated files and by an erasure while
-    /// it swaps a date's files, so no new file is lost in a swap.
-    swaps: Arc<tokio::sync::Mutex<()>>,
-    /// Closes the log's segment after an erasure, so the segment holding
-    /// the erased hits is deleted once delivered.
-    roller: Option<LogRoller>,
     /// Delivery reads no further than this log offset: the position of the
     /// oldest pending erasure still ahead (see [`crate::erasure`]).
     until: u64,
+    /// Told which dates got curated files; run at the end of each cycle.
+    housekeeping: Housekeeping,
 }
 
 impl Delivery {
@@ -245,6 +218,7 @@ impl Delivery {
         metrics: Arc<PipelineMetrics>,
         status: Arc<PipelineStatus>,
         settings: DeliverySettings,
+        housekeeping: Housekeeping,
     ) -> Result<Delivery, EmbeddedError> {
         let delivered = state.delivery_state()?.delivered_offset;
         metrics.delivered_offset.store(delivered, Ordering::Relaxed);
@@ -254,8 +228,10 @@ impl Delivery {
         } else {
             // This process's assigned ids need no memory (see SeenIndex);
             // ids assigned before a restart still go through the index.
-            let mut index =
-                SeenIndex::new(horizon_ms).with_unique_prefix(gender_api::hitid::own_prefix());
+            let mut index = SeenIndex::new(horizon_ms);
+            if let Some(prefix) = &settings.own_hitid_prefix {
+                index = index.with_unique_prefix(prefix.as_str());
+            }
             let since = index.oldest_kept_ms((settings.clock)());
             let mut loaded = 0;
             for (at_ms, keys) in state.seen_since_blocking(since)? {
@@ -278,28 +254,10 @@ impl Delivery {
             delivered,
             unfinished: None,
             stage: "delivery",
-            to_compact: BTreeSet::new(),
-            last_compaction: None,
-            readers: Arc::new(tokio::sync::Mutex::new(())),
             seen,
-            last_retention: None,
             until: u64::MAX,
-            roller: None,
-            erasing: None,
-            swaps: Arc::new(tokio::sync::Mutex::new(())),
+            housekeeping,
         })
-    }
-
-    /// Lets erasures close the log's current segment.
-    pub fn with_log_roller(mut self, roller: LogRoller) -> Delivery {
-        self.roller = Some(roller);
-        self
-    }
-
-    /// Shares the lock the daily job holds while it reads curated files.
-    pub fn with_curated_readers(mut self, readers: Arc<tokio::sync::Mutex<()>>) -> Delivery {
-        self.readers = readers;
-        self
     }
 
     /// Starts the loop on its own thread; it runs a last cycle and ends when
@@ -392,17 +350,8 @@ impl Delivery {
 
     /// Finishes what a crash interrupted: the recorded batch, then the queue.
     async fn recover(&mut self) -> Result<(), CycleError> {
-        let root = self.store.root().to_owned();
-        let dates = tokio::task::spawn_blocking(move || {
-            compaction::clean_up_interrupted(&root)?;
-            retention::clean_up_interrupted(&root)?;
-            compaction::dates_with_curated_hits(&root)
-        })
-        .await
-        .map_err(|_| CycleError::Stopped)?
-        .map_err(|e| EmbeddedError::io("recover compaction", self.store.root(), e))?;
-        self.to_compact.extend(dates);
-        let state = self.state_op(StateStore::delivery_state).await?;
+        self.housekeeping.recover().await?;
+        let state = on_state(&self.state, StateStore::delivery_state).await?;
         self.unfinished = state.intent;
         if let Some((start, end)) = self.unfinished {
             tracing::info!(start, end, "re-delivering the batch a crash interrupted");
@@ -430,23 +379,13 @@ impl Delivery {
         Ok(read)
     }
 
-    async fn state_op<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&StateStore) -> Result<T, EmbeddedError> + Send + 'static,
-    ) -> Result<T, CycleError> {
-        let state = self.state.clone();
-        let done = tokio::task::spawn_blocking(move || op(&state));
-        Ok(done.await.map_err(|_| CycleError::Stopped)??)
-    }
-
     async fn finish_delivery(
         &self,
         start: u64,
         end: u64,
         keys: Vec<String>,
     ) -> Result<(), CycleError> {
-        self.state_op(move |s| s.finish_delivery(start, end, &keys))
-            .await
+        on_state(&self.state, move |s| s.finish_delivery(start, end, &keys)).await
     }
 
     /// Delivers what was durable when the cycle started, in batches; returns
@@ -483,7 +422,7 @@ impl Delivery {
                     self.settings.max_dates_per_batch,
                 );
                 let end = batch.end;
-                self.state_op(move |s| s.begin_delivery(start, end)).await?;
+                on_state(&self.state, move |s| s.begin_delivery(start, end)).await?;
                 self.unfinished = Some((start, end));
                 batch
             }
@@ -518,7 +457,7 @@ impl Delivery {
         let target = self.reader.durable_end();
         let mut oldest_arrival = None;
         loop {
-            let erasures = self.state_op(StateStore::pending_erasures_blocking).await?;
+            let erasures = on_state(&self.state, StateStore::pending_erasures_blocking).await?;
             self.stage = "curate";
             self.curate_pending(&mut report).await?;
             // At a request's offset exactly, with everything before it
@@ -530,7 +469,7 @@ impl Delivery {
                 .collect();
             if !due.is_empty() {
                 self.stage = "erasure";
-                self.state_op(move |s| {
+                on_state(&self.state, move |s| {
                     let ids: Vec<&str> = due.iter().map(String::as_str).collect();
                     s.forget_profiles_blocking(&ids)
                 })
@@ -568,160 +507,11 @@ impl Delivery {
             tracing::info!(segments = n, "deleted delivered log segments");
         }
         report.delivered_offset = self.delivered;
-        self.stage = "erasure";
-        self.advance_erasures().await?;
-        self.stage = "compaction";
-        self.compact_if_due().await?;
-        self.stage = "retention";
-        self.retention_if_due().await?;
+        if let Err((stage, e)) = self.housekeeping.run().await {
+            self.stage = stage;
+            return Err(e);
+        }
         Ok(report)
-    }
-
-    /// Finishes the running erasure if it is done (completing its requests
-    /// and closing the log segment), and starts one for the requests whose
-    /// profiles are gone, unless the daily job is reading curated files.
-    /// The erasure runs on its own thread while delivery goes on; it holds
-    /// the daily job's lock, so compaction and retention wait for it too.
-    /// Called before compaction in each cycle, so compaction never runs
-    /// while a request's profile is gone but its files are not yet erased:
-    /// it could merge files from both sides of the request's offset.
-    async fn advance_erasures(&mut self) -> Result<(), CycleError> {
-        if let Some(task) = &self.erasing {
-            if !task.handle.is_finished() {
-                return Ok(());
-            }
-            let task = self.erasing.take().expect("checked above");
-            let erased = task.handle.await.map_err(|_| CycleError::Stopped)??;
-            let now = (self.settings.clock)();
-            let count = task.ids.len() as u64;
-            let ids = task.ids;
-            self.state_op(move |s| {
-                let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-                s.complete_erasures_blocking(&refs, now)
-            })
-            .await?;
-            // The segment holding the erased hits goes once delivered.
-            if let Some(roller) = &self.roller
-                && let Err(e) = roller.roll().await
-            {
-                tracing::warn!(error = %e, "could not close the log segment after an erasure");
-            }
-            self.metrics
-                .erasures_completed
-                .fetch_add(count, Ordering::Relaxed);
-            self.metrics
-                .erased_rows
-                .fetch_add(erased.curated_rows, Ordering::Relaxed);
-            tracing::info!(
-                erasures = count,
-                curated_rows = erased.curated_rows,
-                curated_files = erased.curated_files_rewritten,
-                rollups = erased.rollups_rewritten,
-                raw_lines = erased.raw_lines,
-                "erasures complete"
-            );
-        }
-        let ready: Vec<PendingErasure> = self
-            .state_op(StateStore::pending_erasures_blocking)
-            .await?
-            .into_iter()
-            .filter(|e| e.profile_forgotten)
-            .collect();
-        if ready.is_empty() {
-            return Ok(());
-        }
-        let Ok(no_readers) = self.readers.clone().try_lock_owned() else {
-            return Ok(()); // the daily job is reading; next cycle
-        };
-        let ids = ready.iter().map(|e| e.id.clone()).collect();
-        let targets: Vec<Target> = ready
-            .into_iter()
-            .map(|e| Target {
-                clientid: e.clientid,
-                log_offset: e.log_offset,
-            })
-            .collect();
-        let (store, swaps) = (self.store.clone(), self.swaps.clone());
-        let handle = tokio::task::spawn_blocking(move || {
-            let _no_readers = no_readers;
-            erase_visitors(&store, &targets, &swaps)
-        });
-        self.erasing = Some(ErasureTask { ids, handle });
-        Ok(())
-    }
-
-    /// Deletes expired date partitions (SPEC 17) at most once an interval,
-    /// never while the daily job reads and never a raw object curate still
-    /// needs. Runs on this thread, so never during a compaction either.
-    async fn retention_if_due(&mut self) -> Result<(), CycleError> {
-        if self
-            .last_retention
-            .is_some_and(|at| at.elapsed() < RETENTION_INTERVAL)
-        {
-            return Ok(());
-        }
-        let Ok(_no_readers) = self.readers.clone().try_lock_owned() else {
-            return Ok(()); // the daily job is reading; next cycle
-        };
-        self.last_retention = Some(tokio::time::Instant::now());
-        let pending: std::collections::HashSet<String> = self
-            .state_op(StateStore::delivery_state)
-            .await?
-            .pending
-            .into_iter()
-            .collect();
-        let root = self.store.root().to_owned();
-        let policy = self.settings.retention;
-        let today = Date::of_millis((self.settings.clock)());
-        let report = tokio::task::spawn_blocking(move || {
-            retention::enforce(&root, &policy, today, &pending)
-        })
-        .await
-        .map_err(|_| CycleError::Stopped)?
-        .map_err(|e| EmbeddedError::io("retention", self.store.root(), e))?;
-        if !report.partitions.is_empty() {
-            self.metrics
-                .partitions_expired
-                .fetch_add(report.partitions.len() as u64, Ordering::Relaxed);
-            tracing::info!(partitions = ?report.partitions, kept_for_curate = report.raw_kept_pending, "retention deleted expired partitions");
-        }
-        Ok(())
-    }
-
-    /// Merges small curated files of the dates that received some, once per
-    /// interval, while the daily job is not reading them.
-    async fn compact_if_due(&mut self) -> Result<(), CycleError> {
-        let interval = self.settings.compaction_interval;
-        let due = self
-            .last_compaction
-            .is_none_or(|at| at.elapsed() >= interval);
-        if !due || self.to_compact.is_empty() {
-            return Ok(());
-        }
-        let Ok(_no_readers) = self.readers.clone().try_lock_owned() else {
-            return Ok(()); // the daily job is reading; next time
-        };
-        self.last_compaction = Some(tokio::time::Instant::now());
-        let dates = std::mem::take(&mut self.to_compact);
-        let root = self.store.root().to_owned();
-        let policy = self.settings.compaction;
-        let done = tokio::task::spawn_blocking(move || {
-            let mut merged = 0;
-            for date in dates {
-                let result = compaction::compact_date(&root, date, policy)?;
-                merged += result.files_before - result.files_after;
-            }
-            Ok::<_, compaction::CompactionError>(merged)
-        })
-        .await
-        .map_err(|_| CycleError::Stopped)??;
-        if done > 0 {
-            self.metrics
-                .files_compacted
-                .fetch_add(done as u64, Ordering::Relaxed);
-            tracing::info!(files_merged_away = done, "compacted curated hits");
-        }
-        Ok(())
     }
 
     /// The transform's output: one NDJSON object per event date, plus the
@@ -731,7 +521,7 @@ impl Delivery {
         &self,
         batch: &mut TransformedBatch,
     ) -> Result<Vec<String>, CycleError> {
-        let name = format!("{:020}-{:020}.ndjson", batch.start, batch.end);
+        let name = layout::raw_object_name(batch.start, batch.end);
         let mut keys = Vec::with_capacity(batch.by_date.len());
         for (dt, body) in std::mem::take(&mut batch.by_date) {
             let key = layout::raw_key(dt, &name);
@@ -759,12 +549,14 @@ impl Delivery {
     /// [`MAX_OBJECTS_PER_APPLY`] objects, their markers and their queue
     /// acknowledgements in one transaction.
     async fn curate_pending(&mut self, report: &mut FlushReport) -> Result<(), CycleError> {
-        let pending = self.state_op(StateStore::delivery_state).await?.pending;
+        let pending = on_state(&self.state, StateStore::delivery_state)
+            .await?
+            .pending;
         if pending.is_empty() {
             return Ok(());
         }
         // No erasure swaps a date's files while new ones are written into it.
-        let _no_swaps = self.swaps.clone().lock_owned().await;
+        let _no_swaps = self.housekeeping.curated_writes().await;
         for keys in pending.chunks(MAX_OBJECTS_PER_APPLY) {
             let result = self.curate_group(keys, report).await;
             if result.is_err()
@@ -794,7 +586,7 @@ impl Delivery {
                 Ok(object) => prepared.push(object),
                 Err(PipelineError::RawMissing(key)) => {
                     tracing::error!(%key, "queued raw object is missing; dropping it from the queue");
-                    self.state_op(move |s| s.drop_pending(&key)).await?;
+                    on_state(&self.state, move |s| s.drop_pending(&key)).await?;
                 }
                 Err(e) => {
                     self.metrics.curate_errors.fetch_add(1, Ordering::Relaxed);
@@ -820,7 +612,7 @@ impl Delivery {
             Some(index) => (index.pending().to_vec(), index.oldest_kept_ms(now)),
             None => (Vec::new(), i64::MIN),
         };
-        self.state_op(move |s| {
+        on_state(&self.state, move |s| {
             let batch: Vec<ObjectDeltas> = objects
                 .iter()
                 .map(|o| ObjectDeltas {
@@ -840,11 +632,12 @@ impl Delivery {
         .inspect_err(|_| {
             self.metrics.curate_errors.fetch_add(1, Ordering::Relaxed);
         })?;
-        for key in prepared.iter().flat_map(|o| &o.curated_keys) {
-            if let Some(date) = layout::date_of_key(key) {
-                self.to_compact.insert(date);
-            }
-        }
+        self.housekeeping.dates_got_files(
+            prepared
+                .iter()
+                .flat_map(|o| &o.curated_keys)
+                .filter_map(|key| layout::date_of_key(key)),
+        );
         if let Some(index) = &mut self.seen {
             index.remember_pending(now);
             self.metrics

@@ -18,16 +18,18 @@
 //! already rewritten has no rows left to remove, so the redo changes only
 //! what the crash left undone.
 
-use crate::compaction::{CompactionError, curated_files, date_partitions, place, replace_date_dir};
+use crate::error::CycleError;
 use async_trait::async_trait;
 use gender_core::erasure::{clientid_hash, new_erasure_id};
 use gender_core::ports::Erasures;
 use gender_core::{Date, ErasureRecord, ErasureStatus, PortError, layout};
+use gender_embedded::partitions::{
+    date_partitions, log_range_files, place_file, replace_partition,
+};
 use gender_embedded::{DirObjectStore, LogReader, StateStore};
 use gender_pipeline::erase::{
-    Visitors, hits_without_visitors, rollup_without_visitors, rows_of_visitors,
+    Visitors, hits_file_without_visitors, raw_without_visitors, rollup_without_visitors,
 };
-use std::fs;
 use std::path::Path;
 
 /// The local [`Erasures`] port: requests go to the state store's erasure log.
@@ -104,26 +106,6 @@ pub struct Erased {
     pub raw_lines: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ErasureError {
-    #[error(transparent)]
-    Rewrite(#[from] CompactionError),
-    #[error(transparent)]
-    Store(#[from] gender_embedded::EmbeddedError),
-    #[error(transparent)]
-    Pipeline(#[from] gender_pipeline::PipelineError),
-    #[error("erasure: {what}")]
-    Io {
-        what: &'static str,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> ErasureError {
-    move |source| ErasureError::Io { what, source }
-}
-
 /// A visitor to erase from the data delivered before `log_offset`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -142,50 +124,36 @@ fn covering(targets: &[Target], end: u64) -> Visitors {
     )
 }
 
-/// The log range an object's name carries: raw `<start>-<end>.ndjson`,
-/// curated `<start>-<end>.parquet` or merged `c-<start>-<end>.parquet`.
-fn log_range(name: &str) -> Option<(u64, u64)> {
-    let stem = name
-        .strip_suffix(".parquet")
-        .or_else(|| name.strip_suffix(".ndjson"))?;
-    let stem = stem.strip_prefix("c-").unwrap_or(stem);
-    let (start, end) = stem.split_once('-')?;
-    Some((start.parse().ok()?, end.parse().ok()?))
-}
-
 /// Removes the rows of `targets` from the curated hits files, daily rollups
 /// and raw objects under `store`'s root that hold only hits delivered before
 /// each target's offset. Blocking, and it runs while delivery goes on: files
 /// delivered later are left alone (their hits came after the request); a
 /// date's new set of files is swapped in while holding `swaps`, which
 /// delivery holds while it writes curated files, so no new file is lost in
-/// a swap. The caller holds the daily job's lock, which also keeps
-/// compaction and retention away meanwhile.
+/// a swap. The caller holds the curated lock
+/// ([`CuratedLock`](crate::housekeeping::CuratedLock)), which keeps the
+/// daily job, compaction and retention away meanwhile.
 pub fn erase_visitors(
     store: &DirObjectStore,
     targets: &[Target],
     swaps: &tokio::sync::Mutex<()>,
-) -> Result<Erased, ErasureError> {
+) -> Result<Erased, CycleError> {
     let root = store.root();
     let mut erased = Erased::default();
     let everyone = covering(targets, 0);
-    let curated_dates = date_partitions(&root.join(layout::CURATED_HITS_PREFIX))
-        .map_err(io("listing curated hits"))?;
+    let curated_dates = date_partitions(&root.join(layout::CURATED_HITS_PREFIX))?;
     for (date, dir) in &curated_dates {
         erase_from_date(store, *date, dir, targets, &everyone, swaps, &mut erased)?;
     }
     // A rollup whose curated hits retention already deleted may still hold
     // the visitors (retention keeps rollups apart from curated hits).
-    for (date, _) in date_partitions(&root.join(layout::CURATED_DAILY_PREFIX))
-        .map_err(io("listing daily rollups"))?
-    {
+    for (date, _) in date_partitions(&root.join(layout::CURATED_DAILY_PREFIX))? {
         if !curated_dates.iter().any(|(d, _)| *d == date) {
             erase_from_rollup(store, date, &everyone, &mut erased)?;
         }
     }
     for key in store.list_blocking(layout::RAW_PREFIX)? {
-        let name = key.rsplit('/').next().unwrap_or_default();
-        let Some((_, end)) = log_range(name) else {
+        let Some((_, end)) = layout::log_range(&key) else {
             continue;
         };
         let visitors = covering(targets, end);
@@ -206,7 +174,7 @@ fn erase_from_rollup(
     date: Date,
     visitors: &Visitors,
     erased: &mut Erased,
-) -> Result<(), ErasureError> {
+) -> Result<(), CycleError> {
     let key = layout::daily_rollup_key(date);
     if let Some(bytes) = store.get_blocking(&key)?
         && let Some(rewritten) = rollup_without_visitors(bytes.into(), &key, visitors, false)?
@@ -230,25 +198,21 @@ fn erase_from_date(
     everyone: &Visitors,
     swaps: &tokio::sync::Mutex<()>,
     erased: &mut Erased,
-) -> Result<(), ErasureError> {
+) -> Result<(), CycleError> {
     let mut rewritten = Vec::new();
     let mut rows = 0;
-    for file in curated_files(dir).map_err(io("listing a date"))? {
-        let Some((_, end)) = log_range(&file.name) else {
+    for file in log_range_files(dir)? {
+        let Some((_, end)) = layout::log_range(&file.name) else {
             continue;
         };
         let visitors = covering(targets, end);
         if visitors.is_empty() {
             continue;
         }
-        let key = format!("{}{}", layout::curated_hits_prefix(date), file.name);
-        let path = dir.join(&file.name);
-        let opened = fs::File::open(&path).map_err(io("opening a curated file"))?;
-        if rows_of_visitors(opened, &key, &visitors)? == 0 {
+        let key = layout::curated_hits_file_key(date, &file.name);
+        let Some((out, removed)) = hits_file_without_visitors(&file.path, &key, &visitors)? else {
             continue;
-        }
-        let opened = fs::File::open(&path).map_err(io("opening a curated file"))?;
-        let (out, removed) = hits_without_visitors(opened, &key, key.clone(), &visitors)?;
+        };
         rows += removed;
         rewritten.push((file.name, out));
     }
@@ -258,52 +222,34 @@ fn erase_from_date(
     erase_from_rollup(store, date, everyone, erased)?;
     // Only the swap waits for delivery's curated writes (and holds them).
     let _no_writes = swaps.blocking_lock();
-    let kept: Vec<String> = curated_files(dir)
-        .map_err(io("listing a date"))?
+    let kept: Vec<String> = log_range_files(dir)?
         .into_iter()
         .map(|f| f.name)
         .filter(|name| !rewritten.iter().any(|(r, _)| r == name))
         .collect();
     let kept: Vec<&str> = kept.iter().map(String::as_str).collect();
-    replace_date_dir(store.root(), date, dir, &kept, |staging| {
+    replace_partition(store.root(), dir, &kept, |staging| {
         for (name, out) in &rewritten {
-            place(date, out, &staging.join(name))?;
+            place_file(out.temp.path(), &staging.join(name))?;
         }
-        Ok(())
+        Ok::<_, CycleError>(())
     })?;
     erased.curated_rows += rows;
     erased.curated_files_rewritten += rewritten.len() as u64;
     Ok(())
 }
 
-/// Rewrites a raw NDJSON object without the visitors' lines. The transform
-/// writes every line as `{"clientid":"<id>",...`, and a clientid holds no
-/// quote or escape, so the prefix identifies the visitor exactly.
+/// Rewrites a raw NDJSON object without the visitors' lines.
 fn erase_from_raw(
     store: &DirObjectStore,
     key: &str,
     visitors: &Visitors,
     erased: &mut Erased,
-) -> Result<(), ErasureError> {
-    const PREFIX: &[u8] = b"{\"clientid\":\"";
+) -> Result<(), CycleError> {
     let Some(body) = store.get_blocking(key)? else {
         return Ok(());
     };
-    let mut kept = Vec::with_capacity(body.len());
-    let mut removed = 0u64;
-    for line in body.split_inclusive(|&b| b == b'\n') {
-        let of_visitor = line
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.iter().position(|&b| b == b'"').map(|end| &rest[..end]))
-            .and_then(|id| std::str::from_utf8(id).ok())
-            .is_some_and(|id| visitors.contains(id));
-        if of_visitor {
-            removed += 1;
-        } else {
-            kept.extend_from_slice(line);
-        }
-    }
-    if removed > 0 {
+    if let Some((kept, removed)) = raw_without_visitors(&body, visitors) {
         store.put_blocking(key, &kept)?;
         erased.raw_lines += removed;
     }
@@ -316,15 +262,6 @@ mod tests {
 
     #[test]
     fn an_object_is_erased_for_the_requests_that_came_after_all_its_hits() {
-        assert_eq!(
-            log_range("c-00000000000000000010-00000000000000000090.parquet"),
-            Some((10, 90))
-        );
-        assert_eq!(
-            log_range("00000000000000000010-00000000000000000020.ndjson"),
-            Some((10, 20))
-        );
-        assert_eq!(log_range("daily.parquet"), None);
         let targets = [
             Target {
                 clientid: "early".into(),

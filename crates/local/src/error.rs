@@ -1,4 +1,5 @@
 use gender_embedded::EmbeddedError;
+use gender_embedded::state::StateStore;
 use gender_pipeline::PipelineError;
 use thiserror::Error;
 
@@ -22,10 +23,25 @@ pub enum CycleError {
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
     Port(#[from] gender_core::PortError),
-    #[error(transparent)]
-    Compaction(#[from] crate::compaction::CompactionError),
-    #[error(transparent)]
-    Erasure(#[from] crate::erasure::ErasureError),
     #[error("delivery task stopped")]
     Stopped,
+}
+
+/// Runs blocking work (the state store, files) off the delivery thread's
+/// runtime; work that did not run to its end is [`CycleError::Stopped`].
+pub(crate) async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, CycleError> + Send + 'static,
+) -> Result<T, CycleError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| CycleError::Stopped)?
+}
+
+/// Runs `op` on the state store with [`off_thread`].
+pub(crate) async fn on_state<T: Send + 'static>(
+    state: &StateStore,
+    op: impl FnOnce(&StateStore) -> Result<T, EmbeddedError> + Send + 'static,
+) -> Result<T, CycleError> {
+    let state = state.clone();
+    off_thread(move || Ok(op(&state)?)).await
 }

@@ -12,6 +12,7 @@ mod config;
 pub mod delivery;
 pub mod erasure;
 mod error;
+pub mod housekeeping;
 mod metrics;
 pub mod retention;
 mod scheduler;
@@ -24,21 +25,21 @@ pub use config::{
 };
 pub use delivery::{Delivery, DeliveryHandle, DeliverySettings, FlushReport};
 pub use error::{CycleError, LocalError};
+pub use housekeeping::{CuratedLock, Housekeeping, HousekeepingSettings};
 pub use metrics::PipelineMetrics;
 pub use status::{Backlog, BoundedHitLog, LocalHealth, PipelineStatus, StageFailure};
 
+use crate::erasure::LocalErasures;
 use gender_api::{ApiKey, ApiMetrics, ApiState};
+use gender_core::hitid::HitIds;
 use gender_core::time::system_now_ms;
-use gender_core::{DailySummary, Date};
 use gender_embedded::state::StateStore;
 use gender_embedded::{DirObjectStore, HitLogFile};
-use gender_pipeline::PipelineError;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 
 /// How long shutdown may take in total before `run` returns anyway
 /// (SPEC 13 allows 30 s; everything not finished is safe in the log).
@@ -46,34 +47,6 @@ const SHUTDOWN_BUDGET: Duration = Duration::from_secs(25);
 
 /// How often the data directory is checked to be there and writable.
 const DATA_DIR_PROBE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Shared by the local routes and the scheduler.
-#[derive(Clone)]
-struct LocalState {
-    api: ApiState,
-    delivery: DeliveryHandle,
-    store: DirObjectStore,
-    state: StateStore,
-    metrics: Arc<PipelineMetrics>,
-    /// What `/metrics` renders: the API's and the pipeline's metrics.
-    registry: Arc<prometheus_client::registry::Registry>,
-    /// Daily runs never overlap, and compaction never runs during one.
-    daily_lock: Arc<Mutex<()>>,
-}
-
-impl LocalState {
-    async fn run_daily(&self, date: Date) -> Result<DailySummary, PipelineError> {
-        let _one_at_a_time = self.daily_lock.lock().await;
-        let result =
-            gender_pipeline::run_daily(&self.store, &self.state, date, system_now_ms()).await;
-        let counter = match &result {
-            Ok(_) => &self.metrics.daily_runs,
-            Err(_) => &self.metrics.daily_errors,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        result
-    }
-}
 
 /// Runs the local deployment on `config.data_dir`, serving HTTP on
 /// `listener`, until `shutdown` resolves; then drains and returns.
@@ -94,6 +67,10 @@ pub async fn run(
         .map_err(LocalError::OpenLog)?;
     let store = DirObjectStore::new(data);
     let api_metrics = Arc::new(ApiMetrics::default());
+    let mut instance = [0u8; 8];
+    getrandom::fill(&mut instance).expect("the OS random source is available");
+    // One assigner: the API assigns ids, delivery knows them as this process's.
+    let hit_ids = Arc::new(HitIds::new(instance));
     let metrics = Arc::new(PipelineMetrics::new(&api_metrics));
 
     let (stop_delivery, delivery_shutdown) = watch::channel(false);
@@ -102,14 +79,24 @@ pub async fn run(
         buffer_bytes: config.buffer_bytes,
         keep_raw: config.keep_raw,
         max_dates_per_batch: config.max_dates_per_batch,
-        compaction: config.compaction,
-        compaction_interval: config.compaction_interval,
         dedup_horizon: config.dedup_horizon,
-        retention: config.retention,
+        own_hitid_prefix: Some(hit_ids.own_prefix()),
         ..DeliverySettings::new(system_now_ms)
     };
+    let housekeeping = Housekeeping::new(
+        store.clone(),
+        state.clone(),
+        metrics.clone(),
+        HousekeepingSettings {
+            compaction: config.compaction,
+            compaction_interval: config.compaction_interval,
+            retention: config.retention,
+            ..HousekeepingSettings::new(system_now_ms)
+        },
+    )
+    .with_log_roller(log.roller());
+    let curated = housekeeping.curated_lock();
     let status = Arc::new(PipelineStatus::starting_at(delivered));
-    let daily_lock = Arc::new(Mutex::new(()));
     let delivery = Delivery::new(
         log_reader.clone(),
         store.clone(),
@@ -117,10 +104,9 @@ pub async fn run(
         metrics.clone(),
         status.clone(),
         settings,
+        housekeeping,
     )
-    .map_err(LocalError::OpenState)?
-    .with_curated_readers(daily_lock.clone())
-    .with_log_roller(log.roller());
+    .map_err(LocalError::OpenState)?;
     let (delivery_handle, delivery_task) = delivery.spawn(delivery_shutdown);
 
     let log = Arc::new(log);
@@ -133,8 +119,8 @@ pub async fn run(
         backlog.clone(),
         status.clone(),
     ));
-    let erasures = erasure::LocalErasures::open(state.clone(), log_reader.clone())
-        .map_err(LocalError::OpenState)?;
+    let erasures =
+        LocalErasures::open(state.clone(), log_reader.clone()).map_err(LocalError::OpenState)?;
     let api = ApiState {
         log: bounded_log.clone(),
         profiles: Arc::new(state.clone()),
@@ -145,6 +131,7 @@ pub async fn run(
             status: status.clone(),
         }),
         api_key: ApiKey::required(config.api_key.as_str()),
+        hit_ids,
         metrics: api_metrics.clone(),
         clock: system_now_ms,
         max_body_bytes: gender_core::ingest::MAX_BODY_BYTES,
@@ -160,30 +147,40 @@ pub async fn run(
             gate: bounded_log.clone(),
         },
     );
-    let local = LocalState {
-        api: api.clone(),
-        delivery: delivery_handle,
-        store,
+    let daily = scheduler::DailyJob {
+        store: store.clone(),
         state,
         metrics,
-        registry: Arc::new(registry),
-        daily_lock,
+        curated,
+        clock: system_now_ms,
     };
     let scheduler = tokio::spawn(scheduler::daily_schedule(
-        local.clone(),
+        daily.clone(),
         config.daily_at_minute,
     ));
-    let doc = admin::openapi(api.max_body_bytes);
+    let (admin, admin_doc) = admin::routes(admin::Parts {
+        delivery: delivery_handle,
+        daily,
+        reports: admin::Reports {
+            store: store.clone(),
+            clock: api.clock,
+        },
+        registry: Arc::new(registry),
+        api_key: api.api_key.clone(),
+    });
+    // The document the local server serves: the API's routes and these.
+    let mut doc = gender_api::api_doc(api.max_body_bytes);
+    doc.merge(admin_doc);
     // The public API answers within the request timeout (a trickling body
     // gets a 408); admin routes wait for the pipeline as long as it takes.
     let public = serve::with_request_timeout(
         gender_api::router_with_docs(api, &doc, admin::docs_page()),
         config.limits.request_timeout,
     );
-    let app = gender_api::with_edge_layers(public.merge(admin::routes(local)));
+    let app = gender_api::with_edge_layers(public.merge(admin));
 
     let watchdog = tokio::spawn(status::watch_data_dir(
-        config.data_dir.clone(),
+        store,
         status.clone(),
         DATA_DIR_PROBE_INTERVAL,
     ));

@@ -2,20 +2,18 @@
 //! curated hits and daily rollups are deleted once their date partition
 //! (`dt=`, the event date) is older than the configured age.
 //!
-//! A curated or rollup partition is first renamed into `DATA_DIR/.retention`
-//! (one `rename`, so readers see the whole date or none of it), then deleted
-//! there; leftovers of an interrupted pass are removed at start. Raw objects
+//! A partition is removed in one step for readers (it is renamed out of
+//! sight, then deleted: [`gender_embedded::partitions::remove_partition`]),
+//! so they see the whole date or none of it. Raw objects
 //! still waiting for curate are kept whatever their date (deleting one would
 //! lose its hits); they go on a later pass. Counters in profiles are not
 //! touched: retention forgets files, erasure forgets visitors.
 
-use crate::compaction::{date_partitions, remove_dir_if_present};
 use gender_core::{Date, layout};
+use gender_embedded::EmbeddedError;
+use gender_embedded::partitions::{date_partitions, remove_partition};
 use std::collections::HashSet;
-use std::fs;
 use std::path::Path;
-
-const STAGING: &str = ".retention";
 
 /// Ages in days; `None` keeps that kind of data forever.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +78,7 @@ pub fn enforce(
     policy: &RetentionPolicy,
     today: Date,
     pending: &HashSet<String>,
-) -> std::io::Result<RetentionReport> {
+) -> Result<RetentionReport, EmbeddedError> {
     let mut report = RetentionReport::default();
     let kinds = [
         (layout::RAW_PREFIX, policy.raw_days, true),
@@ -99,7 +97,7 @@ pub fn enforce(
             if date >= oldest_kept {
                 continue;
             }
-            let key = format!("{}dt={date}", prefix);
+            let key = layout::date_partition(prefix, date);
             if may_be_pending {
                 let dir_prefix = format!("{key}/");
                 let waiting = pending
@@ -111,31 +109,17 @@ pub fn enforce(
                     continue;
                 }
             }
-            remove_partition(data_dir, &dir, &key)?;
+            remove_partition(data_dir, &dir)?;
             report.partitions.push(key);
         }
     }
     Ok(report)
 }
 
-/// Renames the partition out of sight in one step, then deletes it.
-fn remove_partition(data_dir: &Path, dir: &Path, key: &str) -> std::io::Result<()> {
-    let staging = data_dir.join(STAGING);
-    fs::create_dir_all(&staging)?;
-    let parked = staging.join(key.replace('/', "_"));
-    remove_dir_if_present(&parked)?;
-    fs::rename(dir, &parked)?;
-    fs::remove_dir_all(&parked)
-}
-
-/// Deletes what an interrupted pass left in the staging directory.
-pub fn clean_up_interrupted(data_dir: &Path) -> std::io::Result<()> {
-    remove_dir_if_present(&data_dir.join(STAGING)).map(drop)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn touch(root: &Path, key: &str) {
         let path = root.join(key);

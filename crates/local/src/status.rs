@@ -263,13 +263,13 @@ impl HealthProbe for LocalHealth {
 /// (a probe file created, synced and removed); while it is not, ingest is
 /// refused and `/health` fails (SPEC 16). Runs until the task is dropped.
 pub async fn watch_data_dir(
-    data_dir: std::path::PathBuf,
+    store: gender_embedded::DirObjectStore,
     status: std::sync::Arc<PipelineStatus>,
     interval: std::time::Duration,
 ) {
     loop {
-        let dir = data_dir.clone();
-        let probe = tokio::task::spawn_blocking(move || probe_writable(&dir)).await;
+        let probed = store.clone();
+        let probe = tokio::task::spawn_blocking(move || probe_writable(&probed)).await;
         let fault = match probe {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(format!("the data directory cannot be written: {e}")),
@@ -280,13 +280,8 @@ pub async fn watch_data_dir(
     }
 }
 
-fn probe_writable(data_dir: &std::path::Path) -> std::io::Result<()> {
-    use std::io::Write;
+fn probe_writable(store: &gender_embedded::DirObjectStore) -> std::io::Result<()> {
     // The log directory must still be the one the log writes in.
-    std::fs::metadata(data_dir.join("log"))?;
-    let probe = data_dir.join(".write-probe");
-    let mut file = std::fs::File::create(&probe)?;
-    file.write_all(b"probe")?;
-    file.sync_all()?;
-    std::fs::remove_file(&probe)
+    std::fs::metadata(store.root().join("log"))?;
+    store.probe_writable_blocking()
 }

@@ -6,7 +6,10 @@ use gender_core::time::system_now_ms;
 use gender_embedded::state::StateStore;
 use gender_embedded::{DirObjectStore, HitLogFile, LogReader};
 use gender_local::retention::RetentionPolicy;
-use gender_local::{Delivery, DeliveryHandle, DeliverySettings, PipelineMetrics, PipelineStatus};
+use gender_local::{
+    Delivery, DeliveryHandle, DeliverySettings, Housekeeping, HousekeepingSettings,
+    PipelineMetrics, PipelineStatus,
+};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,33 +64,45 @@ fn start_with_status(
     let settings = DeliverySettings {
         interval: Duration::from_secs(3600),
         buffer_bytes: u64::MAX,
+        ..DeliverySettings::new(system_now_ms)
+    };
+    let upkeep = HousekeepingSettings {
         // These tests use dates far in the past; retention has its own test.
         retention: RetentionPolicy {
             raw_days: None,
             curated_hits_days: None,
             daily_rollups_days: None,
         },
-        ..DeliverySettings::new(system_now_ms)
+        ..HousekeepingSettings::new(system_now_ms)
     };
-    start_with_settings(parts, status, settings)
+    start_with_settings(parts, status, settings, upkeep)
 }
 
 fn start_with_settings(
     parts: &Parts,
     status: Arc<PipelineStatus>,
     settings: DeliverySettings,
+    upkeep: HousekeepingSettings,
 ) -> (
     DeliveryHandle,
     watch::Sender<bool>,
     tokio::task::JoinHandle<()>,
 ) {
+    let metrics = Arc::new(PipelineMetrics::default());
+    let housekeeping = Housekeeping::new(
+        parts.store.clone(),
+        parts.state.clone(),
+        metrics.clone(),
+        upkeep,
+    );
     let delivery = Delivery::new(
         parts.reader.clone(),
         parts.store.clone(),
         parts.state.clone(),
-        Arc::new(PipelineMetrics::default()),
+        metrics,
         status,
         settings,
+        housekeeping,
     )
     .unwrap();
     let (stop, shutdown) = watch::channel(false);
@@ -339,15 +354,22 @@ async fn retention_deletes_partitions_older_than_their_age_by_the_delivery_clock
     let settings = DeliverySettings {
         interval: Duration::from_secs(3600),
         buffer_bytes: u64::MAX,
+        ..DeliverySettings::new(june_2027)
+    };
+    let upkeep = HousekeepingSettings {
         retention: RetentionPolicy {
             raw_days: Some(30),
             curated_hits_days: Some(400),
             daily_rollups_days: None,
         },
-        ..DeliverySettings::new(june_2027)
+        ..HousekeepingSettings::new(june_2027)
     };
-    let (handle, stop, task) =
-        start_with_settings(&parts, Arc::new(PipelineStatus::default()), settings);
+    let (handle, stop, task) = start_with_settings(
+        &parts,
+        Arc::new(PipelineStatus::default()),
+        settings,
+        upkeep,
+    );
     handle.flush().await.unwrap();
     // The raw object was curated in the same cycle, then expired: 189 > 30
     // days. The curated hits are younger than 400 days and stay, and the

@@ -1,8 +1,9 @@
-//! Erasure of visitors from curated data (SPEC 17), shared by both
-//! deployments: find whether a curated hits file holds a visitor's rows,
-//! copy it without them, and rewrite a daily rollup without them. Making a
-//! rewritten file visible atomically is the deployment's part, as for
-//! compaction.
+//! Erasure of visitors from stored data (SPEC 17), shared by both
+//! deployments: find whether a curated hits file holds a visitor's rows and
+//! copy it without them, rewrite a daily rollup without them, and rewrite a
+//! raw NDJSON object without their lines (locally; on AWS raw objects go by
+//! retention). Making a rewritten file visible atomically is the
+//! deployment's part, as for compaction.
 
 use crate::PipelineError;
 use crate::codec::{
@@ -11,9 +12,10 @@ use crate::codec::{
 use crate::compact::copy_hits_rows;
 use arrow_array::{Array, BooleanArray, RecordBatch, StringArray};
 use bytes::Bytes;
-use gender_core::Gender;
+use gender_core::{Gender, PortError};
 use rustc_hash::FxHashSet;
 use std::fs::File;
+use std::path::Path;
 
 /// The clientids to erase.
 #[derive(Debug, Clone, Default)]
@@ -80,6 +82,47 @@ pub fn hits_without_visitors(
     copy_hits_rows([(file, key.to_owned())], out_key, |id| {
         !visitors.contains(id)
     })
+}
+
+/// The curated hits file at `path` (named `key`) copied without the rows of
+/// `visitors`, with how many rows that left out; `None` when it holds none
+/// of their rows. Most files a rerun finds hold none, so two columns are
+/// scanned first and the file is copied only when they hold some.
+pub fn hits_file_without_visitors(
+    path: &Path,
+    key: &str,
+    visitors: &Visitors,
+) -> Result<Option<(HitsFile, u64)>, PipelineError> {
+    let open = || {
+        File::open(path).map_err(|e| PortError::unavailable(format!("read local file {key}"), e))
+    };
+    if rows_of_visitors(open()?, key, visitors)? == 0 {
+        return Ok(None);
+    }
+    hits_without_visitors(open()?, key, key.to_owned(), visitors).map(Some)
+}
+
+/// A raw NDJSON object without the lines of `visitors`, with how many lines
+/// that left out; `None` when it has none of theirs. The transform writes
+/// every line as `{"clientid":"<id>",...`, and a clientid holds no quote or
+/// escape, so the prefix identifies the visitor exactly.
+pub fn raw_without_visitors(body: &[u8], visitors: &Visitors) -> Option<(Vec<u8>, u64)> {
+    const PREFIX: &[u8] = b"{\"clientid\":\"";
+    let mut kept = Vec::with_capacity(body.len());
+    let mut removed = 0u64;
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        let of_visitor = line
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.iter().position(|&b| b == b'"').map(|end| &rest[..end]))
+            .and_then(|id| std::str::from_utf8(id).ok())
+            .is_some_and(|id| visitors.contains(id));
+        if of_visitor {
+            removed += 1;
+        } else {
+            kept.extend_from_slice(line);
+        }
+    }
+    (removed > 0).then_some((kept, removed))
 }
 
 /// The daily rollup `key` without the rows of `visitors`; `None` when it
@@ -186,6 +229,34 @@ mod tests {
 
         let nobody = Visitors::new(["x"]);
         assert_eq!(rows_of_visitors(file_of(&hits), "in", &nobody).unwrap(), 0);
+
+        let refs: Vec<&Hit> = hits.iter().collect();
+        let stored = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(stored.path(), encode_hits(&refs, "in").unwrap()).unwrap();
+        let (out, left_out) = hits_file_without_visitors(stored.path(), "in", &gone)
+            .unwrap()
+            .expect("the file holds their rows");
+        assert_eq!((left_out, out.rows), (removed, expected.len()));
+        assert!(
+            hits_file_without_visitors(stored.path(), "in", &nobody)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_raw_object_loses_exactly_the_visitors_lines() {
+        let body = concat!(
+            "{\"clientid\":\"a\",\"pageGender\":\"M\"}\n",
+            "{\"clientid\":\"ab\",\"pageGender\":\"F\"}\n",
+            "{\"clientid\":\"a\",\"pageGender\":\"F\"}\n",
+            "{\"clientid\":\"b\",\"pageGender\":\"M\"}",
+        );
+        let (kept, removed) =
+            raw_without_visitors(body.as_bytes(), &Visitors::new(["a", "b"])).unwrap();
+        assert_eq!(removed, 3);
+        assert_eq!(kept, b"{\"clientid\":\"ab\",\"pageGender\":\"F\"}\n");
+        assert!(raw_without_visitors(body.as_bytes(), &Visitors::new(["c"])).is_none());
     }
 
     #[test]

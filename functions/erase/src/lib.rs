@@ -24,9 +24,7 @@ use gender_aws::erasure::{CuratedObjects, ErasureLog, PendingErasure, Replaced, 
 use gender_core::erasure::is_erasure_id;
 use gender_lambda::{ConfigError, SdkTimeouts, required_env};
 use gender_pipeline::PipelineError;
-use gender_pipeline::erase::{
-    Visitors, hits_without_visitors, rollup_without_visitors, rows_of_visitors,
-};
+use gender_pipeline::erase::{Visitors, hits_file_without_visitors, rollup_without_visitors};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::sync::Arc;
@@ -456,22 +454,9 @@ fn rewritten(
         source,
     };
     match object {
-        Found::Hits(_) => {
-            // The cheap scan first: most objects a rerun finds hold no rows.
-            let rows = rows_of_visitors(std::fs::File::open(path).map_err(local)?, key, visitors)
-                .map_err(rewrite)?;
-            if rows == 0 {
-                return Ok(None);
-            }
-            let (file, removed) = hits_without_visitors(
-                std::fs::File::open(path).map_err(local)?,
-                key,
-                key.to_owned(),
-                visitors,
-            )
-            .map_err(rewrite)?;
-            Ok(Some((file.temp, removed)))
-        }
+        Found::Hits(_) => Ok(hits_file_without_visitors(path, key, visitors)
+            .map_err(rewrite)?
+            .map(|(file, removed)| (file.temp, removed))),
         Found::Rollup(_) => {
             let bytes = bytes::Bytes::from(std::fs::read(path).map_err(local)?);
             let Some(body) =

@@ -9,6 +9,7 @@ use gender_aws::dynamodb::DynamoProfiles;
 use gender_aws::erasure::{ErasureLog, ErasureRequests};
 use gender_aws::kinesis::KinesisHitLog;
 use gender_aws::{AwsError, Backoff, is_retryable_sdk_error};
+use gender_core::hitid::HitIds;
 use gender_lambda::{ConfigError, SdkTimeouts, parsed_env, required_env};
 use std::sync::Arc;
 use std::time::Duration;
@@ -212,6 +213,13 @@ pub async fn read_parameters<const N: usize>(
     Ok(values.try_into().expect("one value per name"))
 }
 
+/// This execution environment's `hitid` assigner (drawn once, at start).
+fn hit_ids() -> HitIds {
+    let mut instance = [0u8; 8];
+    getrandom::fill(&mut instance).expect("the OS random source is available");
+    HitIds::new(instance)
+}
+
 /// The Router the local server also serves, over the AWS adapters.
 pub fn app(
     config: &Config,
@@ -236,6 +244,7 @@ pub fn app(
         health: profiles,
         erasures: Arc::new(erasures),
         api_key: ApiKey::required(api_key),
+        hit_ids: Arc::new(hit_ids()),
         metrics: Arc::new(ApiMetrics::default()),
         clock: gender_core::time::system_now_ms,
         max_body_bytes: config.max_body_bytes,

@@ -1,0 +1,28 @@
+//! What the API handlers need, behind ports.
+
+use crate::auth::ApiKey;
+use crate::metrics::ApiMetrics;
+use gender_core::hitid::HitIds;
+use gender_core::ports::{Erasures, HealthProbe, HitLog, ProfileReader};
+use std::sync::Arc;
+
+/// Everything the API handlers need, behind ports.
+#[derive(Clone)]
+pub struct ApiState {
+    pub log: Arc<dyn HitLog>,
+    pub profiles: Arc<dyn ProfileReader>,
+    pub health: Arc<dyn HealthProbe>,
+    /// Erasure requests (SPEC 17), carried out in the background.
+    pub erasures: Arc<dyn Erasures>,
+    pub api_key: ApiKey,
+    /// Assigns the `hitid` of hits sent without one: one assigner per
+    /// process, whose ids the local deduplication knows as this process's.
+    pub hit_ids: Arc<HitIds>,
+    pub metrics: Arc<ApiMetrics>,
+    /// Epoch milliseconds; injected so tests can pin "now".
+    pub clock: fn() -> i64,
+    /// The `POST /hits` body limit of this deployment: SPEC 3's 5 MiB
+    /// ([`gender_core::ingest::MAX_BODY_BYTES`]) locally, less on Lambda
+    /// (whose 6 MB payload limit holds the base64'ed body and its envelope).
+    pub max_body_bytes: usize,
+}
