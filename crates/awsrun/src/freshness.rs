@@ -38,15 +38,16 @@ impl Freshness {
     }
 }
 
-/// Sends `count` probes to `aws` (timed) and to `local` (not timed).
-pub async fn probe(aws: &Api, local: &Api, count: usize, seed: u64) -> Freshness {
+/// Sends `count` probes to `aws` (timed) and to `local` (not timed);
+/// `label` tells the probe visitors of one call from another's.
+pub async fn probe(aws: &Api, local: &Api, count: usize, seed: u64, label: &str) -> Freshness {
     let streams = (0..STREAMS).map(|s| async move {
-        let mut rng = fastrand::Rng::with_seed(seed ^ (s as u64 + 1) * 0x9e37_79b9);
+        let mut rng = fastrand::Rng::with_seed(seed ^ ((s as u64 + 1) * 0x9e37_79b9));
         let mut out = Vec::new();
         for i in (s..count).step_by(STREAMS) {
             // Not in step with the mapping's polls.
             tokio::time::sleep(Duration::from_millis(rng.u64(100..700))).await;
-            let clientid = format!("probe-{seed}-{i:03}");
+            let clientid = format!("probe-{label}-{seed}-{i:03}");
             let body = serde_json::json!([{
                 "clientid": clientid,
                 "pageGender": "M",

@@ -122,10 +122,10 @@ impl Traffic {
         let mut seen = HashSet::new();
         let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         for hit in self.requests.iter().flat_map(|r| &r.hits) {
-            if let Some(id) = &hit.hitid {
-                if !seen.insert((hit.clientid.clone(), id.clone())) {
-                    continue;
-                }
+            if let Some(id) = &hit.hitid
+                && !seen.insert((hit.clientid.clone(), id.clone()))
+            {
+                continue;
             }
             let entry = out.entry(hit.clientid.clone()).or_default();
             if hit.gender == "M" {

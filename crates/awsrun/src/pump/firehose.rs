@@ -150,7 +150,7 @@ impl Delivery {
             {
                 self.process().await;
             }
-            self.deliver_due(false).await;
+            self.deliver_due().await;
             let idle = !found
                 && self.processor.is_empty()
                 && self.partitions.is_empty()
@@ -246,10 +246,10 @@ impl Delivery {
         }
     }
 
-    /// Writes the S3 buffers that are full or old enough (all with `all`).
-    async fn deliver_due(&mut self, all: bool) {
+    /// Writes the S3 buffers that are full or old enough.
+    async fn deliver_due(&mut self) {
         let due = |b: &Buffer| {
-            all || b.bytes.len() >= S3_BUFFER_BYTES || b.since.elapsed() >= scaled(S3_INTERVAL)
+            b.bytes.len() >= S3_BUFFER_BYTES || b.since.elapsed() >= scaled(S3_INTERVAL)
         };
         let ready: Vec<String> = self
             .partitions
