@@ -88,3 +88,24 @@ pub async fn probe(aws: &Api, local: &Api, count: usize, seed: u64, label: &str)
         visitors: results.into_iter().map(|(v, _)| v).collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let f = Freshness {
+            millis: (1..=100).collect(),
+            visitors: Vec::new(),
+        };
+        assert_eq!(f.quantile(0.5), 50);
+        assert_eq!(f.quantile(0.99), 99);
+        assert_eq!(f.quantile(1.0), 100);
+        let one = Freshness {
+            millis: vec![7],
+            visitors: Vec::new(),
+        };
+        assert_eq!((one.quantile(0.5), one.quantile(0.99)), (7, 7));
+    }
+}

@@ -108,14 +108,16 @@ fn hex_literals(text: &str) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Erase's query run over the curated bucket: the `$path`s of the hits
-/// objects and rollups, in the named `dt` partitions (all without a `dt`
-/// filter), holding a clientid whose HMAC is among the digests.
-async fn run_query(
-    s3: &aws_sdk_s3::Client,
-    query: &str,
-    stats: &Mutex<AthenaStats>,
-) -> Vec<String> {
+/// What erase's query asks (`gender_erase::find::paths_query`).
+#[derive(Debug, PartialEq, Eq)]
+struct Query {
+    key: [u8; 32],
+    digests: BTreeSet<Vec<u8>>,
+    /// The `dt` partitions; `None`: all.
+    dates: Option<Vec<String>>,
+}
+
+fn parse_query(query: &str) -> Query {
     let (values, selects) = query
         .split_once("\nSELECT")
         .expect("erase's query: WITH gone (h) AS (VALUES ...) SELECT ...");
@@ -132,6 +134,26 @@ async fn run_query(
             .map(|d| d.trim().trim_matches('\'').to_owned())
             .collect()
     });
+    Query {
+        key,
+        digests,
+        dates,
+    }
+}
+
+/// Erase's query run over the curated bucket: the `$path`s of the hits
+/// objects and rollups, in the named `dt` partitions (all without a `dt`
+/// filter), holding a clientid whose HMAC is among the digests.
+async fn run_query(
+    s3: &aws_sdk_s3::Client,
+    query: &str,
+    stats: &Mutex<AthenaStats>,
+) -> Vec<String> {
+    let Query {
+        key,
+        digests,
+        dates,
+    } = parse_query(query);
     let mut prefixes = Vec::new();
     for table_prefix in [
         gender_core::layout::CURATED_HITS_PREFIX,
@@ -193,4 +215,34 @@ async fn seed(client: &reqwest::Client, moto: &str, paths: &[String]) {
         201,
         "moto refused the seeded Athena results"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gender_erase::find::paths_query;
+
+    #[test]
+    fn erase_queries_are_read_back_whole() {
+        let key = [7u8; 32];
+        let dates = [
+            gender_core::Date::parse("2026-12-04").unwrap(),
+            gender_core::Date::parse("2026-12-06").unwrap(),
+        ];
+        let query = paths_query("gs_run", ["visitor-1", "visitor-2"], &key, Some(&dates));
+        let parsed = parse_query(&query);
+        assert_eq!(parsed.key, key);
+        let want: BTreeSet<Vec<u8>> = ["visitor-1", "visitor-2"]
+            .iter()
+            .map(|id| hmac_sha256(&key, id.as_bytes()).to_vec())
+            .collect();
+        assert_eq!(parsed.digests, want);
+        assert_eq!(
+            parsed.dates,
+            Some(vec!["2026-12-04".to_owned(), "2026-12-06".to_owned()])
+        );
+        let all = parse_query(&paths_query("gs_run", ["visitor-1"], &key, None));
+        assert_eq!(all.dates, None);
+        assert_eq!(all.digests.len(), 1);
+    }
 }

@@ -124,3 +124,19 @@ fn url_encode(key: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_encoded_as_s3_notifications_encode_them_and_curate_reads_them_back() {
+        let key = "raw/dt=2026-12-07/gs-run-hits-archive-1-2026-12-07-00-01-02-ab12 x";
+        let encoded = url_encode(key);
+        assert_eq!(
+            encoded,
+            "raw/dt%3D2026-12-07/gs-run-hits-archive-1-2026-12-07-00-01-02-ab12+x"
+        );
+        assert_eq!(gender_curate::decode_key(&encoded), key);
+    }
+}
