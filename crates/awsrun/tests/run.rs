@@ -364,6 +364,13 @@ async fn aws_shaped_run() {
         .await;
     assert_eq!(status, 200, "(e) the local daily job: {local_daily}");
     println!("daily (local): {local_daily}");
+    let aws_daily = serde_json::to_value(&outcome.reply).expect("the reply is JSON");
+    for field in ["window_from", "window_to", "rollups"] {
+        assert_eq!(
+            aws_daily[field], local_daily[field],
+            "(e) the daily job's {field} on AWS differs from local's"
+        );
+    }
     require(
         "(e) after the daily job, GET /gender (the 7-day windows) on AWS equals local's",
         &checks::same_answers(&aws, &local.api, expected.keys()).await,
