@@ -33,6 +33,90 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod poison {
+    use base64::Engine;
+    use gender_awsrun::archive;
+    use gender_awsrun::stack::names;
+
+    /// Not a hit record: not JSON, a hit without its gender, a packed
+    /// record with one good and one bad line.
+    const RECORDS: [&str; 3] = [
+        "not a hit at all",
+        r#"{"clientid":"poison-1","timestamp":"2026-11-20T10:00:00Z"}"#,
+        "{\"clientid\":\"poison-2\",\"pageGender\":\"F\",\"hitid\":\"p2\"}\n{\"clientid\":\"poison-2\",\"pageGender\":7}",
+    ];
+
+    pub async fn put(kinesis: &aws_sdk_kinesis::Client) -> Vec<Vec<u8>> {
+        for (i, data) in RECORDS.iter().enumerate() {
+            kinesis
+                .put_record()
+                .stream_name(names::STREAM)
+                .partition_key(format!("poison-{i}"))
+                .data(aws_sdk_kinesis::primitives::Blob::new(data.as_bytes()))
+                .send()
+                .await
+                .expect("PutRecord straight to moto");
+        }
+        RECORDS.iter().map(|r| r.as_bytes().to_vec()).collect()
+    }
+
+    fn decoded(value: &serde_json::Value) -> Option<Vec<u8>> {
+        base64::engine::general_purpose::STANDARD
+            .decode(value.as_str()?)
+            .ok()
+    }
+
+    /// Each poison record is in an error object (as its `rawData`) and in a
+    /// message of the consumer's dead-letter queue (as its `data`).
+    pub async fn check(
+        poison: &[Vec<u8>],
+        s3: &aws_sdk_s3::Client,
+        sqs: &aws_sdk_sqs::Client,
+        consumer_dlq: &str,
+    ) -> Vec<String> {
+        let mut failed = Vec::new();
+        for key in archive::list(s3, names::RAW_BUCKET, names::ERROR_PREFIX).await {
+            let bytes = archive::get(s3, names::RAW_BUCKET, &key).await;
+            for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                let line: serde_json::Value =
+                    serde_json::from_slice(line).expect("an error record is JSON");
+                failed.extend(decoded(&line["rawData"]));
+            }
+        }
+        let mut parked = Vec::new();
+        loop {
+            let bodies = gender_testkit::resources::queued_bodies(sqs, consumer_dlq).await;
+            if bodies.is_empty() {
+                break;
+            }
+            for body in bodies {
+                let message: serde_json::Value =
+                    serde_json::from_str(&body).expect("a dead letter is JSON");
+                parked.extend(decoded(&message["data"]));
+            }
+        }
+        let mut problems = Vec::new();
+        for record in poison {
+            let text = String::from_utf8_lossy(record);
+            if !failed.contains(record) {
+                problems.push(format!("{text:?} is not in Firehose's error prefix"));
+            }
+            if !parked.contains(record) {
+                problems.push(format!(
+                    "{text:?} is not in the consumer's dead-letter queue"
+                ));
+            }
+        }
+        println!(
+            "poison: {} records; {} in the error prefix, {} dead letters of the consumer",
+            poison.len(),
+            failed.len(),
+            parked.len()
+        );
+        problems
+    }
+}
+
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     match std::env::var(name) {
         Ok(text) => text
@@ -230,6 +314,11 @@ async fn aws_shaped_run() {
         "sent: AWS {} requests ({} sent again after a non-202), local {} ({})",
         aws_sent.requests, aws_sent.retried, local_sent.requests, local_sent.retried
     );
+    // Records the http function never writes (another producer's, or a
+    // bug's), put straight into the stream: the transform fails them into
+    // Firehose's error prefix and the consumer parks them in its
+    // dead-letter queue; neither path blocks on them or counts them.
+    let poison = poison::put(&aws_sdk_kinesis::Client::new(&stack.direct)).await;
     local.flush().await;
     let quiet = async || {
         esm.idle() && firehose.idle() && sqs::waiting(&direct_sqs, &stack.queues.curate).await == 0
@@ -249,6 +338,10 @@ async fn aws_shaped_run() {
     for probe in loaded.visitors.iter().chain(&quiet_probes.visitors) {
         expected.insert(probe.clone(), (1, 0));
     }
+    require(
+        "poison records in Firehose's error prefix and the consumer's dead-letter queue",
+        &poison::check(&poison, &direct_s3, &direct_sqs, &stack.queues.consumer_dlq).await,
+    );
     require(
         "(a) every hit answered 202 counted exactly once",
         &checks::counted_once(&aws, &expected).await,
