@@ -56,6 +56,26 @@ pub struct FlushReport {
     pub hits_curated: u64,
     /// Hits not counted again because their `(clientid, hitid)` was (SPEC 15).
     pub hits_duplicate: u64,
+    /// Accepted records lost to damaged log ranges since start: when not
+    /// zero, not every accepted hit is visible (the flush answer says so).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub damaged_ranges: Vec<LostRange>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lost_records: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A damaged log range whose records were skipped, as the flush reports it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LostRange {
+    /// First and last+1 log offsets of the damaged bytes.
+    pub start: u64,
+    pub end: u64,
+    /// Records it most likely held.
+    pub records: u64,
 }
 
 /// SPEC 15's default: an hour of arrival time.
@@ -76,6 +96,8 @@ pub struct DeliverySettings {
     /// ([`HitIds::own_prefix`](gender_core::hitid::HitIds::own_prefix)):
     /// such ids are unique, so they are counted without being remembered.
     pub own_hitid_prefix: Option<String>,
+    /// How long a flush waits for the pipeline before it answers with the reason.
+    pub flush_timeout: Duration,
 }
 
 impl DeliverySettings {
@@ -89,6 +111,7 @@ impl DeliverySettings {
             max_dates_per_batch: 16,
             dedup_horizon: DEFAULT_DEDUP_HORIZON,
             own_hitid_prefix: None,
+            flush_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -98,17 +121,34 @@ type FlushReply = oneshot::Sender<Result<FlushReport, String>>;
 #[derive(Clone)]
 pub struct DeliveryHandle {
     flushes: mpsc::Sender<FlushReply>,
+    timeout: Duration,
+    status: Arc<PipelineStatus>,
 }
 
 impl DeliveryHandle {
-    /// Resolves once every hit durable before the call is curated and visible.
+    /// Resolves once every hit durable before the call is curated and
+    /// visible, or with why not: a failed cycle's reason, or, past the flush
+    /// timeout, that it did not finish (and the failing stage, if any).
     pub async fn flush(&self) -> Result<FlushReport, String> {
         let (reply, answer) = oneshot::channel();
-        self.flushes
-            .send(reply)
-            .await
-            .map_err(|_| CycleError::Stopped.to_string())?;
-        answer.await.map_err(|_| CycleError::Stopped.to_string())?
+        let waited = tokio::time::timeout(self.timeout, async {
+            self.flushes
+                .send(reply)
+                .await
+                .map_err(|_| CycleError::Stopped.to_string())?;
+            answer.await.map_err(|_| CycleError::Stopped.to_string())?
+        })
+        .await;
+        waited.unwrap_or_else(|_| {
+            let failing = match self.status.failure() {
+                Some(f) => format!("; {} is failing: {}", f.stage, f.reason),
+                None => String::new(),
+            };
+            Err(format!(
+                "the pipeline did not finish within the flush timeout ({} ms){failing}",
+                self.timeout.as_millis()
+            ))
+        })
     }
 }
 
@@ -268,6 +308,8 @@ impl Delivery {
     ) -> (DeliveryHandle, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(64);
         let (done_tx, done_rx) = oneshot::channel();
+        let flush_timeout = self.settings.flush_timeout;
+        let status = self.status.clone();
         let thread = std::thread::Builder::new()
             .name("delivery".into())
             .spawn(move || {
@@ -286,7 +328,12 @@ impl Delivery {
         let task = tokio::spawn(async move {
             let _ = done_rx.await;
         });
-        (DeliveryHandle { flushes: tx }, task)
+        let handle = DeliveryHandle {
+            flushes: tx,
+            timeout: flush_timeout,
+            status,
+        };
+        (handle, task)
     }
 
     async fn run(
@@ -296,13 +343,25 @@ impl Delivery {
     ) {
         // Nothing new is delivered before the interrupted batch is redone
         // under its recorded bounds, or its objects could be cut differently.
+        // Meanwhile the failing stage shows in `/health` and a flush is
+        // answered with the reason instead of waiting for it.
         while let Err(e) = self.recover().await {
-            tracing::error!(error = %e, "delivery recovery failed; retrying");
-            tokio::select! {
-                _ = tokio::time::sleep(self.settings.interval) => {}
-                _ = shutdown.changed() => return,
+            let reason = describe(&e, self.store.root());
+            tracing::error!(error = %e, stage = self.stage, %reason, "delivery recovery failed; retrying");
+            self.status.set_failure(self.stage, reason.clone());
+            let retry = tokio::time::sleep(self.settings.interval);
+            tokio::pin!(retry);
+            loop {
+                tokio::select! {
+                    _ = &mut retry => break,
+                    Some(reply) = flushes.recv() => {
+                        let _ = reply.send(Err(format!("recovering after a restart: {reason}")));
+                    }
+                    _ = shutdown.changed() => return,
+                }
             }
         }
+        self.status.clear_failure();
         let mut ticker = tokio::time::interval(self.settings.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut log_end = self.reader.subscribe();
@@ -350,13 +409,16 @@ impl Delivery {
 
     /// Finishes what a crash interrupted: the recorded batch, then the queue.
     async fn recover(&mut self) -> Result<(), CycleError> {
+        self.stage = "compaction";
         self.housekeeping.recover().await?;
+        self.stage = "delivery";
         let state = on_state(&self.state, StateStore::delivery_state).await?;
         self.unfinished = state.intent;
         if let Some((start, end)) = self.unfinished {
             tracing::info!(start, end, "re-delivering the batch a crash interrupted");
             self.deliver_batch(&mut FlushReport::default()).await?;
         }
+        self.stage = "curate";
         self.curate_pending(&mut FlushReport::default()).await
     }
 
@@ -507,6 +569,17 @@ impl Delivery {
             tracing::info!(segments = n, "deleted delivered log segments");
         }
         report.delivered_offset = self.delivered;
+        report.lost_records = self.status.damaged_records();
+        report.damaged_ranges = self
+            .status
+            .damaged_ranges()
+            .into_iter()
+            .map(|d| LostRange {
+                start: d.start,
+                end: d.end,
+                records: d.records as u64,
+            })
+            .collect();
         if let Err((stage, e)) = self.housekeeping.run().await {
             self.stage = stage;
             return Err(e);

@@ -298,6 +298,7 @@ mod tests {
         let backlog = Backlog {
             reader: log.clone(),
             max_bytes: 1000,
+            space: None,
         };
         let gate = Arc::new(BoundedHitLog::new(
             Arc::new(log_file),

@@ -129,11 +129,72 @@ impl PipelineStatus {
     }
 }
 
-/// The bound on accepted-but-not-yet-visible log bytes (SPEC 14).
+/// Disk bytes that delivering and curating one byte of accepted log takes
+/// at most while it is in the backlog: its raw object (about 1.1 bytes per
+/// log byte), its Parquet (about 0.3), the state journal's record and the
+/// temporary copy a compaction writes before it swaps. The log's own bytes
+/// are already on disk.
+pub const DISK_BYTES_PER_BACKLOG_BYTE: u64 = 2;
+
+/// The default margin kept free beyond what the backlog needs: the state
+/// store's checkpoint and a compaction's largest temporary file fit in it.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Free space the pipeline needs for what ingest has accepted (issue 26):
+/// while the data directory's filesystem has less, ingest is refused, so
+/// space freed by the operator goes to delivering the acknowledged hits
+/// first, and every one of them becomes visible.
+#[derive(Clone, Debug)]
+pub struct SpaceReserve {
+    pub data_dir: std::path::PathBuf,
+    /// Bytes kept free beyond what the backlog needs.
+    pub min_free_bytes: u64,
+}
+
+impl SpaceReserve {
+    /// What a backlog of `backlog` log bytes needs free to be delivered and curated.
+    pub fn needed(&self, backlog: u64) -> u64 {
+        backlog
+            .saturating_mul(DISK_BYTES_PER_BACKLOG_BYTE)
+            .saturating_add(self.min_free_bytes)
+    }
+
+    /// Free bytes for an unprivileged writer on the data directory's filesystem.
+    pub fn free_bytes(&self) -> std::io::Result<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.data_dir.as_os_str().as_bytes())
+            .map_err(std::io::Error::other)?;
+        // SAFETY: a valid NUL-terminated path and a zeroed statvfs to fill.
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+    }
+
+    /// Why ingest must wait, if the filesystem has less free than `backlog` needs.
+    fn short(&self, backlog: u64) -> Option<PortError> {
+        let needed = self.needed(backlog);
+        let free = self.free_bytes().ok()?;
+        (free < needed).then(|| PortError::Throttled {
+            what: format!(
+                "disk: {free} bytes free, below the {needed} the pipeline needs for its \
+                 backlog of {backlog} bytes plus the margin of {} (free space, or wait)",
+                self.min_free_bytes
+            ),
+            source: None,
+        })
+    }
+}
+
+/// The bound on accepted-but-not-yet-visible log bytes (SPEC 14), and the
+/// free space they need on disk.
 #[derive(Clone)]
 pub struct Backlog {
     pub reader: LogReader,
     pub max_bytes: u64,
+    /// `None`: free space is not watched (tests of the byte bound alone).
+    pub space: Option<SpaceReserve>,
 }
 
 impl Backlog {
@@ -146,6 +207,9 @@ impl Backlog {
 
     fn behind(&self, status: &PipelineStatus) -> Option<PortError> {
         let backlog = self.bytes(status);
+        if let Some(short) = self.space.as_ref().and_then(|space| space.short(backlog)) {
+            return Some(short);
+        }
         (backlog >= self.max_bytes).then(|| PortError::Throttled {
             what: format!(
                 "pipeline behind: {backlog} bytes of accepted hits wait for curate (bound {})",

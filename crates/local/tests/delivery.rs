@@ -286,6 +286,7 @@ async fn past_the_backlog_bound_appends_are_refused_with_nothing_stored_until_cu
         Backlog {
             reader: parts.reader.clone(),
             max_bytes: 1000,
+            space: None,
         },
         status.clone(),
     );
