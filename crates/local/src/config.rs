@@ -31,6 +31,9 @@ pub struct LocalConfig {
     /// Accepted log bytes not yet curated beyond which `POST /hits` answers
     /// 503 with nothing stored (SPEC 14).
     pub max_backlog_bytes: u64,
+    /// Event dates with hits waiting for curate beyond which `POST /hits`
+    /// answers `503` (SPEC 14: the backlog counts date partitions too).
+    pub max_pending_dates: usize,
     /// Free bytes kept on the data directory's filesystem beyond what the
     /// backlog needs to be delivered and curated; below, ingest answers `503`.
     pub min_free_bytes: u64,
@@ -68,9 +71,10 @@ impl LocalConfig {
             keep_raw: true,
             daily_at_minute: 60,
             max_backlog_bytes: DEFAULT_MAX_BACKLOG_BYTES,
+            max_pending_dates: crate::status::DEFAULT_MAX_PENDING_DATES,
             min_free_bytes: crate::status::DEFAULT_MIN_FREE_BYTES,
             max_body_memory_bytes: crate::admission::DEFAULT_MAX_BODY_MEMORY_BYTES,
-            max_dates_per_batch: 16,
+            max_dates_per_batch: crate::delivery::DEFAULT_MAX_DATES_PER_BATCH,
             compaction: CompactionPolicy::default(),
             compaction_interval: Duration::from_secs(60),
             flush_timeout: Duration::from_secs(120),

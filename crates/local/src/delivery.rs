@@ -44,6 +44,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// Log bytes delivered into one set of raw objects at most.
 pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Distinct event dates one batch holds at most: the Parquet files curate
+/// writes at once for one raw object (one per date).
+pub const DEFAULT_MAX_DATES_PER_BATCH: usize = 128;
 /// Raw objects whose counters one state-store transaction applies at most.
 const MAX_OBJECTS_PER_APPLY: usize = 64;
 
@@ -108,7 +111,7 @@ impl DeliverySettings {
             buffer_bytes: 4 * 1024 * 1024,
             keep_raw: true,
             clock,
-            max_dates_per_batch: 16,
+            max_dates_per_batch: DEFAULT_MAX_DATES_PER_BATCH,
             dedup_horizon: DEFAULT_DEDUP_HORIZON,
             own_hitid_prefix: None,
             flush_timeout: Duration::from_secs(120),
@@ -587,7 +590,7 @@ impl Delivery {
         Ok(report)
     }
 
-    /// The transform's output: one NDJSON object per event date, plus the
+    /// The transform's output: one NDJSON object for the batch, plus the
     /// records that failed it under errors/ (Firehose's error output prefix),
     /// dated by the batch's first arrival so a redone batch gets the same name.
     async fn write_raw_objects(
@@ -595,9 +598,18 @@ impl Delivery {
         batch: &mut TransformedBatch,
     ) -> Result<Vec<String>, CycleError> {
         let name = layout::raw_object_name(batch.start, batch.end);
-        let mut keys = Vec::with_capacity(batch.by_date.len());
-        for (dt, body) in std::mem::take(&mut batch.by_date) {
-            let key = layout::raw_key(dt, &name);
+        let mut keys = Vec::with_capacity(1);
+        // One object per batch whatever the spread of its event dates, filed
+        // by arrival like the log (issue 26): raw/ grows with volume. Its
+        // lines stay grouped by event date; curate writes one Parquet per date.
+        let by_date = std::mem::take(&mut batch.by_date);
+        if !by_date.is_empty() {
+            let arrived_on = Date::of_millis(batch.first_arrival_ms.unwrap_or(0));
+            let mut body = Vec::with_capacity(by_date.values().map(Vec::len).sum());
+            for lines in by_date.into_values() {
+                body.extend_from_slice(&lines);
+            }
+            let key = layout::raw_key(arrived_on, &name);
             self.store.put(&key, body).await?;
             keys.push(key);
         }

@@ -29,8 +29,8 @@ pub use error::{CycleError, LocalError};
 pub use housekeeping::{CuratedLock, Housekeeping, HousekeepingSettings};
 pub use metrics::PipelineMetrics;
 pub use status::{
-    Backlog, BoundedHitLog, DEFAULT_MIN_FREE_BYTES, DISK_BYTES_PER_BACKLOG_BYTE, LocalHealth,
-    PipelineStatus, SpaceReserve, StageFailure,
+    Backlog, BoundedHitLog, DEFAULT_MAX_PENDING_DATES, DEFAULT_MIN_FREE_BYTES,
+    DISK_BYTES_PER_BACKLOG_BYTE, LocalHealth, PipelineStatus, SpaceReserve, StageFailure,
 };
 
 use crate::erasure::LocalErasures;
@@ -122,6 +122,8 @@ pub async fn run(
             data_dir: data.clone(),
             min_free_bytes: config.min_free_bytes,
         }),
+        max_pending_dates: config.max_pending_dates,
+        pending_dates: Arc::default(),
     };
     let bounded_log = Arc::new(BoundedHitLog::new(
         log.clone(),

@@ -34,6 +34,9 @@ pub struct ServeArgs {
     /// Accepted log bytes not yet curated beyond which POST /hits answers 503 (backpressure).
     #[arg(long, env = "GENDER_MAX_BACKLOG_BYTES", default_value_t = gender_local::DEFAULT_MAX_BACKLOG_BYTES)]
     max_backlog_bytes: u64,
+    /// Event dates with hits waiting for curate beyond which POST /hits answers 503 (each costs curate a Parquet file).
+    #[arg(long, env = "GENDER_MAX_PENDING_DATES", default_value_t = gender_local::DEFAULT_MAX_PENDING_DATES)]
+    max_pending_dates: usize,
     /// Free bytes kept on the data directory's filesystem beyond twice the backlog (what delivering and curating it needs); below, POST /hits answers 503.
     #[arg(long, env = "GENDER_MIN_FREE_BYTES", default_value_t = gender_local::DEFAULT_MIN_FREE_BYTES)]
     min_free_bytes: u64,
@@ -140,6 +143,7 @@ impl ServeArgs {
             max_backlog_bytes: self.max_backlog_bytes,
             max_body_memory_bytes: self.max_body_memory_bytes,
             min_free_bytes: self.min_free_bytes,
+            max_pending_dates: self.max_pending_dates.max(1),
             flush_timeout: Duration::from_millis(self.flush_timeout_ms.max(1)),
             compaction: CompactionPolicy {
                 target_bytes: self.compact_target_bytes,
