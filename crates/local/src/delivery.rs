@@ -7,9 +7,11 @@
 //! Objects are cut like Firehose buffers: a cycle starts when `buffer_bytes`
 //! of log are waiting or the interval passes, and delivers what was durable
 //! when it started, in batches of at most [`MAX_BATCH_BYTES`] and at most
-//! `max_dates_per_batch` event dates (so a cycle writes a bounded number of
-//! objects however widely the hits' dates spread). The objects of a cycle are
-//! then curated: Parquet each, and the counters of all of them in one
+//! `max_dates_per_batch` event dates. Each batch is one raw object, filed
+//! by the arrival date of its first hit like the log, so raw/ grows with
+//! volume, not with the spread of event dates (issue 26); curate writes one
+//! Parquet file per event date in it. The objects of a cycle are then
+//! curated: Parquet each, and the counters of all of them in one
 //! state-store transaction.
 //!
 //! Crash safety: a batch `[start, end)` is recorded before its objects are
@@ -47,6 +49,10 @@ pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// Distinct event dates one batch holds at most: the Parquet files curate
 /// writes at once for one raw object (one per date).
 pub const DEFAULT_MAX_DATES_PER_BATCH: usize = 128;
+/// Distinct event dates one delivery cycle writes curated files for at
+/// most (the sum over its batches); the rest waits in the log for the next
+/// cycle, so a cycle writes a bounded number of objects (SPEC 14).
+pub const DEFAULT_MAX_DATES_PER_CYCLE: usize = 1024;
 /// Raw objects whose counters one state-store transaction applies at most.
 const MAX_OBJECTS_PER_APPLY: usize = 64;
 
@@ -65,6 +71,23 @@ pub struct FlushReport {
     pub damaged_ranges: Vec<LostRange>,
     #[serde(skip_serializing_if = "is_zero")]
     pub lost_records: u64,
+    /// Delivery cycles this flush took: more than one when a cycle reached
+    /// its cap on event dates and the rest waited in the log.
+    pub cycles: u64,
+}
+
+impl FlushReport {
+    /// Adds a later cycle's report to this one.
+    fn absorb(&mut self, later: FlushReport) {
+        self.delivered_offset = later.delivered_offset;
+        self.objects_delivered += later.objects_delivered;
+        self.objects_curated += later.objects_curated;
+        self.hits_curated += later.hits_curated;
+        self.hits_duplicate += later.hits_duplicate;
+        self.damaged_ranges = later.damaged_ranges;
+        self.lost_records = later.lost_records;
+        self.cycles += later.cycles;
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -101,6 +124,8 @@ pub struct DeliverySettings {
     pub own_hitid_prefix: Option<String>,
     /// How long a flush waits for the pipeline before it answers with the reason.
     pub flush_timeout: Duration,
+    /// Event dates one cycle delivers at most (summed over its batches).
+    pub max_dates_per_cycle: usize,
 }
 
 impl DeliverySettings {
@@ -115,6 +140,7 @@ impl DeliverySettings {
             dedup_horizon: DEFAULT_DEDUP_HORIZON,
             own_hitid_prefix: None,
             flush_timeout: Duration::from_secs(120),
+            max_dates_per_cycle: DEFAULT_MAX_DATES_PER_CYCLE,
         }
     }
 }
@@ -251,6 +277,8 @@ pub struct Delivery {
     until: u64,
     /// Told which dates got curated files; run at the end of each cycle.
     housekeeping: Housekeeping,
+    /// Event dates the running cycle has delivered so far.
+    cycle_dates: usize,
 }
 
 impl Delivery {
@@ -300,6 +328,7 @@ impl Delivery {
             seen,
             until: u64::MAX,
             housekeeping,
+            cycle_dates: 0,
         })
     }
 
@@ -393,7 +422,23 @@ impl Delivery {
                     return;
                 }
             }
-            let result = self.cycle().await.map_err(|e| {
+            // A flush is a barrier: cycles until everything durable before
+            // it is visible, each within its cap on event dates.
+            let goal = self.reader.durable_end();
+            let mut progress = self.delivered;
+            let mut result = self.cycle().await;
+            while !waiters.is_empty()
+                && let Ok(report) = &mut result
+                && self.delivered < goal
+                && self.delivered > progress
+            {
+                progress = self.delivered;
+                match self.cycle().await {
+                    Ok(later) => report.absorb(later),
+                    Err(e) => result = Err(e),
+                }
+            }
+            let result = result.map_err(|e| {
                 let reason = describe(&e, self.store.root());
                 tracing::error!(error = %e, stage = self.stage, %reason, "delivery cycle failed; will retry");
                 reason
@@ -461,7 +506,7 @@ impl Delivery {
         report: &mut FlushReport,
     ) -> Result<Option<i64>, CycleError> {
         let mut oldest_arrival = None;
-        while self.delivered < target {
+        while self.delivered < target && self.cycle_dates < self.settings.max_dates_per_cycle {
             let first_arrival = self.deliver_batch(report).await?;
             oldest_arrival = oldest_arrival.or(first_arrival);
         }
@@ -496,6 +541,7 @@ impl Delivery {
             self.status.cycle_reading_since(arrival);
         }
         let end = batch.end;
+        self.cycle_dates += batch.by_date.len();
         let keys = self.write_raw_objects(&mut batch).await?;
         let objects = keys.len() as u64;
         self.finish_delivery(start, end, keys).await?;
@@ -518,7 +564,11 @@ impl Delivery {
     /// A pending erasure splits the cycle at its log offset: what came
     /// before is delivered and curated, the erasure carried out, then the rest.
     async fn cycle(&mut self) -> Result<FlushReport, CycleError> {
-        let mut report = FlushReport::default();
+        let mut report = FlushReport {
+            cycles: 1,
+            ..FlushReport::default()
+        };
+        self.cycle_dates = 0;
         let target = self.reader.durable_end();
         let mut oldest_arrival = None;
         loop {
@@ -540,7 +590,7 @@ impl Delivery {
                 })
                 .await?;
             }
-            if self.delivered >= target {
+            if self.delivered >= target || self.cycle_dates >= self.settings.max_dates_per_cycle {
                 break;
             }
             self.until = erasures

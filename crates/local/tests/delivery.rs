@@ -286,6 +286,55 @@ async fn hits_of_many_dates_are_cut_into_batches_of_a_bounded_number_of_objects(
     task.await.unwrap();
 }
 
+#[tokio::test]
+async fn a_cycle_delivers_a_bounded_number_of_dates_and_a_flush_takes_as_many_cycles_as_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = open(dir.path());
+    let payloads = (0..200)
+        .map(|d| {
+            format!(
+                r#"{{"clientid":"capped","pageGender":"M","timestamp":"{}T00:00:00Z"}}"#,
+                date_plus(d)
+            )
+            .into_bytes()
+        })
+        .collect();
+    parts.log.append_payloads(payloads).await.unwrap();
+    let settings = DeliverySettings {
+        interval: Duration::from_secs(3600),
+        buffer_bytes: u64::MAX,
+        max_dates_per_batch: 16,
+        max_dates_per_cycle: 50,
+        ..DeliverySettings::new(system_now_ms)
+    };
+    let upkeep = HousekeepingSettings {
+        retention: RetentionPolicy {
+            raw_days: None,
+            curated_hits_days: None,
+            daily_rollups_days: None,
+        },
+        ..HousekeepingSettings::new(system_now_ms)
+    };
+    let (handle, stop, task) = start_with_settings(
+        &parts,
+        Arc::new(PipelineStatus::default()),
+        settings,
+        upkeep,
+    );
+    let report = handle.flush().await.unwrap();
+    // 16 dates a batch, a cycle stops once 50 are delivered (4 batches, 64
+    // dates): 200 dates take 4 cycles, and the flush waits for all of them.
+    assert_eq!(report.cycles, 4, "{report:?}");
+    assert_eq!(report.delivered_offset, parts.reader.durable_end());
+    assert_eq!(counts(&parts.state, "capped"), (200, 0));
+    assert_eq!(
+        parts.store.list_blocking("curated/hits/").unwrap().len(),
+        200
+    );
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
 /// The arrival date of the log record at `offset`: raw objects are filed by it.
 fn arrival_day(reader: &LogReader, offset: u64) -> gender_core::Date {
     let read = reader.read_to(offset, u64::MAX, 1 << 20).unwrap();

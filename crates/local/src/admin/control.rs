@@ -41,6 +41,9 @@ pub(super) struct FlushResult {
     /// Hits this flush did not count again: their `(clientid, hitid)` was
     /// already counted within the dedup horizon.
     hits_duplicate: u64,
+    /// Delivery cycles this flush took: more than one when a cycle reached
+    /// its cap on event dates (1,024) and the rest waited in the log.
+    cycles: u64,
 }
 
 #[utoipa::path(
