@@ -124,10 +124,17 @@ async fn stalled_large_bodies_hold_at_most_the_bound_and_the_memory_is_returned(
         !stalled.is_empty(),
         "the bound admits at least one body: {answered:?}"
     );
-    for line in &answered {
+    // Refused before their body was read: a 503 with Retry-After (an empty
+    // answer is a reset that overtook it, which the kernel may do when the
+    // server closes with the unread body in its buffer).
+    for line in answered.iter().filter(|l| !l.is_empty()) {
         assert!(line.starts_with("HTTP/1.1 503"), "{line}");
         assert!(line.to_ascii_lowercase().contains("retry-after"), "{line}");
     }
+    assert!(
+        answered.iter().any(|l| l.starts_with("HTTP/1.1 503")),
+        "no refusal seen: {answered:?}"
+    );
     assert!(
         peak.saturating_sub(before) <= BOUND + 32 * MIB,
         "RSS rose from {} to {} MiB with a {} MiB bound",
