@@ -33,9 +33,9 @@ each response, with its status; never an HTML page. In addition to the responses
 operation: an unknown path gets `404` `{\"error\": \"no such route\"}`; a known path with \
 another method gets `405` with an `Allow` header; a bug gets `500` \
 `{\"error\": \"internal error\"}`. A request the HTTP layer cannot parse at all \
-(a malformed request line, a URI or headers too large) gets `400`, `414` or `431` with a JSON \
-error body from the local server, which then closes the connection; on AWS, API Gateway \
-answers such requests itself.
+(a malformed request line, a request head over the local server's 64 KiB or 100 headers) \
+gets `400` or `431` with a JSON error body from the local server, which then closes the \
+connection; on AWS, API Gateway answers such requests itself.
 
 **Retries.** A `503` with `Retry-After` (seconds) is temporary: send the same request again \
 after that time. For `POST /hits` it means no hit of the request was stored, except after \

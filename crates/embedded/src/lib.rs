@@ -19,4 +19,4 @@ pub use log::{
 };
 pub use object_store::DirObjectStore;
 pub(crate) use object_store::blocking;
-pub use state::{CheckpointPolicy, ObjectDeltas, SeenKeys, StateStore};
+pub use state::{CheckpointPolicy, DEFAULT_CACHE_BYTES, ObjectDeltas, SeenKeys, StateStore};

@@ -96,7 +96,17 @@ pub struct CheckpointPolicy {
     pub max_journal_bytes: u64,
     /// A checkpoint at least this often while anything changes.
     pub interval: Duration,
+    /// redb's page cache at most ([`DEFAULT_CACHE_BYTES`]): the store's
+    /// memory besides the overlay. Half of it at most holds a checkpoint's
+    /// dirty pages before they are written out early, so a checkpoint of
+    /// more visitors than fit takes longer, but memory stays within it.
+    pub cache_bytes: usize,
 }
+
+/// The default of [`CheckpointPolicy::cache_bytes`]: 1 GiB (redb's own
+/// default), the pages of about 5 M profiles; it only grows as pages are
+/// read or written, so a smaller store uses no more than its file's size.
+pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
 
 impl Default for CheckpointPolicy {
     fn default() -> Self {
@@ -104,6 +114,7 @@ impl Default for CheckpointPolicy {
             max_visitors: 4_000_000,
             max_journal_bytes: 1024 * 1024 * 1024,
             interval: Duration::from_secs(60),
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
@@ -175,16 +186,10 @@ fn needs_reopen(e: &redb::TransactionError) -> bool {
     )
 }
 
-/// redb's page cache (its default is 1 GiB). Half of it at most holds a
-/// transaction's dirty pages before they are written out early; a
-/// checkpoint that touches most of a large profile table dirties most of
-/// its pages, so the cache is sized for a few million profiles (it only
-/// grows as pages are read or written).
-const CACHE_BYTES: usize = 4 << 30;
-
-fn open_database(path: &Path) -> Result<Database, EmbeddedError> {
+/// Opens redb with a page cache of `cache_bytes` ([`CheckpointPolicy::cache_bytes`]).
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, EmbeddedError> {
     let db = Database::builder()
-        .set_cache_size(CACHE_BYTES)
+        .set_cache_size(cache_bytes)
         .create(path)
         .map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
@@ -226,7 +231,7 @@ impl StateStore {
         policy: CheckpointPolicy,
     ) -> Result<StateStore, EmbeddedError> {
         let path = path.as_ref();
-        let db = open_database(path)?;
+        let db = open_database(path, policy.cache_bytes)?;
         let dir = journal_dir(path);
         let (replayed, next_seq) = replay(&db, &dir)?;
         // Named after the next record: never an older file's name unless that
@@ -290,7 +295,10 @@ impl StateStore {
         // The old handle must be gone before the file can be opened again.
         *slot = None;
         drop(failed);
-        let db = Arc::new(open_database(&self.shared.path)?);
+        let db = Arc::new(open_database(
+            &self.shared.path,
+            self.shared.policy.cache_bytes,
+        )?);
         tracing::info!(path = %self.shared.path.display(), "state store reopened after an I/O error");
         *slot = Some(db.clone());
         Ok(db)

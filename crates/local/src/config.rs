@@ -31,12 +31,24 @@ pub struct LocalConfig {
     /// Accepted log bytes not yet curated beyond which `POST /hits` answers
     /// 503 with nothing stored (SPEC 14).
     pub max_backlog_bytes: u64,
+    /// Event dates with hits waiting for curate beyond which `POST /hits`
+    /// answers `503` (SPEC 14: the backlog counts date partitions too).
+    pub max_pending_dates: usize,
+    /// Free bytes kept on the data directory's filesystem beyond what the
+    /// backlog needs to be delivered and curated; below, ingest answers `503`.
+    pub min_free_bytes: u64,
+    /// Request-body bytes held in memory at once, across all requests; past
+    /// it a request gets `503` before its body is read ([`crate::admission`]).
+    pub max_body_memory_bytes: u64,
     /// Distinct event dates one delivery batch may hold (SPEC 14).
     pub max_dates_per_batch: usize,
     /// When a date's curated files are merged, and into what size (SPEC 14).
     pub compaction: CompactionPolicy,
     /// How often dates that received curated files are looked at for compaction.
     pub compaction_interval: Duration,
+    /// How long `POST /admin/flush` waits for the pipeline before it answers
+    /// `503` with the reason.
+    pub flush_timeout: Duration,
     /// How long a counted `(clientid, hitid)` is remembered (SPEC 15); zero
     /// turns deduplication off.
     pub dedup_horizon: Duration,
@@ -59,9 +71,13 @@ impl LocalConfig {
             keep_raw: true,
             daily_at_minute: 60,
             max_backlog_bytes: DEFAULT_MAX_BACKLOG_BYTES,
-            max_dates_per_batch: 16,
+            max_pending_dates: crate::status::DEFAULT_MAX_PENDING_DATES,
+            min_free_bytes: crate::status::DEFAULT_MIN_FREE_BYTES,
+            max_body_memory_bytes: crate::admission::DEFAULT_MAX_BODY_MEMORY_BYTES,
+            max_dates_per_batch: crate::delivery::DEFAULT_MAX_DATES_PER_BATCH,
             compaction: CompactionPolicy::default(),
             compaction_interval: Duration::from_secs(60),
+            flush_timeout: Duration::from_secs(120),
             dedup_horizon: crate::delivery::DEFAULT_DEDUP_HORIZON,
             retention: crate::retention::RetentionPolicy::default(),
             limits: ConnectionLimits::default(),

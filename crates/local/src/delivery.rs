@@ -7,9 +7,11 @@
 //! Objects are cut like Firehose buffers: a cycle starts when `buffer_bytes`
 //! of log are waiting or the interval passes, and delivers what was durable
 //! when it started, in batches of at most [`MAX_BATCH_BYTES`] and at most
-//! `max_dates_per_batch` event dates (so a cycle writes a bounded number of
-//! objects however widely the hits' dates spread). The objects of a cycle are
-//! then curated: Parquet each, and the counters of all of them in one
+//! `max_dates_per_batch` event dates. Each batch is one raw object, filed
+//! by the arrival date of its first hit like the log, so raw/ grows with
+//! volume, not with the spread of event dates (issue 26); curate writes one
+//! Parquet file per event date in it. The objects of a cycle are then
+//! curated: Parquet each, and the counters of all of them in one
 //! state-store transaction.
 //!
 //! Crash safety: a batch `[start, end)` is recorded before its objects are
@@ -44,6 +46,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 /// Log bytes delivered into one set of raw objects at most.
 pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+/// Distinct event dates one batch holds at most: the Parquet files curate
+/// writes at once for one raw object (one per date).
+pub const DEFAULT_MAX_DATES_PER_BATCH: usize = 128;
+/// Distinct event dates one delivery cycle writes curated files for at
+/// most (the sum over its batches); the rest waits in the log for the next
+/// cycle, so a cycle writes a bounded number of objects (SPEC 14).
+pub const DEFAULT_MAX_DATES_PER_CYCLE: usize = 1024;
 /// Raw objects whose counters one state-store transaction applies at most.
 const MAX_OBJECTS_PER_APPLY: usize = 64;
 
@@ -56,6 +65,43 @@ pub struct FlushReport {
     pub hits_curated: u64,
     /// Hits not counted again because their `(clientid, hitid)` was (SPEC 15).
     pub hits_duplicate: u64,
+    /// Accepted records lost to damaged log ranges since start: when not
+    /// zero, not every accepted hit is visible (the flush answer says so).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub damaged_ranges: Vec<LostRange>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lost_records: u64,
+    /// Delivery cycles this flush took: more than one when a cycle reached
+    /// its cap on event dates and the rest waited in the log.
+    pub cycles: u64,
+}
+
+impl FlushReport {
+    /// Adds a later cycle's report to this one.
+    fn absorb(&mut self, later: FlushReport) {
+        self.delivered_offset = later.delivered_offset;
+        self.objects_delivered += later.objects_delivered;
+        self.objects_curated += later.objects_curated;
+        self.hits_curated += later.hits_curated;
+        self.hits_duplicate += later.hits_duplicate;
+        self.damaged_ranges = later.damaged_ranges;
+        self.lost_records = later.lost_records;
+        self.cycles += later.cycles;
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A damaged log range whose records were skipped, as the flush reports it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct LostRange {
+    /// First and last+1 log offsets of the damaged bytes.
+    pub start: u64,
+    pub end: u64,
+    /// Records it most likely held.
+    pub records: u64,
 }
 
 /// SPEC 15's default: an hour of arrival time.
@@ -76,6 +122,10 @@ pub struct DeliverySettings {
     /// ([`HitIds::own_prefix`](gender_core::hitid::HitIds::own_prefix)):
     /// such ids are unique, so they are counted without being remembered.
     pub own_hitid_prefix: Option<String>,
+    /// How long a flush waits for the pipeline before it answers with the reason.
+    pub flush_timeout: Duration,
+    /// Event dates one cycle delivers at most (summed over its batches).
+    pub max_dates_per_cycle: usize,
 }
 
 impl DeliverySettings {
@@ -86,9 +136,11 @@ impl DeliverySettings {
             buffer_bytes: 4 * 1024 * 1024,
             keep_raw: true,
             clock,
-            max_dates_per_batch: 16,
+            max_dates_per_batch: DEFAULT_MAX_DATES_PER_BATCH,
             dedup_horizon: DEFAULT_DEDUP_HORIZON,
             own_hitid_prefix: None,
+            flush_timeout: Duration::from_secs(120),
+            max_dates_per_cycle: DEFAULT_MAX_DATES_PER_CYCLE,
         }
     }
 }
@@ -98,17 +150,34 @@ type FlushReply = oneshot::Sender<Result<FlushReport, String>>;
 #[derive(Clone)]
 pub struct DeliveryHandle {
     flushes: mpsc::Sender<FlushReply>,
+    timeout: Duration,
+    status: Arc<PipelineStatus>,
 }
 
 impl DeliveryHandle {
-    /// Resolves once every hit durable before the call is curated and visible.
+    /// Resolves once every hit durable before the call is curated and
+    /// visible, or with why not: a failed cycle's reason, or, past the flush
+    /// timeout, that it did not finish (and the failing stage, if any).
     pub async fn flush(&self) -> Result<FlushReport, String> {
         let (reply, answer) = oneshot::channel();
-        self.flushes
-            .send(reply)
-            .await
-            .map_err(|_| CycleError::Stopped.to_string())?;
-        answer.await.map_err(|_| CycleError::Stopped.to_string())?
+        let waited = tokio::time::timeout(self.timeout, async {
+            self.flushes
+                .send(reply)
+                .await
+                .map_err(|_| CycleError::Stopped.to_string())?;
+            answer.await.map_err(|_| CycleError::Stopped.to_string())?
+        })
+        .await;
+        waited.unwrap_or_else(|_| {
+            let failing = match self.status.failure() {
+                Some(f) => format!("; {} is failing: {}", f.stage, f.reason),
+                None => String::new(),
+            };
+            Err(format!(
+                "the pipeline did not finish within the flush timeout ({} ms){failing}",
+                self.timeout.as_millis()
+            ))
+        })
     }
 }
 
@@ -208,6 +277,8 @@ pub struct Delivery {
     until: u64,
     /// Told which dates got curated files; run at the end of each cycle.
     housekeeping: Housekeeping,
+    /// Event dates the running cycle has delivered so far.
+    cycle_dates: usize,
 }
 
 impl Delivery {
@@ -257,6 +328,7 @@ impl Delivery {
             seen,
             until: u64::MAX,
             housekeeping,
+            cycle_dates: 0,
         })
     }
 
@@ -268,6 +340,8 @@ impl Delivery {
     ) -> (DeliveryHandle, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(64);
         let (done_tx, done_rx) = oneshot::channel();
+        let flush_timeout = self.settings.flush_timeout;
+        let status = self.status.clone();
         let thread = std::thread::Builder::new()
             .name("delivery".into())
             .spawn(move || {
@@ -286,7 +360,12 @@ impl Delivery {
         let task = tokio::spawn(async move {
             let _ = done_rx.await;
         });
-        (DeliveryHandle { flushes: tx }, task)
+        let handle = DeliveryHandle {
+            flushes: tx,
+            timeout: flush_timeout,
+            status,
+        };
+        (handle, task)
     }
 
     async fn run(
@@ -296,13 +375,25 @@ impl Delivery {
     ) {
         // Nothing new is delivered before the interrupted batch is redone
         // under its recorded bounds, or its objects could be cut differently.
+        // Meanwhile the failing stage shows in `/health` and a flush is
+        // answered with the reason instead of waiting for it.
         while let Err(e) = self.recover().await {
-            tracing::error!(error = %e, "delivery recovery failed; retrying");
-            tokio::select! {
-                _ = tokio::time::sleep(self.settings.interval) => {}
-                _ = shutdown.changed() => return,
+            let reason = describe(&e, self.store.root());
+            tracing::error!(error = %e, stage = self.stage, %reason, "delivery recovery failed; retrying");
+            self.status.set_failure(self.stage, reason.clone());
+            let retry = tokio::time::sleep(self.settings.interval);
+            tokio::pin!(retry);
+            loop {
+                tokio::select! {
+                    _ = &mut retry => break,
+                    Some(reply) = flushes.recv() => {
+                        let _ = reply.send(Err(format!("recovering after a restart: {reason}")));
+                    }
+                    _ = shutdown.changed() => return,
+                }
             }
         }
+        self.status.clear_failure();
         let mut ticker = tokio::time::interval(self.settings.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut log_end = self.reader.subscribe();
@@ -331,7 +422,23 @@ impl Delivery {
                     return;
                 }
             }
-            let result = self.cycle().await.map_err(|e| {
+            // A flush is a barrier: cycles until everything durable before
+            // it is visible, each within its cap on event dates.
+            let goal = self.reader.durable_end();
+            let mut progress = self.delivered;
+            let mut result = self.cycle().await;
+            while !waiters.is_empty()
+                && let Ok(report) = &mut result
+                && self.delivered < goal
+                && self.delivered > progress
+            {
+                progress = self.delivered;
+                match self.cycle().await {
+                    Ok(later) => report.absorb(later),
+                    Err(e) => result = Err(e),
+                }
+            }
+            let result = result.map_err(|e| {
                 let reason = describe(&e, self.store.root());
                 tracing::error!(error = %e, stage = self.stage, %reason, "delivery cycle failed; will retry");
                 reason
@@ -350,13 +457,16 @@ impl Delivery {
 
     /// Finishes what a crash interrupted: the recorded batch, then the queue.
     async fn recover(&mut self) -> Result<(), CycleError> {
+        self.stage = "compaction";
         self.housekeeping.recover().await?;
+        self.stage = "delivery";
         let state = on_state(&self.state, StateStore::delivery_state).await?;
         self.unfinished = state.intent;
         if let Some((start, end)) = self.unfinished {
             tracing::info!(start, end, "re-delivering the batch a crash interrupted");
             self.deliver_batch(&mut FlushReport::default()).await?;
         }
+        self.stage = "curate";
         self.curate_pending(&mut FlushReport::default()).await
     }
 
@@ -396,7 +506,7 @@ impl Delivery {
         report: &mut FlushReport,
     ) -> Result<Option<i64>, CycleError> {
         let mut oldest_arrival = None;
-        while self.delivered < target {
+        while self.delivered < target && self.cycle_dates < self.settings.max_dates_per_cycle {
             let first_arrival = self.deliver_batch(report).await?;
             oldest_arrival = oldest_arrival.or(first_arrival);
         }
@@ -431,6 +541,7 @@ impl Delivery {
             self.status.cycle_reading_since(arrival);
         }
         let end = batch.end;
+        self.cycle_dates += batch.by_date.len();
         let keys = self.write_raw_objects(&mut batch).await?;
         let objects = keys.len() as u64;
         self.finish_delivery(start, end, keys).await?;
@@ -453,7 +564,11 @@ impl Delivery {
     /// A pending erasure splits the cycle at its log offset: what came
     /// before is delivered and curated, the erasure carried out, then the rest.
     async fn cycle(&mut self) -> Result<FlushReport, CycleError> {
-        let mut report = FlushReport::default();
+        let mut report = FlushReport {
+            cycles: 1,
+            ..FlushReport::default()
+        };
+        self.cycle_dates = 0;
         let target = self.reader.durable_end();
         let mut oldest_arrival = None;
         loop {
@@ -475,7 +590,7 @@ impl Delivery {
                 })
                 .await?;
             }
-            if self.delivered >= target {
+            if self.delivered >= target || self.cycle_dates >= self.settings.max_dates_per_cycle {
                 break;
             }
             self.until = erasures
@@ -507,6 +622,17 @@ impl Delivery {
             tracing::info!(segments = n, "deleted delivered log segments");
         }
         report.delivered_offset = self.delivered;
+        report.lost_records = self.status.damaged_records();
+        report.damaged_ranges = self
+            .status
+            .damaged_ranges()
+            .into_iter()
+            .map(|d| LostRange {
+                start: d.start,
+                end: d.end,
+                records: d.records as u64,
+            })
+            .collect();
         if let Err((stage, e)) = self.housekeeping.run().await {
             self.stage = stage;
             return Err(e);
@@ -514,7 +640,7 @@ impl Delivery {
         Ok(report)
     }
 
-    /// The transform's output: one NDJSON object per event date, plus the
+    /// The transform's output: one NDJSON object for the batch, plus the
     /// records that failed it under errors/ (Firehose's error output prefix),
     /// dated by the batch's first arrival so a redone batch gets the same name.
     async fn write_raw_objects(
@@ -522,9 +648,18 @@ impl Delivery {
         batch: &mut TransformedBatch,
     ) -> Result<Vec<String>, CycleError> {
         let name = layout::raw_object_name(batch.start, batch.end);
-        let mut keys = Vec::with_capacity(batch.by_date.len());
-        for (dt, body) in std::mem::take(&mut batch.by_date) {
-            let key = layout::raw_key(dt, &name);
+        let mut keys = Vec::with_capacity(1);
+        // One object per batch whatever the spread of its event dates, filed
+        // by arrival like the log (issue 26): raw/ grows with volume. Its
+        // lines stay grouped by event date; curate writes one Parquet per date.
+        let by_date = std::mem::take(&mut batch.by_date);
+        if !by_date.is_empty() {
+            let arrived_on = Date::of_millis(batch.first_arrival_ms.unwrap_or(0));
+            let mut body = Vec::with_capacity(by_date.values().map(Vec::len).sum());
+            for lines in by_date.into_values() {
+                body.extend_from_slice(&lines);
+            }
+            let key = layout::raw_key(arrived_on, &name);
             self.store.put(&key, body).await?;
             keys.push(key);
         }

@@ -7,6 +7,7 @@
 //! `gender-service serve` binary only parses flags, binds and prints a banner.
 
 mod admin;
+pub mod admission;
 pub mod compaction;
 mod config;
 pub mod delivery;
@@ -27,7 +28,10 @@ pub use delivery::{Delivery, DeliveryHandle, DeliverySettings, FlushReport};
 pub use error::{CycleError, LocalError};
 pub use housekeeping::{CuratedLock, Housekeeping, HousekeepingSettings};
 pub use metrics::PipelineMetrics;
-pub use status::{Backlog, BoundedHitLog, LocalHealth, PipelineStatus, StageFailure};
+pub use status::{
+    Backlog, BoundedHitLog, DEFAULT_MAX_PENDING_DATES, DEFAULT_MIN_FREE_BYTES,
+    DISK_BYTES_PER_BACKLOG_BYTE, LocalHealth, PipelineStatus, SpaceReserve, StageFailure,
+};
 
 use crate::erasure::LocalErasures;
 use gender_api::{ApiKey, ApiMetrics, ApiState};
@@ -81,6 +85,7 @@ pub async fn run(
         max_dates_per_batch: config.max_dates_per_batch,
         dedup_horizon: config.dedup_horizon,
         own_hitid_prefix: Some(hit_ids.own_prefix()),
+        flush_timeout: config.flush_timeout,
         ..DeliverySettings::new(system_now_ms)
     };
     let housekeeping = Housekeeping::new(
@@ -113,6 +118,12 @@ pub async fn run(
     let backlog = Backlog {
         reader: log_reader.clone(),
         max_bytes: config.max_backlog_bytes,
+        space: Some(status::SpaceReserve {
+            data_dir: data.clone(),
+            min_free_bytes: config.min_free_bytes,
+        }),
+        max_pending_dates: config.max_pending_dates,
+        pending_dates: Arc::default(),
     };
     let bounded_log = Arc::new(BoundedHitLog::new(
         log.clone(),
@@ -173,8 +184,11 @@ pub async fn run(
     doc.merge(admin_doc);
     // The public API answers within the request timeout (a trickling body
     // gets a 408); admin routes wait for the pipeline as long as it takes.
+    let body_budget = admission::BodyBudget::new(config.max_body_memory_bytes, api.max_body_bytes);
     let public = serve::with_request_timeout(
-        gender_api::router_with_docs(api, &doc, admin::docs_page()),
+        gender_api::router_with_docs(api, &doc, admin::docs_page()).layer(
+            axum::middleware::from_fn_with_state(body_budget, admission::admit_body),
+        ),
         config.limits.request_timeout,
     );
     let app = gender_api::with_edge_layers(public.merge(admin));

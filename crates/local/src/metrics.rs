@@ -298,6 +298,9 @@ mod tests {
         let backlog = Backlog {
             reader: log.clone(),
             max_bytes: 1000,
+            space: None,
+            max_pending_dates: usize::MAX,
+            pending_dates: Default::default(),
         };
         let gate = Arc::new(BoundedHitLog::new(
             Arc::new(log_file),

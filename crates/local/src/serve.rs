@@ -31,7 +31,22 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
     /// A public API request (body included) must be done within this.
     pub request_timeout: Duration,
+    /// A request's head (request line and every header) in bytes at most;
+    /// more gets a JSON `431` and the connection is closed.
+    pub max_header_bytes: usize,
 }
+
+/// The default total size of a request's head: 64 KiB, far above what a
+/// browser or SDK sends (a few KiB), and the most a connection buffers
+/// before a route runs.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Headers per request at most (hyper's own default, stated here so it is
+/// documented): more gets a JSON `431` too.
+pub const MAX_HEADERS: usize = 100;
+
+/// hyper's read buffer may not be smaller than this.
+const MIN_HEADER_BYTES: usize = 8192;
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
@@ -39,6 +54,7 @@ impl Default for ConnectionLimits {
             max_connections: 4096,
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
         }
     }
 }
@@ -108,6 +124,12 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
+        // The head's total size, checked on every read and on the parsed
+        // head, so a header of any size is refused past it (JSON 431 below);
+        // the read buffer stays that small too while a head is incomplete.
+        .max_header_size(limits.max_header_bytes.max(MIN_HEADER_BYTES))
+        .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES))
+        .max_headers(MAX_HEADERS)
         .keep_alive(true)
         // One buffer per write, so that JsonParseErrors sees a whole head.
         .writev(false);

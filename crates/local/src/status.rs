@@ -129,11 +129,126 @@ impl PipelineStatus {
     }
 }
 
-/// The bound on accepted-but-not-yet-visible log bytes (SPEC 14).
+/// Disk bytes that delivering and curating one byte of accepted log takes
+/// at most while it is in the backlog: its raw object (about 1.1 bytes per
+/// log byte), its Parquet (about 0.3), the state journal's record and the
+/// temporary copy a compaction writes before it swaps. The log's own bytes
+/// are already on disk.
+pub const DISK_BYTES_PER_BACKLOG_BYTE: u64 = 2;
+
+/// The default margin kept free beyond what the backlog needs: the state
+/// store's checkpoint and a compaction's largest temporary file fit in it.
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Free space the pipeline needs for what ingest has accepted (issue 26):
+/// while the data directory's filesystem has less, ingest is refused, so
+/// space freed by the operator goes to delivering the acknowledged hits
+/// first, and every one of them becomes visible.
+#[derive(Clone, Debug)]
+pub struct SpaceReserve {
+    pub data_dir: std::path::PathBuf,
+    /// Bytes kept free beyond what the backlog needs.
+    pub min_free_bytes: u64,
+}
+
+impl SpaceReserve {
+    /// What a backlog of `backlog` log bytes needs free to be delivered and curated.
+    pub fn needed(&self, backlog: u64) -> u64 {
+        backlog
+            .saturating_mul(DISK_BYTES_PER_BACKLOG_BYTE)
+            .saturating_add(self.min_free_bytes)
+    }
+
+    /// Free bytes for an unprivileged writer on the data directory's filesystem.
+    pub fn free_bytes(&self) -> std::io::Result<u64> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.data_dir.as_os_str().as_bytes())
+            .map_err(std::io::Error::other)?;
+        // SAFETY: a valid NUL-terminated path and a zeroed statvfs to fill.
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(path.as_ptr(), &mut stat) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+    }
+
+    /// Why ingest must wait, if the filesystem has less free than `backlog` needs.
+    fn short(&self, backlog: u64) -> Option<PortError> {
+        let needed = self.needed(backlog);
+        let free = self.free_bytes().ok()?;
+        (free < needed).then(|| PortError::Throttled {
+            what: format!(
+                "disk: {free} bytes free, below the {needed} the pipeline needs for its \
+                 backlog of {backlog} bytes plus the margin of {} (free space, or wait)",
+                self.min_free_bytes
+            ),
+            source: None,
+        })
+    }
+}
+
+/// The default bound on event dates with hits waiting for curate: each
+/// such date costs curate one Parquet file (and its compaction) whatever
+/// its number of hits, so a backlog spread over many dates is slow even
+/// when it is small in bytes.
+pub const DEFAULT_MAX_PENDING_DATES: usize = 20_000;
+
+/// The event dates of accepted hits not yet visible (issue 26): each date
+/// with the log end after its latest append; a date is pending while that
+/// end is above the visible offset.
+#[derive(Debug, Default)]
+pub struct PendingDates {
+    dates: Mutex<std::collections::HashMap<[u8; 10], u64>>,
+}
+
+/// The `YYYY-MM-DD` of a normalized hit's `timestamp` ([`ARRIVAL`] when it
+/// has none and is dated by its arrival). No other value can contain the
+/// pattern: `clientid` and `hitid` are identifiers, without quotes (SPEC 2).
+fn event_date(data: &[u8]) -> [u8; 10] {
+    const FIELD: &[u8] = br#""timestamp":""#;
+    data.windows(FIELD.len())
+        .position(|w| w == FIELD)
+        .and_then(|at| data.get(at + FIELD.len()..at + FIELD.len() + 10))
+        .and_then(|date| <[u8; 10]>::try_from(date).ok())
+        .unwrap_or(ARRIVAL)
+}
+
+/// Hits without a timestamp: dated by arrival, a date or two at most.
+const ARRIVAL: [u8; 10] = *b"arrival---";
+
+impl PendingDates {
+    /// `dates` got hits stored below log offset `end`.
+    fn appended(&self, dates: impl IntoIterator<Item = [u8; 10]>, end: u64) {
+        if let Ok(mut pending) = self.dates.lock() {
+            for date in dates {
+                pending.insert(date, end);
+            }
+        }
+    }
+
+    /// Dates with hits at or above `visible` (forgetting the others).
+    pub fn count(&self, visible: u64) -> usize {
+        match self.dates.lock() {
+            Ok(mut pending) => {
+                pending.retain(|_, end| *end > visible);
+                pending.len()
+            }
+            Err(_) => 0,
+        }
+    }
+}
+
+/// The bound on accepted-but-not-yet-visible log bytes and event dates
+/// (SPEC 14), and the free space they need on disk.
 #[derive(Clone)]
 pub struct Backlog {
     pub reader: LogReader,
     pub max_bytes: u64,
+    /// `None`: free space is not watched (tests of the byte bound alone).
+    pub space: Option<SpaceReserve>,
+    /// Event dates with hits waiting for curate at most.
+    pub max_pending_dates: usize,
+    pub pending_dates: std::sync::Arc<PendingDates>,
 }
 
 impl Backlog {
@@ -146,6 +261,19 @@ impl Backlog {
 
     fn behind(&self, status: &PipelineStatus) -> Option<PortError> {
         let backlog = self.bytes(status);
+        if let Some(short) = self.space.as_ref().and_then(|space| space.short(backlog)) {
+            return Some(short);
+        }
+        let dates = self.pending_dates.count(status.visible_offset());
+        if dates > self.max_pending_dates {
+            return Some(PortError::Throttled {
+                what: format!(
+                    "pipeline behind: hits of {dates} event dates wait for curate (bound {})",
+                    self.max_pending_dates
+                ),
+                source: None,
+            });
+        }
         (backlog >= self.max_bytes).then(|| PortError::Throttled {
             what: format!(
                 "pipeline behind: {backlog} bytes of accepted hits wait for curate (bound {})",
@@ -213,7 +341,16 @@ impl BoundedHitLog {
 impl HitLog for BoundedHitLog {
     async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<usize>, PortError> {
         self.check()?;
-        self.log.append(records).await
+        let mut dates: Vec<[u8; 10]> = records.iter().map(|r| event_date(&r.data)).collect();
+        dates.sort_unstable();
+        dates.dedup();
+        let result = self.log.append(records).await;
+        if result.is_ok() {
+            self.backlog
+                .pending_dates
+                .appended(dates, self.backlog.reader.durable_end());
+        }
+        result
     }
 
     fn admits(&self) -> Result<(), PortError> {
@@ -284,4 +421,35 @@ fn probe_writable(store: &gender_embedded::DirObjectStore) -> std::io::Result<()
     // The log directory must still be the one the log writes in.
     std::fs::metadata(store.root().join("log"))?;
     store.probe_writable_blocking()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_date_is_read_from_the_normalized_hit() {
+        let hit = gender_core::IncomingHit {
+            clientid: "visitor-1".into(),
+            gender: gender_core::Gender::F,
+            event_ms: Some(1_795_478_400_000),
+            hitid: None,
+        };
+        assert_eq!(&event_date(&hit.to_json()), b"2026-11-24");
+        let undated = gender_core::IncomingHit {
+            event_ms: None,
+            ..hit
+        };
+        assert_eq!(event_date(&undated.to_json()), ARRIVAL);
+    }
+
+    #[test]
+    fn a_date_is_pending_until_the_visible_offset_passes_its_last_append() {
+        let pending = PendingDates::default();
+        pending.appended([*b"2026-01-01", *b"2026-01-02"], 100);
+        pending.appended([*b"2026-01-02"], 200);
+        assert_eq!(pending.count(0), 2);
+        assert_eq!(pending.count(100), 1);
+        assert_eq!(pending.count(200), 0);
+    }
 }

@@ -139,8 +139,18 @@ async fn a_flush_delivers_curates_and_counts_what_the_log_holds() {
     assert_eq!(counts(&parts.state, "b"), (0, 1));
     let keys = raw_keys(&parts.store);
     assert_eq!(keys.len(), 1);
-    assert!(keys[0].starts_with(&format!("raw/dt={DAY}/")), "{keys:?}");
-    assert_eq!(parts.store.list_blocking("curated/hits/").unwrap().len(), 1);
+    // Raw objects are filed by arrival, like the log; curated ones by event date.
+    let arrived = arrival_day(&parts.reader, 0);
+    assert!(
+        keys[0].starts_with(&format!("raw/dt={arrived}/")),
+        "{keys:?}"
+    );
+    let curated = parts.store.list_blocking("curated/hits/").unwrap();
+    assert_eq!(curated.len(), 1);
+    assert!(
+        curated[0].starts_with(&format!("curated/hits/dt={DAY}/")),
+        "{curated:?}"
+    );
     assert!(parts.state.delivery_state().unwrap().pending.is_empty());
 
     // A second flush with nothing new changes nothing.
@@ -164,7 +174,8 @@ async fn a_batch_cut_before_a_crash_is_redelivered_under_the_same_names_and_coun
         let end = parts.reader.durable_end();
         // The process recorded the batch, wrote half an object, and died.
         parts.state.begin_delivery(0, end).unwrap();
-        let name = format!("raw/dt={DAY}/{:020}-{end:020}.ndjson", 0);
+        let arrived = arrival_day(&parts.reader, 0);
+        let name = format!("raw/dt={arrived}/{:020}-{end:020}.ndjson", 0);
         parts
             .store
             .put_blocking(&name, b"{\"clientid\":\"a\"")
@@ -183,17 +194,22 @@ async fn a_batch_cut_before_a_crash_is_redelivered_under_the_same_names_and_coun
     let report = handle.flush().await.unwrap();
     assert_eq!(report.delivered_offset, parts.reader.durable_end());
     assert_eq!(counts(&parts.state, "a"), (2, 1), "each hit counted once");
-    let keys = raw_keys(&parts.store);
-    assert_eq!(
-        keys,
-        [
-            format!("raw/dt={DAY}/{:020}-{end:020}.ndjson", 0),
-            format!(
-                "raw/dt={DAY}/{end:020}-{:020}.ndjson",
-                parts.reader.durable_end()
-            ),
-        ]
+    let redone_key = format!(
+        "raw/dt={}/{:020}-{end:020}.ndjson",
+        arrival_day(&parts.reader, 0),
+        0
     );
+    let mut expected = vec![
+        redone_key.clone(),
+        format!(
+            "raw/dt={}/{end:020}-{:020}.ndjson",
+            arrival_day(&parts.reader, end),
+            parts.reader.durable_end()
+        ),
+    ];
+    expected.sort();
+    assert_eq!(raw_keys(&parts.store), expected);
+    let keys = [redone_key];
     let redone = parts.store.get_blocking(&keys[0]).unwrap().unwrap();
     assert_eq!(
         redone.iter().filter(|&&b| b == b'\n').count(),
@@ -239,8 +255,8 @@ async fn objects_queued_before_a_crash_are_curated_once_at_the_next_start() {
 async fn hits_of_many_dates_are_cut_into_batches_of_a_bounded_number_of_objects() {
     let dir = tempfile::tempdir().unwrap();
     let parts = open(dir.path());
-    // 40 distinct dates, visitor "spread" seen once on each.
-    let payloads = (0..40)
+    // 200 distinct dates, visitor "spread" seen once on each.
+    let payloads = (0..200)
         .map(|d| {
             format!(
                 r#"{{"clientid":"spread","pageGender":"F","timestamp":"2026-01-01T00:00:00Z","n":{d}}}"#
@@ -252,18 +268,77 @@ async fn hits_of_many_dates_are_cut_into_batches_of_a_bounded_number_of_objects(
     parts.log.append_payloads(payloads).await.unwrap();
     let (handle, stop, task) = start(&parts);
     let report = handle.flush().await.unwrap();
-    assert_eq!(report.objects_delivered, 40);
-    assert_eq!(counts(&parts.state, "spread"), (0, 40));
-    // Default cap 16 dates per batch: 3 batches, none with more than 16 objects.
-    let mut per_batch = std::collections::BTreeMap::<String, usize>::new();
+    // Default cap 128 dates per batch: 2 batches, one raw object each
+    // whatever the spread of dates, one curated file per date.
+    assert_eq!(report.objects_delivered, 2);
+    assert_eq!(counts(&parts.state, "spread"), (0, 200));
+    let mut dates_per_object = Vec::new();
     for key in raw_keys(&parts.store) {
-        *per_batch
-            .entry(key.rsplit('/').next().unwrap().to_owned())
-            .or_default() += 1;
+        let body = parts.store.get_blocking(&key).unwrap().unwrap();
+        dates_per_object.push(body.iter().filter(|&&b| b == b'\n').count());
     }
-    assert_eq!(per_batch.values().copied().collect::<Vec<_>>(), [16, 16, 8]);
+    assert_eq!(dates_per_object, [128, 72]);
+    assert_eq!(
+        parts.store.list_blocking("curated/hits/").unwrap().len(),
+        200
+    );
     stop.send(true).unwrap();
     task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_cycle_delivers_a_bounded_number_of_dates_and_a_flush_takes_as_many_cycles_as_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = open(dir.path());
+    let payloads = (0..200)
+        .map(|d| {
+            format!(
+                r#"{{"clientid":"capped","pageGender":"M","timestamp":"{}T00:00:00Z"}}"#,
+                date_plus(d)
+            )
+            .into_bytes()
+        })
+        .collect();
+    parts.log.append_payloads(payloads).await.unwrap();
+    let settings = DeliverySettings {
+        interval: Duration::from_secs(3600),
+        buffer_bytes: u64::MAX,
+        max_dates_per_batch: 16,
+        max_dates_per_cycle: 50,
+        ..DeliverySettings::new(system_now_ms)
+    };
+    let upkeep = HousekeepingSettings {
+        retention: RetentionPolicy {
+            raw_days: None,
+            curated_hits_days: None,
+            daily_rollups_days: None,
+        },
+        ..HousekeepingSettings::new(system_now_ms)
+    };
+    let (handle, stop, task) = start_with_settings(
+        &parts,
+        Arc::new(PipelineStatus::default()),
+        settings,
+        upkeep,
+    );
+    let report = handle.flush().await.unwrap();
+    // 16 dates a batch, a cycle stops once 50 are delivered (4 batches, 64
+    // dates): 200 dates take 4 cycles, and the flush waits for all of them.
+    assert_eq!(report.cycles, 4, "{report:?}");
+    assert_eq!(report.delivered_offset, parts.reader.durable_end());
+    assert_eq!(counts(&parts.state, "capped"), (200, 0));
+    assert_eq!(
+        parts.store.list_blocking("curated/hits/").unwrap().len(),
+        200
+    );
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+/// The arrival date of the log record at `offset`: raw objects are filed by it.
+fn arrival_day(reader: &LogReader, offset: u64) -> gender_core::Date {
+    let read = reader.read_to(offset, u64::MAX, 1 << 20).unwrap();
+    gender_core::Date::of_millis(read.entries[0].arrival_ms)
 }
 
 fn date_plus(days: i32) -> String {
@@ -286,6 +361,9 @@ async fn past_the_backlog_bound_appends_are_refused_with_nothing_stored_until_cu
         Backlog {
             reader: parts.reader.clone(),
             max_bytes: 1000,
+            space: None,
+            max_pending_dates: usize::MAX,
+            pending_dates: Default::default(),
         },
         status.clone(),
     );

@@ -10,6 +10,20 @@ mod serve;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+/// jemalloc instead of glibc's malloc, so memory freed after a burst (bodies
+/// of many connections, a flush, a daily run) goes back to the OS: glibc
+/// keeps freed memory in per-thread arenas and raises its mmap threshold
+/// after large frees, so RSS stays at its peak. docs/PERFORMANCE.md, "Memory".
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read when it starts: a background thread returns
+/// pages unused for a second to the OS even while the process is idle
+/// (without it, purging happens only on later allocations).
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static MALLOC_CONF: &[u8; 60] =
+    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 #[derive(Parser)]
 #[command(
     name = "gender-service",

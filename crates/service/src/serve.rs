@@ -34,6 +34,18 @@ pub struct ServeArgs {
     /// Accepted log bytes not yet curated beyond which POST /hits answers 503 (backpressure).
     #[arg(long, env = "GENDER_MAX_BACKLOG_BYTES", default_value_t = gender_local::DEFAULT_MAX_BACKLOG_BYTES)]
     max_backlog_bytes: u64,
+    /// Event dates with hits waiting for curate beyond which POST /hits answers 503 (each costs curate a Parquet file).
+    #[arg(long, env = "GENDER_MAX_PENDING_DATES", default_value_t = gender_local::DEFAULT_MAX_PENDING_DATES)]
+    max_pending_dates: usize,
+    /// Free bytes kept on the data directory's filesystem beyond twice the backlog (what delivering and curating it needs); below, POST /hits answers 503.
+    #[arg(long, env = "GENDER_MIN_FREE_BYTES", default_value_t = gender_local::DEFAULT_MIN_FREE_BYTES)]
+    min_free_bytes: u64,
+    /// POST /admin/flush waits at most this long for the pipeline, then answers 503 with the reason.
+    #[arg(long, env = "GENDER_FLUSH_TIMEOUT_MS", default_value_t = 120_000)]
+    flush_timeout_ms: u64,
+    /// Request-body bytes held in memory at once across all requests; past it a request gets 503 + Retry-After before its body is read.
+    #[arg(long, env = "GENDER_MAX_BODY_MEMORY_BYTES", default_value_t = gender_local::admission::DEFAULT_MAX_BODY_MEMORY_BYTES)]
+    max_body_memory_bytes: u64,
     /// Curated files of a date smaller than this are merged into files of about this size.
     #[arg(long, env = "GENDER_COMPACT_TARGET_BYTES", default_value_t = 64 * 1024 * 1024)]
     compact_target_bytes: u64,
@@ -52,6 +64,9 @@ pub struct ServeArgs {
     /// A public API request, body included, must be done within this (else a JSON 408).
     #[arg(long, env = "GENDER_REQUEST_TIMEOUT_MS", default_value_t = 30_000)]
     request_timeout_ms: u64,
+    /// A request's head (request line and headers) in bytes at most; more gets a JSON 431 (at least 8192).
+    #[arg(long, env = "GENDER_MAX_HEADER_BYTES", default_value_t = gender_local::serve::DEFAULT_MAX_HEADER_BYTES)]
+    max_header_bytes: usize,
     /// UTC time of the daily job, HH:MM.
     #[arg(long, env = "GENDER_DAILY_AT", default_value = "01:00")]
     daily_at: String,
@@ -76,6 +91,9 @@ pub struct ServeArgs {
     /// ... and at least this often while anything changes.
     #[arg(long, env = "GENDER_CHECKPOINT_INTERVAL_SECS", default_value_t = 60)]
     checkpoint_interval_secs: u64,
+    /// The state store's page cache at most, MiB (its memory besides the changes not yet checkpointed).
+    #[arg(long, env = "GENDER_STATE_CACHE_MIB", default_value_t = (gender_embedded::DEFAULT_CACHE_BYTES >> 20) as u64)]
+    state_cache_mib: u64,
 }
 
 fn parse_hh_mm(s: &str) -> Option<u32> {
@@ -99,6 +117,10 @@ impl ServeArgs {
             "--flush-interval-ms must be positive"
         );
         anyhow::ensure!(
+            self.max_header_bytes >= 8192,
+            "--max-header-bytes must be at least 8192"
+        );
+        anyhow::ensure!(
             self.max_backlog_bytes > 0,
             "--max-backlog-bytes must be positive"
         );
@@ -119,6 +141,10 @@ impl ServeArgs {
             keep_raw: !self.delete_raw,
             daily_at_minute,
             max_backlog_bytes: self.max_backlog_bytes,
+            max_body_memory_bytes: self.max_body_memory_bytes,
+            min_free_bytes: self.min_free_bytes,
+            max_pending_dates: self.max_pending_dates.max(1),
+            flush_timeout: Duration::from_millis(self.flush_timeout_ms.max(1)),
             compaction: CompactionPolicy {
                 target_bytes: self.compact_target_bytes,
                 min_files: self.compact_min_files.max(2),
@@ -130,11 +156,14 @@ impl ServeArgs {
                 max_connections: self.max_connections.max(1),
                 header_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),
                 request_timeout: Duration::from_millis(self.request_timeout_ms.max(1)),
+                max_header_bytes: self.max_header_bytes,
             },
             checkpoint: CheckpointPolicy {
                 max_visitors: self.checkpoint_visitors.max(1),
                 max_journal_bytes: self.checkpoint_journal_mib.max(1) * 1024 * 1024,
                 interval: Duration::from_secs(self.checkpoint_interval_secs.max(1)),
+                cache_bytes: usize::try_from(self.state_cache_mib.max(1) * 1024 * 1024)
+                    .unwrap_or(usize::MAX),
             },
             ..LocalConfig::new(self.data_dir, api_key)
         };

@@ -99,11 +99,14 @@ async fn a_full_disk_fails_the_stage_it_hits_and_the_pipeline_resumes_without_a_
         return;
     };
     let data = mnt.path().join("data");
+    // No space kept for the backlog: the disk fills inside the pipeline.
     let hold = [
         "--flush-interval-ms",
         "3600000",
         "--buffer-bytes",
         "1000000000",
+        "--min-free-bytes",
+        "0",
     ];
     let server = Server::start(&data, &hold).await;
     let mut accepted = 0u64;
@@ -321,4 +324,83 @@ async fn eio_on_sync_fails_the_stages_and_the_pipeline_resumes_without_a_restart
         assert_eq!(counted(&server).await, accepted, "round {round}");
         assert_eq!(server.get("/health").await.0, 200);
     }
+}
+
+/// The space the pipeline needs is kept for it (issue 26): ingest answers
+/// `503` while free space is below what the backlog needs to be delivered
+/// and curated plus `--min-free-bytes`, so every `202`'d hit becomes visible
+/// without the operator freeing anything; after a restart on a full disk,
+/// `/health` names what cannot write and a flush answers `503` with the
+/// reason within its timeout; once space is freed everything acknowledged
+/// is visible.
+#[tokio::test]
+async fn ingest_keeps_the_space_the_backlog_needs_and_a_full_disk_after_restart_is_reported() {
+    let mnt = tempfile::tempdir().unwrap();
+    let Some(_tmpfs) = Tmpfs::mount(mnt.path(), "20m") else {
+        return;
+    };
+    let data = mnt.path().join("data");
+    let args = [
+        "--flush-interval-ms",
+        "3600000",
+        "--buffer-bytes",
+        "1000000000",
+        "--min-free-bytes",
+        "1048576",
+        "--flush-timeout-ms",
+        "5000",
+    ];
+    let server = Server::start(&data, &args).await;
+    // 8 MiB left: the log alone would take all of it.
+    let filler = fill(mnt.path(), 8 << 20);
+    let mut accepted = 0u64;
+    let mut refusal = None;
+    for round in 0..400 {
+        let (status, body) = post(&server, 400, round).await;
+        match status {
+            202 => accepted += 400,
+            503 => {
+                refusal = Some(body);
+                break;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    let refusal = refusal.expect("ingest never refused on a filling disk");
+    assert!(
+        refusal["error"].as_str().unwrap().contains("disk"),
+        "{refusal}"
+    );
+    assert_eq!(refusal["retryable"], json!(true), "{refusal}");
+    let (status, health) = server.get("/health").await;
+    assert_eq!(status, 503, "{health}");
+    // Nothing freed: what was acknowledged is delivered in the space kept.
+    let (status, body) = server.post("/admin/flush", Value::Null).await;
+    assert_eq!(status, 200, "the reserved space was not enough: {body}");
+    assert_eq!(counted(&server).await, accepted);
+
+    // Room again; acknowledged hits waiting, then the disk fills up under
+    // a stopped server.
+    std::fs::remove_file(&filler).unwrap();
+    for round in 0..20 {
+        let (status, body) = post(&server, 400, round).await;
+        assert_eq!(status, 202, "{body}");
+        accepted += 400;
+    }
+    server.kill9();
+    // Full but for what the state store needs to open.
+    let full = fill(mnt.path(), 256 << 10);
+    let server = Server::start(&data, &args).await;
+    let (status, health) = server.get("/health").await;
+    assert_eq!(status, 503, "a full disk after a restart: {health}");
+    let (status, body) = server.post("/admin/flush", Value::Null).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body["error"].is_string(), "{body}");
+    let (status, body) = post(&server, 10, 0).await;
+    assert_eq!(status, 503, "{body}");
+
+    std::fs::remove_file(full).unwrap();
+    flush_until_ok(&server).await;
+    assert_eq!(counted(&server).await, accepted);
+    assert_eq!(server.get("/health").await.0, 200);
 }

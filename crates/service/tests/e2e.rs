@@ -122,10 +122,11 @@ async fn ingest_pipeline_lookup_and_daily_through_http() {
     );
 
     // Raw NDJSON: exactly the four fields, millisecond UTC, and the hitid
-    // the service assigned. (The hits of that date may span several
-    // delivery batches.)
-    let text: String = std::fs::read_dir(dir.path().join("raw/dt=2026-11-20"))
+    // the service assigned. (Raw objects are filed by arrival date, and the
+    // hits may span several delivery batches.)
+    let text: String = std::fs::read_dir(dir.path().join("raw"))
         .unwrap()
+        .flat_map(|day| std::fs::read_dir(day.unwrap().path()).unwrap())
         .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
         .collect();
     let bob = text

@@ -77,7 +77,7 @@ async fn a_flipped_byte_in_undelivered_hits_loses_that_hit_only_and_is_reported(
     assert!(report.contains("DAMAGED: log bytes"), "{report}");
 
     let server = Server::start(dir.path(), &hold).await;
-    server.flush().await;
+    assert_flush_reports_one_lost(&server).await;
     assert_eq!(
         counted_hits(&server).await,
         1999,
@@ -92,8 +92,31 @@ async fn a_flipped_byte_in_undelivered_hits_loses_that_hit_only_and_is_reported(
     );
     // New hits still flow.
     post_batches(&server, 1, 10, "after").await;
-    server.flush().await;
+    // Still not "every hit visible": the lost one never will be.
+    assert_flush_reports_one_lost(&server).await;
     assert_eq!(counted_hits(&server).await, 2009);
+}
+
+/// The flush does not claim every accepted hit visible: it says how many
+/// records were lost and where (SPEC 16).
+async fn assert_flush_reports_one_lost(server: &Server) {
+    let (status, body) = server.post("/admin/flush", Value::Null).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["visible"], json!(false), "{body}");
+    assert_eq!(body["lost_records"], json!(1), "{body}");
+    let ranges = body["damaged_ranges"].as_array().expect("damaged_ranges");
+    assert_eq!(ranges.len(), 1, "{body}");
+    assert!(
+        ranges[0]["start"].as_u64().unwrap() < ranges[0]["end"].as_u64().unwrap(),
+        "{body}"
+    );
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("1 accepted record(s)"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -162,7 +162,8 @@ async fn requests_that_cannot_be_parsed_get_json_errors_too() {
     );
     for (request, status) in [
         (b"GET /hea\0lth HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), "400"),
-        (long_uri.into_bytes(), "414"),
+        // The request line counts toward the head's 64 KiB: 431, not 414.
+        (long_uri.into_bytes(), "431"),
         (big_header.into_bytes(), "431"),
     ] {
         let (line, body) = raw_exchange(&server.url, &request);
@@ -219,4 +220,89 @@ async fn memory_is_given_back_after_many_connections() {
     let growth = after[3].saturating_sub(after[1]);
     assert!(growth < 16 * 1024, "RSS keeps growing: {after:?}");
     assert!(after[3] < 128 * 1024, "RSS not given back: {after:?}");
+}
+
+/// Sends `request` in `piece`-byte writes from a thread of its own (the
+/// server may answer and close before reading it all) and reads the answer.
+fn piecewise_exchange(url: &str, request: Vec<u8>, piece: usize) -> (String, String) {
+    let mut s = connect(url);
+    let mut writer = s.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        for chunk in request.chunks(piece) {
+            if writer.write_all(chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let _ = sending.join();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.lines().next().unwrap_or_default().to_owned();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}
+
+/// The request head's documented total limit (64 KiB by default): past it
+/// a JSON 431, whatever the shape (one huge header, many mid-sized ones)
+/// and however the head arrives (at once, in pieces); within it, served.
+#[tokio::test]
+async fn request_heads_over_64_kib_get_a_json_431_whatever_their_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &FAST).await;
+    let one_header = |bytes: usize| {
+        format!(
+            "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "b".repeat(bytes)
+        )
+        .into_bytes()
+    };
+    let many_headers = {
+        let headers: String = (0..40)
+            .map(|i| format!("X-H{i}: {}\r\n", "h".repeat(2000)))
+            .collect();
+        format!("GET /health HTTP/1.1\r\nHost: x\r\n{headers}\r\n").into_bytes()
+    };
+    let post_with_big_header = {
+        let body = r#"{"clientid":"big-head","pageGender":"F"}"#;
+        format!(
+            "POST /hits HTTP/1.1\r\nHost: x\r\nx-api-key: {}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nX-Big: {}\r\n\r\n{body}",
+            common::KEY,
+            body.len(),
+            "c".repeat(500_000)
+        )
+        .into_bytes()
+    };
+    for (what, request, piece) in [
+        ("one 70 KB header", one_header(70_000), usize::MAX),
+        ("one 70 KB header in pieces", one_header(70_000), 4096),
+        ("40 headers of 2 KB", many_headers, usize::MAX),
+        ("one 500 KB header", one_header(500_000), usize::MAX),
+        ("one 500 KB header in pieces", one_header(500_000), 16_384),
+        (
+            "an authenticated POST with a 500 KB header",
+            post_with_big_header,
+            65_536,
+        ),
+    ] {
+        let url = server.url.clone();
+        let (line, body) =
+            tokio::task::spawn_blocking(move || piecewise_exchange(&url, request, piece))
+                .await
+                .unwrap();
+        assert!(line.starts_with("HTTP/1.1 431"), "{what}: {line}");
+        let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        assert!(parsed["error"].is_string(), "{what}: {body:?}");
+    }
+    // Within the limit, a large head is served.
+    let url = server.url.clone();
+    let (line, _) =
+        tokio::task::spawn_blocking(move || piecewise_exchange(&url, one_header(60_000), 8192))
+            .await
+            .unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "60 KB head: {line}");
+    // Nothing of the refused POST was stored.
+    server.flush().await;
+    assert_eq!(server.get("/gender/big-head").await.0, 404);
 }

@@ -27,6 +27,7 @@ const MANUAL: CheckpointPolicy = CheckpointPolicy {
     max_visitors: usize::MAX / 4,
     max_journal_bytes: u64::MAX / 4,
     interval: Duration::from_secs(3600),
+    cache_bytes: crate::state::DEFAULT_CACHE_BYTES,
 };
 
 fn profiles_of(store: &StateStore, ids: &[String]) -> Vec<Option<Profile>> {
@@ -567,3 +568,53 @@ fn seen_keys_commit_with_the_counters_survive_reopen_and_expire() {
         .unwrap();
     assert_eq!(store.seen_since_blocking(0).unwrap(), [(200, vec![key(3)])]);
 }
+
+/// What `state.redb` costs per visitor (README, "Data layout"): profiles of
+/// 36-character ids (a UUID, as browsers send) written in objects of 1,000
+/// visitors, checkpointed; the file grows with visitors at about this rate
+/// and not with the number of checkpoints.
+#[test]
+fn state_redb_bytes_per_visitor_stay_within_the_documented_figure() {
+    const VISITORS: usize = 50_000;
+    const PER_OBJECT: usize = 1_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let store = StateStore::open_with(&path, MANUAL).unwrap();
+    let id = |v: usize| format!("{v:08x}-0000-4000-8000-{:012x}", v * 7919);
+    let apply = |round: usize| {
+        for o in 0..VISITORS / PER_OBJECT {
+            let deltas: Vec<VisitorDelta> = (o * PER_OBJECT..(o + 1) * PER_OBJECT)
+                .map(|v| delta(&id(v), 1, v as u64 % 2, Gender::M, 1_000 + round as i64))
+                .collect();
+            store
+                .apply_object_blocking(&format!("r{round}-o{o}"), &deltas, 100, None)
+                .unwrap();
+            if o % 10 == 9 {
+                store.checkpoint_blocking().unwrap();
+            }
+        }
+        store.checkpoint_blocking().unwrap();
+    };
+    apply(0);
+    let once = std::fs::metadata(&path).unwrap().len();
+    // The same visitors again: updates in place, the file barely grows.
+    for round in 1..4 {
+        apply(round);
+    }
+    let again = std::fs::metadata(&path).unwrap().len();
+    let per_visitor = once / VISITORS as u64;
+    eprintln!(
+        "state.redb: {once} bytes for {VISITORS} visitors ({per_visitor} per visitor), {again} after 3 more rounds"
+    );
+    assert!(
+        per_visitor <= DOCUMENTED_BYTES_PER_VISITOR,
+        "{per_visitor} bytes per visitor"
+    );
+    assert!(
+        again <= once * 3 / 2,
+        "{once} -> {again}: grows with rounds, not visitors"
+    );
+}
+
+/// The bound README states for `state.redb` per visitor (measured: 178).
+const DOCUMENTED_BYTES_PER_VISITOR: u64 = 250;

@@ -41,6 +41,9 @@ pub(super) struct FlushResult {
     /// Hits this flush did not count again: their `(clientid, hitid)` was
     /// already counted within the dedup horizon.
     hits_duplicate: u64,
+    /// Delivery cycles this flush took: more than one when a cycle reached
+    /// its cap on event dates (1,024) and the rest waited in the log.
+    cycles: u64,
 }
 
 #[utoipa::path(
@@ -58,6 +61,13 @@ pub(super) struct FlushResult {
             lookups.", body = FlushResult),
         (status = 401, response = Unauthorized),
         (status = 405, response = MethodNotAllowed),
+        (status = 500, description = "Everything deliverable is visible, but accepted records \
+            were lost to damaged log bytes since start (bit flips, bad sectors): `lost_records` \
+            says how many, `damaged_ranges` where (log offsets). Not retryable; `/health` says \
+            the same until restart.", body = Error,
+            example = json!({"error": "1 accepted record(s) were lost to log damage since start …",
+                "visible": false, "lost_records": 1, "delivered_offset": 412345,
+                "damaged_ranges": [{"start": 201000, "end": 201210, "records": 1}]})),
         (status = 503, description = "Delivery or curate failed (storage); nothing is lost, \
             retry after `Retry-After` seconds.", body = Error,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying.")),
@@ -66,6 +76,7 @@ pub(super) struct FlushResult {
 )]
 pub(super) async fn flush(State(delivery): State<DeliveryHandle>) -> Response {
     match delivery.flush().await {
+        Ok(report) if report.lost_records > 0 => lost_answer(&report),
         Ok(report) => axum::Json(FlushAnswer {
             visible: true,
             summary: flush_summary(&report),
@@ -74,6 +85,26 @@ pub(super) async fn flush(State(delivery): State<DeliveryHandle>) -> Response {
         .into_response(),
         Err(e) => JsonError::unavailable(format!("flush failed: {e}")).into_response(),
     }
+}
+
+/// A flush that went through but cannot claim every accepted hit visible:
+/// records were lost to log damage since start (SPEC 16). Not retryable;
+/// the answer says how many and where, like `/health`.
+fn lost_answer(report: &FlushReport) -> Response {
+    JsonError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!(
+            "{} accepted record(s) were lost to log damage since start and will never be \
+             visible; every other hit accepted before this call is curated and visible \
+             (log offset {}). `gender-service check` lists the damaged ranges",
+            report.lost_records, report.delivered_offset
+        ),
+    )
+    .with("visible", false)
+    .with("lost_records", report.lost_records)
+    .with("damaged_ranges", &report.damaged_ranges)
+    .with("delivered_offset", report.delivered_offset)
+    .into_response()
 }
 
 /// A flush's answer: first what is now true, then what this call did.
