@@ -394,25 +394,31 @@ struct WindowMerge {
 impl WindowMerge {
     /// The next visitor with its old and new sums; `None` at the end.
     fn next(&mut self) -> Result<Option<(&str, MergedSums)>, PipelineError> {
+        // One pass: the least clientid, and which cursors are on it.
         let mut min: Option<&str> = None;
-        for cursor in &self.cursors {
-            if let Some((id, _, _)) = cursor.current()
-                && min.is_none_or(|m| id < m)
-            {
-                min = Some(id);
+        let mut on_min: u64 = 0;
+        for (i, cursor) in self.cursors.iter().enumerate() {
+            let Some((id, _, _)) = cursor.current() else {
+                continue;
+            };
+            match min.map(|m| id.cmp(m)) {
+                None | Some(std::cmp::Ordering::Less) => {
+                    min = Some(id);
+                    on_min = 1 << i;
+                }
+                Some(std::cmp::Ordering::Equal) => on_min |= 1 << i,
+                Some(std::cmp::Ordering::Greater) => {}
             }
         }
         let Some(min) = min else { return Ok(None) };
         self.id.clear();
         self.id.push_str(min);
         let mut sums = MergedSums::default();
-        for cursor in &mut self.cursors {
-            let Some((id, m, f)) = cursor.current() else {
-                continue;
-            };
-            if id != self.id {
+        for (i, cursor) in self.cursors.iter_mut().enumerate() {
+            if on_min & (1 << i) == 0 {
                 continue;
             }
+            let (_, m, f) = cursor.current().expect("on the least clientid");
             let counts = [m as u64, f as u64];
             if cursor.role.old {
                 sums.old = [sums.old[0] + counts[0], sums.old[1] + counts[1]];
