@@ -247,7 +247,7 @@ def duckdb_window(con, out: str, end: str) -> None:
     con.execute("CHECKPOINT")
 
 
-def duckdb_window_result(con, out: str, end: str, seconds: float, sample: str) -> dict:
+def duckdb_window_result(con, out: str, end: str, seconds: float, cpu: float, sample: str) -> dict:
     """What the peer persisted, for the comparison (after the clock)."""
     files = ", ".join(f"'{rollup_file(out, d)}'" for d in window_dates(end))
     visitors, m, f = con.execute("SELECT count(*), sum(m), sum(f) FROM window_sums").fetchone()
@@ -259,7 +259,7 @@ def duckdb_window_result(con, out: str, end: str, seconds: float, sample: str) -
     )
     return {
         "visitors": int(visitors), "m": int(m), "f": int(f), "rollup_rows": int(rows), "rollup_hits": int(hits),
-        "sample": {i: got.get(i) for i in ids}, "seconds": seconds,
+        "sample": {i: got.get(i) for i in ids}, "seconds": seconds, "cpu_seconds": cpu,
     }
 
 
@@ -275,12 +275,12 @@ def duckdb_file(out: str):
 def peer_duckdb_daily_first(root: str, out: str, sample: str) -> dict:
     """First run: the 7 rollups built, the window persisted."""
     con = duckdb_file(out)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for date in window_dates(DAY0):
         con.execute(daily_rollup_sql(root, date, rollup_file(out, date)))
     duckdb_window(con, out, DAY0)
-    seconds = time.perf_counter() - start
-    return duckdb_window_result(con, out, DAY0, seconds, sample)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return duckdb_window_result(con, out, DAY0, seconds, cpu, sample)
 
 
 def peer_duckdb_daily_prepare(root: str, out: str) -> dict:
@@ -297,11 +297,11 @@ def peer_duckdb_daily_next(root: str, out: str, sample: str) -> dict:
     """Next day, incremental: only the new date rolled up, the window from
     the 7 rollup files (6 reused), persisted the same way."""
     con = duckdb_file(out)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     con.execute(daily_rollup_sql(root, DAY0, rollup_file(out, DAY0)))
     duckdb_window(con, out, DAY0)
-    seconds = time.perf_counter() - start
-    return duckdb_window_result(con, out, DAY0, seconds, sample)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return duckdb_window_result(con, out, DAY0, seconds, cpu, sample)
 
 
 PEERS = {
@@ -442,7 +442,7 @@ def bench_daily(work: Path, bins: Path, n: int, v: int, reps: int, seed: int):
             runs[name].append(result)
     check_daily(f"daily {n}/{v} first run", runs["product first run"][0], runs["duckdb first run"][0], total)
     check_daily(f"daily {n}/{v} next day", runs["product next day"][0], runs["duckdb next day"][0], total)
-    return {name: [(r["seconds"], r["rss_mib"]) for r in rs] for name, rs in runs.items()}
+    return {name: [(r["seconds"], r["rss_mib"], r["cpu_seconds"]) for r in rs] for name, rs in runs.items()}
 
 
 def fmt3(values, f):
@@ -464,19 +464,26 @@ def print_curate(n, v, res):
 
 def print_daily(n, v, res):
     print(f"\ndaily: {n:,} hits, {v:,} visitors in the window -> rollups + window sums persisted  (median (min / max))")
-    print("| contender | seconds | peak RSS MiB | product speed-up (DuckDB time / product time, medians) |")
-    print("|---|---|---|---|")
+    print("| contender | seconds | CPU seconds | peak RSS MiB | speed-up: DuckDB / product, medians (time; CPU) |")
+    print("|---|---|---|---|---|")
     for kind in ["first run", "next day"]:
-        product = statistics.median(s for s, _ in res[f"product {kind}"])
-        peer = statistics.median(s for s, _ in res[f"duckdb {kind}"])
+        mine, peer = res[f"product {kind}"], res[f"duckdb {kind}"]
+        med = lambda rs, i: statistics.median(r[i] for r in rs)
         for name in [f"product {kind}", f"duckdb {kind}"]:
             rs = res[name]
-            secs = [s for s, _ in rs]
-            rss = [r for _, r in rs]
-            ratio = f"{peer / product:.2f}x" if name.startswith("product") else ""
-            print(f"| {name} | {fmt3(secs, lambda x: f'{x:.3f}')} | {fmt3(rss, lambda x: f'{x:.0f}')} | {ratio} |")
-        pairs = [d / p for (p, _), (d, _) in zip(res[f"product {kind}"], res[f"duckdb {kind}"])]
-        print(f"| ({kind}: per-repetition ratio min / median / max) | | | {fmt3(pairs, lambda x: f'{x:.2f}x')} |")
+            ratio = (
+                f"{med(peer, 0) / med(mine, 0):.2f}x; {med(peer, 2) / med(mine, 2):.2f}x" if name.startswith("product") else ""
+            )
+            secs = fmt3([r[0] for r in rs], lambda x: f"{x:.3f}")
+            cpu = fmt3([r[2] for r in rs], lambda x: f"{x:.2f}")
+            rss = fmt3([r[1] for r in rs], lambda x: f"{x:.0f}")
+            print(f"| {name} | {secs} | {cpu} | {rss} | {ratio} |")
+        pairs = [p[0] / m[0] for m, p in zip(mine, peer)]
+        cpu_pairs = [p[2] / m[2] for m, p in zip(mine, peer)]
+        print(
+            f"| ({kind}, per repetition, min / median / max) | | | | "
+            f"time {fmt3(pairs, lambda x: f'{x:.2f}x')}; CPU {fmt3(cpu_pairs, lambda x: f'{x:.2f}x')} |"
+        )
 
 
 def main():

@@ -18,7 +18,7 @@
 //!
 //! `run` times `run_daily(DATE)` (the store is opened before the clock
 //! starts, as the server holds it open) and prints one JSON line: seconds,
-//! peak RSS, the rollups' rows and hits, windows written. `check` prints
+//! CPU seconds (every thread of the process, 1/100 s ticks), peak RSS, the rollups' rows and hits, windows written. `check` prints
 //! what the store holds: visitors with window sums, their totals, and the
 //! sums of the clientids given (the peers are checked against these).
 
@@ -87,14 +87,16 @@ fn run(dir: &str, state: &str, date: Date) {
     let states = StateStore::open(state_path(state)).expect("state store");
     let runtime = runtime();
     let start = Instant::now();
+    let cpu_start = support::cpu_seconds();
     let summary = runtime
         .block_on(run_daily(&store, &states, date, 0))
         .expect("daily");
     let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = support::cpu_seconds() - cpu_start;
     let rollup_rows: usize = summary.rollups.iter().map(|r| r.visitors).sum();
     let rollup_hits: u64 = summary.rollups.iter().map(|r| r.hits).sum();
     println!(
-        "{{\"seconds\":{seconds},\"rollup_rows\":{rollup_rows},\"rollup_hits\":{rollup_hits},\"visitors_in_window\":{},\"signals_cleared\":{},\"rss_kib\":{}}}",
+        "{{\"seconds\":{seconds},\"cpu_seconds\":{cpu_seconds},\"rollup_rows\":{rollup_rows},\"rollup_hits\":{rollup_hits},\"visitors_in_window\":{},\"signals_cleared\":{},\"rss_kib\":{}}}",
         summary.visitors_in_window,
         summary.signals_cleared,
         support::peak_rss_kib()
