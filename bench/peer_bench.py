@@ -13,10 +13,15 @@ checked against each other (counts) before any figure is printed.
 curate: one raw NDJSON object (the normalized line shape delivery writes) of
 N hits over V visitors, all of one date -> one zstd Parquet file
 (clientid, page_gender, event_time) + per visitor: m, f, last gender.
-daily: curated Parquet of 7 dates (8 files per date) with N hits over V
-visitors -> one rollup Parquet per date (clientid, m, f) + per-visitor window
-sums over the 7 dates. The product's daily is incremental: its "rerun" is a
-second run with no new data (every rollup reused).
+daily: curated Parquet of the 8 dates D-7 .. D (8 files per date, N/7 hits
+each, over V visitors) -> one rollup Parquet per date (clientid, m, f) + the
+per-visitor window sums persisted (the product: `run_daily` with the real
+state store; DuckDB: a table in a database file, then CHECKPOINT). Two
+cases, product and DuckDB each: the first run (7 rollups built, every window
+written) and the next day (the previous day's run done untimed beforehand;
+one new date rolled up, 6 rollups reused). What each persisted is read back
+and compared (visitors, totals, rollup rows and hits, sampled visitors'
+sums). Wall time and the CPU time of the timed part are both reported.
 """
 
 import argparse
@@ -528,7 +533,7 @@ def main():
         daily = bench_daily(args.work, args.bins, m, w, args.reps, args.seed)
     if args.smoke:
         # Debug builds: the point is that the outputs agree, not the speed.
-        print("peer-bench smoke: curate and daily outputs agree (product, duckdb, polars)")
+        print("peer-bench smoke: outputs agree (curate: product, duckdb, polars; daily: product, duckdb)")
         return
     if curate:
         print_curate(n, v, curate)
@@ -542,7 +547,7 @@ def main():
             print_curate(n, v, bench_curate(args.work, args.bins, n, v, args.reps, args.seed))
         for n, v in [(100_000, 10_000), (1_000_000, 100_000), (10_000_000, 1_000_000)]:
             print_daily(n, v, bench_daily(args.work, args.bins, n, v, args.reps, args.seed))
-    print("\npeer-bench: outputs agree (counts) for every contender")
+    print("\npeer-bench: outputs agree for every contender (counts; daily also sampled per-visitor sums)")
 
 
 if __name__ == "__main__":
