@@ -9,7 +9,8 @@
 
 use crate::EmbeddedError;
 use crate::state::StateStore;
-use crate::state::tables::{ERASURES, PROFILES, SECRETS, WINDOWED};
+use crate::state::tables::{ERASURES, PROFILES, SECRETS};
+use crate::state::windows::{self, Change, WINDOW_BLOCKS};
 use gender_core::{ErasureRecord, ErasureStatus};
 use redb::ReadableTable;
 
@@ -171,10 +172,10 @@ impl StateStore {
     fn forget_profiles_checkpointed(&self, ids: &[&str]) -> Result<u64, EmbeddedError> {
         let txn = self.begin_write()?;
         let mut removed = 0;
+        let mut forgotten: Vec<String> = Vec::new();
         {
             let mut table = txn.open_table(ERASURES)?;
             let mut profiles = txn.open_table(PROFILES)?;
-            let mut windowed = txn.open_table(WINDOWED)?;
             for id in ids {
                 let stored = table.get(*id)?.map(|v| v.value().to_vec());
                 let Some(bytes) = stored else { continue };
@@ -183,10 +184,18 @@ impl StateStore {
                     continue;
                 }
                 removed += u64::from(profiles.remove(entry.clientid.as_str())?.is_some());
-                windowed.remove(entry.clientid.as_str())?;
+                forgotten.push(entry.clientid.clone());
                 entry.profile_forgotten = true;
                 table.insert(*id, encode(&entry).as_slice())?;
             }
+            forgotten.sort_unstable();
+            forgotten.dedup();
+            let changes: Vec<(&str, Change)> = forgotten
+                .iter()
+                .map(|id| (id.as_str(), Change::Forget))
+                .collect();
+            let mut blocks = txn.open_table(WINDOW_BLOCKS)?;
+            windows::apply(&mut blocks, &changes, |_| Ok(false), 0)?;
         }
         txn.commit()?;
         Ok(removed)

@@ -28,6 +28,7 @@ mod checkpoint;
 pub(crate) mod tables;
 #[cfg(test)]
 mod tests;
+pub(crate) mod windows;
 
 use crate::journal::{self, JournalWriter};
 use crate::overlay::{Layer, MetaKey, Pending, RecordView, decode_record};
@@ -46,6 +47,7 @@ use tables::{
     APPLIED, ERASURES, META, PENDING, PROFILES, SECRETS, SEEN, SEEN_SEQ, WINDOWED, covered_seq,
     decode_profile, encode_profile, meta_name,
 };
+use windows::{Change, WINDOW_BLOCKS};
 
 /// Where local delivery stands, as recovered at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,7 +202,8 @@ fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, EmbeddedEr
     let txn = db.begin_write()?;
     // Create every table up front so read transactions never miss one.
     txn.open_table(PROFILES)?;
-    txn.open_table(WINDOWED)?;
+    txn.open_table(WINDOW_BLOCKS)?;
+    migrate_windowed(&txn)?;
     txn.open_table(APPLIED)?;
     txn.open_table(PENDING)?;
     txn.open_table(META)?;
@@ -208,6 +211,91 @@ fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, EmbeddedEr
     txn.open_table(SECRETS)?;
     txn.commit()?;
     Ok(db)
+}
+
+/// A file written before the window blocks kept each visitor's window sums
+/// in its profile, listed in the table `windowed`: they move into blocks
+/// (with the profile's time) and that table is deleted, once.
+fn migrate_windowed(txn: &redb::WriteTransaction) -> Result<(), EmbeddedError> {
+    use redb::TableHandle;
+    if !txn.list_tables()?.any(|t| t.name() == WINDOWED.name()) {
+        return Ok(());
+    }
+    let mut moved: Vec<(String, WindowSums, i64)> = Vec::new();
+    {
+        let windowed = txn.open_table(WINDOWED)?;
+        let mut profiles = txn.open_table(PROFILES)?;
+        for row in windowed.iter()? {
+            let (id, _) = row?;
+            let id = id.value();
+            let stored = profiles.get(id)?.map(|v| v.value().to_vec());
+            let Some(bytes) = stored else { continue };
+            let mut profile = decode_profile(id, &bytes)?;
+            if let Some(window) = profile.window.take() {
+                moved.push((id.to_owned(), window, profile.updated_at_ms));
+                profiles.insert(id, encode_profile(&profile).as_slice())?;
+            }
+        }
+    }
+    {
+        let mut blocks = txn.open_table(WINDOW_BLOCKS)?;
+        for (id, window, at) in &moved {
+            let change = [(id.as_str(), Change::Window(Some(*window)))];
+            windows::apply(&mut blocks, &change, |_| Ok(true), *at)?;
+        }
+    }
+    txn.delete_table(WINDOWED)?;
+    tracing::info!(
+        visitors = moved.len(),
+        "state store: window sums moved into window blocks"
+    );
+    Ok(())
+}
+
+/// Which clientids have a profile, asked in clientid order: one pass over
+/// the profile table's keys instead of a lookup each.
+struct ProfileCursor<'t> {
+    table: &'t redb::Table<'t, &'static str, &'static [u8]>,
+    range: Option<redb::Range<'t, &'static str, &'static [u8]>>,
+    current: Option<String>,
+}
+
+impl<'t> ProfileCursor<'t> {
+    fn new(table: &'t redb::Table<'t, &'static str, &'static [u8]>) -> ProfileCursor<'t> {
+        ProfileCursor {
+            table,
+            range: None,
+            current: None,
+        }
+    }
+
+    fn step(&mut self) -> Result<(), EmbeddedError> {
+        let Some(range) = self.range.as_mut() else {
+            return Ok(());
+        };
+        match range.next() {
+            Some(row) => {
+                let (key, _) = row?;
+                let current = self.current.get_or_insert_with(String::new);
+                current.clear();
+                current.push_str(key.value());
+            }
+            None => self.current = None,
+        }
+        Ok(())
+    }
+
+    /// Whether `id` has a profile; `id` is at least the one asked before.
+    fn has(&mut self, id: &str) -> Result<bool, EmbeddedError> {
+        if self.range.is_none() {
+            self.range = Some(self.table.range::<&str>(id..)?);
+            self.step()?;
+        }
+        while self.current.as_deref().is_some_and(|c| c < id) {
+            self.step()?;
+        }
+        Ok(self.current.as_deref() == Some(id))
+    }
 }
 
 /// The journal's directory beside the database file (`state.journal`).
@@ -369,7 +457,7 @@ impl StateStore {
                 .transpose()?
         };
         if found.is_empty() {
-            return Ok(profile);
+            return with_window(&txn, clientid, profile);
         }
         let after = self.shared.generation.load(Ordering::SeqCst);
         let covered = if before == after && before % 2 == 0 {
@@ -386,7 +474,7 @@ impl StateStore {
                 None => profile = Some(pending.into_profile(clientid)),
             }
         }
-        Ok(profile)
+        with_window(&txn, clientid, profile)
     }
 
     /// Visitors with a profile, exactly (checkpoints first).
@@ -555,52 +643,48 @@ impl StateStore {
         Ok(out)
     }
 
-    /// Every visitor with window sums, with them: a full read, for tests and
-    /// inspection (the daily job never reads them back). Window sums live in
-    /// redb only (the overlay holds hit counts).
+    /// Every visitor with window sums, with them, in clientid order: a full
+    /// read, for tests and inspection (the daily job never reads them back).
+    /// Window sums live in redb only (the overlay holds hit counts).
     pub fn stored_windows_blocking(&self) -> Result<Vec<(String, WindowSums)>, EmbeddedError> {
         let txn = self.begin_read()?;
-        let windowed = txn.open_table(WINDOWED)?;
-        let profiles = txn.open_table(PROFILES)?;
-        let mut stored = Vec::new();
-        for entry in windowed.iter()? {
-            let (id, _) = entry?;
-            let id = id.value();
-            let window = match profiles.get(id)? {
-                Some(bytes) => decode_profile(id, bytes.value())?.window,
-                None => None,
-            };
-            if let Some(window) = window {
-                stored.push((id.to_owned(), window));
-            }
-        }
-        Ok(stored)
+        windows::all_windows(&txn.open_table(WINDOW_BLOCKS)?)
     }
 
+    /// Sets or clears the window sums of visitors that have a profile (others
+    /// are skipped: daily never creates a visitor), in one transaction. In
+    /// clientid order (as the daily job sends them) each window block is
+    /// read and written once; another order is sorted first, and of one
+    /// clientid given twice the later write counts.
     pub fn set_windows_blocking(
         &self,
         updates: &[(String, Option<WindowSums>)],
         now_ms: i64,
     ) -> Result<(), EmbeddedError> {
+        let mut changes: Vec<(&str, Change)> = updates
+            .iter()
+            .map(|(id, w)| (id.as_str(), Change::Window(*w)))
+            .collect();
+        if !changes.is_sorted_by(|a, b| a.0 < b.0) {
+            // Stable: of equal clientids the later stays last, and is kept.
+            changes.sort_by(|a, b| a.0.cmp(b.0));
+            let mut kept: Vec<(&str, Change)> = Vec::with_capacity(changes.len());
+            for change in changes {
+                match kept.last_mut() {
+                    Some(last) if last.0 == change.0 => *last = change,
+                    _ => kept.push(change),
+                }
+            }
+            changes = kept;
+        }
         // Checkpointed first, so every visitor with a profile is in redb.
         self.with_checkpoint(|s| {
             let txn = s.begin_write()?;
             {
-                let mut profiles = txn.open_table(PROFILES)?;
-                let mut windowed = txn.open_table(WINDOWED)?;
-                for (clientid, window) in updates {
-                    let existing = profiles.get(clientid.as_str())?.map(|v| v.value().to_vec());
-                    // Only visitors with a profile: curate creates profiles, daily never does.
-                    let Some(bytes) = existing else { continue };
-                    let mut profile = decode_profile(clientid, &bytes)?;
-                    profile.window = *window;
-                    profile.updated_at_ms = now_ms;
-                    profiles.insert(clientid.as_str(), encode_profile(&profile).as_slice())?;
-                    match window {
-                        Some(w) => windowed.insert(clientid.as_str(), w.date.days())?,
-                        None => windowed.remove(clientid.as_str())?,
-                    };
-                }
+                let profiles = txn.open_table(PROFILES)?;
+                let mut blocks = txn.open_table(WINDOW_BLOCKS)?;
+                let mut cursor = ProfileCursor::new(&profiles);
+                windows::apply(&mut blocks, &changes, |id| cursor.has(id), now_ms)?;
             }
             txn.commit()?;
             Ok(())
@@ -694,6 +778,23 @@ impl StateStore {
     ) -> Result<T, EmbeddedError> {
         self.with_checkpoint(op)
     }
+}
+
+/// A profile with its window sums from the window blocks, and the later of
+/// its own time and the daily job's last write of them.
+fn with_window(
+    txn: &redb::ReadTransaction,
+    clientid: &str,
+    profile: Option<Profile>,
+) -> Result<Option<Profile>, EmbeddedError> {
+    let Some(mut profile) = profile else {
+        return Ok(None);
+    };
+    let blocks = txn.open_table(WINDOW_BLOCKS)?;
+    let (window, at) = windows::lookup(&blocks, clientid)?.unwrap_or((None, i64::MIN));
+    profile.window = window;
+    profile.updated_at_ms = profile.updated_at_ms.max(at);
+    Ok(Some(profile))
 }
 
 /// Reads the journal records redb does not hold yet (after the sequence

@@ -67,6 +67,7 @@ fn base_properties() -> WriterPropertiesBuilder {
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
 }
 
+#[cfg(test)]
 static WRITER_PROPERTIES: LazyLock<WriterProperties> = LazyLock::new(|| base_properties().build());
 
 static HITS_WRITER_PROPERTIES: LazyLock<WriterProperties> = LazyLock::new(|| {
@@ -382,9 +383,13 @@ pub fn encode_daily_batch(
     key: &str,
     sources: Option<&str>,
 ) -> Result<Vec<u8>, PipelineError> {
+    // A rollup's clientids are unique (one row per visitor): a dictionary
+    // would hold every value, and reading it back costs a lookup per row.
+    let rollup =
+        || base_properties().set_column_dictionary_enabled(ColumnPath::from("clientid"), false);
     let properties = match sources {
-        None => WRITER_PROPERTIES.clone(),
-        Some(sources) => base_properties()
+        None => rollup().build(),
+        Some(sources) => rollup()
             .set_key_value_metadata(Some(vec![KeyValue::new(
                 ROLLUP_SOURCES_KEY.to_owned(),
                 sources.to_owned(),

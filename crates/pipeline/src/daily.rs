@@ -282,7 +282,8 @@ struct Cursor {
     file: DailyFile,
     batch: Option<(StringArray, Int64Array, Int64Array)>,
     row: usize,
-    /// The clientid of the current row, to check that the next is greater.
+    /// The last clientid of the previous batch, to check that the first
+    /// row of the next is greater.
     last: String,
     rows: usize,
     hits: u64,
@@ -320,6 +321,13 @@ impl Cursor {
             .as_ref()
             .is_none_or(|(ids, _, _)| self.row >= ids.len())
         {
+            // The order check across batches compares with the batch's last id.
+            if let Some((ids, _, _)) = &self.batch
+                && !ids.is_empty()
+            {
+                self.last.clear();
+                self.last.push_str(ids.value(ids.len() - 1));
+            }
             self.row = 0;
             match self.file.reader.next() {
                 None => {
@@ -347,7 +355,11 @@ impl Cursor {
         }
         let (ids, m, f) = self.batch.as_ref().expect("loaded above");
         let (id, m, f) = (ids.value(self.row), m.value(self.row), f.value(self.row));
-        if self.rows > 0 && id <= self.last.as_str() {
+        let previous = match self.row {
+            0 => self.last.as_str(),
+            row => ids.value(row - 1),
+        };
+        if self.rows > 0 && id <= previous {
             return Err(self.bad(format!(
                 "not sorted by clientid at row {}: delete it and run again (it is rebuilt)",
                 self.rows
@@ -356,8 +368,6 @@ impl Cursor {
         if m < 0 || f < 0 {
             return Err(self.bad(format!("negative counts at row {}", self.rows)));
         }
-        self.last.clear();
-        self.last.push_str(id);
         self.rows += 1;
         self.hits += (m + f) as u64;
         Ok(())
@@ -384,25 +394,31 @@ struct WindowMerge {
 impl WindowMerge {
     /// The next visitor with its old and new sums; `None` at the end.
     fn next(&mut self) -> Result<Option<(&str, MergedSums)>, PipelineError> {
+        // One pass: the least clientid, and which cursors are on it.
         let mut min: Option<&str> = None;
-        for cursor in &self.cursors {
-            if let Some((id, _, _)) = cursor.current()
-                && min.is_none_or(|m| id < m)
-            {
-                min = Some(id);
+        let mut on_min: u64 = 0;
+        for (i, cursor) in self.cursors.iter().enumerate() {
+            let Some((id, _, _)) = cursor.current() else {
+                continue;
+            };
+            match min.map(|m| id.cmp(m)) {
+                None | Some(std::cmp::Ordering::Less) => {
+                    min = Some(id);
+                    on_min = 1 << i;
+                }
+                Some(std::cmp::Ordering::Equal) => on_min |= 1 << i,
+                Some(std::cmp::Ordering::Greater) => {}
             }
         }
         let Some(min) = min else { return Ok(None) };
         self.id.clear();
         self.id.push_str(min);
         let mut sums = MergedSums::default();
-        for cursor in &mut self.cursors {
-            let Some((id, m, f)) = cursor.current() else {
-                continue;
-            };
-            if id != self.id {
+        for (i, cursor) in self.cursors.iter_mut().enumerate() {
+            if on_min & (1 << i) == 0 {
                 continue;
             }
+            let (_, m, f) = cursor.current().expect("on the least clientid");
             let counts = [m as u64, f as u64];
             if cursor.role.old {
                 sums.old = [sums.old[0] + counts[0], sums.old[1] + counts[1]];
@@ -463,7 +479,10 @@ struct Writes<'a> {
     options: &'a DailyOptions<'a>,
     now_ms: i64,
     pace: Option<Pace>,
+    /// The batch is `batch[..used]`; the entries after it keep their
+    /// strings' memory for the next batch (no allocation per write).
     batch: Vec<(String, Option<WindowSums>)>,
+    used: usize,
     batch_size: usize,
     saved_at: Instant,
 }
@@ -486,9 +505,24 @@ impl<'a> Writes<'a> {
                 next: Instant::now(),
             }),
             batch: Vec::with_capacity(batch_size),
+            used: 0,
             batch_size,
             saved_at: Instant::now(),
         }
+    }
+
+    /// Adds a write to the batch; `true` when the batch is full.
+    fn push(&mut self, id: &str, write: Option<WindowSums>) -> bool {
+        match self.batch.get_mut(self.used) {
+            Some(slot) => {
+                slot.0.clear();
+                slot.0.push_str(id);
+                slot.1 = write;
+            }
+            None => self.batch.push((id.to_owned(), write)),
+        }
+        self.used += 1;
+        self.used >= self.batch_size
     }
 
     /// Sends the batch; then saves the progress when due. On failure the
@@ -498,20 +532,21 @@ impl<'a> Writes<'a> {
         applied: &Option<AppliedWindows>,
         progress: &mut DailyProgress,
     ) -> Result<(), PipelineError> {
-        if self.batch.is_empty() {
+        if self.used == 0 {
             return Ok(());
         }
+        let batch = &self.batch[..self.used];
         if let Some(pace) = &mut self.pace {
-            pace.admit(self.batch.len()).await;
+            pace.admit(batch.len()).await;
         }
-        if let Err(e) = self.windows.set_windows(&self.batch, self.now_ms).await {
+        if let Err(e) = self.windows.set_windows(batch, self.now_ms).await {
             self.save(applied, progress).await?;
             return Err(e.into());
         }
-        progress.written += self.batch.len() as u64;
-        progress.cleared += self.batch.iter().filter(|(_, w)| w.is_none()).count() as u64;
-        progress.after = self.batch.pop().map(|(id, _)| id);
-        self.batch.clear();
+        progress.written += batch.len() as u64;
+        progress.cleared += batch.iter().filter(|(_, w)| w.is_none()).count() as u64;
+        progress.after = batch.last().map(|(id, _)| id.clone());
+        self.used = 0;
         if self.saved_at.elapsed() >= self.options.checkpoint_every {
             self.save(applied, progress).await?;
         }
@@ -632,8 +667,7 @@ async fn run_window(
         let Some(write) = window_write(&sums, date) else {
             continue;
         };
-        writes.batch.push((id.to_owned(), write));
-        if writes.batch.len() >= writes.batch_size {
+        if writes.push(id, write) {
             writes.flush(&applied, &mut progress).await?;
             if options.stop_now() {
                 writes.save(&applied, &progress).await?;

@@ -9,7 +9,8 @@ use gender_core::{Date, Gender, Profile, WindowSums};
 use redb::TableDefinition;
 
 pub(crate) const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
-/// Visitors whose profile holds window sums, so clearing does not scan every profile.
+/// Visitors whose profile held window sums, in files written before the
+/// window blocks (`state/windows.rs`); moved from at open, then deleted.
 pub(crate) const WINDOWED: TableDefinition<&str, i32> = TableDefinition::new("windowed");
 /// Curate idempotency markers: object id -> time applied (ms).
 pub(crate) const APPLIED: TableDefinition<&str, i64> = TableDefinition::new("applied_objects");

@@ -494,14 +494,99 @@ fn windows_are_set_cleared_and_survive_reopen() {
             .m,
         1
     );
+    assert_eq!(
+        store
+            .get_profile_blocking("a")
+            .unwrap()
+            .unwrap()
+            .updated_at_ms,
+        2,
+        "the daily job's write is the profile's latest change"
+    );
     store
         .set_windows_blocking(&[("a".into(), None)], 3)
         .unwrap();
     assert!(store.stored_windows_blocking().unwrap().is_empty());
+    let a = store.get_profile_blocking("a").unwrap().unwrap();
+    assert_eq!((a.window, a.updated_at_ms), (None, 3));
+}
+
+#[test]
+fn window_sums_out_of_order_keep_the_later_write() {
+    let (_dir, store) = store();
+    let deltas: Vec<VisitorDelta> = ["a", "b", "c"]
+        .iter()
+        .map(|id| delta(id, 1, 0, Gender::M, 1))
+        .collect();
+    store.apply_object_blocking("o", &deltas, 1, None).unwrap();
+    let w = |m| WindowSums {
+        m,
+        f: 0,
+        date: Date::from_days(3),
+    };
+    store
+        .set_windows_blocking(
+            &[
+                ("c".into(), Some(w(3))),
+                ("a".into(), Some(w(1))),
+                ("c".into(), Some(w(4))),
+                ("b".into(), Some(w(2))),
+                ("b".into(), None),
+            ],
+            2,
+        )
+        .unwrap();
     assert_eq!(
-        store.get_profile_blocking("a").unwrap().unwrap().window,
-        None
+        store.stored_windows_blocking().unwrap(),
+        [("a".into(), w(1)), ("c".into(), w(4))]
     );
+}
+
+/// A file from before the window blocks kept the sums in each profile,
+/// listed in `windowed`: opening it moves them, with their time.
+#[test]
+fn window_sums_of_an_older_file_move_into_blocks() {
+    use redb::TableHandle;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let w = WindowSums {
+        m: 3,
+        f: 1,
+        date: Date::from_days(20),
+    };
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut profiles = txn.open_table(PROFILES).unwrap();
+            let mut windowed = txn.open_table(WINDOWED).unwrap();
+            let mut p = Profile {
+                clientid: "a".into(),
+                m: 5,
+                f: 2,
+                last_gender: Gender::M,
+                last_seen_ms: 10,
+                window: Some(w),
+                updated_at_ms: 77,
+            };
+            profiles.insert("a", encode_profile(&p).as_slice()).unwrap();
+            windowed.insert("a", w.date.days()).unwrap();
+            p.window = None;
+            p.clientid = "b".into();
+            profiles.insert("b", encode_profile(&p).as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let store = StateStore::open(&path).unwrap();
+    assert_eq!(store.stored_windows_blocking().unwrap(), [("a".into(), w)]);
+    let a = store.get_profile_blocking("a").unwrap().unwrap();
+    assert_eq!((a.m, a.window, a.updated_at_ms), (5, Some(w), 77));
+    let b = store.get_profile_blocking("b").unwrap().unwrap();
+    assert_eq!(b.window, None);
+    drop(store);
+    let db = redb::Database::open(&path).unwrap();
+    let txn = db.begin_read().unwrap();
+    assert!(!txn.list_tables().unwrap().any(|t| t.name() == "windowed"));
 }
 
 #[test]
