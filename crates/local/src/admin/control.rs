@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gender_api::JsonError;
-use gender_api::schema::{Error, MethodNotAllowed, Unauthorized};
+use gender_api::schema::{Error, Forbidden, MethodNotAllowed, Unauthorized};
 use gender_core::{Date, default_daily_date};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -57,6 +57,7 @@ pub(super) struct FlushResult {
         (status = 200, description = "Every hit accepted before the call is visible to \
             lookups.", body = FlushResult),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 405, response = MethodNotAllowed),
         (status = 503, description = "Delivery or curate failed (storage); nothing is lost, \
             retry after `Retry-After` seconds.", body = Error,
@@ -213,6 +214,7 @@ fn bad_daily_request(message: String) -> Response {
             body = Error,
             example = json!({"error": "date must be a calendar date YYYY-MM-DD from 2000-01-01 to 9999-12-31", "date": "0000-01-01"})),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 405, response = MethodNotAllowed),
         (status = 413, description = "The body is over 4096 bytes.", body = Error,
             example = json!({"error": "request body over 4096 bytes", "limit_bytes": 4096})),
