@@ -41,46 +41,37 @@ impl SelfInvoke {
         self
     }
 
-    /// Queues an invocation with `payload` (JSON).
+    /// Queues an invocation with `payload` (JSON). Throttling
+    /// (`TooManyRequestsException`) and the SDK's transient errors are
+    /// retried with the backoff; anything else fails at once.
     pub async fn invoke_async(&self, payload: Vec<u8>) -> Result<(), AwsError> {
-        let mut last = String::new();
-        for attempt in 0..self.backoff.attempts {
-            if attempt > 0 {
-                self.backoff.pause(attempt).await;
-            }
-            let result = self
-                .client
-                .invoke()
-                .function_name(&self.function_name)
-                .invocation_type(InvocationType::Event)
-                .payload(Blob::new(payload.clone()))
-                .send()
-                .await;
-            match result {
-                Ok(output) if output.status_code() == 202 => return Ok(()),
-                Ok(output) => {
-                    return Err(AwsError::sdk(
+        self.backoff
+            .retry("Invoke", || async {
+                let output = self
+                    .client
+                    .invoke()
+                    .function_name(&self.function_name)
+                    .invocation_type(InvocationType::Event)
+                    .payload(Blob::new(payload.clone()))
+                    .send()
+                    .await
+                    .map_err(|err| {
+                        let throttled = err
+                            .as_service_error()
+                            .is_some_and(|e| e.is_too_many_requests_exception());
+                        let retryable = throttled || is_retryable_sdk_error(&err);
+                        AwsError::sdk("Invoke", retryable, err)
+                    })?;
+                match output.status_code() {
+                    202 => Ok(()),
+                    status => Err(AwsError::sdk(
                         "Invoke",
                         true,
-                        format!("status {} instead of 202", output.status_code()),
-                    ));
+                        format!("status {status} instead of 202"),
+                    )),
                 }
-                Err(err) => {
-                    let throttled = err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_too_many_requests_exception());
-                    if !(throttled || is_retryable_sdk_error(&err)) {
-                        return Err(AwsError::sdk("Invoke", false, err));
-                    }
-                    last = aws_sdk_lambda::error::DisplayErrorContext(&err).to_string();
-                }
-            }
-        }
-        Err(AwsError::Exhausted {
-            operation: "Invoke",
-            attempts: self.backoff.attempts,
-            last,
-        })
+            })
+            .await
     }
 }
 

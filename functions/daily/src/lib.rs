@@ -43,7 +43,7 @@ const LEASE_TERM: Duration = Duration::from_secs(60);
 const LEASE_RENEWAL: Duration = Duration::from_secs(15);
 /// Window writes retried longer than the default: a table over its rate
 /// throttles for seconds, not milliseconds.
-const WRITE_BACKOFF: Backoff = Backoff {
+pub const WRITE_BACKOFF: Backoff = Backoff {
     attempts: 8,
     base: Duration::from_millis(50),
     cap: Duration::from_secs(5),
