@@ -21,7 +21,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::{Arc, RwLock};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -30,7 +30,7 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 pub const URL_KEY_PARAMETER: &str = "key";
 
 /// What a key may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Only `POST /hits`; safe to publish in a web page.

@@ -95,7 +95,8 @@ pub(crate) fn routes(parts: Parts) -> (Router, Document) {
         views::VisitorDaysResult,
         views::VisitorDayDoc,
         rotation::RotateRequest,
-        rotation::RotateResult
+        rotation::RotateResult,
+        gender_api::Scope
     )),
     tags((name = "local", description = "Local server only (`gender-service serve`): the \
         admin triggers, metrics and the web console. Not deployed on AWS."))

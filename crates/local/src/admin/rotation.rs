@@ -37,18 +37,16 @@ static ROTATING: Mutex<()> = Mutex::const_new(());
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RotateRequest {
-    /// `ingest`, `read` or `admin`.
-    #[schema(value_type = String, example = "ingest")]
-    scope: String,
+    scope: Scope,
     /// How long the replaced key is still accepted; default 86400 (a day),
     /// at most 2592000 (30 days); 0 ends it at once.
+    #[schema(minimum = 0, maximum = 2592000)]
     grace_seconds: Option<u64>,
 }
 
 /// `POST /admin/keys/rotate` answer.
 #[derive(Serialize, ToSchema)]
 pub(super) struct RotateResult {
-    #[schema(value_type = String, example = "ingest")]
     scope: Scope,
     /// The new key (also written to the scope's key file).
     key: String,
@@ -96,14 +94,7 @@ pub(super) async fn rotate_key(State(rotation): State<KeyRotation>, body: Body) 
             ));
         }
     };
-    let Some(scope) = Scope::parse(&request.scope) else {
-        return JsonError::new(
-            StatusCode::BAD_REQUEST,
-            "scope must be ingest, read or admin",
-        )
-        .with("scope", &request.scope)
-        .into_response();
-    };
+    let scope = request.scope;
     let grace = request
         .grace_seconds
         .unwrap_or(crate::keys::DEFAULT_ROTATION_GRACE.as_secs());
