@@ -40,8 +40,9 @@ pub(super) struct RotateRequest {
     scope: Scope,
     /// How long the replaced key is still accepted; default 86400 (a day),
     /// at most 2592000 (30 days); 0 ends it at once.
-    #[schema(minimum = 0, maximum = 2592000)]
-    grace_seconds: Option<u64>,
+    // Read as a number: JSON Schema's integers include `120.0`.
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 2592000)]
+    grace_seconds: Option<f64>,
 }
 
 /// `POST /admin/keys/rotate` answer.
@@ -95,12 +96,15 @@ pub(super) async fn rotate_key(State(rotation): State<KeyRotation>, body: Body) 
         }
     };
     let scope = request.scope;
-    let grace = request
-        .grace_seconds
-        .unwrap_or(crate::keys::DEFAULT_ROTATION_GRACE.as_secs());
-    if grace > MAX_GRACE_SECONDS {
-        return bad_request(format!("grace_seconds must be at most {MAX_GRACE_SECONDS}"));
-    }
+    let grace = match request.grace_seconds {
+        None => crate::keys::DEFAULT_ROTATION_GRACE.as_secs(),
+        Some(g) if g.fract() == 0.0 && (0.0..=MAX_GRACE_SECONDS as f64).contains(&g) => g as u64,
+        Some(_) => {
+            return bad_request(format!(
+                "grace_seconds must be a whole number from 0 to {MAX_GRACE_SECONDS}"
+            ));
+        }
+    };
     if rotation.fixed.contains(&scope) {
         return JsonError::new(
             StatusCode::CONFLICT,
