@@ -56,7 +56,7 @@ data "aws_iam_policy_document" "http_erasure_salt" {
   }
 }
 
-# GetParameters (API key and erasure salt in one call, Parameter Store's
+# GetParameters (the three keys and the erasure salt in one call, Parameter Store's
 # default 40 TPS per account shared with GetParameter) with WithDecryption =
 # true. No kms:Decrypt here: the parameter is encrypted with the AWS managed
 # key aws/ssm, whose key policy lets principals of the account decrypt
@@ -67,6 +67,19 @@ data "aws_iam_policy_document" "http_api_key" {
     sid       = "ReadApiKey"
     actions   = ["ssm:GetParameters"]
     resources = [aws_ssm_parameter.api_key.arn]
+  }
+
+  # The scoped keys of SPEC 18, in the same call.
+  statement {
+    sid       = "ReadIngestKey"
+    actions   = ["ssm:GetParameters"]
+    resources = [aws_ssm_parameter.ingest_key.arn]
+  }
+
+  statement {
+    sid       = "ReadReadKey"
+    actions   = ["ssm:GetParameters"]
+    resources = [aws_ssm_parameter.read_key.arn]
   }
 }
 

@@ -24,6 +24,10 @@ locals {
   # every raw object) in the curated bucket.
   dedup_index_prefix = "dedup/"
 
+  # Every origin whose pages may POST /hits (SPEC 18): the HTTP API's and the
+  # function URL's. gender-http refuses POST /hits from any other origin.
+  cors_origins = distinct(concat(var.cors_allow_origins, var.http_function_url.cors_allow_origins))
+
   tags = merge(var.tags, {
     project     = var.project
     environment = var.environment
@@ -129,11 +133,41 @@ resource "aws_ssm_parameter" "api_key" {
   #checkov:skip=CKV_AWS_337:the AWS managed key aws/ssm is enough here: who may read the key is decided by ssm:GetParameters on this one parameter (only the http role has it); a customer managed key would add a key policy and per-role kms:Decrypt grants for no narrower access
 }
 
+# The scoped keys of SPEC 18, beside the admin key above (which stays SPEC 4's
+# x-api-key): the ingest key may only POST /hits and is meant to be published
+# in web pages (tracker.js); the read key may GET /gender and GET /erasures.
+# Read by gender-http in the same GetParameters call as the admin key.
+resource "random_password" "ingest_key" {
+  length  = 40
+  special = false
+}
+
+resource "aws_ssm_parameter" "ingest_key" {
+  name        = "/${var.project}/${var.environment}/ingest-key"
+  description = "Ingest key of the ${local.name} HTTP API: POST /hits only, publishable in pages (read by ${local.name}-http at cold start)"
+  type        = "SecureString"
+  value       = random_password.ingest_key.result
+  #checkov:skip=CKV_AWS_337:as for the admin key: ssm:GetParameters on this one parameter (only the http role has it) decides who reads it
+}
+
+resource "random_password" "read_key" {
+  length  = 40
+  special = false
+}
+
+resource "aws_ssm_parameter" "read_key" {
+  name        = "/${var.project}/${var.environment}/read-key"
+  description = "Read key of the ${local.name} HTTP API: GET /gender, GET /erasures (read by ${local.name}-http at cold start)"
+  type        = "SecureString"
+  value       = random_password.read_key.result
+  #checkov:skip=CKV_AWS_337:as for the admin key: ssm:GetParameters on this one parameter (only the http role has it) decides who reads it
+}
+
 module "http" {
   source = "./modules/lambda"
 
   name                 = "${local.name}-http"
-  description          = "gender-http: POST /hits, GET /gender/{clientid}, DELETE /visitors/{clientid}, GET /erasures/{id}, /health, /openapi.json, /docs"
+  description          = "gender-http: POST /hits, GET /gender/{clientid}, DELETE /visitors/{clientid}, GET /erasures/{id}, /health, /tracker.js, /openapi.json, /docs"
   filename             = "${local.artifacts_dir}/gender-http/bootstrap.zip"
   memory_mb            = var.lambda_memory_mb.http
   timeout_seconds      = var.lambda_timeout_seconds.http
@@ -146,9 +180,14 @@ module "http" {
     HITS_STREAM_NAME       = module.stream.name
     PROFILES_TABLE_NAME    = module.profiles.name
     API_KEY_PARAMETER      = aws_ssm_parameter.api_key.name
+    INGEST_KEY_PARAMETER   = aws_ssm_parameter.ingest_key.name
+    READ_KEY_PARAMETER     = aws_ssm_parameter.read_key.name
     MAX_BODY_BYTES         = tostring(var.max_body_bytes)
     ERASURE_QUEUE_URL      = module.erase_queue.queue_url
     ERASURE_SALT_PARAMETER = aws_ssm_parameter.erasure_salt.name
+    # The Router refuses POST /hits from origins outside the list (SPEC 18);
+    # API Gateway's cors_configuration answers the preflights.
+    CORS_ORIGINS = join(",", local.cors_origins)
   }
 
   policy_documents = {
@@ -292,6 +331,7 @@ module "api" {
   throttling_burst_limit = var.api_throttling_burst_limit
   throttling_rate_limit  = var.api_throttling_rate_limit
   log_retention_days     = var.log_retention_days
+  cors_allow_origins     = var.cors_allow_origins
   tags                   = local.tags
 }
 

@@ -9,7 +9,7 @@ output "function_url" {
 }
 
 output "api_key" {
-  description = "The x-api-key credential (SPEC 4). Read it with: terraform output -raw api_key (or from SSM, see api_key_parameter)."
+  description = "The admin key: SPEC 4's x-api-key credential, every route (SPEC 18). Read it with: terraform output -raw api_key (or from SSM, see api_key_parameter)."
   value       = random_password.api_key.result
   sensitive   = true
 }
@@ -17,6 +17,28 @@ output "api_key" {
 output "api_key_parameter" {
   description = "SSM SecureString holding the API key: aws ssm get-parameter --with-decryption --name <this>."
   value       = aws_ssm_parameter.api_key.name
+}
+
+output "ingest_key" {
+  description = "The ingest key (SPEC 18): POST /hits only, for tracker.js tags in pages (terraform output -raw ingest_key)."
+  value       = random_password.ingest_key.result
+  sensitive   = true
+}
+
+output "ingest_key_parameter" {
+  description = "The SSM SecureString parameter holding the ingest key."
+  value       = aws_ssm_parameter.ingest_key.name
+}
+
+output "read_key" {
+  description = "The read key (SPEC 18): GET /gender and GET /erasures, for a site's backend (terraform output -raw read_key)."
+  value       = random_password.read_key.result
+  sensitive   = true
+}
+
+output "read_key_parameter" {
+  description = "The SSM SecureString parameter holding the read key."
+  value       = aws_ssm_parameter.read_key.name
 }
 
 output "raw_bucket" {

@@ -289,6 +289,17 @@ variable "api_throttling_rate_limit" {
   }
 }
 
+variable "cors_allow_origins" {
+  description = "Origins (scheme://host[:port]) whose pages may POST /hits from the browser (SPEC 18, tracker.js): the HTTP API answers their preflights (cors_configuration: POST, content-type and x-api-key, Retry-After exposed) and gender-http refuses POST /hits from other origins. Empty (default): no CORS, nothing changes for server-side producers. \"*\" allows every origin."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for o in var.cors_allow_origins : o == "*" || can(regex("^https?://[^/*?#@ ]+$", o))])
+    error_message = "cors_allow_origins: each origin must be \"*\" or scheme://host[:port], without a path or a trailing slash."
+  }
+}
+
 variable "http_function_url" {
   description = "The browser front door: a Lambda function URL for gender-http beside the HTTP API (authorization NONE: the function checks x-api-key itself), with CORS for the pages' origins. Pages that send one hit per request pay only the Lambda invocation there, not API Gateway's per-request charge (docs/DEPLOY.md)."
   type = object({

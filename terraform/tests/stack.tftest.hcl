@@ -304,9 +304,18 @@ run "apply" {
     condition = (
       aws_ssm_parameter.api_key.type == "SecureString" && aws_ssm_parameter.api_key.value == random_password.api_key.result &&
       aws_ssm_parameter.erasure_salt.type == "SecureString" && aws_ssm_parameter.erasure_salt.value == random_password.erasure_salt.result &&
-      aws_ssm_parameter.api_key.name == "/gender/dev/api-key"
+      aws_ssm_parameter.api_key.name == "/gender/dev/api-key" &&
+      aws_ssm_parameter.ingest_key.type == "SecureString" && aws_ssm_parameter.ingest_key.value == random_password.ingest_key.result &&
+      aws_ssm_parameter.ingest_key.name == "/gender/dev/ingest-key" &&
+      aws_ssm_parameter.read_key.type == "SecureString" && aws_ssm_parameter.read_key.value == random_password.read_key.result &&
+      aws_ssm_parameter.read_key.name == "/gender/dev/read-key"
     )
-    error_message = "The API key and the erasure salt are SecureStrings holding the generated values."
+    error_message = "The three keys and the erasure salt are SecureStrings holding the generated values."
+  }
+
+  assert {
+    condition     = module.api.cors == null && module.http.settings.environment["CORS_ORIGINS"] == ""
+    error_message = "CORS is off by default."
   }
 }
 
@@ -352,6 +361,24 @@ run "browser_front_door" {
       module.http_function_url[0].settings.permissions["AllowPublicFunctionUrlInvoke"].action == "lambda:InvokeFunction"
     )
     error_message = "Function URL: ${jsonencode(module.http_function_url[0].settings)}"
+  }
+}
+
+run "browser_cors" {
+  command = apply
+
+  variables {
+    cors_allow_origins = ["https://www.example.com", "https://example.com"]
+    http_function_url  = { enabled = true, cors_allow_origins = ["https://app.example.com", "https://example.com"] }
+  }
+
+  assert {
+    condition = (
+      module.api.cors.allow_origins == toset(["https://www.example.com", "https://example.com"]) &&
+      module.api.cors.allow_methods == toset(["POST"]) &&
+      module.http.settings.environment["CORS_ORIGINS"] == "https://www.example.com,https://example.com,https://app.example.com"
+    )
+    error_message = "CORS: ${jsonencode(module.api.cors)}, function: ${module.http.settings.environment["CORS_ORIGINS"]}"
   }
 }
 

@@ -706,15 +706,29 @@ def test_every_prefix_firehose_writes_expires():
     assert ev_delivery.value(unwrap(s3["error_output_prefix"])).startswith(ev_delivery.reference("var.error_prefix"))
 
 
-def test_api_key_and_erasure_salt_live_in_ssm_and_only_http_reads_them():
+def test_keys_and_erasure_salt_live_in_ssm_and_only_http_reads_them():
     call = CALLS[call_for_binary(CRATES["http"])[0]]
     env = unwrap(call["environment_variables"])
-    assert "API_KEY" not in env, "the key must not be an environment variable (lambda:GetFunctionConfiguration shows those)"
-    assert env["API_KEY_PARAMETER"] == "${aws_ssm_parameter.api_key.name}"
-    param = typed(ROOT_DOC, "resource")[("aws_ssm_parameter", "api_key")]
-    assert unwrap(param["type"]) == "SecureString"
-    assert unwrap(param["value"]) == "${random_password.api_key.result}"
-    assert "key_id" not in param, "a customer managed key needs kms:Decrypt (with kms:ViaService) in the http role"
+    # The admin key (SPEC 4's) and the scoped keys of SPEC 18, each its own
+    # SecureString of a generated value, named by the environment, never in it.
+    for key, variable, suffix in (
+        ("api_key", "API_KEY_PARAMETER", "api-key"),
+        ("ingest_key", "INGEST_KEY_PARAMETER", "ingest-key"),
+        ("read_key", "READ_KEY_PARAMETER", "read-key"),
+    ):
+        assert variable.removesuffix("_PARAMETER") not in env, "a key must not be an environment variable (lambda:GetFunctionConfiguration shows those)"
+        assert env[variable] == "${aws_ssm_parameter.%s.name}" % key
+        param = typed(ROOT_DOC, "resource")[("aws_ssm_parameter", key)]
+        assert unwrap(param["type"]) == "SecureString"
+        assert unwrap(param["value"]) == "${random_password.%s.result}" % key
+        assert unwrap(param["name"]) == "/${var.project}/${var.environment}/" + suffix
+        assert "key_id" not in param, "a customer managed key needs kms:Decrypt (with kms:ViaService) in the http role"
+        assert unwrap(named(ROOT_DOC, "output")[key]["sensitive"]) is True
+        assert unwrap(named(ROOT_DOC, "output")[key + "_parameter"]["value"]) == "${aws_ssm_parameter.%s.name}" % key
+    # The function reads all of them (and the salt) in one GetParameters call.
+    lib = (ROOT / "functions/http/src/lib.rs").read_text()
+    for field in ("api_key_parameter", "ingest_key_parameter", "read_key_parameter", "erasure_salt_parameter"):
+        assert f"&config.{field}" in lib, field
     grants = []
     for name in lambda_calls():
         for actions, resources, _ in role_statements(name):
@@ -723,6 +737,8 @@ def test_api_key_and_erasure_salt_live_in_ssm_and_only_http_reads_them():
     assert sorted(grants) == [
         ("http", ["ssm:GetParameters"], ["${aws_ssm_parameter.api_key.arn}"]),
         ("http", ["ssm:GetParameters"], ["${aws_ssm_parameter.erasure_salt.arn}"]),
+        ("http", ["ssm:GetParameters"], ["${aws_ssm_parameter.ingest_key.arn}"]),
+        ("http", ["ssm:GetParameters"], ["${aws_ssm_parameter.read_key.arn}"]),
     ], grants
     # The erasure salt is a secret of the same kind, read the same way.
     assert env["ERASURE_SALT_PARAMETER"] == "${aws_ssm_parameter.erasure_salt.name}"
@@ -817,10 +833,41 @@ def test_function_url_is_optional_public_and_checked_by_the_function():
     assert unwrap(call["function_name"]) == "${module.http.function_name}"
     default = unwrap(named(ROOT_DOC, "variable")["http_function_url"]["default"])
     assert default == {"enabled": False}, default
-    # The same Router answers behind it: the key header must pass CORS.
+    # The same Router answers behind it: the key header must pass CORS, and
+    # only POST /hits is for browsers (SPEC 18).
     cors = [d["cors"] for d in url.get("dynamic", []) if "cors" in d][0]
     headers = unwrap(cors["content"][0]["allow_headers"])
     assert "x-api-key" in headers and "content-type" in headers, headers
+    assert unwrap(cors["content"][0]["allow_methods"]) == ["POST"]
+
+
+def test_cors_origins_reach_the_http_api_and_the_function():
+    # SPEC 18: one list of origins; API Gateway answers the preflights
+    # (POST only) and the Router refuses POST /hits from other origins.
+    variable = named(ROOT_DOC, "variable")["cors_allow_origins"]
+    assert unwrap(variable["default"]) == [], "CORS is off by default"
+    assert unwrap(CALLS["api"]["cors_allow_origins"]) == "${var.cors_allow_origins}"
+    api = typed(load_tf(TF / "modules/api"), "resource")[("aws_apigatewayv2_api", "this")]
+    blocks = [d["cors_configuration"] for d in api.get("dynamic", []) if "cors_configuration" in d]
+    assert len(blocks) == 1, api
+    block = blocks[0]
+    # (the HCL parser quotes the list's element: [${var.x}])
+    gate = re.sub(r"[\s'\"]|\$\{(var\.\w+)\}", lambda m: m.group(1) or "", unwrap(block["for_each"]))
+    assert gate == "${length(var.cors_allow_origins)>0?[var.cors_allow_origins]:[]}", gate
+    content = block["content"][0]
+    assert unwrap(content["allow_origins"]) == "${cors_configuration.value}"
+    assert unwrap(content["allow_methods"]) == ["POST"]
+    assert sorted(unwrap(content["allow_headers"])) == ["content-type", "x-api-key"]
+    assert unwrap(content["expose_headers"]) == ["retry-after"]
+    # The code's preflight max age is the API's default.
+    api_vars = named(load_tf(TF / "modules/api"), "variable")
+    cors_rs = (ROOT / "crates/api/src/cors.rs").read_text()
+    max_age = re.search(r"PREFLIGHT_MAX_AGE_SECONDS: u32 = ([\d_]+);", cors_rs).group(1).replace("_", "")
+    assert unwrap(api_vars["preflight_max_age_seconds"]["default"]) == int(max_age)
+    env = unwrap(CALLS[call_for_binary(CRATES["http"])[0]]["environment_variables"])
+    assert env["CORS_ORIGINS"].replace(" ", "") == '${join(",",local.cors_origins)}', env["CORS_ORIGINS"]
+    origins = unwrap(LOCALS["cors_origins"]).replace(" ", "")
+    assert origins == "${distinct(concat(var.cors_allow_origins,var.http_function_url.cors_allow_origins))}", origins
 SDK_TIMEOUTS_RE = re.compile(
     r"SDK_TIMEOUTS\s*:\s*SdkTimeouts\s*=\s*SdkTimeouts\s*\{\s*"
     r"attempt\s*:\s*(?:std::time::)?Duration::from_secs\((\d+)\)\s*,\s*"

@@ -4,7 +4,9 @@
 
 use crate::errors::JsonError;
 use crate::lookup::{invalid_clientid, lossy_path_segment, path_clientid};
-use crate::schema::{ClientIdError, Erasure, ErasureIdError, MethodNotAllowed, Unauthorized};
+use crate::schema::{
+    ClientIdError, Erasure, ErasureIdError, Forbidden, MethodNotAllowed, Unauthorized,
+};
 use crate::state::ApiState;
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -52,6 +54,7 @@ fn body(record: &ErasureRecord) -> Erasure {
             body = ClientIdError,
             example = json!({"clientid": "bad id!", "error": "clientid must be 1..=64 characters of [A-Za-z0-9._:-]"})),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 405, response = MethodNotAllowed),
         (status = 503, description = "Nothing was recorded; retry after `Retry-After` seconds.",
             body = ClientIdError,
@@ -114,6 +117,7 @@ pub async fn delete_empty_clientid() -> Response {
         (status = 200, description = "The erasure.", body = Erasure),
         (status = 400, description = "Not an erasure id.", body = ErasureIdError),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, description = "No erasure has this id.", body = ErasureIdError,
             example = json!({"erasure_id": "00000000000000000000000000000000", "error": "unknown erasure"})),
         (status = 405, response = MethodNotAllowed),

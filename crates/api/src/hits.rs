@@ -2,8 +2,8 @@
 
 use crate::errors::JsonError;
 use crate::schema::{
-    Error, HitBatch, IngestError, IngestResult, MethodNotAllowed, NdjsonHits, RejectedHit,
-    Unauthorized,
+    Error, Forbidden, HitBatch, IngestError, IngestResult, MethodNotAllowed, NdjsonHits,
+    RejectedHit, Unauthorized,
 };
 use crate::state::ApiState;
 use axum::body::{Body, Bytes};
@@ -29,11 +29,13 @@ fn body_format(headers: &HeaderMap) -> Result<BodyFormat, JsonError> {
         .trim()
         .to_ascii_lowercase();
     match essence.as_str() {
-        "application/json" => Ok(BodyFormat::Json),
+        // `text/plain`: what `navigator.sendBeacon` and `fetch` send for a
+        // string body without a preflight (SPEC 18); the body is the same JSON.
+        "application/json" | "text/plain" => Ok(BodyFormat::Json),
         "application/x-ndjson" | "application/ndjson" => Ok(BodyFormat::Ndjson),
         _ => Err(JsonError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/json or application/x-ndjson",
+            "Content-Type must be application/json, text/plain (holding JSON) or application/x-ndjson",
         )),
     }
 }
@@ -89,8 +91,11 @@ fn batch_error(e: BatchError) -> JsonError {
         The body may be at most {max_body}. Every valid hit is stored even if others in the \
         same request are invalid; those are listed in `rejected`. A `202` means durable: the \
         accepted hits are in Kinesis (AWS) or fsync'ed in the local log. `application/json` \
-        with a charset parameter is JSON; no `Content-Type` is read as JSON.",
-    security(("ApiKey" = [])),
+        with a charset parameter is JSON; no `Content-Type` is read as JSON, and so is \
+        `text/plain` (what a browser's `navigator.sendBeacon` sends, no preflight needed). \
+        Needs a key of scope `ingest` (or `admin`) in `x-api-key`; an ingest key may instead \
+        come as `?key=` (SPEC 18), a read or admin key there is refused (`403`).",
+    security(("ApiKey" = []), ("IngestKeyInUrl" = [])),
     request_body(
         description = "Hits, at most {max_body}.",
         content(
@@ -117,13 +122,14 @@ fn batch_error(e: BatchError) -> JsonError {
             example = json!({"error": "no valid hits in the request", "accepted": 0,
                 "rejected": [{"index": 0, "error": "pageGender is required"}]})),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 405, response = MethodNotAllowed),
         (status = 413, description = "The body is over {max_body} (`limit_bytes` says the \
             limit), or holds more than 500 hits.", body = IngestError,
             example = json!({"error": "too many hits: at most 500 per request"})),
-        (status = 415, description = "A `Content-Type` other than `application/json` or \
-            `application/x-ndjson` (also `application/ndjson`).", body = Error,
-            example = json!({"error": "Content-Type must be application/json or application/x-ndjson"})),
+        (status = 415, description = "A `Content-Type` other than `application/json`, \
+            `text/plain` or `application/x-ndjson` (also `application/ndjson`).", body = Error,
+            example = json!({"error": "Content-Type must be application/json, text/plain (holding JSON) or application/x-ndjson"})),
         (status = 503, description = "Storage is unavailable or behind: no hit was stored \
             (`rejected` lists them when they were tried); send the request again after \
             `Retry-After` seconds.", body = IngestError,

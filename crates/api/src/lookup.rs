@@ -2,8 +2,8 @@
 
 use crate::errors::JsonError;
 use crate::schema::{
-    ClientIdError, GenderProfile, Health, HealthDown, HealthOk, HealthUnavailable, HitCounts,
-    MethodNotAllowed, Signals, Unauthorized,
+    ClientIdError, Forbidden, GenderProfile, Health, HealthDown, HealthOk, HealthUnavailable,
+    HitCounts, MethodNotAllowed, Signals, Unauthorized,
 };
 use crate::state::ApiState;
 use axum::Json;
@@ -91,6 +91,7 @@ fn invalid_lookup(state: &ApiState, clientid: &str) -> Response {
             body = ClientIdError,
             example = json!({"clientid": "bad id!", "error": "clientid must be 1..=64 characters of [A-Za-z0-9._:-]"})),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 404, description = "A valid id that was never seen.", body = ClientIdError,
             example = json!({"clientid": "visitor-404", "error": "unknown clientid"})),
         (status = 405, response = MethodNotAllowed),

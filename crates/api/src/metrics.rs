@@ -28,6 +28,13 @@ pub struct ApiMetrics {
     errors: ErrorsFamily,
     pub ingest_errors: Counter,
     pub lookup_errors: Counter,
+    refused: Family<Labels, Counter>,
+    /// `401`: no key, an unknown key, or a key where it may not be sent.
+    pub refused_unauthorized: Counter,
+    /// `403`: a key of the wrong scope, or a read/admin key in a URL.
+    pub refused_forbidden: Counter,
+    /// `403`: `POST /hits` from an origin outside the CORS list (SPEC 18).
+    pub refused_origin: Counter,
 }
 
 impl Default for ApiMetrics {
@@ -36,6 +43,8 @@ impl Default for ApiMetrics {
         let errors = ErrorsFamily::default();
         let lookup = |result| lookups.get_or_create(&[("result", result)]).clone();
         let error = |stage| errors.get_or_create(&[("stage", stage)]).clone();
+        let refused = Family::<Labels, Counter>::default();
+        let refusal = |reason| refused.get_or_create(&[("reason", reason)]).clone();
         ApiMetrics {
             hits_accepted: Counter::default(),
             hits_rejected: Counter::default(),
@@ -47,6 +56,10 @@ impl Default for ApiMetrics {
             lookup_errors: error("lookup"),
             lookups,
             errors,
+            refused_unauthorized: refusal("unauthorized"),
+            refused_forbidden: refusal("forbidden"),
+            refused_origin: refusal("origin"),
+            refused,
         }
     }
 }
@@ -76,6 +89,12 @@ impl ApiMetrics {
             self.lookups.clone(),
         );
         registry.register("gender_errors", "Failures by stage", self.errors.clone());
+        registry.register(
+            "gender_requests_refused",
+            "Requests refused before their route ran, by reason (unauthorized: 401, \
+             forbidden: wrong key scope, origin: POST /hits from outside the CORS origins)",
+            self.refused.clone(),
+        );
     }
 
     /// The `gender_errors_total{stage="<stage>"}` counter, for stages of the

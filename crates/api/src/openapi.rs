@@ -6,9 +6,9 @@
 //! routes of its own merges their description in (the local server).
 
 use crate::schema::{
-    ClientIdError, Erasure, ErasureIdError, ErasureState, Error, GenderLetter, GenderProfile,
-    Health, HealthDown, HealthOk, HealthUnavailable, HitBatch, HitCounts, IngestError,
-    IngestResult, MethodNotAllowed, RejectedHit, Signals, Unauthorized,
+    ClientIdError, Erasure, ErasureIdError, ErasureState, Error, Forbidden, GenderLetter,
+    GenderProfile, Health, HealthDown, HealthOk, HealthUnavailable, HitBatch, HitCounts,
+    IngestError, IngestResult, MethodNotAllowed, RejectedHit, Signals, Unauthorized,
 };
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, RefOr};
@@ -16,17 +16,23 @@ use utoipa::{Modify, OpenApi};
 
 /// The name of the `x-api-key` security scheme, for `security((...))`.
 pub const API_KEY_SCHEME: &str = "ApiKey";
+/// The name of the `?key=` scheme of `POST /hits` (ingest keys only).
+pub const INGEST_KEY_IN_URL_SCHEME: &str = "IngestKeyInUrl";
 
 const DESCRIPTION: &str = "\
 Ingests page hits (which visitor viewed a page aimed at which gender) and answers, per \
 visitor, a running estimate of the visitor's gender.
 
-**Authentication.** `POST /hits`, `GET /gender/{clientid}`, `DELETE /visitors/{clientid}`, \
-`GET /erasures/{id}` (and the local server's \
-`/admin/*` routes) need the API key in the `x-api-key` header (*Authorize* in `/docs`); \
-without it they answer `401` and do nothing. `/health`, `/openapi.json` and `/docs` need none. \
-The local server (`gender-service serve`) creates a key on first start, prints it and keeps \
-it in `DATA_DIR/api-key`.
+**Authentication.** Every route but `/health`, `/tracker.js`, `/openapi.json` and `/docs` \
+needs a key in the `x-api-key` header (*Authorize* in `/docs`), and each key has a scope \
+(SPEC 18): `ingest` may only `POST /hits` (it is meant to be published in web pages, and is \
+the only key that may also be sent as `POST /hits?key=...`); `read` may `GET /gender/{clientid}` \
+and `GET /erasures/{id}`; `admin` may call every route (`DELETE /visitors/{clientid}` and the \
+local server's `/admin/*` routes only with it). A missing or unknown key gets `401`, a key of \
+another scope `403` naming the scope needed (`required_scope`); either way nothing is done. \
+The local server (`gender-service serve`) creates one key per scope on first start, prints \
+them and keeps them in `DATA_DIR/api-key` (admin, the one key of earlier versions), \
+`DATA_DIR/ingest-key` and `DATA_DIR/read-key`.
 
 **Errors.** Every error of every route is JSON, `{\"error\": \"...\"}` plus fields named in \
 each response, with its status; never an HTML page. In addition to the responses listed per \
@@ -50,7 +56,7 @@ the AWS deployment's request deadline, when it is unknown.";
             Signals, HitCounts, ClientIdError, Health, HealthOk, HealthUnavailable, HealthDown,
             Error, Erasure, ErasureState, ErasureIdError,
         ),
-        responses(Unauthorized, MethodNotAllowed),
+        responses(Unauthorized, Forbidden, MethodNotAllowed),
     ),
     modifiers(&ApiKeyHeader),
     tags(
@@ -67,16 +73,26 @@ struct ApiKeyHeader;
 
 impl Modify for ApiKeyHeader {
     fn modify(&self, doc: &mut Document) {
-        doc.components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme(
-                API_KEY_SCHEME,
-                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                    crate::auth::API_KEY_HEADER,
-                    "The API key. Locally: printed by `gender-service serve` at start, kept in \
-                 `DATA_DIR/api-key`, or set with `--api-key` / `GENDER_API_KEY`.",
-                ))),
-            );
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            API_KEY_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                crate::auth::API_KEY_HEADER,
+                "A key of the scope the route needs (ingest, read or admin). Locally: \
+                 printed by `gender-service serve` at start, kept in `DATA_DIR/api-key` (admin), \
+                 `DATA_DIR/ingest-key`, `DATA_DIR/read-key`, or set with `--api-key`, \
+                 `--ingest-key`, `--read-key`.",
+            ))),
+        );
+        components.add_security_scheme(
+            INGEST_KEY_IN_URL_SCHEME,
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                crate::auth::URL_KEY_PARAMETER,
+                "An ingest key in the URL, on `POST /hits` only (for browsers: \
+                 `navigator.sendBeacon` cannot set a header). A read or admin key here is \
+                 refused with `403`.",
+            ))),
+        );
     }
 }
 

@@ -2,35 +2,58 @@
 //! annotation (`utoipa-axum`'s `OpenApiRouter`), so the router and the
 //! OpenAPI document's paths are one list.
 
-use crate::auth::{ApiKey, require_api_key};
+use crate::auth::{Keys, Rule, guarded};
+use crate::cors::{Cors, cors_for_hits};
 use crate::docs::{self, Docs};
+use crate::metrics::ApiMetrics;
 use crate::state::ApiState;
-use crate::{erasure, hits, lookup, openapi};
+use crate::{erasure, hits, lookup, openapi, tracker};
 use axum::Router;
 use axum::body::Bytes;
 use axum::routing::{delete, get};
+use std::sync::Arc;
 use utoipa::openapi::OpenApi as Document;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-/// The API's routes with their description, `api_key` required on all but
-/// `/health`.
-fn api_routes(api_key: ApiKey) -> OpenApiRouter<ApiState> {
-    let protected = OpenApiRouter::default()
-        .routes(routes!(hits::post_hits))
-        .routes(routes!(lookup::get_gender))
-        // An empty id: documented with `/gender/{clientid}` (a 400).
-        .route("/gender/", get(lookup::empty_clientid))
-        .routes(routes!(erasure::delete_visitor))
-        .route("/visitors/", delete(erasure::delete_empty_clientid))
-        .routes(routes!(erasure::get_erasure))
-        .route_layer(axum::middleware::from_fn_with_state(
-            api_key,
-            require_api_key,
-        ));
+/// The API's routes with their description, each group behind the key
+/// scope it needs (SPEC 18, [`crate::auth`]): `POST /hits` ingest (and
+/// CORS, [`crate::cors`]), the lookups read, erasure admin; `/health` and
+/// `/tracker.js` public.
+fn api_routes(keys: &Keys, cors: Cors) -> OpenApiRouter<ApiState> {
+    let metrics = cors.metrics.clone();
+    let ingest = guarded(
+        OpenApiRouter::default().routes(routes!(hits::post_hits)),
+        keys,
+        Rule::INGEST,
+        &metrics,
+    )
+    // Outside the key check: a preflight carries no key.
+    .layer(axum::middleware::from_fn_with_state(cors, cors_for_hits));
+    let read = guarded(
+        OpenApiRouter::default()
+            .routes(routes!(lookup::get_gender))
+            // An empty id: documented with `/gender/{clientid}` (a 400).
+            .route("/gender/", get(lookup::empty_clientid))
+            .routes(routes!(erasure::get_erasure)),
+        keys,
+        Rule::READ,
+        &metrics,
+    );
+    let admin = guarded(
+        OpenApiRouter::default()
+            .routes(routes!(erasure::delete_visitor))
+            .route("/visitors/", delete(erasure::delete_empty_clientid)),
+        keys,
+        Rule::ADMIN,
+        &metrics,
+    );
     OpenApiRouter::with_openapi(openapi::base())
-        .merge(protected)
+        .merge(ingest)
+        .merge(read)
+        .merge(admin)
         .routes(routes!(lookup::health))
+        .routes(routes!(tracker::tracker_js))
 }
 
 /// `/openapi.json` and `/docs`, with their description.
@@ -43,7 +66,11 @@ fn docs_routes() -> OpenApiRouter<Docs> {
 /// The document of the API routes for a deployment whose `POST /hits` body
 /// limit is `max_body_bytes`.
 pub fn api_doc(max_body_bytes: usize) -> Document {
-    let mut doc = api_routes(ApiKey::disabled()).into_openapi();
+    let cors = Cors {
+        origins: Default::default(),
+        metrics: Arc::new(ApiMetrics::default()),
+    };
+    let mut doc = api_routes(&Keys::disabled(), cors).into_openapi();
     doc.merge(docs_routes().into_openapi());
     openapi::with_body_limit(doc, max_body_bytes)
 }
@@ -64,7 +91,11 @@ pub fn router_with_docs(state: ApiState, doc: &Document, docs_page: String) -> R
         json: Bytes::from(doc.to_json().expect("the OpenAPI document serializes")),
         page: docs_page.into(),
     };
-    let (api, _) = api_routes(state.api_key.clone()).split_for_parts();
+    let cors = Cors {
+        origins: state.cors.clone(),
+        metrics: state.metrics.clone(),
+    };
+    let (api, _) = api_routes(&state.keys, cors).split_for_parts();
     let (documentation, _) = docs_routes().split_for_parts();
     api.with_state(state).merge(documentation.with_state(docs))
 }

@@ -154,6 +154,13 @@ pub struct Error {
 #[expect(dead_code, reason = "describes the bodies JsonError writes")]
 pub struct Unauthorized(Error);
 
+/// A key of the wrong scope (SPEC 18), or a read or admin key sent in a
+/// URL; nothing was done. `required_scope` names the scope the route needs.
+#[derive(ToResponse)]
+#[response(example = json!({"error": "this ingest key may not call this route; it needs a read key", "scope": "ingest", "required_scope": "read"}))]
+#[expect(dead_code, reason = "describes the bodies JsonError writes")]
+pub struct Forbidden(Error);
+
 /// The path exists, the method does not: `Allow` lists the methods it has.
 #[derive(ToResponse)]
 #[response(

@@ -1,6 +1,7 @@
 //! What the API handlers need, behind ports.
 
-use crate::auth::ApiKey;
+use crate::auth::Keys;
+use crate::cors::CorsOrigins;
 use crate::metrics::ApiMetrics;
 use gender_core::hitid::HitIds;
 use gender_core::ports::{Erasures, HealthProbe, HitLog, ProfileReader};
@@ -14,7 +15,10 @@ pub struct ApiState {
     pub health: Arc<dyn HealthProbe>,
     /// Erasure requests (SPEC 17), carried out in the background.
     pub erasures: Arc<dyn Erasures>,
-    pub api_key: ApiKey,
+    /// The keys and their scopes (SPEC 18).
+    pub keys: Keys,
+    /// The origins whose pages may `POST /hits` (SPEC 18); none by default.
+    pub cors: CorsOrigins,
     /// Assigns the `hitid` of hits sent without one: one assigner per
     /// process, whose ids the local deduplication knows as this process's.
     pub hit_ids: Arc<HitIds>,

@@ -15,6 +15,16 @@ use tower::ServiceExt;
 
 const NOW: i64 = 1_795_514_400_000;
 const KEY: &str = "test-key";
+const INGEST_KEY: &str = "ingest-test-key";
+const READ_KEY: &str = "read-test-key";
+
+/// SPEC 4's key as the admin key, and one key of each other scope.
+fn scoped_keys() -> Keys {
+    let keys = Keys::admin_only(KEY, || NOW);
+    keys.set(Scope::Ingest, &ScopeKeys::only(INGEST_KEY));
+    keys.set(Scope::Read, &ScopeKeys::only(READ_KEY));
+    keys
+}
 
 #[derive(Default)]
 struct MemoryLog {
@@ -119,6 +129,10 @@ struct Harness {
 }
 
 fn harness(log: MemoryLog) -> Harness {
+    harness_with_cors(log, CorsOrigins::none())
+}
+
+fn harness_with_cors(log: MemoryLog, cors: CorsOrigins) -> Harness {
     let mut profiles = MemoryProfiles::default();
     profiles.0.insert(
         "known".into(),
@@ -144,7 +158,8 @@ fn harness(log: MemoryLog) -> Harness {
         profiles: profiles.clone(),
         health: profiles,
         erasures: erasures.clone(),
-        api_key: ApiKey::required(KEY),
+        keys: scoped_keys(),
+        cors,
         hit_ids: Arc::new(gender_core::hitid::HitIds::new([7; 8])),
         metrics: Arc::new(ApiMetrics::default()),
         clock: || NOW,
@@ -318,7 +333,7 @@ async fn size_count_and_type_limits() {
         StatusCode::PAYLOAD_TOO_LARGE
     );
     assert_eq!(
-        call(&h.app, post(HIT, Some("text/plain"))).await.0,
+        call(&h.app, post(HIT, Some("text/csv"))).await.0,
         StatusCode::UNSUPPORTED_MEDIA_TYPE
     );
     assert_eq!(h.log.stored.lock().unwrap().len(), 1);
@@ -677,6 +692,7 @@ fn the_lambda_document_has_the_api_routes_only_and_its_body_limit() {
             "/visitors/{clientid}",
             "/erasures/{id}",
             "/health",
+            "/tracker.js",
             "/openapi.json",
             "/docs",
         ])
@@ -702,7 +718,14 @@ fn the_lambda_document_has_the_api_routes_only_and_its_body_limit() {
             .unwrap()
             .contains("4 MiB")
     );
-    assert_eq!(hits["security"], json!([{"ApiKey": []}]));
+    assert_eq!(
+        hits["security"],
+        json!([{"ApiKey": []}, {"IngestKeyInUrl": []}])
+    );
+    assert_eq!(
+        doc["paths"]["/gender/{clientid}"]["get"]["responses"]["403"],
+        json!({"$ref": "#/components/responses/Forbidden"})
+    );
     assert_eq!(
         doc["components"]["securitySchemes"]["ApiKey"],
         json!({
@@ -817,4 +840,291 @@ async fn erasure_routes_answer_bad_input_with_json_errors() {
     let (status, _) = call(&h.app, unauthenticated).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(h.erasures.0.lock().unwrap().is_empty());
+}
+
+// SPEC 18: key scopes, keys in URLs, text/plain bodies, CORS, the tracker.
+
+/// `401`, `403`, or "ran" (any other status: the route's own answer).
+fn outcome(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::UNAUTHORIZED => "401",
+        StatusCode::FORBIDDEN => "403",
+        _ => "ran",
+    }
+}
+
+fn keyed(method: &str, uri: &str, key: Option<&str>) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(uri);
+    if let Some(key) = key {
+        builder = builder.header("x-api-key", key);
+    }
+    let body = if method == "POST" { HIT } else { "" };
+    builder
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_scope_on_every_route() {
+    let h = harness(MemoryLog::default());
+    let erasure = "/erasures/00000000000000000000000000000000";
+    // (route, [no key, unknown key, ingest, read, admin])
+    let table: [(&str, &str, [&str; 5]); 7] = [
+        ("POST", "/hits", ["401", "401", "ran", "403", "ran"]),
+        ("GET", "/gender/known", ["401", "401", "403", "ran", "ran"]),
+        ("GET", "/gender/", ["401", "401", "403", "ran", "ran"]),
+        ("GET", erasure, ["401", "401", "403", "ran", "ran"]),
+        (
+            "DELETE",
+            "/visitors/v-1",
+            ["401", "401", "403", "403", "ran"],
+        ),
+        ("GET", "/health", ["ran"; 5]),
+        ("GET", "/tracker.js", ["ran"; 5]),
+    ];
+    for (method, uri, expected) in table {
+        let mut got = Vec::new();
+        for key in [
+            None,
+            Some("nope"),
+            Some(INGEST_KEY),
+            Some(READ_KEY),
+            Some(KEY),
+        ] {
+            let response = h
+                .app
+                .clone()
+                .oneshot(keyed(method, uri, key))
+                .await
+                .unwrap();
+            got.push(outcome(response.status()));
+        }
+        assert_eq!(got, expected, "{method} {uri}");
+    }
+    // Only the admin-keyed request erased; only ingest and admin stored hits.
+    assert_eq!(h.erasures.0.lock().unwrap().len(), 1);
+    assert_eq!(h.log.stored.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_wrong_scope_is_a_json_403_naming_the_scope_needed() {
+    let h = harness(MemoryLog::default());
+    let request = keyed("GET", "/gender/known", Some(INGEST_KEY));
+    let (status, body) = call(&h.app, request).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["required_scope"], "read");
+    assert_eq!(body["scope"], "ingest");
+    let (status, body) = call(&h.app, keyed("DELETE", "/visitors/v", Some(READ_KEY))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["required_scope"], "admin");
+    let (status, body) = call(&h.app, keyed("GET", "/gender/known", None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["error"].as_str().unwrap().contains("missing"));
+}
+
+fn beacon(uri: &str, origin: Option<&str>) -> Request<Body> {
+    let mut builder = Request::post(uri).header("content-type", "text/plain;charset=UTF-8");
+    if let Some(origin) = origin {
+        builder = builder.header("origin", origin);
+    }
+    builder.body(Body::from(HIT)).unwrap()
+}
+
+#[tokio::test]
+async fn only_an_ingest_key_may_come_in_the_url_and_only_to_post_hits() {
+    let h = harness(MemoryLog::default());
+    let (status, body) = call(&h.app, beacon(&format!("/hits?key={INGEST_KEY}"), None)).await;
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (StatusCode::ACCEPTED, Some(1))
+    );
+    for key in [READ_KEY, KEY] {
+        let (status, body) = call(&h.app, beacon(&format!("/hits?key={key}"), None)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{key}");
+        assert_eq!(body["required_scope"], "ingest");
+        assert!(
+            !body.to_string().contains(key),
+            "the answer repeats the key"
+        );
+    }
+    let request = Request::get(format!("/gender/known?key={READ_KEY}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = call(&h.app, request).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("only on POST /hits")
+    );
+    assert_eq!(h.log.stored.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_text_plain_body_is_the_same_json() {
+    let h = harness(MemoryLog::default());
+    let two = format!("[{HIT},{HIT}]");
+    let (status, body) = call(&h.app, post(two, Some("text/plain;charset=UTF-8"))).await;
+    assert_eq!(
+        (status, body["accepted"].as_u64()),
+        (StatusCode::ACCEPTED, Some(2))
+    );
+    let (status, _) = call(&h.app, post("not json", Some("text/plain"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+fn preflight(uri: &str, origin: &str) -> Request<Body> {
+    Request::builder()
+        .method("OPTIONS")
+        .uri(uri)
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .body(Body::empty())
+        .unwrap()
+}
+
+const SITE: &str = "https://site.example";
+
+#[tokio::test]
+async fn without_cors_origins_nothing_changes() {
+    let h = harness(MemoryLog::default());
+    let response = h
+        .app
+        .clone()
+        .oneshot(preflight("/hits", SITE))
+        .await
+        .unwrap();
+    // As before SPEC 18: a keyless request to a guarded path is a 401.
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let uri = format!("/hits?key={INGEST_KEY}");
+    let response = h
+        .app
+        .clone()
+        .oneshot(beacon(&uri, Some(SITE)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn cors_answers_listed_origins_on_post_hits_only_and_refuses_others() {
+    let cors = CorsOrigins::parse(&format!("{SITE},https://www.site.example")).unwrap();
+    let h = harness_with_cors(MemoryLog::default(), cors);
+
+    let response = h
+        .app
+        .clone()
+        .oneshot(preflight("/hits", SITE))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let headers = response.headers();
+    assert_eq!(headers["access-control-allow-origin"], SITE);
+    assert_eq!(headers["access-control-allow-methods"], "POST");
+    assert!(
+        headers["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("x-api-key")
+    );
+    assert_eq!(headers["vary"], "Origin");
+
+    let (status, body) = call(&h.app, preflight("/hits", "https://evil.example")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body["error"].as_str().unwrap().contains("origin"));
+
+    let uri = format!("/hits?key={INGEST_KEY}");
+    let response = h
+        .app
+        .clone()
+        .oneshot(beacon(&uri, Some(SITE)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(response.headers()["access-control-allow-origin"], SITE);
+    assert_eq!(
+        response.headers()["access-control-expose-headers"],
+        "Retry-After"
+    );
+    // A refusal is readable by the page too.
+    let response = h
+        .app
+        .clone()
+        .oneshot(beacon("/hits?key=nope", Some(SITE)))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["access-control-allow-origin"], SITE);
+    // Another origin is refused even with a good key; no origin (a server) is not.
+    let (status, _) = call(&h.app, beacon(&uri, Some("https://evil.example"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let response = h.app.clone().oneshot(beacon(&uri, None)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    assert_eq!(h.log.stored.lock().unwrap().len(), 2);
+
+    // The lookups stay server-to-server: no preflight, no CORS headers.
+    let response = h
+        .app
+        .clone()
+        .oneshot(preflight("/gender/known", SITE))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    let mut lookup = get("/gender/known");
+    lookup.headers_mut().insert("origin", SITE.parse().unwrap());
+    let response = h.app.clone().oneshot(lookup).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn the_tracker_is_served_with_caching_headers_and_an_etag() {
+    let h = harness(MemoryLog::default());
+    let request = || Request::get("/tracker.js").body(Body::empty()).unwrap();
+    let response = h.app.clone().oneshot(request()).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(headers["cache-control"], "public, max-age=3600");
+    let etag = headers["etag"].clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(body, TRACKER_JS.as_bytes());
+    let mut again = request();
+    again.headers_mut().insert("if-none-match", etag.clone());
+    let response = h.app.clone().oneshot(again).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(response.headers()["etag"], etag);
 }

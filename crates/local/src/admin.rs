@@ -10,12 +10,13 @@
 
 mod control;
 mod docs;
+mod rotation;
 mod views;
 
 use crate::delivery::DeliveryHandle;
 use crate::scheduler::DailyJob;
 use axum::Router;
-use gender_api::{ApiKey, require_api_key};
+use gender_api::{ApiMetrics, Rule, guarded};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use utoipa::OpenApi;
@@ -24,6 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub(crate) use docs::docs_page;
+pub(crate) use rotation::KeyRotation;
 pub(crate) use views::Reports;
 
 /// What the local routes work with.
@@ -33,14 +35,18 @@ pub(crate) struct Parts {
     pub(crate) reports: Reports,
     /// What `/metrics` renders.
     pub(crate) registry: Arc<Registry>,
-    /// Required by the `/admin/*` routes.
-    pub(crate) api_key: ApiKey,
+    /// The keys (the `/admin/*` routes need the admin scope), and their
+    /// rotation.
+    pub(crate) keys: KeyRotation,
+    /// Where refused requests are counted.
+    pub(crate) metrics: Arc<ApiMetrics>,
 }
 
 /// The local routes, each registered once from its `#[utoipa::path]`
 /// annotation, and their part of the OpenAPI document.
 pub(crate) fn routes(parts: Parts) -> (Router, Document) {
-    let protected = OpenApiRouter::default()
+    let keys = parts.keys.keys.clone();
+    let unguarded = OpenApiRouter::default()
         .merge(
             OpenApiRouter::default()
                 .routes(routes!(control::flush))
@@ -57,10 +63,12 @@ pub(crate) fn routes(parts: Parts) -> (Router, Document) {
                 .routes(routes!(views::visitor_days))
                 .with_state(parts.reports),
         )
-        .route_layer(axum::middleware::from_fn_with_state(
-            parts.api_key,
-            require_api_key,
-        ));
+        .merge(
+            OpenApiRouter::default()
+                .routes(routes!(rotation::rotate_key))
+                .with_state(parts.keys),
+        );
+    let protected = guarded(unguarded, &keys, Rule::ADMIN, &parts.metrics);
     OpenApiRouter::with_openapi(LocalDoc::openapi())
         .merge(protected)
         .merge(
@@ -85,7 +93,10 @@ pub(crate) fn routes(parts: Parts) -> (Router, Document) {
         views::SplitResult,
         views::DaySplitDoc,
         views::VisitorDaysResult,
-        views::VisitorDayDoc
+        views::VisitorDayDoc,
+        rotation::RotateRequest,
+        rotation::RotateResult,
+        gender_api::Scope
     )),
     tags((name = "local", description = "Local server only (`gender-service serve`): the \
         admin triggers, metrics and the web console. Not deployed on AWS."))

@@ -1,7 +1,9 @@
-//! What the local deployment needs to start, and its API key file.
+//! What the local deployment needs to start, and its key files.
 
 use crate::compaction::CompactionPolicy;
+use crate::keys::ExplicitKeys;
 use crate::serve::ConnectionLimits;
+use gender_api::CorsOrigins;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,14 +14,18 @@ pub const DEFAULT_DATA_DIR: &str = "data";
 /// within seconds even at the bound.
 pub const DEFAULT_MAX_BACKLOG_BYTES: u64 = 64 * 1024 * 1024;
 
-/// The file in the data directory that keeps the generated API key.
+/// The file in the data directory that keeps the admin key (SPEC 4's key).
 pub const API_KEY_FILE: &str = "api-key";
 
 /// Settings of one local deployment; the binary builds it from flags and env.
 #[derive(Debug, Clone)]
 pub struct LocalConfig {
     pub data_dir: PathBuf,
-    pub api_key: String,
+    /// Keys given by flags / env (`api_key` is the admin key); the other
+    /// scopes' keys are kept in the data directory ([`crate::keys`]).
+    pub keys: ExplicitKeys,
+    /// Origins whose pages may `POST /hits` (SPEC 18); none by default.
+    pub cors: CorsOrigins,
     /// Delivery buffer interval (like Firehose's buffering hint).
     pub flush_interval: Duration,
     /// Deliver early once this many log bytes are waiting.
@@ -61,11 +67,16 @@ pub struct LocalConfig {
 }
 
 impl LocalConfig {
-    /// The defaults of `gender-service serve` for `data_dir` and `api_key`.
+    /// The defaults of `gender-service serve` for `data_dir` and the admin
+    /// key `api_key` (the ingest and read keys are kept in `data_dir`).
     pub fn new(data_dir: impl Into<PathBuf>, api_key: impl Into<String>) -> LocalConfig {
         LocalConfig {
             data_dir: data_dir.into(),
-            api_key: api_key.into(),
+            keys: ExplicitKeys {
+                admin: Some(api_key.into()),
+                ..ExplicitKeys::default()
+            },
+            cors: CorsOrigins::none(),
             flush_interval: Duration::from_secs(1),
             buffer_bytes: 4 * 1024 * 1024,
             keep_raw: true,
@@ -86,27 +97,40 @@ impl LocalConfig {
     }
 }
 
-/// The key kept in `data_dir`, if there is one.
+/// The admin key kept in `data_dir`, if there is one.
 pub fn read_api_key(data_dir: &Path) -> std::io::Result<String> {
-    let key = std::fs::read_to_string(data_dir.join(API_KEY_FILE))?;
+    read_key_file(&data_dir.join(API_KEY_FILE))
+}
+
+/// The key kept in `file`.
+pub(crate) fn read_key_file(file: &Path) -> std::io::Result<String> {
+    let key = std::fs::read_to_string(file)?;
     Ok(key.trim().to_owned())
 }
 
-/// The key given explicitly, else the one kept in `data_dir`, else a new
-/// random one written there (mode 0600) for the next start and the clients.
+/// The admin key given explicitly, else the one kept in `data_dir`, else a
+/// new random one written there (mode 0600) for the next start and the clients.
 pub fn resolve_api_key(explicit: Option<String>, data_dir: &Path) -> std::io::Result<String> {
     if let Some(key) = explicit.filter(|k| !k.is_empty()) {
         return Ok(key);
     }
-    match read_api_key(data_dir) {
+    resolve_key_file(&data_dir.join(API_KEY_FILE))
+}
+
+/// The key kept in `file`, else a new random one written there (mode 0600).
+pub(crate) fn resolve_key_file(file: &Path) -> std::io::Result<String> {
+    match read_key_file(file) {
         Ok(key) if key.is_empty() => Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("{API_KEY_FILE} in the data directory is empty; delete it to get a new key"),
+            format!(
+                "{} is empty; delete it to get a new key",
+                file.file_name().unwrap_or_default().to_string_lossy()
+            ),
         )),
         Ok(key) => Ok(key),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = generate_key()?;
-            write_private(&data_dir.join(API_KEY_FILE), &key)?;
+            write_private(file, &key)?;
             Ok(key)
         }
         Err(e) => Err(e),
@@ -114,7 +138,7 @@ pub fn resolve_api_key(explicit: Option<String>, data_dir: &Path) -> std::io::Re
 }
 
 /// A new random key: 32 hex characters from the OS generator.
-fn generate_key() -> std::io::Result<String> {
+pub(crate) fn generate_key() -> std::io::Result<String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())

@@ -10,6 +10,8 @@ pub enum LocalError {
     OpenState(#[source] EmbeddedError),
     #[error("opening the hit log")]
     OpenLog(#[source] EmbeddedError),
+    #[error("reading or creating the key files in the data directory")]
+    Keys(#[source] std::io::Error),
     #[error("serving HTTP")]
     Serve(#[source] std::io::Error),
 }

@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod erasure;
 mod error;
 pub mod housekeeping;
+pub mod keys;
 mod metrics;
 pub mod retention;
 mod scheduler;
@@ -26,6 +27,7 @@ pub use config::{
 };
 pub use delivery::{Delivery, DeliveryHandle, DeliverySettings, FlushReport};
 pub use error::{CycleError, LocalError};
+pub use gender_api::{CorsOrigins, Scope};
 pub use housekeeping::{CuratedLock, Housekeeping, HousekeepingSettings};
 pub use metrics::PipelineMetrics;
 pub use status::{
@@ -34,7 +36,7 @@ pub use status::{
 };
 
 use crate::erasure::LocalErasures;
-use gender_api::{ApiKey, ApiMetrics, ApiState};
+use gender_api::{ApiMetrics, ApiState, Keys};
 use gender_core::hitid::HitIds;
 use gender_core::time::system_now_ms;
 use gender_embedded::state::StateStore;
@@ -130,6 +132,12 @@ pub async fn run(
         backlog.clone(),
         status.clone(),
     ));
+    let api_keys = Keys::new(system_now_ms);
+    let resolved =
+        keys::resolve_keys(data, &config.keys, system_now_ms()).map_err(LocalError::Keys)?;
+    for key in &resolved {
+        api_keys.set(key.scope, &key.keys);
+    }
     let erasures =
         LocalErasures::open(state.clone(), log_reader.clone()).map_err(LocalError::OpenState)?;
     let api = ApiState {
@@ -141,7 +149,8 @@ pub async fn run(
             backlog: backlog.clone(),
             status: status.clone(),
         }),
-        api_key: ApiKey::required(config.api_key.as_str()),
+        keys: api_keys,
+        cors: config.cors.clone(),
         hit_ids,
         metrics: api_metrics.clone(),
         clock: system_now_ms,
@@ -177,7 +186,17 @@ pub async fn run(
             clock: api.clock,
         },
         registry: Arc::new(registry),
-        api_key: api.api_key.clone(),
+        keys: admin::KeyRotation {
+            keys: api.keys.clone(),
+            data_dir: config.data_dir.clone(),
+            fixed: resolved
+                .iter()
+                .filter(|k| k.file.is_none())
+                .map(|k| k.scope)
+                .collect(),
+            clock: system_now_ms,
+        },
+        metrics: api_metrics.clone(),
     });
     // The document the local server serves: the API's routes and these.
     let mut doc = gender_api::api_doc(api.max_body_bytes);

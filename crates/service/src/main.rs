@@ -4,6 +4,7 @@
 mod check;
 mod client;
 mod generate;
+mod keys;
 mod progress;
 mod serve;
 
@@ -60,6 +61,11 @@ enum Command {
         #[command(flatten)]
         target: client::Target,
     },
+    /// The keys of a local server: `keys rotate --scope ingest`.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// Offline check of a data directory: damaged log ranges, intact records, delivery state.
     Check(check::CheckArgs),
     /// Backfill about 100 visitors' hits over the previous N days, then run the daily job.
@@ -91,6 +97,7 @@ async fn main() -> Result<()> {
             }
             Ok(())
         }
+        Command::Keys { command } => keys::run(command).await,
         Command::Flush { target } => client::flush(&target).await,
         Command::Daily { date, target } => client::daily(&target, date.as_deref()).await,
         Command::Backfill { from, to, target } => client::backfill(&target, &from, &to).await,

@@ -3,13 +3,15 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
+use gender_core::time::system_now_ms;
 use gender_embedded::CheckpointPolicy;
 use gender_local::compaction::CompactionPolicy;
+use gender_local::keys::{ExplicitKeys, ResolvedKey, resolve_keys};
 use gender_local::retention::RetentionPolicy;
 use gender_local::serve::ConnectionLimits;
-use gender_local::{DEFAULT_DATA_DIR, LocalConfig, resolve_api_key};
+use gender_local::{CorsOrigins, DEFAULT_DATA_DIR, LocalConfig, Scope};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Args, Debug)]
@@ -19,9 +21,18 @@ pub struct ServeArgs {
     data_dir: PathBuf,
     #[arg(long, env = "GENDER_ADDR", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// API key for x-api-key; else the one kept in DATA_DIR/api-key, created on first start.
+    /// The admin key (x-api-key; every route); else the one kept in DATA_DIR/api-key, created on first start.
     #[arg(long, env = "GENDER_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// The ingest key (only POST /hits; may be published in pages); else DATA_DIR/ingest-key, created on first start.
+    #[arg(long, env = "GENDER_INGEST_KEY", hide_env_values = true)]
+    ingest_key: Option<String>,
+    /// The read key (GET /gender, GET /erasures); else DATA_DIR/read-key, created on first start.
+    #[arg(long, env = "GENDER_READ_KEY", hide_env_values = true)]
+    read_key: Option<String>,
+    /// Origins whose pages may POST /hits, comma-separated (https://example.com,https://www.example.com); default none (no CORS).
+    #[arg(long, env = "GENDER_CORS_ORIGINS", default_value = "")]
+    cors_origins: String,
     /// Delivery buffer interval (like Firehose's buffering hint).
     #[arg(long, env = "GENDER_FLUSH_INTERVAL_MS", default_value_t = 1000)]
     flush_interval_ms: u64,
@@ -103,7 +114,7 @@ fn parse_hh_mm(s: &str) -> Option<u32> {
 }
 
 impl ServeArgs {
-    fn into_config(self) -> Result<(LocalConfig, SocketAddr)> {
+    fn into_config(self) -> Result<(LocalConfig, Vec<ResolvedKey>, SocketAddr)> {
         std::fs::create_dir_all(&self.data_dir)
             .with_context(|| format!("creating data dir {}", self.data_dir.display()))?;
         let daily_at_minute = parse_hh_mm(&self.daily_at).with_context(|| {
@@ -133,8 +144,16 @@ impl ServeArgs {
         retention
             .check()
             .map_err(|e| anyhow::anyhow!("--retain-*-days: {e}"))?;
-        let api_key = resolve_api_key(self.api_key, &self.data_dir)
-            .with_context(|| format!("API key in {}", self.data_dir.display()))?;
+        let cors = CorsOrigins::parse(&self.cors_origins)
+            .map_err(|e| anyhow::anyhow!("--cors-origins / GENDER_CORS_ORIGINS: {e}"))?;
+        let keys = ExplicitKeys {
+            admin: self.api_key,
+            ingest: self.ingest_key,
+            read: self.read_key,
+        };
+        // Created here (not only at start) so the banner can print them.
+        let resolved = resolve_keys(&self.data_dir, &keys, system_now_ms())
+            .with_context(|| format!("key files in {}", self.data_dir.display()))?;
         let config = LocalConfig {
             flush_interval: Duration::from_millis(self.flush_interval_ms),
             buffer_bytes: self.buffer_bytes,
@@ -165,18 +184,20 @@ impl ServeArgs {
                 cache_bytes: usize::try_from(self.state_cache_mib.max(1) * 1024 * 1024)
                     .unwrap_or(usize::MAX),
             },
-            ..LocalConfig::new(self.data_dir, api_key)
+            keys,
+            cors,
+            ..LocalConfig::new(self.data_dir, "")
         };
-        Ok((config, self.addr))
+        Ok((config, resolved, self.addr))
     }
 }
 
 pub async fn run(args: ServeArgs) -> Result<()> {
-    let (config, addr) = args.into_config()?;
+    let (config, keys, addr) = args.into_config()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
-    print_banner(&config, listener.local_addr()?);
+    print_banner(&config, &keys, listener.local_addr()?);
     gender_local::run(config, listener, shutdown_signal()).await?;
     Ok(())
 }
@@ -200,24 +221,45 @@ async fn shutdown_signal() {
     }
 }
 
-fn print_banner(config: &LocalConfig, addr: SocketAddr) {
+fn print_banner(config: &LocalConfig, keys: &[ResolvedKey], addr: SocketAddr) {
     let url = format!("http://{addr}");
-    let key = &config.api_key;
-    let key_file = Path::new(&config.data_dir).join(gender_local::API_KEY_FILE);
+    let key = |scope| {
+        keys.iter()
+            .find(|k| k.scope == scope)
+            .map_or("", |k| k.keys.current.as_str())
+    };
     println!(
         "Gender Service listening on {url} (data dir {})",
         config.data_dir.display()
     );
-    println!(
-        "API key: {key}   (kept in {} unless given by --api-key / GENDER_API_KEY)",
-        key_file.display()
-    );
+    for resolved in keys {
+        let (scope, what) = match resolved.scope {
+            Scope::Admin => ("admin", "every route; x-api-key"),
+            Scope::Ingest => ("ingest", "POST /hits only; may go in pages"),
+            Scope::Read => ("read", "GET /gender, GET /erasures"),
+        };
+        let kept = match &resolved.file {
+            Some(file) => format!("kept in {}", file.display()),
+            None => "set by flag / env".to_owned(),
+        };
+        println!(
+            "{scope:>6} key: {}   ({what}; {kept})",
+            resolved.keys.current
+        );
+    }
+    if !config.cors.is_empty() {
+        println!("CORS: POST /hits from {}", config.cors.origins().join(", "));
+    }
+    let (admin, ingest, read) = (key(Scope::Admin), key(Scope::Ingest), key(Scope::Read));
     println!("Try:");
     println!(
-        "  curl -s -X POST {url}/hits -H 'x-api-key: {key}' -H 'content-type: application/json' -d '{{\"clientid\":\"visitor-1\",\"pageGender\":\"F\"}}'"
+        "  curl -s -X POST {url}/hits -H 'x-api-key: {ingest}' -H 'content-type: application/json' -d '{{\"clientid\":\"visitor-1\",\"pageGender\":\"F\"}}'"
     );
-    println!("  curl -s {url}/gender/visitor-1 -H 'x-api-key: {key}'");
-    println!("Console: {url}/   API docs: {url}/docs");
+    println!("  curl -s {url}/gender/visitor-1 -H 'x-api-key: {read}'");
+    println!(
+        "  <script defer src=\"{url}/tracker.js\" data-key=\"{ingest}\" data-page-gender=\"F\"></script>"
+    );
+    println!("Console: {url}/ (admin key {admin})   API docs: {url}/docs");
 }
 
 #[cfg(test)]

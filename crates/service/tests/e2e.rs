@@ -193,7 +193,7 @@ async fn every_error_path_answers_json_with_the_right_status() {
     let form = c
         .post(format!("{url}/hits"))
         .header("x-api-key", KEY)
-        .header("content-type", "text/plain")
+        .header("content-type", "application/x-www-form-urlencoded")
         .body("x")
         .send()
         .await
@@ -293,7 +293,7 @@ async fn every_error_path_answers_json_with_the_right_status() {
 }
 
 #[tokio::test]
-async fn api_key_is_generated_once_and_kept_in_the_data_dir() {
+async fn keys_are_generated_once_kept_in_the_data_dir_and_printed() {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -311,24 +311,40 @@ async fn api_key_is_generated_once_and_kept_in_the_data_dir() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let banner: Vec<String> = std::io::BufRead::lines(std::io::BufReader::new(stdout))
-        .take(4)
+        .take(9)
         .map(Result::unwrap)
         .collect();
-    let key = std::fs::read_to_string(dir.path().join("api-key"))
-        .unwrap()
-        .trim()
-        .to_owned();
-    assert_eq!(key.len(), 32);
+    let kept = |file: &str| {
+        let path = dir.path().join(file);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+        std::fs::read_to_string(path).unwrap().trim().to_owned()
+    };
+    // SPEC 4's key is the admin key; the scoped keys of SPEC 18 beside it.
+    let (key, ingest, read) = (kept("api-key"), kept("ingest-key"), kept("read-key"));
+    for (scope, key) in [("admin", &key), ("ingest", &ingest), ("read", &read)] {
+        assert_eq!(key.len(), 32);
+        assert!(
+            banner
+                .iter()
+                .any(|l| l.contains(&format!("{scope} key: {key}"))),
+            "{banner:?}"
+        );
+    }
     assert!(
         banner
             .iter()
-            .any(|l| l.contains(&format!("API key: {key}"))),
+            .any(|l| l.contains("curl") && l.contains(&format!("x-api-key: {ingest}"))),
         "{banner:?}"
     );
     assert!(
         banner
             .iter()
-            .any(|l| l.contains("curl") && l.contains(&format!("x-api-key: {key}"))),
+            .any(|l| l.contains("tracker.js") && l.contains(&format!("data-key=\"{ingest}\""))),
         "{banner:?}"
     );
     child.kill().unwrap();

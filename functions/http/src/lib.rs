@@ -1,10 +1,10 @@
 //! Wiring of the HTTP API Lambda: configuration read once at cold start, the
-//! API key and the erasure salt from SSM Parameter Store (one `GetParameters`
-//! call per execution environment), and the Router over the Kinesis,
+//! keys of the three scopes (SPEC 18) and the erasure salt from SSM Parameter
+//! Store (one `GetParameters` call per execution environment), and the Router over the Kinesis,
 //! DynamoDB and erasure (DynamoDB + SQS) adapters. All request handling (and
 //! its tests) lives in `gender-api`.
 
-use gender_api::{ApiKey, ApiMetrics, ApiState};
+use gender_api::{ApiMetrics, ApiState, CorsOrigins, Keys, Scope, ScopeKeys};
 use gender_aws::dynamodb::DynamoProfiles;
 use gender_aws::erasure::{ErasureLog, ErasureRequests};
 use gender_aws::kinesis::KinesisHitLog;
@@ -43,9 +43,19 @@ pub struct Config {
     pub stream_name: String,
     /// `PROFILES_TABLE_NAME`: the DynamoDB table `GET /gender` reads.
     pub table_name: String,
-    /// `API_KEY_PARAMETER`: the SSM SecureString holding the `x-api-key`
-    /// credential (SPEC 4), read once at cold start.
+    /// `API_KEY_PARAMETER`: the SSM SecureString holding the admin key
+    /// (SPEC 4's `x-api-key` credential), read once at cold start.
     pub api_key_parameter: String,
+    /// `INGEST_KEY_PARAMETER`: the SSM SecureString holding the ingest key
+    /// (SPEC 18: `POST /hits` only), read with the others.
+    pub ingest_key_parameter: String,
+    /// `READ_KEY_PARAMETER`: the SSM SecureString holding the read key
+    /// (`GET /gender`, `GET /erasures`), read with the others.
+    pub read_key_parameter: String,
+    /// `CORS_ORIGINS`: comma-separated origins whose pages may `POST /hits`
+    /// (the same list API Gateway's `cors_configuration` holds); requests
+    /// from other origins are refused. Empty or unset: none.
+    pub cors: CorsOrigins,
     /// `MAX_BODY_BYTES` (default [`DEFAULT_MAX_BODY_BYTES`]).
     pub max_body_bytes: usize,
     /// `ERASURE_QUEUE_URL`: where `DELETE /visitors/{clientid}` queues the
@@ -64,6 +74,14 @@ impl Config {
             stream_name: required_env("HITS_STREAM_NAME")?,
             table_name: required_env("PROFILES_TABLE_NAME")?,
             api_key_parameter: required_env("API_KEY_PARAMETER")?,
+            ingest_key_parameter: required_env("INGEST_KEY_PARAMETER")?,
+            read_key_parameter: required_env("READ_KEY_PARAMETER")?,
+            cors: CorsOrigins::parse(&std::env::var("CORS_ORIGINS").unwrap_or_default()).map_err(
+                |detail| ConfigError::InvalidEnv {
+                    name: "CORS_ORIGINS",
+                    detail,
+                },
+            )?,
             max_body_bytes,
             erasure_queue_url: required_env("ERASURE_QUEUE_URL")?,
             erasure_salt_parameter: required_env("ERASURE_SALT_PARAMETER")?,
@@ -134,7 +152,10 @@ pub const MAX_NAMES_PER_GET_PARAMETERS: usize = 10;
 /// start) and kept for its life.
 #[derive(Debug, Clone)]
 pub struct Secrets {
+    /// The admin key (SPEC 4's key).
     pub api_key: String,
+    pub ingest_key: String,
+    pub read_key: String,
     pub erasure_salt: String,
 }
 
@@ -145,16 +166,34 @@ impl Secrets {
         config: &Config,
         backoff: &Backoff,
     ) -> Result<Secrets, StartError> {
-        let [api_key, erasure_salt] = read_parameters(
+        let [api_key, ingest_key, read_key, erasure_salt] = read_parameters(
             ssm,
-            [&config.api_key_parameter, &config.erasure_salt_parameter],
+            [
+                &config.api_key_parameter,
+                &config.ingest_key_parameter,
+                &config.read_key_parameter,
+                &config.erasure_salt_parameter,
+            ],
             backoff,
         )
         .await?;
         Ok(Secrets {
             api_key,
+            ingest_key,
+            read_key,
             erasure_salt,
         })
+    }
+
+    /// The keys the Router checks. Rotation on AWS replaces a parameter's
+    /// value; an execution environment keeps the keys it read at its cold
+    /// start (DEPLOY.md, "The API key").
+    pub fn keys(&self) -> Keys {
+        let keys = Keys::new(gender_core::time::system_now_ms);
+        keys.set(Scope::Admin, &ScopeKeys::only(self.api_key.as_str()));
+        keys.set(Scope::Ingest, &ScopeKeys::only(self.ingest_key.as_str()));
+        keys.set(Scope::Read, &ScopeKeys::only(self.read_key.as_str()));
+        keys
     }
 }
 
@@ -221,19 +260,14 @@ fn hit_ids() -> HitIds {
 }
 
 /// The Router the local server also serves, over the AWS adapters.
-pub fn app(
-    config: &Config,
-    api_key: &str,
-    erasure_salt: &str,
-    sdk: &aws_config::SdkConfig,
-) -> axum::Router {
+pub fn app(config: &Config, secrets: &Secrets, sdk: &aws_config::SdkConfig) -> axum::Router {
     let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     let profiles = Arc::new(DynamoProfiles::new(dynamo.clone(), &config.table_name));
     let erasures = ErasureRequests::new(
         ErasureLog::new(dynamo, &config.table_name),
         aws_sdk_sqs::Client::new(sdk),
         &config.erasure_queue_url,
-        erasure_salt.as_bytes(),
+        secrets.erasure_salt.as_bytes(),
     );
     let state = ApiState {
         log: Arc::new(KinesisHitLog::new(
@@ -243,7 +277,8 @@ pub fn app(
         profiles: profiles.clone(),
         health: profiles,
         erasures: Arc::new(erasures),
-        api_key: ApiKey::required(api_key),
+        keys: secrets.keys(),
+        cors: config.cors.clone(),
         hit_ids: Arc::new(hit_ids()),
         metrics: Arc::new(ApiMetrics::default()),
         clock: gender_core::time::system_now_ms,

@@ -12,5 +12,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     // Read once here, before the first request, and kept for the life of
     // the execution environment.
     let secrets = Secrets::read(&ssm, &config, &SSM_BACKOFF).await?;
-    lambda_http::run(app(&config, &secrets.api_key, &secrets.erasure_salt, &sdk)).await
+    lambda_http::run(app(&config, &secrets, &sdk)).await
 }

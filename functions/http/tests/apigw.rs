@@ -2,6 +2,7 @@
 //! events, over Kinesis, DynamoDB and SQS in moto server.
 
 use base64::Engine;
+use gender_api::CorsOrigins;
 use gender_http::{
     Config, DEFAULT_MAX_BODY_BYTES, LAMBDA_PAYLOAD_LIMIT_BYTES, SSM_BACKOFF, Secrets, app,
     read_parameters,
@@ -12,6 +13,9 @@ use tower::ServiceExt;
 
 const POST_HITS: &str = "apigw-v2-post-hits.json";
 const GET_GENDER: &str = "apigw-v2-get-gender.json";
+const INGEST_KEY: &str = "fixture-ingest-key";
+const READ_KEY: &str = "fixture-read-key";
+const SITE: &str = "https://site.example";
 
 struct Stack {
     _moto: Moto,
@@ -35,30 +39,44 @@ async fn stack() -> Stack {
         .send()
         .await
         .unwrap();
-    ssm.put_parameter()
-        .name("/gs/test/erasure-salt")
-        .value("fixture-salt")
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .send()
-        .await
-        .unwrap();
+    for (name, value) in [
+        ("/gs/test/erasure-salt", "fixture-salt"),
+        ("/gs/test/ingest-key", INGEST_KEY),
+        ("/gs/test/read-key", READ_KEY),
+    ] {
+        ssm.put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .unwrap();
+    }
     let (sqs, queue_url) = resources::create_queue(&sdk, "gs-test-erase").await;
     let config = Config {
         stream_name: "gs-test-hits".into(),
         table_name: "gs-test-profiles".into(),
         api_key_parameter: "/gs/test/api-key".into(),
+        ingest_key_parameter: "/gs/test/ingest-key".into(),
+        read_key_parameter: "/gs/test/read-key".into(),
+        cors: CorsOrigins::parse(SITE).unwrap(),
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         erasure_queue_url: queue_url.clone(),
         erasure_salt_parameter: "/gs/test/erasure-salt".into(),
     };
-    // As at cold start: the key and the salt come from SecureString parameters.
+    // As at cold start: the keys and the salt come from SecureString parameters.
     let secrets = Secrets::read(&ssm, &config, &SSM_BACKOFF).await.unwrap();
     assert_eq!(
-        (secrets.api_key.as_str(), secrets.erasure_salt.as_str()),
-        ("fixture-api-key", "fixture-salt")
+        [
+            secrets.api_key.as_str(),
+            &secrets.ingest_key,
+            &secrets.read_key,
+            &secrets.erasure_salt
+        ],
+        ["fixture-api-key", INGEST_KEY, READ_KEY, "fixture-salt"]
     );
     Stack {
-        router: app(&config, &secrets.api_key, &secrets.erasure_salt, &sdk),
+        router: app(&config, &secrets, &sdk),
         kinesis,
         dynamo,
         sqs,
@@ -172,6 +190,77 @@ async fn credentials_and_health() {
         invoke(&s.router, &health).await,
         (200, json!({"status": "ok"}))
     );
+}
+
+/// `event` with `x-api-key` set to `key` (or removed).
+fn with_key(mut event: Value, key: Option<&str>) -> Value {
+    let headers = event["headers"].as_object_mut().unwrap();
+    match key {
+        Some(key) => headers.insert("x-api-key".into(), key.into()),
+        None => headers.remove("x-api-key"),
+    };
+    event
+}
+
+#[tokio::test]
+async fn each_key_reaches_only_its_scope_routes() {
+    let s = stack().await;
+    let id = "0".repeat(32);
+    let routes = [
+        event(POST_HITS),
+        get_event("/gender/visitor-1"),
+        event_at("GET", &format!("/erasures/{id}")),
+        event_at("DELETE", "/visitors/visitor-1"),
+    ];
+    // Per route: the status of the ingest, read and admin key.
+    let expected = [
+        [202, 403, 202],
+        [403, 404, 404],
+        [403, 404, 404],
+        [403, 403, 202],
+    ];
+    for (route, expected) in routes.iter().zip(expected) {
+        let mut got = Vec::new();
+        for key in [INGEST_KEY, READ_KEY, "fixture-api-key"] {
+            let (status, body) = invoke(&s.router, &with_key(route.clone(), Some(key))).await;
+            if status == 403 {
+                assert!(body["required_scope"].is_string(), "{body}");
+            }
+            got.push(status);
+        }
+        assert_eq!(got, expected, "{}", route["routeKey"]);
+    }
+}
+
+#[tokio::test]
+async fn a_browser_sends_hits_with_the_ingest_key_in_the_url_and_a_text_body() {
+    let s = stack().await;
+    let beacon = |key: &str, origin: &str| {
+        let mut e = with_key(event(POST_HITS), None);
+        e["rawQueryString"] = format!("key={key}").into();
+        e["queryStringParameters"] = json!({ "key": key });
+        e["headers"]["content-type"] = "text/plain;charset=UTF-8".into();
+        e["headers"]["origin"] = origin.into();
+        e
+    };
+    let (status, body) = invoke(&s.router, &beacon(INGEST_KEY, SITE)).await;
+    assert_eq!(
+        (status, body["accepted"].clone()),
+        (202, json!(2)),
+        "{body}"
+    );
+    // A read or admin key in a URL is refused, as is another origin.
+    for key in [READ_KEY, "fixture-api-key"] {
+        let (status, body) = invoke(&s.router, &beacon(key, SITE)).await;
+        assert_eq!(
+            (status, body["required_scope"].clone()),
+            (403, json!("ingest"))
+        );
+    }
+    let (status, _) = invoke(&s.router, &beacon(INGEST_KEY, "https://evil.example")).await;
+    assert_eq!(status, 403);
+    let records = resources::read_stream(&s.kinesis, "gs-test-hits").await;
+    assert_eq!(records.len(), 2, "only the first request stored hits");
 }
 
 fn event_at(method: &str, path: &str) -> Value {

@@ -28,6 +28,9 @@ fn config(queue_url: &str) -> Config {
         stream_name: STREAM.into(),
         table_name: TABLE.into(),
         api_key_parameter: "/gs/test/api-key".into(),
+        ingest_key_parameter: "/gs/test/ingest-key".into(),
+        read_key_parameter: "/gs/test/read-key".into(),
+        cors: Default::default(),
         max_body_bytes: DEFAULT_MAX_BODY_BYTES,
         erasure_queue_url: queue_url.into(),
         erasure_salt_parameter: "/gs/test/erasure-salt".into(),
@@ -35,11 +38,13 @@ fn config(queue_url: &str) -> Config {
 }
 
 #[tokio::test]
-async fn the_cold_start_reads_both_secrets_in_one_call_through_throttling() {
+async fn the_cold_start_reads_every_secret_in_one_call_through_throttling() {
     let moto = Moto::start();
     let direct = aws_sdk_ssm::Client::new(&moto.sdk_config().await);
     put_secret(&direct, "/gs/test/api-key", "fixture-api-key").await;
     put_secret(&direct, "/gs/test/erasure-salt", "fixture-salt").await;
+    put_secret(&direct, "/gs/test/ingest-key", "fixture-ingest-key").await;
+    put_secret(&direct, "/gs/test/read-key", "fixture-read-key").await;
     let proxy = FaultProxy::start(&moto.endpoint, 21);
     // Five throttled answers: more than the SDK's own 3 attempts, so the
     // function's backoff has to make a second call.
@@ -55,6 +60,8 @@ async fn the_cold_start_reads_both_secrets_in_one_call_through_throttling() {
         .unwrap();
     assert_eq!(secrets.api_key, "fixture-api-key");
     assert_eq!(secrets.erasure_salt, "fixture-salt");
+    assert_eq!(secrets.ingest_key, "fixture-ingest-key");
+    assert_eq!(secrets.read_key, "fixture-read-key");
     assert_eq!(proxy.injected(Fault::Throttling, "GetParameters"), 5);
     // One operation for both names (its 6 HTTP attempts all GetParameters).
     assert_eq!(proxy.requests("GetParameters"), 6);
@@ -67,7 +74,9 @@ async fn the_cold_start_reads_both_secrets_in_one_call_through_throttling() {
         .unwrap_err();
     let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
     assert!(
-        text.contains("/gs/test/api-key, /gs/test/erasure-salt"),
+        text.contains(
+            "/gs/test/api-key, /gs/test/ingest-key, /gs/test/read-key, /gs/test/erasure-salt"
+        ),
         "{text}"
     );
     assert!(text.contains("gave up after 4 attempts"), "{text}");
@@ -103,12 +112,13 @@ async fn requests_are_answered_through_throttling_and_transaction_conflicts() {
     let dynamo = resources::create_table(&setup, TABLE).await;
     let (_sqs, queue_url) = resources::create_queue(&setup, "gs-test-erase").await;
     let proxy = FaultProxy::start(&moto.endpoint, 22);
-    let router = app(
-        &config(&queue_url),
-        "fixture-api-key",
-        "fixture-salt",
-        &proxy.sdk_config().await,
-    );
+    let secrets = Secrets {
+        api_key: "fixture-api-key".into(),
+        ingest_key: "fixture-ingest-key".into(),
+        read_key: "fixture-read-key".into(),
+        erasure_salt: "fixture-salt".into(),
+    };
+    let router = app(&config(&queue_url), &secrets, &proxy.sdk_config().await);
 
     // At most 5 throttled records in all: fewer than the 6 attempts each
     // record gets, so every hit must end up accepted.

@@ -1,7 +1,22 @@
 resource "aws_apigatewayv2_api" "this" {
   name          = var.name
   protocol_type = "HTTP"
-  description   = "Gender Service: POST /hits, GET /gender/{clientid} (x-api-key checked by the function, SPEC 4)"
+  description   = "Gender Service: POST /hits, GET /gender/{clientid} (keys and their scopes checked by the function, SPEC 4, 18)"
+
+  # Browsers' pages POSTing hits (SPEC 18, tracker.js). API Gateway answers the
+  # preflights itself and sets the CORS headers (it ignores the function's);
+  # the function still refuses POST /hits from origins outside the list.
+  dynamic "cors_configuration" {
+    for_each = length(var.cors_allow_origins) > 0 ? [var.cors_allow_origins] : []
+
+    content {
+      allow_origins  = cors_configuration.value
+      allow_methods  = ["POST"]
+      allow_headers  = ["content-type", "x-api-key"]
+      expose_headers = ["retry-after"]
+      max_age        = var.preflight_max_age_seconds
+    }
+  }
 
   tags = merge(var.tags, { Name = var.name, module = "api" })
 }
@@ -25,7 +40,7 @@ resource "aws_apigatewayv2_route" "this" {
   api_id    = aws_apigatewayv2_api.this.id
   route_key = each.value
   target    = "integrations/${aws_apigatewayv2_integration.this.id}"
-  #checkov:skip=CKV_AWS_309:the x-api-key credential of SPEC 4 is checked by the function's Router for /hits and /gender (401 JSON), exactly as locally; HTTP APIs have no native API keys and /health, /openapi.json, /docs are public by the SPEC
+  #checkov:skip=CKV_AWS_309:the keys of SPEC 4 and 18 (ingest, read, admin) are checked by the function's Router (401/403 JSON), exactly as locally; HTTP APIs have no native API keys and /health, /tracker.js, /openapi.json, /docs are public by the SPEC
 }
 
 resource "aws_cloudwatch_log_group" "access" {

@@ -13,3 +13,8 @@ output "access_log_group_name" {
   description = "Log group of the JSON access logs."
   value       = aws_cloudwatch_log_group.access.name
 }
+
+output "cors" {
+  description = "The API's CORS configuration (SPEC 18: POST /hits from the listed origins), or null when no origins are listed."
+  value       = one(aws_apigatewayv2_api.this.cors_configuration)
+}

@@ -16,9 +16,10 @@ resource "aws_lambda_function_url" "this" {
 
     content {
       allow_origins = cors.value
-      # What a page sends: POST /hits and GET /gender with a JSON body and
-      # the key header (both make the browser send a preflight first).
-      allow_methods = ["GET", "POST"]
+      # What a page sends: POST /hits (SPEC 18: CORS on POST /hits only; the
+      # lookups stay server-to-server). tracker.js needs no preflight (key in
+      # the URL, text/plain body); a page's own fetch with x-api-key does.
+      allow_methods = ["POST"]
       allow_headers = ["content-type", "x-api-key"]
       max_age       = var.cors_max_age_seconds
     }

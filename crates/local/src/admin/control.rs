@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use gender_api::JsonError;
-use gender_api::schema::{Error, MethodNotAllowed, Unauthorized};
+use gender_api::schema::{Error, Forbidden, MethodNotAllowed, Unauthorized};
 use gender_core::{Date, default_daily_date};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -60,6 +60,7 @@ pub(super) struct FlushResult {
         (status = 200, description = "Every hit accepted before the call is visible to \
             lookups.", body = FlushResult),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 405, response = MethodNotAllowed),
         (status = 500, description = "Everything deliverable is visible, but accepted records \
             were lost to damaged log bytes since start (bit flips, bad sectors): `lost_records` \
@@ -244,6 +245,7 @@ fn bad_daily_request(message: String) -> Response {
             body = Error,
             example = json!({"error": "date must be a calendar date YYYY-MM-DD from 2000-01-01 to 9999-12-31", "date": "0000-01-01"})),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 405, response = MethodNotAllowed),
         (status = 413, description = "The body is over 4096 bytes.", body = Error,
             example = json!({"error": "request body over 4096 bytes", "limit_bytes": 4096})),

@@ -8,7 +8,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use gender_api::JsonError;
-use gender_api::schema::{Error, MethodNotAllowed, Unauthorized};
+use gender_api::schema::{Error, Forbidden, MethodNotAllowed, Unauthorized};
 use gender_core::Date;
 use gender_embedded::DirObjectStore;
 use prometheus_client::registry::Registry;
@@ -101,6 +101,7 @@ fn split_days(query: Option<&str>) -> Result<u32, String> {
             has something else.", body = Error,
             example = json!({"error": "query must be days=N with N from 1 to 31"})),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 405, response = MethodNotAllowed),
         (status = 500, description = "A rollup cannot be read.", body = Error),
         (status = 503, description = "Storage failed; retry.", body = Error),
@@ -136,6 +137,7 @@ pub(super) async fn split(State(reports): State<Reports>, RawQuery(query): RawQu
         (status = 400, description = "`clientid` breaks the rule.", body = Error,
             example = json!({"clientid": "a b", "error": "clientid must be 1..=64 characters of [A-Za-z0-9._:-]"})),
         (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
         (status = 405, response = MethodNotAllowed),
         (status = 500, description = "A rollup cannot be read.", body = Error),
         (status = 503, description = "Storage failed; retry.", body = Error),
