@@ -257,7 +257,7 @@ pub fn authorize(
 
 /// The value of `?key=` in `query`, percent-decoded; `Some("")` when the
 /// parameter is there but empty (then it is an invalid key, not a missing one).
-fn url_key(query: Option<&str>) -> Option<String> {
+pub fn url_key(query: Option<&str>) -> Option<String> {
     query?.split('&').find_map(|pair| {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         (name == URL_KEY_PARAMETER).then(|| {

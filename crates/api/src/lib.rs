@@ -21,7 +21,7 @@ mod tracker;
 
 pub use auth::{
     API_KEY_HEADER, Guard, Keys, Rule, Scope, ScopeKeys, URL_KEY_PARAMETER, authorize, guarded,
-    require_scope,
+    require_scope, url_key,
 };
 pub use cors::{CorsOrigins, PREFLIGHT_MAX_AGE_SECONDS};
 pub use errors::{JsonError, RETRY_AFTER_SECONDS, with_edge_layers, with_request_deadline};

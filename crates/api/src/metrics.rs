@@ -35,6 +35,9 @@ pub struct ApiMetrics {
     pub refused_forbidden: Counter,
     /// `403`: `POST /hits` from an origin outside the CORS list (SPEC 18).
     pub refused_origin: Counter,
+    /// `429`: an ingest key's `POST /hits` past the per-client-address rate
+    /// (the local server's `--ingest-rate-per-ip`).
+    pub refused_rate_limited: Counter,
 }
 
 impl Default for ApiMetrics {
@@ -59,6 +62,7 @@ impl Default for ApiMetrics {
             refused_unauthorized: refusal("unauthorized"),
             refused_forbidden: refusal("forbidden"),
             refused_origin: refusal("origin"),
+            refused_rate_limited: refusal("rate_limited"),
             refused,
         }
     }
@@ -92,7 +96,8 @@ impl ApiMetrics {
         registry.register(
             "gender_requests_refused",
             "Requests refused before their route ran, by reason (unauthorized: 401, \
-             forbidden: wrong key scope, origin: POST /hits from outside the CORS origins)",
+             forbidden: wrong key scope, origin: POST /hits from outside the CORS origins, \
+             rate_limited: an ingest key's POST /hits past the per-client-address rate)",
             self.refused.clone(),
         );
     }

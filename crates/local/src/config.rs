@@ -46,6 +46,9 @@ pub struct LocalConfig {
     /// Request-body bytes held in memory at once, across all requests; past
     /// it a request gets `503` before its body is read ([`crate::admission`]).
     pub max_body_memory_bytes: u64,
+    /// `POST /hits` with the ingest key per second per client address
+    /// (bursts of as many); `None`: not limited ([`crate::rate_limit`]).
+    pub ingest_rate_per_ip: Option<u32>,
     /// Distinct event dates one delivery batch may hold (SPEC 14).
     pub max_dates_per_batch: usize,
     /// When a date's curated files are merged, and into what size (SPEC 14).
@@ -85,6 +88,7 @@ impl LocalConfig {
             max_pending_dates: crate::status::DEFAULT_MAX_PENDING_DATES,
             min_free_bytes: crate::status::DEFAULT_MIN_FREE_BYTES,
             max_body_memory_bytes: crate::admission::DEFAULT_MAX_BODY_MEMORY_BYTES,
+            ingest_rate_per_ip: None,
             max_dates_per_batch: crate::delivery::DEFAULT_MAX_DATES_PER_BATCH,
             compaction: CompactionPolicy::default(),
             compaction_interval: Duration::from_secs(60),

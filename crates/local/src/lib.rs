@@ -16,6 +16,7 @@ mod error;
 pub mod housekeeping;
 pub mod keys;
 mod metrics;
+pub mod rate_limit;
 pub mod retention;
 mod scheduler;
 pub mod serve;
@@ -204,12 +205,24 @@ pub async fn run(
     // The public API answers within the request timeout (a trickling body
     // gets a 408); admin routes wait for the pipeline as long as it takes.
     let body_budget = admission::BodyBudget::new(config.max_body_memory_bytes, api.max_body_bytes);
-    let public = serve::with_request_timeout(
-        gender_api::router_with_docs(api, &doc, admin::docs_page()).layer(
-            axum::middleware::from_fn_with_state(body_budget, admission::admit_body),
-        ),
-        config.limits.request_timeout,
+    let ingest_rate = config
+        .ingest_rate_per_ip
+        .map(|per_second| rate_limit::IngestRate {
+            limiter: Arc::new(rate_limit::RateLimiter::new(per_second)),
+            keys: api.keys.clone(),
+            metrics: api_metrics.clone(),
+        });
+    let mut public = gender_api::router_with_docs(api, &doc, admin::docs_page()).layer(
+        axum::middleware::from_fn_with_state(body_budget, admission::admit_body),
     );
+    // Outside the body budget: a request past its rate takes no body memory.
+    if let Some(ingest_rate) = ingest_rate {
+        public = public.layer(axum::middleware::from_fn_with_state(
+            ingest_rate,
+            rate_limit::limit_ingest,
+        ));
+    }
+    let public = serve::with_request_timeout(public, config.limits.request_timeout);
     let app = gender_api::with_edge_layers(public.merge(admin));
 
     let watchdog = tokio::spawn(status::watch_data_dir(

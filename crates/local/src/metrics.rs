@@ -400,6 +400,7 @@ mod tests {
             "gender_requests_refused_total{reason=\"unauthorized\"} 0",
             "gender_requests_refused_total{reason=\"forbidden\"} 0",
             "gender_requests_refused_total{reason=\"origin\"} 0",
+            "gender_requests_refused_total{reason=\"rate_limited\"} 0",
             "gender_errors_total{stage=\"delivery\"} 0",
             "gender_errors_total{stage=\"curate\"} 1",
             "gender_errors_total{stage=\"daily\"} 0",

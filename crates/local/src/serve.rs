@@ -142,9 +142,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of descriptors or a reset before accept: wait a moment, go on.
                     tracing::warn!(error = %e, "accept failed");
@@ -158,7 +158,12 @@ pub async fn serve(
         let app = app.clone();
         let service =
             hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                tower::ServiceExt::oneshot(app.clone(), request.map(axum::body::Body::new))
+                let mut request = request.map(axum::body::Body::new);
+                // The client address, for per-address limits (rate_limit).
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                tower::ServiceExt::oneshot(app.clone(), request)
             });
         let io = TokioIo::new(JsonParseErrors::new(stream));
         let connection = graceful.watch(http.serve_connection(io, service));

@@ -39,7 +39,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole local pipeline and the HTTP server on a data directory.
-    Serve(serve::ServeArgs),
+    // Boxed: the flags make it far larger than the other commands.
+    Serve(Box<serve::ServeArgs>),
     /// POST /admin/flush: wait until every accepted hit is delivered, curated and visible.
     Flush {
         #[command(flatten)]
@@ -90,7 +91,7 @@ fn init_tracing() {
 async fn main() -> Result<()> {
     init_tracing();
     match Cli::parse().command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Check(args) => {
             if !check::run(args)? {
                 std::process::exit(1);

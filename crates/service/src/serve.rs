@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// Request-body bytes held in memory at once across all requests; past it a request gets 503 + Retry-After before its body is read.
     #[arg(long, env = "GENDER_MAX_BODY_MEMORY_BYTES", default_value_t = gender_local::admission::DEFAULT_MAX_BODY_MEMORY_BYTES)]
     max_body_memory_bytes: u64,
+    /// POST /hits with the ingest key: requests per second per client address (TCP peer; IPv6 by /64),
+    /// in bursts of as many; past it 429 with Retry-After. 0: no limit. Read and admin keys are never limited.
+    #[arg(long, env = "GENDER_INGEST_RATE_PER_IP", default_value_t = 0)]
+    ingest_rate_per_ip: u32,
     /// Curated files of a date smaller than this are merged into files of about this size.
     #[arg(long, env = "GENDER_COMPACT_TARGET_BYTES", default_value_t = 64 * 1024 * 1024)]
     compact_target_bytes: u64,
@@ -161,6 +165,7 @@ impl ServeArgs {
             daily_at_minute,
             max_backlog_bytes: self.max_backlog_bytes,
             max_body_memory_bytes: self.max_body_memory_bytes,
+            ingest_rate_per_ip: (self.ingest_rate_per_ip > 0).then_some(self.ingest_rate_per_ip),
             min_free_bytes: self.min_free_bytes,
             max_pending_dates: self.max_pending_dates.max(1),
             flush_timeout: Duration::from_millis(self.flush_timeout_ms.max(1)),
@@ -249,6 +254,9 @@ fn print_banner(config: &LocalConfig, keys: &[ResolvedKey], addr: SocketAddr) {
     }
     if !config.cors.is_empty() {
         println!("CORS: POST /hits from {}", config.cors.origins().join(", "));
+    }
+    if let Some(rate) = config.ingest_rate_per_ip {
+        println!("Ingest key: at most {rate} POST /hits per second per client address");
     }
     let (admin, ingest, read) = (key(Scope::Admin), key(Scope::Ingest), key(Scope::Read));
     println!("Try:");

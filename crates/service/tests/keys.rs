@@ -283,3 +283,98 @@ async fn a_key_set_by_flag_is_not_rotated_and_offline_rotation_needs_a_stopped_s
         assert_ne!(code, 401, "old (in its grace) and new read keys both work");
     }
 }
+
+/// `--ingest-rate-per-ip`: the ingest key's `POST /hits` (key in the URL or
+/// in the header, one bucket) past the rate of its client address gets a
+/// JSON `429` with `Retry-After`, counted in /metrics; the admin key from
+/// the same address is not limited, a read key still gets its `403`, and
+/// another address has its own bucket.
+#[tokio::test]
+async fn the_ingest_key_is_rate_limited_per_client_address_and_the_admin_key_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--ingest-rate-per-ip", "1"]).await;
+    let ingest = key_file(dir.path(), "ingest-key");
+    let read = key_file(dir.path(), "read-key");
+    let body = r#"{"clientid":"limited","pageGender":"F"}"#;
+
+    // 1 per second, bursts of 1: requests sent back to back meet a 429 as
+    // soon as they come faster than that.
+    let started = std::time::Instant::now();
+    let mut accepted = 0u32;
+    let mut limited = None;
+    for n in 0..1000 {
+        let response = if n % 2 == 0 {
+            beacon(&server, &ingest, None, body).await
+        } else {
+            server
+                .client
+                .post(format!("{}/hits", server.url))
+                .header("x-api-key", &ingest)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        };
+        match response.status().as_u16() {
+            202 => accepted += 1,
+            429 => {
+                limited = Some(response);
+                break;
+            }
+            other => panic!("POST /hits with the ingest key: {other}"),
+        }
+    }
+    let limited = limited.expect("the ingest key was never limited");
+    // Never more than the burst plus what the elapsed time refilled.
+    assert!(
+        f64::from(accepted) <= 1.0 + started.elapsed().as_secs_f64().ceil(),
+        "{accepted} accepted in {:?}",
+        started.elapsed()
+    );
+    let retry_after: u32 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    let error: Value = limited.json().await.unwrap();
+    assert_eq!(error["retryable"], json!(true), "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("per second"),
+        "{error}"
+    );
+    assert_eq!(
+        server
+            .metric("gender_requests_refused_total{reason=\"rate_limited\"}")
+            .await,
+        1.0
+    );
+
+    // The admin key from the same address: never limited.
+    for _ in 0..20 {
+        let (code, body) = server.post_hits(body.to_owned(), "application/json").await;
+        assert_eq!(code, 202, "{body}");
+    }
+    // A read key is the key check's to refuse, not the limiter's.
+    let (code, _) = status(&server, reqwest::Method::POST, "/hits", Some(&read)).await;
+    assert_eq!(code, 403);
+
+    // Another client address (127.0.0.2 reaches the loopback listener on
+    // Linux) has its own full bucket.
+    #[cfg(target_os = "linux")]
+    {
+        let other = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+            .build()
+            .unwrap();
+        let response = other
+            .post(format!("{}/hits?key={ingest}", server.url))
+            .header("content-type", "text/plain")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 202);
+    }
+}
