@@ -150,6 +150,17 @@ impl Keys {
         }
     }
 
+    /// The current key of `scope` (not a replaced one in its grace period),
+    /// if one is set. For showing the ingest key where it is published.
+    pub fn current(&self, scope: Scope) -> Option<String> {
+        let entries = self.entries.as_ref()?;
+        let entries = entries.read().unwrap_or_else(|e| e.into_inner());
+        entries
+            .iter()
+            .find(|e| e.scope == scope && e.not_after_ms.is_none())
+            .map(|e| String::from_utf8_lossy(&e.key).into_owned())
+    }
+
     /// The scope of `presented`, comparing it with every key in constant
     /// time; `None` for an unknown key or one whose grace period is over.
     fn scope_of(&self, presented: &[u8]) -> Option<Scope> {
@@ -282,7 +293,12 @@ pub async fn require_scope(State(guard): State<Guard>, request: Request, next: N
     let header = request.headers().get(API_KEY_HEADER).map(|v| v.as_bytes());
     let in_url = url_key(request.uri().query());
     match authorize(&guard.keys, guard.rule, header, in_url.as_deref()) {
-        Ok(_) => next.run(request).await,
+        Ok(_) => {
+            if in_url.is_some() {
+                guard.metrics.url_key_requests.inc();
+            }
+            next.run(request).await
+        }
         Err(refused) => {
             if refused.status == StatusCode::FORBIDDEN {
                 guard.metrics.refused_forbidden.inc();

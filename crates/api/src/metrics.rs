@@ -38,6 +38,9 @@ pub struct ApiMetrics {
     /// `429`: an ingest key's `POST /hits` past the per-client-address rate
     /// (the local server's `--ingest-rate-per-ip`).
     pub refused_rate_limited: Counter,
+    /// `POST /hits` requests let in with the ingest key in the URL (`?key=`,
+    /// as `tracker.js` sends hits from browsers).
+    pub url_key_requests: Counter,
 }
 
 impl Default for ApiMetrics {
@@ -64,6 +67,7 @@ impl Default for ApiMetrics {
             refused_origin: refusal("origin"),
             refused_rate_limited: refusal("rate_limited"),
             refused,
+            url_key_requests: Counter::default(),
         }
     }
 }
@@ -99,6 +103,12 @@ impl ApiMetrics {
              forbidden: wrong key scope, origin: POST /hits from outside the CORS origins, \
              rate_limited: an ingest key's POST /hits past the per-client-address rate)",
             self.refused.clone(),
+        );
+        registry.register(
+            "gender_url_key_requests",
+            "POST /hits requests let in with the ingest key in the URL (?key=, as tracker.js \
+             sends hits from browsers), whatever their answer",
+            self.url_key_requests.clone(),
         );
     }
 

@@ -66,6 +66,7 @@ pub(crate) fn routes(parts: Parts) -> (Router, Document) {
         .merge(
             OpenApiRouter::default()
                 .routes(routes!(rotation::rotate_key))
+                .routes(routes!(rotation::ingest_key))
                 .with_state(parts.keys),
         );
     let protected = guarded(unguarded, &keys, Rule::ADMIN, &parts.metrics);
@@ -96,6 +97,7 @@ pub(crate) fn routes(parts: Parts) -> (Router, Document) {
         views::VisitorDayDoc,
         rotation::RotateRequest,
         rotation::RotateResult,
+        rotation::IngestKeyResult,
         gender_api::Scope
     )),
     tags((name = "local", description = "Local server only (`gender-service serve`): the \

@@ -368,6 +368,7 @@ mod tests {
             ("gender_lookups_total", "counter"),
             ("gender_errors_total", "counter"),
             ("gender_requests_refused_total", "counter"),
+            ("gender_url_key_requests_total", "counter"),
             ("gender_hits_delivered_total", "counter"),
             ("gender_objects_delivered_total", "counter"),
             ("gender_records_processing_failed_total", "counter"),

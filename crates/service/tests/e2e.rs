@@ -290,6 +290,7 @@ async fn every_error_path_answers_json_with_the_right_status() {
     // The trend charts the page draws from /metrics samples.
     assert!(console.contains(r#"id="chart-rate""#) && console.contains(r#"id="chart-lag""#));
     assert!(console.contains(r#"id="split-chart""#));
+    assert!(console.contains(r#"id="site-snippet""#) && console.contains("/admin/keys/ingest"));
 }
 
 #[tokio::test]

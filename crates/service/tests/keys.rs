@@ -378,3 +378,57 @@ async fn the_ingest_key_is_rate_limited_per_client_address_and_the_admin_key_is_
         assert_eq!(response.status().as_u16(), 202);
     }
 }
+
+/// The console's "Website" panel: `GET /admin/keys/ingest` gives the
+/// current ingest key to the admin key only, and hits sent with the key in
+/// the URL (as `tracker.js` sends them) are counted apart in /metrics.
+#[tokio::test]
+async fn the_console_gets_the_ingest_key_and_url_key_requests_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]).await;
+    let ingest = key_file(dir.path(), "ingest-key");
+    let read = key_file(dir.path(), "read-key");
+    let (code, body) = server.get("/admin/keys/ingest").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body, json!({"scope": "ingest", "key": ingest}));
+    for key in [&ingest, &read] {
+        let (code, _) = status(
+            &server,
+            reqwest::Method::GET,
+            "/admin/keys/ingest",
+            Some(key),
+        )
+        .await;
+        assert_eq!(code, 403);
+    }
+    let (code, _) = status(&server, reqwest::Method::GET, "/admin/keys/ingest", None).await;
+    assert_eq!(code, 401);
+
+    let counted = "gender_url_key_requests_total";
+    assert_eq!(server.metric(counted).await, 0.0);
+    let body = r#"{"clientid":"from-a-page","pageGender":"M"}"#;
+    assert_eq!(
+        beacon(&server, &ingest, None, body).await.status().as_u16(),
+        202
+    );
+    // The key in the header, or a bad key in the URL: not counted.
+    let (code, _) = status(&server, reqwest::Method::POST, "/hits", Some(&ingest)).await;
+    assert_eq!(code, 202);
+    assert_eq!(
+        beacon(&server, "nope", None, body).await.status().as_u16(),
+        401
+    );
+    assert_eq!(server.metric(counted).await, 1.0);
+
+    // After a rotation the route gives the new key.
+    let (code, rotated) = server
+        .post(
+            "/admin/keys/rotate",
+            json!({"scope": "ingest", "grace_seconds": 0}),
+        )
+        .await;
+    assert_eq!(code, 200, "{rotated}");
+    let (_, body) = server.get("/admin/keys/ingest").await;
+    assert_eq!(body["key"], rotated["key"]);
+    assert_ne!(body["key"], json!(ingest));
+}

@@ -147,3 +147,42 @@ pub(super) async fn rotate_key(State(rotation): State<KeyRotation>, body: Body) 
         }
     }
 }
+
+/// `GET /admin/keys/ingest` answer.
+#[derive(Serialize, ToSchema)]
+pub(super) struct IngestKeyResult {
+    scope: Scope,
+    /// The ingest key pages publish (`tracker.js`'s `data-key`).
+    key: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/keys/ingest",
+    tag = "local",
+    operation_id = "adminIngestKey",
+    summary = "The current ingest key (local server only)",
+    description = "The key a web page publishes to send hits (`<script src=\"/tracker.js\" \
+        data-key=...>`), for the console's snippet. Only the ingest key, which pages publish \
+        anyway; read and admin keys are never returned. Needs the admin key.",
+    security(("ApiKey" = [])),
+    responses(
+        (status = 200, description = "The ingest key.", body = IngestKeyResult),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "No ingest key is configured.", body = Error),
+        (status = 405, response = MethodNotAllowed),
+    )
+)]
+pub(super) async fn ingest_key(State(rotation): State<KeyRotation>) -> Response {
+    match rotation.keys.current(Scope::Ingest) {
+        Some(key) => axum::Json(IngestKeyResult {
+            scope: Scope::Ingest,
+            key,
+        })
+        .into_response(),
+        None => {
+            JsonError::new(StatusCode::NOT_FOUND, "no ingest key is configured").into_response()
+        }
+    }
+}
