@@ -37,6 +37,28 @@ def main():
         page.fill("#api-key", key)
         page.dispatch_event("#key-form", "change")
 
+        # Website: the tracker snippet with this origin and the ingest key;
+        # a hit sent with that key in the URL shows as a hit from a page.
+        page.wait_for_function(
+            "document.querySelector('#site-snippet').textContent.includes('data-key=')",
+            timeout=10_000,
+        )
+        snippet = page.inner_text("#site-snippet")
+        assert snippet.startswith(f'<script defer src="{url}/tracker.js" data-key="'), snippet
+        ingest_key = snippet.split('data-key="', 1)[1].split('"', 1)[0]
+        assert len(ingest_key) == 32 and ingest_key != key, snippet
+        status = page.evaluate(
+            """([u, k]) => fetch(u + '/hits?key=' + k, {method: 'POST',
+                headers: {'content-type': 'text/plain'},
+                body: JSON.stringify({clientid: 'page-visitor', pageGender: 'M'})}).then(r => r.status)""",
+            [url, ingest_key])
+        assert status == 202, status
+        page.wait_for_function(
+            "document.querySelector('#site-browser-last').textContent !== 'not seen yet'",
+            timeout=10_000,
+        )
+        assert page.inner_text("#site-browser-count") == "1", page.inner_text("#site-browser")
+
         page.fill("#send-id", "browser-visitor")
         page.select_option("#send-gender", "F")
         page.fill("#send-count", "3")
