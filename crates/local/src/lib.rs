@@ -185,10 +185,25 @@ pub async fn run(
     // The public API answers within the request timeout (a trickling body
     // gets a 408); admin routes wait for the pipeline as long as it takes.
     let body_budget = admission::BodyBudget::new(config.max_body_memory_bytes, api.max_body_bytes);
+    let room = bounded_log.clone();
+    let ingest_gate = admission::IngestGate::new(
+        config.ingest_in_flight,
+        admission::DEFAULT_INGEST_QUEUE_WAIT.min(config.limits.request_timeout / 2),
+        config.ingest_room_wait,
+        move || room.has_room(),
+    );
+    // The gate is the outer layer: a request waiting for its turn holds no
+    // share of the body budget.
     let public = serve::with_request_timeout(
-        gender_api::router_with_docs(api, &doc, admin::docs_page()).layer(
-            axum::middleware::from_fn_with_state(body_budget, admission::admit_body),
-        ),
+        gender_api::router_with_docs(api, &doc, admin::docs_page())
+            .layer(axum::middleware::from_fn_with_state(
+                body_budget,
+                admission::admit_body,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                ingest_gate,
+                admission::admit_ingest,
+            )),
         config.limits.request_timeout,
     );
     let app = gender_api::with_edge_layers(public.merge(admin));

@@ -46,6 +46,12 @@ pub struct ServeArgs {
     /// Request-body bytes held in memory at once across all requests; past it a request gets 503 + Retry-After before its body is read.
     #[arg(long, env = "GENDER_MAX_BODY_MEMORY_BYTES", default_value_t = gender_local::admission::DEFAULT_MAX_BODY_MEMORY_BYTES)]
     max_body_memory_bytes: u64,
+    /// POST /hits handled at once; more wait their turn with their bodies unread (TCP pushes back), up to 10 s, then 503.
+    #[arg(long, env = "GENDER_MAX_INGEST_IN_FLIGHT", default_value_t = gender_local::admission::DEFAULT_INGEST_IN_FLIGHT)]
+    max_ingest_in_flight: usize,
+    /// How long a POST /hits whose turn came waits for the pipeline to make room (backlog bound) before 503 + Retry-After.
+    #[arg(long, env = "GENDER_INGEST_ROOM_WAIT_MS", default_value_t = gender_local::admission::DEFAULT_INGEST_ROOM_WAIT.as_millis() as u64)]
+    ingest_room_wait_ms: u64,
     /// Curated files of a date smaller than this are merged into files of about this size.
     #[arg(long, env = "GENDER_COMPACT_TARGET_BYTES", default_value_t = 64 * 1024 * 1024)]
     compact_target_bytes: u64,
@@ -142,6 +148,8 @@ impl ServeArgs {
             daily_at_minute,
             max_backlog_bytes: self.max_backlog_bytes,
             max_body_memory_bytes: self.max_body_memory_bytes,
+            ingest_in_flight: self.max_ingest_in_flight.max(1),
+            ingest_room_wait: Duration::from_millis(self.ingest_room_wait_ms),
             min_free_bytes: self.min_free_bytes,
             max_pending_dates: self.max_pending_dates.max(1),
             flush_timeout: Duration::from_millis(self.flush_timeout_ms.max(1)),
