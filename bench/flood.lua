@@ -9,7 +9,7 @@ local visitors = tonumber(os.getenv("FLOOD_VISITORS") or "100000")
 local key = os.getenv("FLOOD_KEY")
 local threads = {}
 local pool, next_body = {}, 1
-local accepted_requests, refused, other, with_retry_after = 0, 0, 0, 0
+accepted_requests, refused, other, with_retry_after = 0, 0, 0, 0
 
 function setup(thread)
     thread:set("thread_id", #threads + 1)

@@ -49,6 +49,12 @@ pub struct LocalConfig {
     /// `POST /hits` with the ingest key per second per client address
     /// (bursts of as many); `None`: not limited ([`crate::rate_limit`]).
     pub ingest_rate_per_ip: Option<u32>,
+    /// `POST /hits` handled at once; the others wait their turn unread
+    /// ([`crate::admission::IngestGate`]).
+    pub ingest_in_flight: usize,
+    /// How long a request whose turn came waits for the pipeline to make
+    /// room before the handler refuses it.
+    pub ingest_room_wait: Duration,
     /// Distinct event dates one delivery batch may hold (SPEC 14).
     pub max_dates_per_batch: usize,
     /// When a date's curated files are merged, and into what size (SPEC 14).
@@ -89,6 +95,8 @@ impl LocalConfig {
             min_free_bytes: crate::status::DEFAULT_MIN_FREE_BYTES,
             max_body_memory_bytes: crate::admission::DEFAULT_MAX_BODY_MEMORY_BYTES,
             ingest_rate_per_ip: None,
+            ingest_in_flight: crate::admission::DEFAULT_INGEST_IN_FLIGHT,
+            ingest_room_wait: crate::admission::DEFAULT_INGEST_ROOM_WAIT,
             max_dates_per_batch: crate::delivery::DEFAULT_MAX_DATES_PER_BATCH,
             compaction: CompactionPolicy::default(),
             compaction_interval: Duration::from_secs(60),

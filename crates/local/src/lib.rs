@@ -212,10 +212,26 @@ pub async fn run(
             keys: api.keys.clone(),
             metrics: api_metrics.clone(),
         });
-    let mut public = gender_api::router_with_docs(api, &doc, admin::docs_page()).layer(
-        axum::middleware::from_fn_with_state(body_budget, admission::admit_body),
+    let room = bounded_log.clone();
+    let ingest_gate = admission::IngestGate::new(
+        config.ingest_in_flight,
+        admission::DEFAULT_INGEST_QUEUE_WAIT.min(config.limits.request_timeout / 2),
+        config.ingest_room_wait,
+        move || room.has_room(),
     );
-    // Outside the body budget: a request past its rate takes no body memory.
+    // The gate is outside the body budget: a request waiting for its turn
+    // holds no share of it.
+    let mut public = gender_api::router_with_docs(api, &doc, admin::docs_page())
+        .layer(axum::middleware::from_fn_with_state(
+            body_budget,
+            admission::admit_body,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            ingest_gate,
+            admission::admit_ingest,
+        ));
+    // Outside the gate and the body budget: a request past its rate waits
+    // for no turn and takes no body memory.
     if let Some(ingest_rate) = ingest_rate {
         public = public.layer(axum::middleware::from_fn_with_state(
             ingest_rate,

@@ -314,6 +314,12 @@ impl BoundedHitLog {
         }
     }
 
+    /// Whether an append would be admitted now, without counting a
+    /// refusal: what a request waiting for room polls.
+    pub fn has_room(&self) -> bool {
+        self.status.storage_fault().is_none() && self.backlog.behind(&self.status).is_none()
+    }
+
     fn check(&self) -> Result<(), PortError> {
         if let Some(fault) = self.status.storage_fault() {
             return Err(PortError::unavailable("data directory", Reason(fault)));

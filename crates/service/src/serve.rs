@@ -61,6 +61,12 @@ pub struct ServeArgs {
     /// in bursts of as many; past it 429 with Retry-After. 0: no limit. Read and admin keys are never limited.
     #[arg(long, env = "GENDER_INGEST_RATE_PER_IP", default_value_t = 0)]
     ingest_rate_per_ip: u32,
+    /// POST /hits handled at once; more wait their turn with their bodies unread (TCP pushes back), up to 10 s, then 503.
+    #[arg(long, env = "GENDER_MAX_INGEST_IN_FLIGHT", default_value_t = gender_local::admission::DEFAULT_INGEST_IN_FLIGHT)]
+    max_ingest_in_flight: usize,
+    /// How long a POST /hits whose turn came waits for the pipeline to make room (backlog bound) before 503 + Retry-After.
+    #[arg(long, env = "GENDER_INGEST_ROOM_WAIT_MS", default_value_t = gender_local::admission::DEFAULT_INGEST_ROOM_WAIT.as_millis() as u64)]
+    ingest_room_wait_ms: u64,
     /// Curated files of a date smaller than this are merged into files of about this size.
     #[arg(long, env = "GENDER_COMPACT_TARGET_BYTES", default_value_t = 64 * 1024 * 1024)]
     compact_target_bytes: u64,
@@ -166,6 +172,8 @@ impl ServeArgs {
             max_backlog_bytes: self.max_backlog_bytes,
             max_body_memory_bytes: self.max_body_memory_bytes,
             ingest_rate_per_ip: (self.ingest_rate_per_ip > 0).then_some(self.ingest_rate_per_ip),
+            ingest_in_flight: self.max_ingest_in_flight.max(1),
+            ingest_room_wait: Duration::from_millis(self.ingest_room_wait_ms),
             min_free_bytes: self.min_free_bytes,
             max_pending_dates: self.max_pending_dates.max(1),
             flush_timeout: Duration::from_millis(self.flush_timeout_ms.max(1)),

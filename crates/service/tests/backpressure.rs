@@ -30,6 +30,10 @@ async fn past_the_backlog_bound_ingest_gets_503_and_nothing_accepted_is_lost() {
         "3600000",
         "--buffer-bytes",
         "1000000000",
+        // Refused at once: with delivery off, waiting for room is waiting
+        // for nothing (the wait itself is tested in local::admission).
+        "--ingest-room-wait-ms",
+        "0",
     ];
     let server = Server::start(dir.path(), &args).await;
     let mut accepted = 0u64;
