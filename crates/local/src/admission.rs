@@ -115,8 +115,7 @@ pub async fn admit_body(
     {
         Ok(permit) => permit,
         Err(_) => {
-            let refused = budget.refused.fetch_add(1, Ordering::Relaxed) + 1;
-            if refused.is_power_of_two() {
+            if let Some(refused) = count_refusal(&budget.refused) {
                 tracing::warn!(
                     refused,
                     held = budget.held(),
@@ -124,13 +123,10 @@ pub async fn admit_body(
                     "request bodies hold their memory bound; refusing more"
                 );
             }
-            return gender_api::JsonError::unavailable(format!(
-                "request bodies being read hold the server's memory bound ({} bytes); \
-                 nothing was stored, retry",
+            return refused_unread(format!(
+                "request bodies being read hold the server's memory bound ({} bytes)",
                 budget.total
-            ))
-            .with("retryable", true)
-            .into_response();
+            ));
         }
     };
     let response = next.run(request).await;
@@ -218,27 +214,37 @@ pub async fn admit_ingest(
     {
         Ok(Ok(turn)) => turn,
         _ => {
-            let refused = gate.refused.fetch_add(1, Ordering::Relaxed) + 1;
-            if refused.is_power_of_two() {
+            if let Some(refused) = count_refusal(&gate.refused) {
                 tracing::warn!(
                     refused,
                     in_flight = gate.in_flight,
                     "ingest requests waited past their turn; refusing"
                 );
             }
-            return gender_api::JsonError::unavailable(format!(
-                "{} ingest requests are being handled and others wait before this one; \
-                 nothing was stored, retry",
+            return refused_unread(format!(
+                "{} ingest requests are being handled and others wait before this one",
                 gate.in_flight
-            ))
-            .with("retryable", true)
-            .into_response();
+            ));
         }
     };
     gate.wait_for_room().await;
     let response = next.run(request).await;
     drop(turn);
     response
+}
+
+/// Counts one refusal and returns the count when it is worth a log line
+/// (the 1st, 2nd, 4th, ...): a flood of refusals logs a handful of lines.
+fn count_refusal(refused: &AtomicU64) -> Option<u64> {
+    let count = refused.fetch_add(1, Ordering::Relaxed) + 1;
+    count.is_power_of_two().then_some(count)
+}
+
+/// The `503` + `Retry-After` of a request refused before its body was read.
+fn refused_unread(reason: String) -> Response {
+    gender_api::JsonError::unavailable(format!("{reason}; nothing was stored, retry"))
+        .with("retryable", true)
+        .into_response()
 }
 
 #[cfg(test)]
