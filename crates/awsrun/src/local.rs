@@ -15,7 +15,7 @@ pub struct LocalService {
 }
 
 /// `AWSRUN_LOCAL_BIN`, else `gender-service` beside the test's directory
-/// (`target/<profile>/`, which `cargo build -p gender-service` fills).
+/// (`target/<profile>/`, which `scripts/build-debug` fills).
 pub fn binary() -> PathBuf {
     if let Some(path) = std::env::var_os("AWSRUN_LOCAL_BIN") {
         return path.into();
@@ -33,7 +33,7 @@ impl LocalService {
         let binary = binary();
         assert!(
             binary.exists(),
-            "{} is missing: run `cargo build -p gender-service` first (scripts/test does), \
+            "{} is missing: run `scripts/build-debug` first (scripts/test does), \
              or set AWSRUN_LOCAL_BIN",
             binary.display()
         );

@@ -2,8 +2,8 @@
 //! `scripts/test` runs it under its own heading:
 //!
 //! ```text
-//! cargo build -p gender-service
-//! cargo test -p gender-awsrun --test run -- --ignored --nocapture
+//! scripts/build-debug
+//! cargo test --workspace --test run -- --ignored --nocapture
 //! ```
 //!
 //! Environment: `AWSRUN_FAULT_RATE` (0.05), `AWSRUN_SEED` (1),
