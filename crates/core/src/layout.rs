@@ -35,6 +35,12 @@ pub fn merged_hits_name(start: u64, end: u64) -> String {
     format!("c-{start:020}-{end:020}.parquet")
 }
 
+/// The name of a local raw object merged from raw objects of the log range
+/// `[start, end)`: `c-<start>-<end>.ndjson`.
+pub fn merged_raw_name(start: u64, end: u64) -> String {
+    format!("c-{start:020}-{end:020}.ndjson")
+}
+
 /// The log range a local object's name (or key) carries: raw
 /// `<start>-<end>.ndjson`, curated `<start>-<end>.parquet`, merged
 /// `c-<start>-<end>.parquet`. `None` for any other name (`daily.parquet`).

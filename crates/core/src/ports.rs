@@ -67,6 +67,23 @@ pub trait ObjectStore: Send + Sync {
         self.put(key, body).await
     }
 
+    /// Writes local files as objects, each all-or-nothing for readers like
+    /// [`put_file`](Self::put_file), all of them durable when it returns.
+    /// The files are the caller's temporaries: a store may move them into
+    /// place rather than copy them, so the caller must not read them after,
+    /// and forgets them once this succeeds.
+    /// A store may make them durable together, far cheaper for many small
+    /// objects than one at a time; then a crash before it returns can leave
+    /// some of them short under their keys, so callers use it only for
+    /// objects they write again, under the same keys, when their work is
+    /// redone (curate's per-date Parquet). The default puts them in turn.
+    async fn put_files(&self, files: &[(String, std::path::PathBuf)]) -> Result<(), PortError> {
+        for (key, path) in files {
+            self.put_file(key, path).await?;
+        }
+        Ok(())
+    }
+
     /// [`list`](Self::list) with each object's size and a version that
     /// changes whenever the object is replaced (ETag, or the file's identity).
     /// The default knows neither: size 0, empty version.

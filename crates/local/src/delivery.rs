@@ -644,7 +644,7 @@ impl Delivery {
     /// records that failed it under errors/ (Firehose's error output prefix),
     /// dated by the batch's first arrival so a redone batch gets the same name.
     async fn write_raw_objects(
-        &self,
+        &mut self,
         batch: &mut TransformedBatch,
     ) -> Result<Vec<String>, CycleError> {
         let name = layout::raw_object_name(batch.start, batch.end);
@@ -662,6 +662,9 @@ impl Delivery {
             let key = layout::raw_key(arrived_on, &name);
             self.store.put(&key, body).await?;
             keys.push(key);
+            if self.settings.keep_raw {
+                self.housekeeping.date_got_raw(arrived_on);
+            }
         }
         if !batch.failed.is_empty() {
             let failed_on = Date::of_millis(batch.first_arrival_ms.unwrap_or(0));

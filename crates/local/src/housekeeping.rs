@@ -1,6 +1,6 @@
 //! The upkeep of the data directory beside delivery: erasures carried out
 //! on the stored files (SPEC 17, [`crate::erasure`]), small curated files
-//! merged ([`crate::compaction`], SPEC 14), expired partitions deleted
+//! and raw objects merged ([`crate::compaction`], SPEC 14), expired partitions deleted
 //! ([`crate::retention`], SPEC 17). How files change on disk is
 //! [`gender_embedded::partitions`]; when they change is decided here.
 //!
@@ -105,6 +105,8 @@ pub struct Housekeeping {
     roller: Option<LogRoller>,
     /// Dates that received curated files since they were last looked at.
     to_compact: BTreeSet<Date>,
+    /// Arrival dates that received raw objects since they were last looked at.
+    raw_to_compact: BTreeSet<Date>,
     last_compaction: Option<tokio::time::Instant>,
     last_retention: Option<tokio::time::Instant>,
     /// The erasure running beside delivery, if any.
@@ -127,6 +129,7 @@ impl Housekeeping {
             swaps: Arc::new(Mutex::new(())),
             roller: None,
             to_compact: BTreeSet::new(),
+            raw_to_compact: BTreeSet::new(),
             last_compaction: None,
             last_retention: None,
             erasing: None,
@@ -149,12 +152,16 @@ impl Housekeeping {
     /// restart is unknown).
     pub(crate) async fn recover(&mut self) -> Result<(), CycleError> {
         let root = self.store.root().to_owned();
-        let dates = off_thread(move || {
+        let (dates, raw_dates) = off_thread(move || {
             partitions::clean_up_interrupted(&root)?;
-            compaction::dates_with_curated_hits(&root)
+            Ok((
+                compaction::dates_with_curated_hits(&root)?,
+                compaction::dates_with_raw(&root)?,
+            ))
         })
         .await?;
         self.to_compact.extend(dates);
+        self.raw_to_compact.extend(raw_dates);
         Ok(())
     }
 
@@ -167,6 +174,12 @@ impl Housekeeping {
     /// Dates that just received curated files (looked at for compaction).
     pub(crate) fn dates_got_files(&mut self, dates: impl IntoIterator<Item = Date>) {
         self.to_compact.extend(dates);
+    }
+
+    /// An arrival date that just received a raw object (looked at for
+    /// compaction).
+    pub(crate) fn date_got_raw(&mut self, date: Date) {
+        self.raw_to_compact.insert(date);
     }
 
     /// Runs what is due, in the order of the module's description. A
@@ -247,14 +260,15 @@ impl Housekeeping {
         Ok(())
     }
 
-    /// Merges small curated files of the dates that received some, once per
-    /// interval, while the daily job is not reading them.
+    /// Merges small curated files of the dates that received some, and
+    /// small raw objects of the arrival dates that received some, once per
+    /// interval, while the daily job (and an erasure) is not reading them.
     async fn compact_if_due(&mut self) -> Result<(), CycleError> {
         let interval = self.settings.compaction_interval;
         let due = self
             .last_compaction
             .is_none_or(|at| at.elapsed() >= interval);
-        if !due || self.to_compact.is_empty() {
+        if !due || (self.to_compact.is_empty() && self.raw_to_compact.is_empty()) {
             return Ok(());
         }
         let Some(_rewriting) = self.curated.try_rewrite() else {
@@ -262,22 +276,42 @@ impl Housekeeping {
         };
         self.last_compaction = Some(tokio::time::Instant::now());
         let dates = std::mem::take(&mut self.to_compact);
+        let raw_dates = std::mem::take(&mut self.raw_to_compact);
+        let pending: HashSet<String> = if raw_dates.is_empty() {
+            HashSet::new()
+        } else {
+            on_state(&self.state, StateStore::delivery_state)
+                .await?
+                .pending
+                .into_iter()
+                .collect()
+        };
         let root = self.store.root().to_owned();
         let policy = self.settings.compaction;
-        let done = off_thread(move || {
-            let mut merged = 0;
+        let (curated, raw) = off_thread(move || {
+            let merged_away = |c: compaction::Compacted| c.files_before - c.files_after;
+            let mut curated = 0;
             for date in dates {
-                let result = compaction::compact_date(&root, date, policy)?;
-                merged += result.files_before - result.files_after;
+                curated += merged_away(compaction::compact_date(&root, date, policy)?);
             }
-            Ok(merged)
+            let mut raw = 0;
+            for date in raw_dates {
+                raw += merged_away(compaction::compact_raw_date(&root, date, policy, &pending)?);
+            }
+            Ok((curated, raw))
         })
         .await?;
-        if done > 0 {
+        if curated > 0 {
             self.metrics
                 .files_compacted
-                .fetch_add(done as u64, Ordering::Relaxed);
-            tracing::info!(files_merged_away = done, "compacted curated hits");
+                .fetch_add(curated as u64, Ordering::Relaxed);
+            tracing::info!(files_merged_away = curated, "compacted curated hits");
+        }
+        if raw > 0 {
+            self.metrics
+                .raw_files_compacted
+                .fetch_add(raw as u64, Ordering::Relaxed);
+            tracing::info!(files_merged_away = raw, "compacted raw objects");
         }
         Ok(())
     }

@@ -63,6 +63,7 @@ pub struct PipelineMetrics {
     pub daily_errors: CounterCell,
     /// Curated files merged away by compaction.
     pub files_compacted: CounterCell,
+    pub raw_files_compacted: CounterCell,
     /// Date partitions deleted by retention.
     pub partitions_expired: CounterCell,
     /// Erasures carried out (SPEC 17).
@@ -140,6 +141,11 @@ impl PipelineMetrics {
             "gender_curated_files_compacted",
             "Curated hits files merged away by compaction",
             self.files_compacted.0.clone(),
+        );
+        registry.register(
+            "gender_raw_files_compacted",
+            "Raw objects merged away by compaction",
+            self.raw_files_compacted.0.clone(),
         );
         registry.register(
             "gender_erasures_completed",
@@ -379,6 +385,7 @@ mod tests {
             ("gender_dedup_identities", "gauge"),
             ("gender_daily_runs_total", "counter"),
             ("gender_curated_files_compacted_total", "counter"),
+            ("gender_raw_files_compacted_total", "counter"),
             ("gender_erasures_completed_total", "counter"),
             ("gender_erased_rows_total", "counter"),
             ("gender_partitions_expired_total", "counter"),

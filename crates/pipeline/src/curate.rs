@@ -317,11 +317,23 @@ pub async fn prepare_object(
     if let Some((line, error)) = &object.first_invalid {
         tracing::warn!(raw_key, invalid = object.invalid_lines, first_line = line, %error, "raw object has invalid lines");
     }
-    let mut curated_keys = Vec::with_capacity(object.files.len());
-    for file in &object.files {
-        curated.put_file(&file.key, file.temp.path()).await?;
-        curated_keys.push(file.key.clone());
+    // One object per event date: made durable together (a batch spread
+    // over thousands of dates is thousands of files, issue 26). The names
+    // are deterministic, so a redone object writes the same ones again.
+    let files: Vec<(String, std::path::PathBuf)> = object
+        .files
+        .iter()
+        .map(|file| (file.key.clone(), file.temp.path().to_owned()))
+        .collect();
+    curated.put_files(&files).await?;
+    // A file the store moved into place is no longer ours to delete; one
+    // it copied still is (dropping it deletes it).
+    for file in object.files {
+        if !file.temp.path().exists() {
+            let _ = file.temp.into_temp_path().keep();
+        }
     }
+    let curated_keys = files.into_iter().map(|(key, _)| key).collect();
     Ok(PreparedObject {
         raw_key: object.raw_key,
         hits: object.hits,
