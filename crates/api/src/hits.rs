@@ -170,7 +170,15 @@ async fn ingest(state: &ApiState, headers: &HeaderMap, body: Body) -> Result<Res
     // refused before its hits are parsed: overload costs no parsing.
     state.log.admits().map_err(|e| not_stored(state, &e, 0))?;
     let now_ms = (state.clock)();
-    let batch = if bytes.len() > INLINE_PARSE_BYTES {
+    let batch = if let Some(parse_on) = &state.parse_on {
+        let (done, parsed) = tokio::sync::oneshot::channel();
+        parse_on(Box::new(move || {
+            let _ = done.send(parse_batch(&bytes, format, now_ms));
+        }));
+        parsed
+            .await
+            .map_err(|_| JsonError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?
+    } else if bytes.len() > INLINE_PARSE_BYTES {
         tokio::task::spawn_blocking(move || parse_batch(&bytes, format, now_ms))
             .await
             .map_err(|_| JsonError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))?

@@ -27,7 +27,7 @@ pub use cors::{CorsOrigins, PREFLIGHT_MAX_AGE_SECONDS};
 pub use errors::{JsonError, RETRY_AFTER_SECONDS, with_edge_layers, with_request_deadline};
 pub use metrics::{ApiMetrics, ErrorsFamily, Labels};
 pub use router::{api_doc, router, router_with_docs};
-pub use state::ApiState;
+pub use state::{ApiState, ParseExecutor};
 pub use tracker::{TRACKER_JS, TRACKER_MAX_AGE_SECONDS};
 
 #[cfg(test)]

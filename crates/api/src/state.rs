@@ -29,4 +29,12 @@ pub struct ApiState {
     /// ([`gender_core::ingest::MAX_BODY_BYTES`]) locally, less on Lambda
     /// (whose 6 MB payload limit holds the base64'ed body and its envelope).
     pub max_body_bytes: usize,
+    /// Where `POST /hits` bodies are parsed. `None`: on the async workers
+    /// (large bodies on the blocking pool), right for a Lambda that serves
+    /// one request at a time. A server that must keep answering lookups
+    /// while ingest is flooded hands them to a pool of its own.
+    pub parse_on: Option<ParseExecutor>,
 }
+
+/// Runs a parse job somewhere other than the async workers.
+pub type ParseExecutor = Arc<dyn Fn(Box<dyn FnOnce() + Send + 'static>) + Send + Sync>;

@@ -164,6 +164,7 @@ fn harness_with_cors(log: MemoryLog, cors: CorsOrigins) -> Harness {
         metrics: Arc::new(ApiMetrics::default()),
         clock: || NOW,
         max_body_bytes: gender_core::ingest::MAX_BODY_BYTES,
+        parse_on: None,
     };
     Harness {
         app: with_edge_layers(router(state)),

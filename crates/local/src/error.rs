@@ -14,6 +14,8 @@ pub enum LocalError {
     Keys(#[source] std::io::Error),
     #[error("serving HTTP")]
     Serve(#[source] std::io::Error),
+    #[error("starting the threads that parse request bodies")]
+    Threads(#[source] std::io::Error),
 }
 
 /// Why one delivery cycle failed (the loop retries it).

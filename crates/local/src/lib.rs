@@ -16,6 +16,7 @@ mod error;
 pub mod housekeeping;
 pub mod keys;
 mod metrics;
+mod parse_pool;
 pub mod rate_limit;
 pub mod retention;
 mod scheduler;
@@ -156,6 +157,12 @@ pub async fn run(
         metrics: api_metrics.clone(),
         clock: system_now_ms,
         max_body_bytes: gender_core::ingest::MAX_BODY_BYTES,
+        parse_on: Some(
+            parse_pool::spawn(
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+            )
+            .map_err(LocalError::Threads)?,
+        ),
     };
     let registry = metrics::registry(
         &api_metrics,

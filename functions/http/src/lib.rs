@@ -283,6 +283,8 @@ pub fn app(config: &Config, secrets: &Secrets, sdk: &aws_config::SdkConfig) -> a
         metrics: Arc::new(ApiMetrics::default()),
         clock: gender_core::time::system_now_ms,
         max_body_bytes: config.max_body_bytes,
+        // One request at a time per instance: nothing to keep free.
+        parse_on: None,
     };
     gender_api::with_edge_layers(gender_api::with_request_deadline(
         gender_api::router(state),
