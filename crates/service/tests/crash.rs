@@ -160,23 +160,17 @@ async fn sigkill_mid_stream_loses_and_duplicates_nothing() {
     // merges happened.
     let mut raw_hits = std::collections::HashSet::new();
     let mut merged_raw = 0;
-    let mut stack = vec![dir.path().join("raw")];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().into_string().unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            } else if name.ends_with(".ndjson") && !name.starts_with('.') {
-                merged_raw += usize::from(name.starts_with("c-"));
-                let body = std::fs::read_to_string(entry.path()).unwrap();
-                for line in body.lines().filter(|l| !l.is_empty()) {
-                    let hit: serde_json::Value = serde_json::from_str(line).unwrap();
-                    let identity = (hit["clientid"].to_string(), hit["hitid"].to_string());
-                    assert!(hit["hitid"].is_string(), "{line}");
-                    raw_hits.insert(identity);
-                }
-            }
+    for file in common::files_under(&dir.path().join("raw")) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".ndjson") || name.starts_with('.') {
+            continue;
+        }
+        merged_raw += usize::from(name.starts_with("c-"));
+        let body = std::fs::read_to_string(&file).unwrap();
+        for line in body.lines().filter(|l| !l.is_empty()) {
+            let hit: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert!(hit["hitid"].is_string(), "{line}");
+            raw_hits.insert((hit["clientid"].to_string(), hit["hitid"].to_string()));
         }
     }
     assert_eq!(

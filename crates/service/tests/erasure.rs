@@ -65,23 +65,13 @@ fn rollup_rows(data_dir: &Path) -> HashMap<String, (u64, i64)> {
 /// Raw NDJSON lines mentioning `clientid`.
 fn raw_lines_of(data_dir: &Path, clientid: &str) -> usize {
     let needle = format!("\"clientid\":\"{clientid}\"");
-    let mut found = 0;
-    let mut stack = vec![data_dir.join("raw")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            } else {
-                let text = std::fs::read_to_string(entry.path()).unwrap();
-                found += text.lines().filter(|l| l.contains(&needle)).count();
-            }
-        }
-    }
-    found
+    common::files_under(&data_dir.join("raw"))
+        .iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(file).unwrap();
+            text.lines().filter(|l| l.contains(&needle)).count()
+        })
+        .sum()
 }
 
 async fn wait_complete(server: &Server, status_url: &str) -> Value {

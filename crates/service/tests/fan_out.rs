@@ -5,33 +5,13 @@
 
 mod common;
 
-use common::Server;
+use common::{Server, files_under};
 use serde_json::{Value, json};
-use std::path::Path;
 
 const VISITORS: usize = 50;
 const DAY_MS: i64 = 86_400_000;
 /// 2000-01-01, the first date SPEC 2 accepts.
 const FIRST_DAY_MS: i64 = 946_684_800_000;
-
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                stack.push(entry.path());
-            } else {
-                out.push(entry.path());
-            }
-        }
-    }
-    out
-}
 
 /// `n` hits, the i-th on day `first_day + i`.
 fn spread(first_day: usize, n: usize) -> String {

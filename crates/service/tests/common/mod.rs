@@ -214,6 +214,26 @@ async fn read(r: reqwest::Response) -> (u16, Value) {
     )
 }
 
+/// Every file under `dir`, at any depth (none if `dir` does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(entry.path());
+            } else {
+                out.push(entry.path());
+            }
+        }
+    }
+    out
+}
+
 /// Every file under curated/ except in-progress names: (key, rows).
 pub fn curated_files(
     data_dir: &Path,
