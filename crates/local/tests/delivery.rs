@@ -66,16 +66,20 @@ fn start_with_status(
         buffer_bytes: u64::MAX,
         ..DeliverySettings::new(system_now_ms)
     };
-    let upkeep = HousekeepingSettings {
-        // These tests use dates far in the past; retention has its own test.
+    start_with_settings(parts, status, settings, keep_everything())
+}
+
+/// Upkeep with retention off: these tests use dates far in the past, and
+/// retention has its own test.
+fn keep_everything() -> HousekeepingSettings {
+    HousekeepingSettings {
         retention: RetentionPolicy {
             raw_days: None,
             curated_hits_days: None,
             daily_rollups_days: None,
         },
         ..HousekeepingSettings::new(system_now_ms)
-    };
-    start_with_settings(parts, status, settings, upkeep)
+    }
 }
 
 fn start_with_settings(
@@ -307,14 +311,7 @@ async fn a_cycle_delivers_a_bounded_number_of_dates_and_a_flush_takes_as_many_cy
         max_dates_per_cycle: 50,
         ..DeliverySettings::new(system_now_ms)
     };
-    let upkeep = HousekeepingSettings {
-        retention: RetentionPolicy {
-            raw_days: None,
-            curated_hits_days: None,
-            daily_rollups_days: None,
-        },
-        ..HousekeepingSettings::new(system_now_ms)
-    };
+    let upkeep = keep_everything();
     let (handle, stop, task) = start_with_settings(
         &parts,
         Arc::new(PipelineStatus::default()),
