@@ -3,17 +3,22 @@
 SPEC 14), the two cases of docs/PERFORMANCE.md "Hits spread over many event
 dates":
 
-  bench/fan_out.py one-shot  BINARY [--requests 20]
+  bench/fan_out.py one-shot  BINARY [--requests 20] [--runs 1]
       REQUESTS x 500 hits, each on its own date, then a timed POST /admin/flush.
-  bench/fan_out.py sustained BINARY [--rate 1000] [--dates 500] [--seconds 60]
+  bench/fan_out.py sustained BINARY [--rate 1000] [--dates 500] [--seconds 60] [--runs 1]
       RATE hits/s (10 requests a second) spread over DATES event dates for
       SECONDS, sampling the curate lag (GET /metrics) every second and
       counting 503s; then a timed flush.
 
 Each run gets a fresh data dir (under $FAN_OUT_DIR, default the system's
-temporary directory) and deletes it afterwards. Prints one summary line.
+temporary directory); --runs N repeats the case and prints min/median/max.
+The data dirs are deleted only after the last run: on ext4 without a
+journal, new inodes are slow to allocate for up to five minutes after many
+were deleted, so deleting one run's 20,000 files would slow the next run
+(start an invocation a few minutes after the last one for the same reason).
+Prints one line per run and the spread.
 """
-import argparse, json, os, re, shutil, socket, subprocess, sys, tempfile, threading, time
+import argparse, json, os, re, shutil, socket, statistics, subprocess, sys, tempfile, threading, time
 import urllib.error, urllib.request
 
 DAY_MS = 86_400_000
@@ -63,8 +68,9 @@ def flush(base, key):
     return status, time.monotonic() - t
 
 
-def one_shot(args):
+def one_shot(args, dirs):
     proc, data, base, key = start(args.binary, ["--flush-interval-ms", "3600000", "--buffer-bytes", "1000000000"])
+    dirs.append(data)
     try:
         accepted = 0
         for r in range(args.requests):
@@ -73,9 +79,10 @@ def one_shot(args):
             accepted += json.loads(body)["accepted"]
         status, took = flush(base, key)
         print(f"one-shot: {accepted} hits on {accepted} dates; flush {status} in {took:.2f} s; "
-              f"raw files {files(data, 'raw')}; curated files {files(data, 'curated/hits')}")
+              f"raw files {files(data, 'raw')}; curated files {files(data, 'curated/hits')}", flush=True)
+        return {"flush s": took}
     finally:
-        proc.terminate(); proc.wait(); shutil.rmtree(data, ignore_errors=True)
+        proc.terminate(); proc.wait()
 
 
 def lag_seconds(base, key):
@@ -85,8 +92,9 @@ def lag_seconds(base, key):
     return float(m.group(1)) if m else float("nan")
 
 
-def sustained(args):
+def sustained(args, dirs):
     proc, data, base, key = start(args.binary, [])
+    dirs.append(data)
     per_request = args.rate // 10
     counts = {"202": 0, "503": 0, "other": 0, "hits": 0}
     lags = []
@@ -115,9 +123,11 @@ def sustained(args):
         print(f"sustained: {args.rate} hits/s over {args.dates} dates for {args.seconds} s: "
               f"{counts['hits']} hits accepted, {counts['503']} requests 503, {counts['other']} other; "
               f"curate lag max {worst:.1f} s, last {lags[-1] if lags else float('nan'):.1f} s; "
-              f"flush {status} in {took:.2f} s; raw files {files(data, 'raw')}; curated files {files(data, 'curated/hits')}")
+              f"flush {status} in {took:.2f} s; raw files {files(data, 'raw')}; curated files {files(data, 'curated/hits')}",
+              flush=True)
+        return {"lag max s": worst, "flush s": took, "503s": counts["503"]}
     finally:
-        proc.terminate(); proc.wait(); shutil.rmtree(data, ignore_errors=True)
+        proc.terminate(); proc.wait()
 
 
 def main():
@@ -127,8 +137,25 @@ def main():
     b = sub.add_parser("sustained"); b.add_argument("binary")
     b.add_argument("--rate", type=int, default=1000); b.add_argument("--dates", type=int, default=500)
     b.add_argument("--seconds", type=int, default=60)
+    for case in (a, b):
+        case.add_argument("--runs", type=int, default=1, help="repetitions (min/median/max)")
     args = p.parse_args()
-    one_shot(args) if args.case == "one-shot" else sustained(args)
+    case = one_shot if args.case == "one-shot" else sustained
+    dirs, results = [], []
+    try:
+        for _ in range(args.runs):
+            results.append(case(args, dirs))
+    finally:
+        for data in dirs:
+            shutil.rmtree(data, ignore_errors=True)
+            try:
+                os.remove(data + ".log")
+            except OSError:
+                pass
+    if len(results) > 1:
+        for name in results[0]:
+            values = [r[name] for r in results]
+            print(f"{name}: min {min(values):.2f}, median {statistics.median(values):.2f}, max {max(values):.2f}")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,9 @@ pub struct LocalConfig {
     /// Event dates with hits waiting for curate beyond which `POST /hits`
     /// answers `503` (SPEC 14: the backlog counts date partitions too).
     pub max_pending_dates: usize,
+    /// How much longer than `flush_interval` an accepted hit may wait to
+    /// become visible before `POST /hits` answers `503` (`None`: no bound).
+    pub max_curate_delay: Option<Duration>,
     /// Free bytes kept on the data directory's filesystem beyond what the
     /// backlog needs to be delivered and curated; below, ingest answers `503`.
     pub min_free_bytes: u64,
@@ -92,6 +95,7 @@ impl LocalConfig {
             daily_at_minute: 60,
             max_backlog_bytes: DEFAULT_MAX_BACKLOG_BYTES,
             max_pending_dates: crate::status::DEFAULT_MAX_PENDING_DATES,
+            max_curate_delay: Some(crate::status::DEFAULT_MAX_CURATE_DELAY),
             min_free_bytes: crate::status::DEFAULT_MIN_FREE_BYTES,
             max_body_memory_bytes: crate::admission::DEFAULT_MAX_BODY_MEMORY_BYTES,
             ingest_rate_per_ip: None,

@@ -47,8 +47,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// Log bytes delivered into one set of raw objects at most.
 pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 /// Distinct event dates one batch holds at most: the Parquet files curate
-/// writes at once for one raw object (one per date).
-pub const DEFAULT_MAX_DATES_PER_BATCH: usize = 128;
+/// writes for one raw object (one per date). As many as a cycle may write:
+/// a smaller cap would cut a second's hits spread over a few hundred dates
+/// into several objects, each with its own file per date, so files would
+/// grow with hits instead of with dates (issue 26). Curate holds a date's
+/// rows, not an open file, until the object is done.
+pub const DEFAULT_MAX_DATES_PER_BATCH: usize = DEFAULT_MAX_DATES_PER_CYCLE;
 /// Distinct event dates one delivery cycle writes curated files for at
 /// most (the sum over its batches); the rest waits in the log for the next
 /// cycle, so a cycle writes a bounded number of objects (SPEC 14).

@@ -33,8 +33,9 @@ pub use gender_api::{CorsOrigins, Scope};
 pub use housekeeping::{CuratedLock, Housekeeping, HousekeepingSettings};
 pub use metrics::PipelineMetrics;
 pub use status::{
-    Backlog, BoundedHitLog, DEFAULT_MAX_PENDING_DATES, DEFAULT_MIN_FREE_BYTES,
-    DISK_BYTES_PER_BACKLOG_BYTE, LocalHealth, PipelineStatus, SpaceReserve, StageFailure,
+    Backlog, BoundedHitLog, DEFAULT_MAX_CURATE_DELAY, DEFAULT_MAX_PENDING_DATES,
+    DEFAULT_MIN_FREE_BYTES, DISK_BYTES_PER_BACKLOG_BYTE, LocalHealth, PipelineStatus, SpaceReserve,
+    StageFailure,
 };
 
 use crate::erasure::LocalErasures;
@@ -128,6 +129,10 @@ pub async fn run(
         }),
         max_pending_dates: config.max_pending_dates,
         pending_dates: Arc::default(),
+        max_wait: config
+            .max_curate_delay
+            .map(|delay| config.flush_interval + delay),
+        waiting: Arc::default(),
     };
     let bounded_log = Arc::new(BoundedHitLog::new(
         log.clone(),

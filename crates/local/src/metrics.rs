@@ -307,6 +307,8 @@ mod tests {
             space: None,
             max_pending_dates: usize::MAX,
             pending_dates: Default::default(),
+            max_wait: None,
+            waiting: Default::default(),
         };
         let gate = Arc::new(BoundedHitLog::new(
             Arc::new(log_file),

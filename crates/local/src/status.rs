@@ -238,8 +238,56 @@ impl PendingDates {
     }
 }
 
-/// The bound on accepted-but-not-yet-visible log bytes and event dates
-/// (SPEC 14), and the free space they need on disk.
+/// When the accepted hits still waiting for curate were appended: appends
+/// within [`WAIT_BUCKET`] of each other share an entry (the log end after
+/// the last of them, the time of the first), so the queue stays short
+/// whatever the request rate.
+#[derive(Debug, Default)]
+pub struct WaitingSince {
+    appends: Mutex<std::collections::VecDeque<(u64, std::time::Instant)>>,
+}
+
+/// How close in time appends share one [`WaitingSince`] entry: the wait it
+/// reports is at most this much longer than the truth.
+const WAIT_BUCKET: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl WaitingSince {
+    /// Hits stored below log offset `end` were appended `at`.
+    fn appended(&self, end: u64, at: std::time::Instant) {
+        if let Ok(mut appends) = self.appends.lock() {
+            match appends.back_mut() {
+                Some((last_end, since)) if at.duration_since(*since) < WAIT_BUCKET => {
+                    *last_end = end.max(*last_end);
+                }
+                _ => appends.push_back((end, at)),
+            }
+        }
+    }
+
+    /// How long the oldest hit at or above `visible` has waited at `now`
+    /// (forgetting the appends below it).
+    pub fn oldest_wait(
+        &self,
+        visible: u64,
+        now: std::time::Instant,
+    ) -> Option<std::time::Duration> {
+        let mut appends = self.appends.lock().ok()?;
+        while appends.front().is_some_and(|(end, _)| *end <= visible) {
+            appends.pop_front();
+        }
+        appends.front().map(|(_, since)| now.duration_since(*since))
+    }
+}
+
+/// The default bound on how much longer than the delivery interval an
+/// accepted hit may wait to become visible before ingest refuses: with the
+/// default 1 s interval, a curate lag of 10 s at most (issue 26). Hits
+/// spread over more dates than curate writes files for in a second are the
+/// load that gets there; the byte and date bounds do not see it.
+pub const DEFAULT_MAX_CURATE_DELAY: std::time::Duration = std::time::Duration::from_secs(9);
+
+/// The bound on accepted-but-not-yet-visible log bytes, event dates and
+/// waiting time (SPEC 14), and the free space they need on disk.
 #[derive(Clone)]
 pub struct Backlog {
     pub reader: LogReader,
@@ -249,6 +297,10 @@ pub struct Backlog {
     /// Event dates with hits waiting for curate at most.
     pub max_pending_dates: usize,
     pub pending_dates: std::sync::Arc<PendingDates>,
+    /// How long the oldest waiting hit may wait at most (the delivery
+    /// interval plus the allowed delay); `None`: not bounded.
+    pub max_wait: Option<std::time::Duration>,
+    pub waiting: std::sync::Arc<WaitingSince>,
 }
 
 impl Backlog {
@@ -270,6 +322,22 @@ impl Backlog {
                 what: format!(
                     "pipeline behind: hits of {dates} event dates wait for curate (bound {})",
                     self.max_pending_dates
+                ),
+                source: None,
+            });
+        }
+        if let Some(max_wait) = self.max_wait
+            && let Some(waited) = self
+                .waiting
+                .oldest_wait(status.visible_offset(), std::time::Instant::now())
+            && waited > max_wait
+        {
+            return Some(PortError::Throttled {
+                what: format!(
+                    "pipeline behind: the oldest accepted hit not yet visible has waited {:.1} s \
+                     (bound {:.1} s)",
+                    waited.as_secs_f64(),
+                    max_wait.as_secs_f64()
                 ),
                 source: None,
             });
@@ -352,9 +420,11 @@ impl HitLog for BoundedHitLog {
         dates.dedup();
         let result = self.log.append(records).await;
         if result.is_ok() {
+            let end = self.backlog.reader.durable_end();
+            self.backlog.pending_dates.appended(dates, end);
             self.backlog
-                .pending_dates
-                .appended(dates, self.backlog.reader.durable_end());
+                .waiting
+                .appended(end, std::time::Instant::now());
         }
         result
     }
@@ -432,6 +502,28 @@ fn probe_writable(store: &gender_embedded::DirObjectStore) -> std::io::Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_wait_is_that_of_the_oldest_append_not_yet_visible() {
+        let waiting = WaitingSince::default();
+        let start = std::time::Instant::now();
+        let at = |ms| start + std::time::Duration::from_millis(ms);
+        assert_eq!(waiting.oldest_wait(0, at(0)), None);
+        waiting.appended(100, at(0));
+        waiting.appended(200, at(50)); // same bucket: its end moves up
+        waiting.appended(300, at(400));
+        let wait = |visible, now| waiting.oldest_wait(visible, at(now)).map(|d| d.as_millis());
+        assert_eq!(wait(0, 1000), Some(1000));
+        // Half of the first bucket visible: its first append may still wait.
+        assert_eq!(wait(100, 1000), Some(1000));
+        assert_eq!(wait(200, 1000), Some(600));
+        assert_eq!(wait(300, 1000), None);
+        assert_eq!(
+            waiting.appends.lock().unwrap().len(),
+            0,
+            "visible appends forgotten"
+        );
+    }
 
     #[test]
     fn the_event_date_is_read_from_the_normalized_hit() {

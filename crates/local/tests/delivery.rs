@@ -259,32 +259,33 @@ async fn objects_queued_before_a_crash_are_curated_once_at_the_next_start() {
 async fn hits_of_many_dates_are_cut_into_batches_of_a_bounded_number_of_objects() {
     let dir = tempfile::tempdir().unwrap();
     let parts = open(dir.path());
-    // 200 distinct dates, visitor "spread" seen once on each.
-    let payloads = (0..200)
+    // 1,100 distinct dates (back from 2026-01-01: none in the future),
+    // visitor "spread" seen once on each.
+    let payloads = (0..1100)
         .map(|d| {
             format!(
                 r#"{{"clientid":"spread","pageGender":"F","timestamp":"2026-01-01T00:00:00Z","n":{d}}}"#
             )
-            .replace("2026-01-01", &date_plus(d))
+            .replace("2026-01-01", &date_plus(-d))
             .into_bytes()
         })
         .collect();
     parts.log.append_payloads(payloads).await.unwrap();
     let (handle, stop, task) = start(&parts);
     let report = handle.flush().await.unwrap();
-    // Default cap 128 dates per batch: 2 batches, one raw object each
-    // whatever the spread of dates, one curated file per date.
-    assert_eq!(report.objects_delivered, 2);
-    assert_eq!(counts(&parts.state, "spread"), (0, 200));
+    // Default cap 1,024 dates per batch (and cycle): 2 batches, one raw
+    // object each whatever the spread of dates, one curated file per date.
+    assert_eq!(report.delivered_offset, parts.reader.durable_end());
+    assert_eq!(counts(&parts.state, "spread"), (0, 1100));
     let mut dates_per_object = Vec::new();
     for key in raw_keys(&parts.store) {
         let body = parts.store.get_blocking(&key).unwrap().unwrap();
         dates_per_object.push(body.iter().filter(|&&b| b == b'\n').count());
     }
-    assert_eq!(dates_per_object, [128, 72]);
+    assert_eq!(dates_per_object, [1024, 76]);
     assert_eq!(
         parts.store.list_blocking("curated/hits/").unwrap().len(),
-        200
+        1100
     );
     stop.send(true).unwrap();
     task.await.unwrap();
@@ -361,6 +362,8 @@ async fn past_the_backlog_bound_appends_are_refused_with_nothing_stored_until_cu
             space: None,
             max_pending_dates: usize::MAX,
             pending_dates: Default::default(),
+            max_wait: None,
+            waiting: Default::default(),
         },
         status.clone(),
     );

@@ -29,6 +29,8 @@ use std::sync::{Arc, LazyLock};
 /// Rows per row group of a curated hits file: what a writer buffers and a
 /// reader decodes at a time.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// The rows a new hits file's buffers hold before they first grow.
+const FIRST_ROWS: usize = 64;
 
 /// Key-value metadata of a daily rollup naming the curated hits it was
 /// built from (see [`crate::daily`]).
@@ -148,10 +150,12 @@ pub fn encode_hits(hits: &[&Hit<'_>], key: &str) -> Result<Vec<u8>, PipelineErro
 
 /// A curated hits file being written to a local temporary file, one row
 /// group at a time: memory holds one row group, whatever the file's size.
+/// The file is opened when the first row group is written (full, or at
+/// [`finish`](HitsFileWriter::finish)), so a batch spread over a thousand
+/// dates with a few hits each holds rows, not a thousand open files (issue 26).
 pub struct HitsFileWriter {
     key: String,
-    temp: tempfile::NamedTempFile,
-    writer: ArrowWriter<File>,
+    output: Option<(tempfile::NamedTempFile, ArrowWriter<File>)>,
     ids: StringBuilder,
     genders: Vec<Gender>,
     times: Vec<i64>,
@@ -168,28 +172,35 @@ pub struct HitsFile {
 
 impl HitsFileWriter {
     pub fn create(key: String) -> Result<HitsFileWriter, PipelineError> {
-        let io = |e: std::io::Error| PipelineError::BadObject {
-            key: key.clone(),
-            detail: format!("local temporary file: {e}"),
-        };
-        let temp = tempfile::NamedTempFile::new().map_err(io)?;
-        let file = temp.as_file().try_clone().map_err(io)?;
-        let writer =
-            ArrowWriter::try_new(file, hits_schema(), Some(HITS_WRITER_PROPERTIES.clone()))
-                .map_err(|source| PipelineError::Parquet {
-                    key: key.clone(),
-                    source,
-                })?;
         Ok(HitsFileWriter {
             key,
-            temp,
-            writer,
-            ids: StringBuilder::with_capacity(ROW_GROUP_ROWS, ROW_GROUP_ROWS * 16),
-            genders: Vec::with_capacity(ROW_GROUP_ROWS),
-            times: Vec::with_capacity(ROW_GROUP_ROWS),
-            hit_ids: StringBuilder::with_capacity(ROW_GROUP_ROWS, ROW_GROUP_ROWS * 24),
+            output: None,
+            // Grown as rows come: most of a fan-out's dates hold a few hits.
+            ids: StringBuilder::with_capacity(FIRST_ROWS, FIRST_ROWS * 16),
+            genders: Vec::with_capacity(FIRST_ROWS),
+            times: Vec::with_capacity(FIRST_ROWS),
+            hit_ids: StringBuilder::with_capacity(FIRST_ROWS, FIRST_ROWS * 24),
             rows: 0,
         })
+    }
+
+    fn open(&mut self) -> Result<&mut ArrowWriter<File>, PipelineError> {
+        if self.output.is_none() {
+            let io = |e: std::io::Error| PipelineError::BadObject {
+                key: self.key.clone(),
+                detail: format!("local temporary file: {e}"),
+            };
+            let temp = tempfile::NamedTempFile::new().map_err(io)?;
+            let file = temp.as_file().try_clone().map_err(io)?;
+            let writer =
+                ArrowWriter::try_new(file, hits_schema(), Some(HITS_WRITER_PROPERTIES.clone()))
+                    .map_err(|source| PipelineError::Parquet {
+                        key: self.key.clone(),
+                        source,
+                    })?;
+            self.output = Some((temp, writer));
+        }
+        Ok(&mut self.output.as_mut().expect("opened above").1)
     }
 
     #[inline]
@@ -224,9 +235,10 @@ impl HitsFileWriter {
             &self.key,
         )?;
         self.genders.clear();
-        self.writer
+        let writer = self.open()?;
+        writer
             .write(&batch)
-            .and_then(|()| self.writer.flush())
+            .and_then(|()| writer.flush())
             .map_err(|source| PipelineError::Parquet {
                 key: self.key.clone(),
                 source,
@@ -236,16 +248,16 @@ impl HitsFileWriter {
     /// Writes the last row group and the footer.
     pub fn finish(mut self) -> Result<HitsFile, PipelineError> {
         self.write_row_group()?;
-        self.writer
-            .close()
-            .map_err(|source| PipelineError::Parquet {
-                key: self.key.clone(),
-                source,
-            })?;
+        self.open()?; // a file without rows still has its schema
+        let (temp, writer) = self.output.take().expect("opened above");
+        writer.close().map_err(|source| PipelineError::Parquet {
+            key: self.key.clone(),
+            source,
+        })?;
         Ok(HitsFile {
             key: self.key,
             rows: self.rows,
-            temp: self.temp,
+            temp,
         })
     }
 }

@@ -70,6 +70,8 @@ struct Sink<'f> {
     /// Usually one date (Firehose partitions by `dt`); a mixed object is
     /// still filed correctly, one Parquet per date.
     writers: Vec<(Date, HitsFileWriter)>,
+    /// The writer of the last hit.
+    last_writer: usize,
     hits: usize,
     invalid_lines: usize,
     first_invalid: Option<(usize, HitError)>,
@@ -123,7 +125,14 @@ impl Sink<'_> {
         self.hits += 1;
         self.aggregator.add(&hit.clientid, hit.gender, hit.event_ms);
         let dt = Date::of_millis(hit.event_ms);
-        let slot = match self.writers.iter().position(|(d, _)| *d == dt) {
+        // Local raw objects keep a date's lines together: the last date first.
+        let slot = match self
+            .writers
+            .get(self.last_writer)
+            .filter(|(d, _)| *d == dt)
+            .map(|_| self.last_writer)
+            .or_else(|| self.writers.iter().position(|(d, _)| *d == dt))
+        {
             Some(i) => i,
             None => {
                 let key = layout::curated_hits_key(&self.raw_key, dt);
@@ -137,6 +146,7 @@ impl Sink<'_> {
                 self.writers.len() - 1
             }
         };
+        self.last_writer = slot;
         if let Err(e) = self.writers[slot].1.push(
             &hit.clientid,
             hit.gender,
@@ -192,6 +202,7 @@ impl<'f> CurateStream<'f> {
                 duplicates: 0,
                 aggregator: Aggregator::new(),
                 writers: Vec::new(),
+                last_writer: 0,
                 hits: 0,
                 invalid_lines: 0,
                 first_invalid: None,

@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// Event dates with hits waiting for curate beyond which POST /hits answers 503 (each costs curate a Parquet file).
     #[arg(long, env = "GENDER_MAX_PENDING_DATES", default_value_t = gender_local::DEFAULT_MAX_PENDING_DATES)]
     max_pending_dates: usize,
+    /// How much longer than the flush interval an accepted hit may wait to become visible before POST /hits answers 503 (0: no bound); with the default interval, a curate lag of 10 s at most.
+    #[arg(long, env = "GENDER_MAX_CURATE_DELAY_MS", default_value_t = gender_local::DEFAULT_MAX_CURATE_DELAY.as_millis() as u64)]
+    max_curate_delay_ms: u64,
     /// Free bytes kept on the data directory's filesystem beyond twice the backlog (what delivering and curating it needs); below, POST /hits answers 503.
     #[arg(long, env = "GENDER_MIN_FREE_BYTES", default_value_t = gender_local::DEFAULT_MIN_FREE_BYTES)]
     min_free_bytes: u64,
@@ -176,6 +179,8 @@ impl ServeArgs {
             ingest_room_wait: Duration::from_millis(self.ingest_room_wait_ms),
             min_free_bytes: self.min_free_bytes,
             max_pending_dates: self.max_pending_dates.max(1),
+            max_curate_delay: (self.max_curate_delay_ms > 0)
+                .then(|| Duration::from_millis(self.max_curate_delay_ms)),
             flush_timeout: Duration::from_millis(self.flush_timeout_ms.max(1)),
             compaction: CompactionPolicy {
                 target_bytes: self.compact_target_bytes,

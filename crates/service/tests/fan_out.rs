@@ -102,6 +102,48 @@ async fn hits_on_thousands_of_dates_make_few_raw_files_and_one_curated_file_per_
 }
 
 #[tokio::test]
+async fn a_cycle_of_hits_interleaved_over_hundreds_of_dates_is_one_object_and_one_file_per_date() {
+    // The sustained shape of issue 26: consecutive hits on different dates,
+    // each date coming back every few hits. One cycle takes them all; its
+    // files must grow with the dates, not with the hits (cutting the batch
+    // at a smaller date cap than the cycle's made one file per few hits,
+    // and curate fell behind for good).
+    const DATES: usize = 300;
+    const REQUESTS: usize = 5;
+    const PER_REQUEST: usize = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = KEEP_EVERYTHING.to_vec();
+    // Compaction would merge the extra files away and hide them.
+    args.extend(["--compact-interval-ms", "3600000"]);
+    let server = Server::start(dir.path(), &args).await;
+    for r in 0..REQUESTS {
+        let hits: Vec<Value> = (0..PER_REQUEST)
+            .map(|i| {
+                let day = ((r * PER_REQUEST + i) % DATES) as i64;
+                json!({
+                    "clientid": format!("f-{}", i % VISITORS),
+                    "pageGender": "M",
+                    "timestamp": FIRST_DAY_MS + day * DAY_MS + 3_600_000,
+                })
+            })
+            .collect();
+        let (status, body) = server
+            .post_hits(Value::Array(hits).to_string(), "application/json")
+            .await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let report = server.flush().await;
+    assert_eq!(counted(&server).await, (REQUESTS * PER_REQUEST) as u64);
+    assert_eq!(report["objects_delivered"], json!(1), "{report}");
+    let curated = files_under(&dir.path().join("curated/hits"));
+    assert_eq!(curated.len(), DATES, "one file per date: {report}");
+    assert_eq!(
+        server.metric("gender_curated_files_compacted_total").await,
+        0.0
+    );
+}
+
+#[tokio::test]
 async fn the_backlog_bound_counts_the_dates_waiting_for_curate() {
     let dir = tempfile::tempdir().unwrap();
     let mut args = KEEP_EVERYTHING.to_vec();
@@ -136,5 +178,53 @@ async fn the_backlog_bound_counts_the_dates_waiting_for_curate() {
     server.flush().await;
     assert_eq!(counted(&server).await, accepted);
     let (status, body) = server.post_hits(spread(1000, 50), "application/json").await;
+    assert_eq!(status, 202, "accepted again once curated: {body}");
+}
+
+#[tokio::test]
+async fn past_the_curate_delay_bound_ingest_answers_503_until_curate_catches_up() {
+    // Every hit on its own date: a cycle writes a Parquet file per hit, far
+    // slower than the 100 ms cycles allow, though the backlog is small in
+    // bytes and in dates (the sustained case of issue 26 at its worst).
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--flush-interval-ms",
+        "100",
+        "--max-curate-delay-ms",
+        "100",
+        "--retain-raw-days",
+        "0",
+        "--retain-curated-days",
+        "0",
+    ];
+    let server = Server::start(dir.path(), &args).await;
+    let mut accepted = 0u64;
+    let mut refusal = None;
+    // Dates from 2000-01-01 to 2025-12-31 (none in the future), again and
+    // again: each cycle writes a file for every date it holds.
+    for r in 0..400 {
+        let (status, body) = server
+            .post_hits(spread(r * 500 % 9_500, 500), "application/json")
+            .await;
+        match status {
+            202 => accepted += 500,
+            503 => {
+                eprintln!("refused after {accepted} hits: {body}");
+                refusal = Some(body);
+                break;
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    let refusal = refusal.expect("never refused while curate fell seconds behind");
+    assert!(
+        refusal["error"].as_str().unwrap().contains("has waited"),
+        "{refusal}"
+    );
+    assert_eq!(refusal["retryable"], json!(true), "{refusal}");
+    // Nothing accepted is lost, and ingest opens again once it is visible.
+    server.flush().await;
+    assert_eq!(counted(&server).await, accepted);
+    let (status, body) = server.post_hits(spread(0, 10), "application/json").await;
     assert_eq!(status, 202, "accepted again once curated: {body}");
 }
