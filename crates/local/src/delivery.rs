@@ -283,6 +283,8 @@ pub struct Delivery {
     housekeeping: Housekeeping,
     /// Event dates the running cycle has delivered so far.
     cycle_dates: usize,
+    /// Whether a flush waits for the running cycle.
+    flushing: bool,
 }
 
 impl Delivery {
@@ -333,6 +335,7 @@ impl Delivery {
             until: u64::MAX,
             housekeeping,
             cycle_dates: 0,
+            flushing: false,
         })
     }
 
@@ -429,6 +432,7 @@ impl Delivery {
             // A flush is a barrier: cycles until everything durable before
             // it is visible, each within its cap on event dates.
             let goal = self.reader.durable_end();
+            self.flushing = !waiters.is_empty();
             let mut progress = self.delivered;
             let mut result = self.cycle().await;
             while !waiters.is_empty()
@@ -637,7 +641,7 @@ impl Delivery {
                 records: d.records as u64,
             })
             .collect();
-        if let Err((stage, e)) = self.housekeeping.run().await {
+        if let Err((stage, e)) = self.housekeeping.run(self.flushing).await {
             self.stage = stage;
             return Err(e);
         }

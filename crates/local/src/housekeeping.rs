@@ -184,8 +184,15 @@ impl Housekeeping {
 
     /// Runs what is due, in the order of the module's description. A
     /// failure comes with the name of its step, for `/health`.
-    pub(crate) async fn run(&mut self) -> Result<(), (&'static str, CycleError)> {
+    /// What is due at the end of a cycle. `flushing`: a flush waits for the
+    /// cycle, and compaction and retention wait for the next cycle without
+    /// one, so a flush answers when the hits are visible, not when a
+    /// minute's files of thousands of dates are merged (issue 26).
+    pub(crate) async fn run(&mut self, flushing: bool) -> Result<(), (&'static str, CycleError)> {
         self.advance_erasures().await.map_err(|e| ("erasure", e))?;
+        if flushing {
+            return Ok(());
+        }
         self.compact_if_due().await.map_err(|e| ("compaction", e))?;
         self.retention_if_due().await.map_err(|e| ("retention", e))
     }

@@ -228,3 +228,42 @@ async fn past_the_curate_delay_bound_ingest_answers_503_until_curate_catches_up(
     let (status, body) = server.post_hits(spread(0, 10), "application/json").await;
     assert_eq!(status, 202, "accepted again once curated: {body}");
 }
+
+#[tokio::test]
+async fn a_flush_answers_when_hits_are_visible_and_leaves_compaction_to_the_next_cycle() {
+    // Merging a minute's files of thousands of dates took most of a flush
+    // after a sustained spread (issue 26); a flush promises visibility only.
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        // The interval counts from the end of a cycle: no background cycle
+        // comes between the two flushes below, one does 3 s after.
+        "--flush-interval-ms",
+        "3000",
+        "--compact-interval-ms",
+        "0",
+        "--compact-min-files",
+        "2",
+    ];
+    let server = Server::start(dir.path(), &args).await;
+    for r in 0..2 {
+        let (status, body) = server.post_hits(spread(0, 20), "application/json").await;
+        assert_eq!(status, 202, "{body}");
+        server.flush().await;
+    }
+    // The second flush's cycle wrote a second file for each of the 20
+    // dates: still there when it answered.
+    assert_eq!(counted(&server).await, 40);
+    assert_eq!(files_under(&dir.path().join("curated/hits")).len(), 40);
+    assert_eq!(
+        server.metric("gender_curated_files_compacted_total").await,
+        0.0
+    );
+    // The next background cycle merges them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while files_under(&dir.path().join("curated/hits")).len() > 20 {
+        assert!(std::time::Instant::now() < deadline, "never compacted");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(server.metric("gender_curated_files_compacted_total").await > 0.0);
+    assert_eq!(counted(&server).await, 40);
+}
