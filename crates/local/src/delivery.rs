@@ -455,8 +455,17 @@ impl Delivery {
                 Ok(_) => self.status.clear_failure(),
                 Err(reason) => self.status.set_failure(self.stage, reason.clone()),
             }
-            // The interval counts from the end of the last cycle.
-            ticker.reset();
+            // The interval counts from the end of the last cycle, unless the
+            // cycle stopped at its cap on event dates with more waiting: then
+            // the next one starts now, or curate would idle an interval per
+            // 1,024 dates while a backlog spread over many waits (issue 26).
+            if self.cycle_dates >= self.settings.max_dates_per_cycle
+                && self.delivered < self.reader.durable_end()
+            {
+                ticker.reset_immediately();
+            } else {
+                ticker.reset();
+            }
             for reply in waiters {
                 let _ = reply.send(result.clone());
             }
@@ -572,6 +581,7 @@ impl Delivery {
     /// A pending erasure splits the cycle at its log offset: what came
     /// before is delivered and curated, the erasure carried out, then the rest.
     async fn cycle(&mut self) -> Result<FlushReport, CycleError> {
+        let (started, visible_before) = (std::time::Instant::now(), self.delivered);
         let mut report = FlushReport {
             cycles: 1,
             ..FlushReport::default()
@@ -641,6 +651,8 @@ impl Delivery {
                 records: d.records as u64,
             })
             .collect();
+        self.status
+            .cycle_made_visible(self.delivered - visible_before, started.elapsed());
         if let Err((stage, e)) = self.housekeeping.run(self.flushing).await {
             self.stage = stage;
             return Err(e);

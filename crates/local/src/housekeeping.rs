@@ -35,6 +35,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+/// Dates (curated and raw each) one cycle compacts at most: a minute of
+/// hits spread over thousands of dates leaves thousands to merge, and doing
+/// them all at once held delivery up for seconds (issue 26). A round of
+/// compaction takes as many cycles as it needs.
+const COMPACT_DATES_PER_CYCLE: usize = 128;
+
 /// How often retention looks for expired partitions (and once at start).
 pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
@@ -107,6 +113,10 @@ pub struct Housekeeping {
     to_compact: BTreeSet<Date>,
     /// Arrival dates that received raw objects since they were last looked at.
     raw_to_compact: BTreeSet<Date>,
+    /// The running compaction round: the dates it has still to look at,
+    /// [`COMPACT_DATES_PER_CYCLE`] of them at the end of each cycle.
+    round: BTreeSet<Date>,
+    raw_round: BTreeSet<Date>,
     last_compaction: Option<tokio::time::Instant>,
     last_retention: Option<tokio::time::Instant>,
     /// The erasure running beside delivery, if any.
@@ -130,6 +140,8 @@ impl Housekeeping {
             roller: None,
             to_compact: BTreeSet::new(),
             raw_to_compact: BTreeSet::new(),
+            round: BTreeSet::new(),
+            raw_round: BTreeSet::new(),
             last_compaction: None,
             last_retention: None,
             erasing: None,
@@ -185,15 +197,14 @@ impl Housekeeping {
     /// Runs what is due, in the order of the module's description. A
     /// failure comes with the name of its step, for `/health`.
     /// What is due at the end of a cycle. `flushing`: a flush waits for the
-    /// cycle, and compaction and retention wait for the next cycle without
-    /// one, so a flush answers when the hits are visible, not when a
-    /// minute's files of thousands of dates are merged (issue 26).
+    /// cycle, and compaction waits for the next cycle without one, so a
+    /// flush answers when the hits are visible, not when a minute's files
+    /// of thousands of dates are merged (issue 26).
     pub(crate) async fn run(&mut self, flushing: bool) -> Result<(), (&'static str, CycleError)> {
         self.advance_erasures().await.map_err(|e| ("erasure", e))?;
-        if flushing {
-            return Ok(());
+        if !flushing {
+            self.compact_if_due().await.map_err(|e| ("compaction", e))?;
         }
-        self.compact_if_due().await.map_err(|e| ("compaction", e))?;
         self.retention_if_due().await.map_err(|e| ("retention", e))
     }
 
@@ -271,19 +282,29 @@ impl Housekeeping {
     /// small raw objects of the arrival dates that received some, once per
     /// interval, while the daily job (and an erasure) is not reading them.
     async fn compact_if_due(&mut self) -> Result<(), CycleError> {
+        let in_round = !(self.round.is_empty() && self.raw_round.is_empty());
         let interval = self.settings.compaction_interval;
         let due = self
             .last_compaction
             .is_none_or(|at| at.elapsed() >= interval);
-        if !due || (self.to_compact.is_empty() && self.raw_to_compact.is_empty()) {
+        if !in_round && (!due || (self.to_compact.is_empty() && self.raw_to_compact.is_empty())) {
             return Ok(());
         }
         let Some(_rewriting) = self.curated.try_rewrite() else {
             return Ok(()); // the daily job is reading; next time
         };
-        self.last_compaction = Some(tokio::time::Instant::now());
-        let dates = std::mem::take(&mut self.to_compact);
-        let raw_dates = std::mem::take(&mut self.raw_to_compact);
+        if !in_round {
+            self.last_compaction = Some(tokio::time::Instant::now());
+            self.round = std::mem::take(&mut self.to_compact);
+            self.raw_round = std::mem::take(&mut self.raw_to_compact);
+        }
+        let take = |round: &mut BTreeSet<Date>| -> Vec<Date> {
+            std::iter::from_fn(|| round.pop_first())
+                .take(COMPACT_DATES_PER_CYCLE)
+                .collect()
+        };
+        let dates = take(&mut self.round);
+        let raw_dates = take(&mut self.raw_round);
         let pending: HashSet<String> = if raw_dates.is_empty() {
             HashSet::new()
         } else {

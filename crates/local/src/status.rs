@@ -31,6 +31,9 @@ pub struct PipelineStatus {
     /// Arrival time (ms) of the oldest hit the running cycle is making
     /// visible; 0 between cycles. The lag metric grows with it during a long cycle.
     cycle_oldest_arrival_ms: std::sync::atomic::AtomicI64,
+    /// The pace of the last delivery cycles that made hits visible: log
+    /// bytes per second of delivery and curate, smoothed (0 before the first).
+    visible_bytes_per_sec: AtomicU64,
 }
 
 /// How many damaged ranges `/health` and the status keep.
@@ -77,6 +80,34 @@ impl PipelineStatus {
     pub fn set_visible(&self, offset: u64) {
         self.visible_offset.store(offset, Ordering::Relaxed);
         self.cycle_oldest_arrival_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// A delivery cycle made `bytes` of log visible in `took` (delivery and
+    /// curate, not the upkeep after them). Cycles with nothing to do keep
+    /// the last pace.
+    pub fn cycle_made_visible(&self, bytes: u64, took: std::time::Duration) {
+        if bytes > 0 {
+            let per_sec = (bytes as f64 / took.as_secs_f64().max(1e-3)) as u64;
+            // Smoothed: cycles of one backlog differ twofold in pace.
+            let last = self.visible_bytes_per_sec.load(Ordering::Relaxed);
+            let pace = if last == 0 {
+                per_sec
+            } else {
+                last / 2 + per_sec / 2
+            };
+            self.visible_bytes_per_sec.store(pace, Ordering::Relaxed);
+        }
+    }
+
+    /// How long `backlog` log bytes take to become visible at the pace of
+    /// the last cycles (`None` before the first).
+    pub fn time_to_curate(&self, backlog: u64) -> Option<std::time::Duration> {
+        match self.visible_bytes_per_sec.load(Ordering::Relaxed) {
+            0 => None,
+            per_sec => Some(std::time::Duration::from_secs_f64(
+                backlog as f64 / per_sec as f64,
+            )),
+        }
     }
 
     /// A cycle started on hits that arrived at `arrival_ms` (the oldest it reads).
@@ -326,21 +357,29 @@ impl Backlog {
                 source: None,
             });
         }
-        if let Some(max_wait) = self.max_wait
-            && let Some(waited) = self
+        // A hit accepted now waits for the backlog ahead of it: refusing
+        // only once the oldest has waited the bound would let a backlog that
+        // curates slowly (a file per hit when every hit has its own date)
+        // keep the hits accepted meanwhile waiting far beyond it.
+        if let Some(max_wait) = self.max_wait {
+            let waited = self
                 .waiting
                 .oldest_wait(status.visible_offset(), std::time::Instant::now())
-            && waited > max_wait
-        {
-            return Some(PortError::Throttled {
-                what: format!(
-                    "pipeline behind: the oldest accepted hit not yet visible has waited {:.1} s \
-                     (bound {:.1} s)",
-                    waited.as_secs_f64(),
-                    max_wait.as_secs_f64()
-                ),
-                source: None,
-            });
+                .unwrap_or_default();
+            let to_curate = status.time_to_curate(backlog).unwrap_or_default();
+            if waited.max(to_curate) > max_wait {
+                return Some(PortError::Throttled {
+                    what: format!(
+                        "pipeline behind: the oldest accepted hit not yet visible has waited \
+                         {:.1} s and the backlog takes {:.1} s to curate at the last cycles' \
+                         pace (bound {:.1} s)",
+                        waited.as_secs_f64(),
+                        to_curate.as_secs_f64(),
+                        max_wait.as_secs_f64()
+                    ),
+                    source: None,
+                });
+            }
         }
         (backlog >= self.max_bytes).then(|| PortError::Throttled {
             what: format!(
