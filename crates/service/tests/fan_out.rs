@@ -245,7 +245,7 @@ async fn a_flush_answers_when_hits_are_visible_and_leaves_compaction_to_the_next
         "2",
     ];
     let server = Server::start(dir.path(), &args).await;
-    for r in 0..2 {
+    for _ in 0..2 {
         let (status, body) = server.post_hits(spread(0, 20), "application/json").await;
         assert_eq!(status, 202, "{body}");
         server.flush().await;
