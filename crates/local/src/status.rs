@@ -361,12 +361,19 @@ impl Backlog {
         // only once the oldest has waited the bound would let a backlog that
         // curates slowly (a file per hit when every hit has its own date)
         // keep the hits accepted meanwhile waiting far beyond it.
+        // The pace of small cycles is mostly their fixed cost, so it is only
+        // trusted once the oldest hit has waited a quarter of the bound: a
+        // burst after a quiet minute is not refused on the quiet minute's pace.
         if let Some(max_wait) = self.max_wait {
             let waited = self
                 .waiting
                 .oldest_wait(status.visible_offset(), std::time::Instant::now())
                 .unwrap_or_default();
-            let to_curate = status.time_to_curate(backlog).unwrap_or_default();
+            let to_curate = if waited >= max_wait / 4 {
+                status.time_to_curate(backlog).unwrap_or_default()
+            } else {
+                std::time::Duration::ZERO
+            };
             if waited.max(to_curate) > max_wait {
                 return Some(PortError::Throttled {
                     what: format!(

@@ -413,6 +413,50 @@ async fn past_the_backlog_bound_appends_are_refused_with_nothing_stored_until_cu
     task.await.unwrap();
 }
 
+#[tokio::test]
+async fn the_curate_time_bound_trusts_the_pace_only_once_hits_have_waited() {
+    use gender_core::ports::{HitLog, LogRecord};
+    use gender_local::{Backlog, BoundedHitLog};
+
+    let dir = tempfile::tempdir().unwrap();
+    let parts = open(dir.path());
+    let status = Arc::new(PipelineStatus::default());
+    // The last cycles made 100 bytes visible a second: a quiet minute's
+    // pace, mostly the fixed cost of a cycle.
+    status.cycle_made_visible(100, Duration::from_secs(1));
+    let gate = BoundedHitLog::new(
+        parts.log.clone(),
+        Backlog {
+            reader: parts.reader.clone(),
+            max_bytes: u64::MAX,
+            space: None,
+            max_pending_dates: usize::MAX,
+            pending_dates: Default::default(),
+            max_wait: Some(Duration::from_millis(800)),
+            waiting: Default::default(),
+        },
+        status.clone(),
+    );
+    let burst: Vec<LogRecord> = (0..50)
+        .map(|i| LogRecord {
+            partition_key: "burst".into(),
+            data: hit("burst", "F", i),
+        })
+        .collect();
+    // Far more than 800 ms of work at that pace, but nothing has waited:
+    // a burst after a quiet spell is taken.
+    gate.append(burst.clone()).await.unwrap();
+    assert!(gate.admits().is_ok());
+    // Once the oldest has waited a quarter of the bound without becoming
+    // visible, the pace counts: the backlog would wait far beyond it.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let refusal = gate.admits().unwrap_err().to_string();
+    assert!(refusal.contains("to curate"), "{refusal}");
+    // Visible again: nothing waits, the gate opens.
+    status.set_visible(parts.reader.durable_end());
+    assert!(gate.admits().is_ok());
+}
+
 /// A clock set to 2027-06-01, 189 days after the hits' date.
 fn june_2027() -> i64 {
     gender_core::Date::from_ymd(2027, 6, 1)
