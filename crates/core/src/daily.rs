@@ -217,6 +217,10 @@ pub struct MergeRole {
     /// computed from (late hits, an erasure): its visitors' old sums are
     /// unknown, so each of them is written.
     pub changed: bool,
+    /// Counted by the window sums file but not in the run's window (a date
+    /// that left it, or the rollup a changed date had): its rows are taken
+    /// off the new sums ([`WindowFileMeta`]).
+    pub removes: bool,
 }
 
 /// The role of the rollup of `dt`, whose digest is now `digest`, in a run for `date`.
@@ -232,6 +236,71 @@ pub fn merge_role(
         old,
         new: in_window(dt, date),
         changed: old && recorded != Some(digest),
+        removes: false,
+    }
+}
+
+/// The rollup of a date the window sums file counts; the visitors and hits
+/// are the run summary's, kept so that a run that does not read the rollup
+/// still reports them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowRollup {
+    pub digest: String,
+    /// The rollup object's version when the file was written (see
+    /// `ObjectInfo::version`): a rollup replaced since (rewritten by an
+    /// erasure, deleted, rebuilt by another version) is not what was counted.
+    pub version: String,
+    pub visitors: usize,
+    pub hits: u64,
+}
+
+/// The format of [`WindowFileMeta`]'s JSON; another value is not used.
+const WINDOW_FILE_FORMAT: u32 = 1;
+
+/// What the window sums file (`layout::DAILY_WINDOW_KEY`) holds: every
+/// visitor's sums over `window_dates(date)`, computed from the rollups with
+/// these digests. It is what the last complete run gave the store, so the
+/// next day's run starts from it: new sums = its sums, minus the rollup of
+/// the date that left, plus the rollup of the date that entered (and, for a
+/// date whose curated hits changed, minus its old rollup plus its new one),
+/// instead of merging every rollup of both windows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowFileMeta {
+    pub format: u32,
+    pub date: Date,
+    pub rollups: BTreeMap<Date, WindowRollup>,
+}
+
+impl WindowFileMeta {
+    pub fn new(date: Date, rollups: BTreeMap<Date, WindowRollup>) -> WindowFileMeta {
+        WindowFileMeta {
+            format: WINDOW_FILE_FORMAT,
+            date,
+            rollups,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("plain data serializes")
+    }
+
+    /// `None` for anything but this version's JSON (the file is then simply
+    /// not used).
+    pub fn from_json(json: &str) -> Option<WindowFileMeta> {
+        serde_json::from_str::<WindowFileMeta>(json)
+            .ok()
+            .filter(|meta| meta.format == WINDOW_FILE_FORMAT)
+    }
+
+    /// Whether the file holds exactly the sums of the applied window: the
+    /// same end date and the same rollup digest for each of its dates.
+    pub fn holds(&self, applied: &AppliedWindows) -> bool {
+        self.date == applied.date
+            && self.rollups.len() == applied.rollups.len()
+            && applied
+                .rollups
+                .iter()
+                .all(|(dt, digest)| self.rollups.get(dt).is_some_and(|r| &r.digest == digest))
     }
 }
 
@@ -592,7 +661,12 @@ mod tests {
         assert_eq!(dates, (12..=20).collect::<Vec<_>>());
         let role =
             |dt: i32, digest: &str| merge_role(Date::from_days(dt), d, Some(&applied), digest);
-        let r = |old, new, changed| MergeRole { old, new, changed };
+        let r = |old, new, changed| MergeRole {
+            old,
+            new,
+            changed,
+            removes: false,
+        };
         assert_eq!(role(12, "v12"), r(true, false, false), "left the window");
         assert_eq!(role(15, "v15"), r(true, true, false));
         assert_eq!(role(15, "rebuilt"), r(true, true, true));

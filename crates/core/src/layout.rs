@@ -103,6 +103,11 @@ pub fn daily_rollup_key(dt: Date) -> String {
 /// rollups, hidden from Parquet readers by its `_` (SPEC 13).
 pub const DAILY_APPLIED_KEY: &str = "curated/daily/_applied.json";
 
+/// Every visitor's sums over the window applied last (`core::daily::WindowFileMeta`):
+/// the next day's run starts from it. Parquet with the rollup's columns,
+/// hidden from readers of the rollups by its `_`.
+pub const DAILY_WINDOW_KEY: &str = "curated/daily/_window.parquet";
+
 /// `errors/processing-failed/dt=D/<name>`, dated by when the records failed.
 pub fn processing_failed_key(failed_on: Date, name: &str) -> String {
     format!("{PROCESSING_FAILED_PREFIX}dt={failed_on}/{name}")
@@ -129,6 +134,7 @@ mod tests {
             "curated/daily/dt=2026-11-24/daily.parquet"
         );
         assert!(DAILY_APPLIED_KEY.starts_with(CURATED_DAILY_PREFIX));
+        assert!(DAILY_WINDOW_KEY.starts_with(CURATED_DAILY_PREFIX));
         assert_eq!(
             processing_failed_key(dt, "x.ndjson"),
             "errors/processing-failed/dt=2026-11-24/x.ndjson"

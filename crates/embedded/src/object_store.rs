@@ -284,6 +284,19 @@ impl DirObjectStore {
             Err(e) => Err(EmbeddedError::io("delete object", &path, e)),
         }
     }
+
+    /// [`delete_blocking`](Self::delete_blocking), durable when it returns
+    /// (the directory is synced): a crash does not bring the object back.
+    pub fn delete_durably_blocking(&self, key: &str) -> Result<(), EmbeddedError> {
+        self.delete_blocking(key)?;
+        let path = self.path_of(key)?;
+        let dir = path.parent().expect("keys have a parent");
+        match fs::File::open(dir).and_then(|d| d.sync_all()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(EmbeddedError::io("sync dir", dir, e)),
+        }
+    }
 }
 
 /// When a written object is made durable.

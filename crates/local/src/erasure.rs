@@ -152,6 +152,9 @@ pub fn erase_visitors(
             erase_from_rollup(store, date, &everyone, &mut erased)?;
         }
     }
+    // The daily job's window sums file holds every visitor of the window:
+    // without it the next run merges every rollup (rewritten above).
+    store.delete_durably_blocking(layout::DAILY_WINDOW_KEY)?;
     for key in store.list_blocking(layout::RAW_PREFIX)? {
         let Some((_, end)) = layout::log_range(&key) else {
             continue;

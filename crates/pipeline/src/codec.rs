@@ -35,6 +35,9 @@ const FIRST_ROWS: usize = 64;
 /// Key-value metadata of a daily rollup naming the curated hits it was
 /// built from (see [`crate::daily`]).
 pub const ROLLUP_SOURCES_KEY: &str = "gender.curated_sources";
+/// Key-value metadata of the window sums file: what it was computed from
+/// (`gender_core::daily::WindowFileMeta` as JSON).
+pub const WINDOW_META_KEY: &str = "gender.window";
 
 static HITS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
@@ -389,16 +392,119 @@ pub fn daily_batch<'a>(
     })
 }
 
+/// A rollup's clientids are unique (one row per visitor): a dictionary would
+/// hold every value, and reading it back costs a lookup per row.
+fn rollup_properties() -> WriterPropertiesBuilder {
+    base_properties().set_column_dictionary_enabled(ColumnPath::from("clientid"), false)
+}
+
+static WINDOW_WRITER_PROPERTIES: LazyLock<WriterProperties> =
+    LazyLock::new(|| rollup_properties().build());
+
+/// The window sums file being written as the daily merge goes, one batch of
+/// `(clientid, m, f)` at a time into a local temporary file, in clientid
+/// order like a rollup (and read back like one).
+pub struct WindowFileWriter {
+    key: String,
+    temp: tempfile::NamedTempFile,
+    writer: ArrowWriter<File>,
+    ids: StringBuilder,
+    m: Vec<i64>,
+    f: Vec<i64>,
+    batch_rows: usize,
+    pub rows: usize,
+}
+
+impl WindowFileWriter {
+    pub fn create(key: &str, batch_rows: usize) -> Result<WindowFileWriter, PipelineError> {
+        let io = |e: std::io::Error| PipelineError::BadObject {
+            key: key.to_owned(),
+            detail: format!("local temporary file: {e}"),
+        };
+        let temp = tempfile::NamedTempFile::new().map_err(io)?;
+        let file = temp.as_file().try_clone().map_err(io)?;
+        let writer =
+            ArrowWriter::try_new(file, daily_schema(), Some(WINDOW_WRITER_PROPERTIES.clone()))
+                .map_err(|source| PipelineError::Parquet {
+                    key: key.to_owned(),
+                    source,
+                })?;
+        Ok(WindowFileWriter {
+            key: key.to_owned(),
+            temp,
+            writer,
+            ids: StringBuilder::with_capacity(batch_rows, batch_rows * 16),
+            m: Vec::with_capacity(batch_rows),
+            f: Vec::with_capacity(batch_rows),
+            batch_rows,
+            rows: 0,
+        })
+    }
+
+    #[inline]
+    pub fn push(&mut self, clientid: &str, m: i64, f: i64) -> Result<(), PipelineError> {
+        self.ids.append_value(clientid);
+        self.m.push(m);
+        self.f.push(f);
+        if self.m.len() >= self.batch_rows {
+            self.write_batch()?;
+        }
+        Ok(())
+    }
+
+    fn write_batch(&mut self) -> Result<(), PipelineError> {
+        if self.m.is_empty() {
+            return Ok(());
+        }
+        self.rows += self.m.len();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.ids.finish()),
+            Arc::new(Int64Array::from(std::mem::replace(
+                &mut self.m,
+                Vec::with_capacity(self.batch_rows),
+            ))),
+            Arc::new(Int64Array::from(std::mem::replace(
+                &mut self.f,
+                Vec::with_capacity(self.batch_rows),
+            ))),
+        ];
+        let batch = RecordBatch::try_new(daily_schema(), columns).map_err(|source| {
+            PipelineError::Arrow {
+                key: self.key.clone(),
+                source,
+            }
+        })?;
+        self.writer
+            .write(&batch)
+            .map_err(|source| PipelineError::Parquet {
+                key: self.key.clone(),
+                source,
+            })
+    }
+
+    /// Writes the last batch and the footer with `meta` in its key-value
+    /// metadata; the local file holding it (deleted on drop).
+    pub fn finish(mut self, meta: String) -> Result<tempfile::NamedTempFile, PipelineError> {
+        self.write_batch()?;
+        self.writer
+            .append_key_value_metadata(KeyValue::new(WINDOW_META_KEY.to_owned(), meta));
+        self.writer
+            .close()
+            .map_err(|source| PipelineError::Parquet {
+                key: self.key.clone(),
+                source,
+            })?;
+        Ok(self.temp)
+    }
+}
+
 /// A daily rollup file from its batch, with `sources` in its metadata.
 pub fn encode_daily_batch(
     batch: &RecordBatch,
     key: &str,
     sources: Option<&str>,
 ) -> Result<Vec<u8>, PipelineError> {
-    // A rollup's clientids are unique (one row per visitor): a dictionary
-    // would hold every value, and reading it back costs a lookup per row.
-    let rollup =
-        || base_properties().set_column_dictionary_enabled(ColumnPath::from("clientid"), false);
+    let rollup = rollup_properties;
     let properties = match sources {
         None => rollup().build(),
         Some(sources) => rollup()
@@ -461,6 +567,8 @@ pub fn daily_batches(bytes: Bytes, key: &str) -> Result<Vec<RecordBatch>, Pipeli
 pub struct DailyFile {
     /// The `sources` it was written with, if any.
     pub sources: Option<String>,
+    /// A window sums file's record of what it holds, if it is one.
+    pub window: Option<String>,
     /// Rows, from its footer.
     pub rows: usize,
     pub reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
@@ -496,10 +604,13 @@ pub fn open_daily_file(
         });
     }
     let metadata = builder.metadata().file_metadata();
-    let sources = metadata
-        .key_value_metadata()
-        .and_then(|kv| kv.iter().find(|e| e.key == ROLLUP_SOURCES_KEY))
-        .and_then(|e| e.value.clone());
+    let value = |key: &str| {
+        metadata
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|e| e.key == key))
+            .and_then(|e| e.value.clone())
+    };
+    let (sources, window) = (value(ROLLUP_SOURCES_KEY), value(WINDOW_META_KEY));
     let rows = usize::try_from(metadata.num_rows()).unwrap_or(0);
     let reader = builder
         .with_batch_size(batch_size)
@@ -507,6 +618,7 @@ pub fn open_daily_file(
         .map_err(parquet)?;
     Ok(DailyFile {
         sources,
+        window,
         rows,
         reader,
     })

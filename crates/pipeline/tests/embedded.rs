@@ -719,3 +719,219 @@ async fn gaps_and_backfills_leave_exactly_the_window_of_the_last_run() {
     assert_eq!(window(&env, "new").await, None);
     assert!(run("2026-11-23").await.is_empty(), "re-run: nothing");
 }
+
+/// The directory store with the keys of the objects read recorded.
+struct ReadsRecorded<'a> {
+    inner: &'a DirObjectStore,
+    reads: std::sync::Mutex<Vec<String>>,
+}
+
+impl ReadsRecorded<'_> {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.reads.lock().unwrap())
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for ReadsRecorded<'_> {
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), gender_core::PortError> {
+        self.inner.put(key, body).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, gender_core::PortError> {
+        self.reads.lock().unwrap().push(key.to_owned());
+        self.inner.get(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, gender_core::PortError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), gender_core::PortError> {
+        self.inner.delete(key).await
+    }
+    async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<Option<Box<dyn gender_core::ports::ObjectRead>>, gender_core::PortError> {
+        self.reads.lock().unwrap().push(key.to_owned());
+        self.inner.get_stream(key).await
+    }
+    async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+    ) -> Result<(), gender_core::PortError> {
+        self.inner.put_file(key, path).await
+    }
+    async fn list_info(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<gender_core::ports::ObjectInfo>, gender_core::PortError> {
+        self.inner.list_info(prefix).await
+    }
+}
+
+/// Day `day` (0 = 2026-11-10) of a made-up site: visitors `p00..p39`, each
+/// with a few hits on about half the days, genders mixed.
+fn site_day(day: u64) -> Vec<(String, Gender)> {
+    let mut hits = Vec::new();
+    for visitor in 0..40u64 {
+        let x = (visitor * 7919 + day * 104_729) % 97;
+        if x.is_multiple_of(2) {
+            continue;
+        }
+        for n in 0..(1 + x % 3) {
+            let gender = if (x + n).is_multiple_of(3) {
+                Gender::F
+            } else {
+                Gender::M
+            };
+            hits.push((format!("p{visitor:02}"), gender));
+        }
+    }
+    hits
+}
+
+async fn put_site_hits(env: &Env, date: Date, name: &str, hits: &[(String, Gender)]) {
+    let at = format!("{date}T12:00:00Z");
+    let rows: Vec<(&str, Gender, &str)> = hits
+        .iter()
+        .map(|(id, g)| (id.as_str(), *g, at.as_str()))
+        .collect();
+    let key = format!("raw/dt={date}/{name}.ndjson");
+    put_raw(env, &key, &rows).await;
+    curate(env, &key, true).await;
+}
+
+/// The window sums of `p00..p39` and `p77`, `None` without a profile or a window.
+async fn all_windows(env: &Env) -> Vec<(String, Option<(u64, u64)>)> {
+    let mut out = Vec::new();
+    for visitor in (0..40).chain([77]) {
+        let id = format!("p{visitor:02}");
+        let window = match env.state.get_profile(&id).await.unwrap() {
+            Some(profile) => profile.window.map(|w| (w.m, w.f)),
+            None => None,
+        };
+        out.push((id, window));
+    }
+    out
+}
+
+/// Night after night, late hits for a date inside the window now and then:
+/// the runs that start from the window sums file leave the store exactly as
+/// runs that merge every rollup, report the same, and read only the rollups
+/// of the dates that entered, left or changed.
+#[tokio::test]
+async fn the_window_sums_file_gives_what_merging_every_rollup_gives() {
+    let (with_file, without) = (env(), env());
+    let recorded = ReadsRecorded {
+        inner: &with_file.store,
+        reads: std::sync::Mutex::new(Vec::new()),
+    };
+    let merge_all = DailyOptions {
+        window_file: false,
+        ..DailyOptions::default()
+    };
+    let day0 = Date::parse("2026-11-10").unwrap();
+    for day in 0..16u64 {
+        let date = day0.add_days(day as i32);
+        for env in [&with_file, &without] {
+            put_site_hits(env, date, "day", &site_day(day)).await;
+        }
+        // Late hits for a date four days back, before the run on days 9 and 13.
+        let late = (day == 9 || day == 13).then(|| date.add_days(-4));
+        if let Some(late) = late {
+            let hits = [("p01".to_owned(), Gender::F), ("p77".to_owned(), Gender::M)];
+            for env in [&with_file, &without] {
+                put_site_hits(env, late, "late", &hits).await;
+            }
+        }
+        let ran = run_daily(&recorded, &with_file.state, date, NOW)
+            .await
+            .unwrap();
+        let expected = match run_daily_with(&without.store, &without.state, date, NOW, &merge_all)
+            .await
+            .unwrap()
+        {
+            DailyRun::Complete(summary) => summary,
+            stopped => panic!("{stopped:?}"),
+        };
+        assert_eq!(ran, expected, "day {day}");
+        assert_eq!(
+            all_windows(&with_file).await,
+            all_windows(&without).await,
+            "day {day}"
+        );
+        let mut rollups_read: Vec<String> = recorded
+            .take()
+            .into_iter()
+            .filter(|key| key.starts_with("curated/daily/dt="))
+            .filter_map(|key| gender_core::layout::date_of_key(&key).map(|d| d.to_string()))
+            .collect();
+        rollups_read.sort();
+        rollups_read.dedup();
+        let (entered, left) = (date.to_string(), date.add_days(-7).to_string());
+        let expected_reads: Vec<String> = match (day, late) {
+            // The first run has no file: every date of its window.
+            (0, _) => (0..7)
+                .map(|back| date.add_days(-back).to_string())
+                .rev()
+                .collect(),
+            (_, Some(late)) => vec![left, late.to_string(), entered],
+            _ => vec![left, entered],
+        };
+        assert_eq!(rollups_read, expected_reads, "day {day}");
+    }
+    let windows = all_windows(&with_file).await;
+    assert!(windows.iter().filter(|(_, w)| w.is_some()).count() > 20);
+}
+
+/// A window sums file that counts fewer hits than the rollups it claims to
+/// be made of is an error, not a guess: the run fails with the file named,
+/// the file is deleted, and the next run merges every rollup and is right.
+#[tokio::test]
+async fn a_window_sums_file_that_disagrees_with_its_rollups_is_deleted_and_not_trusted() {
+    let env = env();
+    let day0 = Date::parse("2026-11-10").unwrap();
+    for day in 0..8u64 {
+        put_site_hits(&env, day0.add_days(day as i32), "day", &site_day(day)).await;
+    }
+    run_daily(&env.store, &env.state, day0.add_days(6), NOW)
+        .await
+        .unwrap();
+    let key = gender_core::layout::DAILY_WINDOW_KEY;
+    // The same metadata, but every visitor's sums set to zero.
+    let local = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(local.path(), env.store.get(key).await.unwrap().unwrap()).unwrap();
+    let file = gender_pipeline::codec::open_daily_file(local.reopen().unwrap(), key, 1024).unwrap();
+    let meta = file.window.clone().expect("the window's record");
+    let mut writer = gender_pipeline::codec::WindowFileWriter::create(key, 1024).unwrap();
+    for batch in file.reader {
+        let batch = batch.unwrap();
+        let ids = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::StringArray>()
+            .unwrap();
+        for id in ids.iter().flatten() {
+            writer.push(id, 0, 0).unwrap();
+        }
+    }
+    let zeroed = writer.finish(meta).unwrap();
+    env.store.put_file(key, zeroed.path()).await.unwrap();
+
+    let next = day0.add_days(7);
+    let err = run_daily(&env.store, &env.state, next, NOW)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains(key), "{err}");
+    assert!(env.store.get(key).await.unwrap().is_none(), "deleted");
+    run_daily(&env.store, &env.state, next, NOW).await.unwrap();
+
+    let fresh = self::env();
+    for day in 0..8u64 {
+        put_site_hits(&fresh, day0.add_days(day as i32), "day", &site_day(day)).await;
+    }
+    run_daily(&fresh.store, &fresh.state, next, NOW)
+        .await
+        .unwrap();
+    assert_eq!(all_windows(&env).await, all_windows(&fresh).await);
+}

@@ -63,6 +63,13 @@ fn rollup_rows(data_dir: &Path) -> HashMap<String, (u64, i64)> {
 }
 
 /// Raw NDJSON lines mentioning `clientid`.
+/// The daily job's window sums file: `(m, f)` per visitor; `None` when absent.
+fn window_file(data_dir: &Path) -> Option<HashMap<String, (i64, i64)>> {
+    let bytes = std::fs::read(data_dir.join(gender_core::layout::DAILY_WINDOW_KEY)).ok()?;
+    let rows = gender_pipeline::codec::decode_daily(bytes, "window").unwrap();
+    Some(rows.into_iter().map(|r| (r.clientid, (r.m, r.f))).collect())
+}
+
 fn raw_lines_of(data_dir: &Path, clientid: &str) -> usize {
     let needle = format!("\"clientid\":\"{clientid}\"");
     common::files_under(&data_dir.join("raw"))
@@ -118,6 +125,8 @@ async fn an_erased_visitor_is_gone_everywhere_and_later_hits_count_afresh() {
     assert_eq!(rollup_rows(dir.path())["gone"], (2, 6));
     assert_eq!(raw_lines_of(dir.path(), "gone"), 6);
     let stays_rollups = rollup_rows(dir.path())["stays-1"];
+    let sums = window_file(dir.path()).expect("the window sums file");
+    assert_eq!(sums["gone"].0 + sums["gone"].1, 6);
 
     let (status, erasure) = server.delete("/visitors/gone").await;
     assert_eq!(status, 202, "{erasure}");
@@ -181,6 +190,11 @@ async fn an_erased_visitor_is_gone_everywhere_and_later_hits_count_afresh() {
     );
     assert_eq!(server.metric("gender_erasures_completed_total").await, 1.0);
     assert_eq!(server.metric("gender_erased_rows_total").await, 6.0);
+    assert_eq!(
+        window_file(dir.path()),
+        None,
+        "the window sums file is deleted"
+    );
 
     // Daily again: the rollups are rebuilt from the erased files and agree.
     let (status, body) = server.post("/admin/daily", json!({})).await;
@@ -188,6 +202,7 @@ async fn an_erased_visitor_is_gone_everywhere_and_later_hits_count_afresh() {
     let rebuilt = rollup_rows(dir.path());
     assert_eq!(rebuilt["gone"], (1, 1), "the later hit only");
     assert_eq!(rebuilt["stays-1"], stays_rollups);
+    assert_eq!(window_file(dir.path()).unwrap()["gone"], (0, 1));
 
     // Erasing someone never seen still completes; the log stays readable.
     let (status, unknown) = server.delete("/visitors/never-seen").await;
