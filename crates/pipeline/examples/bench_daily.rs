@@ -137,6 +137,13 @@ fn usage() -> ! {
 }
 
 fn main() {
+    // GENDER_LOG=info shows the run's own account of its phases.
+    if let Ok(filter) = std::env::var("GENDER_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let date = |s: &str| Date::parse(s).expect("a YYYY-MM-DD date");
     match args.first().map(String::as_str) {

@@ -377,6 +377,32 @@ pub fn encode_daily_rows<'a>(
     encode_daily_batch(&daily_batch(rows, key)?, key, sources)
 }
 
+/// The rows of a daily rollup as one batch, in one pass over `rows` (each
+/// row's counts are looked up once: a rollup's visitors come sorted, in an
+/// order unrelated to where their counts lie).
+pub fn daily_batch_of<'a>(
+    rows: impl ExactSizeIterator<Item = (&'a str, i64, i64)>,
+    key: &str,
+) -> Result<RecordBatch, PipelineError> {
+    let n = rows.len();
+    let mut ids = StringBuilder::with_capacity(n, n * 16);
+    let (mut m, mut f) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for (id, row_m, row_f) in rows {
+        ids.append_value(id);
+        m.push(row_m);
+        f.push(row_f);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(ids.finish()),
+        Arc::new(Int64Array::from(m)),
+        Arc::new(Int64Array::from(f)),
+    ];
+    RecordBatch::try_new(daily_schema(), columns).map_err(|source| PipelineError::Arrow {
+        key: key.to_owned(),
+        source,
+    })
+}
+
 /// The rows of a daily rollup as one batch (SPEC 7 schema).
 pub fn daily_batch<'a>(
     rows: impl Iterator<Item = (&'a str, i64, i64)> + Clone,

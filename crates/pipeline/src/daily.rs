@@ -292,7 +292,7 @@ async fn rebuild_rollup(
         visitors, counts, ..
     } = day;
     let sorted = visitors.into_sorted();
-    let batch = codec::daily_batch(
+    let batch = codec::daily_batch_of(
         sorted.iter().map(|(id, i)| {
             let [m, f] = counts[*i as usize];
             (id.as_str(), m as i64, f as i64)
@@ -898,6 +898,7 @@ async fn run_window(
 ) -> Result<Step, PipelineError> {
     let applied = state.applied.clone();
     let window = window_dates(date);
+    let started = Instant::now();
     let from_file = match options.window_file {
         true => gather_from_window_file(curated, state, date, requested, options).await?,
         false => None,
@@ -922,6 +923,7 @@ async fn run_window(
     if progress.after.is_some() {
         tracing::info!(%date, written = progress.written, "resuming the writes of a stopped run");
     }
+    let rollups_ready = started.elapsed();
     let mut merge = WindowMerge {
         cursors,
         id: String::new(),
@@ -979,6 +981,7 @@ async fn run_window(
         }
     }
     writes.flush(&applied, &mut progress).await?;
+    let merged = started.elapsed();
 
     let mut summaries: BTreeMap<Date, RollupSummary> = unread
         .into_iter()
@@ -1033,6 +1036,9 @@ async fn run_window(
         files_merged = cursors_read,
         from_window_file,
         rollups_recomputed = rebuilt,
+        rollups_ms = rollups_ready.as_millis() as u64,
+        merge_and_writes_ms = (merged - rollups_ready).as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
         "daily run finished"
     );
     Ok(Step::Done(DailySummary {
