@@ -370,21 +370,21 @@ pub fn encode_daily(rows: &[DailyRow], key: &str) -> Result<Vec<u8>, PipelineErr
 /// A daily rollup file from `(clientid, m, f)` rows; `sources` (the digest
 /// of the curated hits it was built from) goes into its key-value metadata.
 pub fn encode_daily_rows<'a>(
-    rows: impl Iterator<Item = (&'a str, i64, i64)> + Clone,
+    rows: impl Iterator<Item = (&'a str, i64, i64)>,
     key: &str,
     sources: Option<&str>,
 ) -> Result<Vec<u8>, PipelineError> {
     encode_daily_batch(&daily_batch(rows, key)?, key, sources)
 }
 
-/// The rows of a daily rollup as one batch, in one pass over `rows` (each
-/// row's counts are looked up once: a rollup's visitors come sorted, in an
-/// order unrelated to where their counts lie).
-pub fn daily_batch_of<'a>(
-    rows: impl ExactSizeIterator<Item = (&'a str, i64, i64)>,
+/// The rows of a daily rollup as one batch (SPEC 7 schema), in one pass
+/// over `rows`: a rebuilt rollup's visitors come sorted, in an order
+/// unrelated to where their counts lie, so each is looked up once.
+pub fn daily_batch<'a>(
+    rows: impl Iterator<Item = (&'a str, i64, i64)>,
     key: &str,
 ) -> Result<RecordBatch, PipelineError> {
-    let n = rows.len();
+    let n = rows.size_hint().0;
     let mut ids = StringBuilder::with_capacity(n, n * 16);
     let (mut m, mut f) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for (id, row_m, row_f) in rows {
@@ -392,26 +392,20 @@ pub fn daily_batch_of<'a>(
         m.push(row_m);
         f.push(row_f);
     }
+    daily_columns(ids.finish(), m, f, key)
+}
+
+fn daily_columns(
+    ids: StringArray,
+    m: Vec<i64>,
+    f: Vec<i64>,
+    key: &str,
+) -> Result<RecordBatch, PipelineError> {
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(ids.finish()),
+        Arc::new(ids),
         Arc::new(Int64Array::from(m)),
         Arc::new(Int64Array::from(f)),
     ];
-    RecordBatch::try_new(daily_schema(), columns).map_err(|source| PipelineError::Arrow {
-        key: key.to_owned(),
-        source,
-    })
-}
-
-/// The rows of a daily rollup as one batch (SPEC 7 schema).
-pub fn daily_batch<'a>(
-    rows: impl Iterator<Item = (&'a str, i64, i64)> + Clone,
-    key: &str,
-) -> Result<RecordBatch, PipelineError> {
-    let clientid = StringArray::from_iter_values(rows.clone().map(|r| r.0));
-    let m = Int64Array::from_iter_values(rows.clone().map(|r| r.1));
-    let f = Int64Array::from_iter_values(rows.map(|r| r.2));
-    let columns: Vec<ArrayRef> = vec![Arc::new(clientid), Arc::new(m), Arc::new(f)];
     RecordBatch::try_new(daily_schema(), columns).map_err(|source| PipelineError::Arrow {
         key: key.to_owned(),
         source,
@@ -483,23 +477,9 @@ impl WindowFileWriter {
             return Ok(());
         }
         self.rows += self.m.len();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.ids.finish()),
-            Arc::new(Int64Array::from(std::mem::replace(
-                &mut self.m,
-                Vec::with_capacity(self.batch_rows),
-            ))),
-            Arc::new(Int64Array::from(std::mem::replace(
-                &mut self.f,
-                Vec::with_capacity(self.batch_rows),
-            ))),
-        ];
-        let batch = RecordBatch::try_new(daily_schema(), columns).map_err(|source| {
-            PipelineError::Arrow {
-                key: self.key.clone(),
-                source,
-            }
-        })?;
+        let m = std::mem::replace(&mut self.m, Vec::with_capacity(self.batch_rows));
+        let f = std::mem::replace(&mut self.f, Vec::with_capacity(self.batch_rows));
+        let batch = daily_columns(self.ids.finish(), m, f, &self.key)?;
         self.writer
             .write(&batch)
             .map_err(|source| PipelineError::Parquet {

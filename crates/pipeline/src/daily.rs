@@ -292,7 +292,7 @@ async fn rebuild_rollup(
         visitors, counts, ..
     } = day;
     let sorted = visitors.into_sorted();
-    let batch = codec::daily_batch_of(
+    let batch = codec::daily_batch(
         sorted.iter().map(|(id, i)| {
             let [m, f] = counts[*i as usize];
             (id.as_str(), m as i64, f as i64)
@@ -951,8 +951,10 @@ async fn run_window(
                 // file trusted again.
                 progress.inputs = String::new();
                 writes.save(&applied, &progress).await?;
-                if from_window_file {
-                    curated.delete(layout::DAILY_WINDOW_KEY).await?;
+                if from_window_file
+                    && let Err(error) = curated.delete(layout::DAILY_WINDOW_KEY).await
+                {
+                    tracing::warn!(%error, "the window sums file could not be deleted");
                 }
                 return Err(e);
             }
