@@ -288,6 +288,11 @@ pub fn for_each_hit_file_row(
     };
     let dictionary = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
     let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(parquet)?;
+    // A row group of many distinct clientids outgrows the dictionary page and
+    // goes on in plain pages; read as a dictionary, those would be interned
+    // again value by value (a third of a rollup's rebuild), so such a file's
+    // clientids are read as plain strings, each row its own "dictionary" entry.
+    let plain_ids = !all_dictionary_encoded(metadata.metadata(), "clientid");
     // The hint must list every column the file has: files written before
     // `hit_id` existed have three.
     let hinted: Vec<Field> = metadata
@@ -295,6 +300,7 @@ pub fn for_each_hit_file_row(
         .fields()
         .iter()
         .map(|field| match field.name().as_str() {
+            "clientid" if plain_ids => field.as_ref().clone(),
             "clientid" | "page_gender" => Field::new(field.name(), dictionary.clone(), false),
             _ => field.as_ref().clone(),
         })
@@ -322,24 +328,39 @@ pub fn for_each_hit_file_row(
             key: key.to_owned(),
             source,
         })?;
-        let ids = column::<DictionaryArray<Int32Type>>(&batch, "clientid", key)?;
         let genders = column::<DictionaryArray<Int32Type>>(&batch, "page_gender", key)?;
-        if ids.null_count() + genders.null_count() > 0 {
+        if genders.null_count() > 0 {
             return Err(bad("null values".into()));
         }
-        // Batches of one column chunk share its dictionary: map it once.
-        let same = last_dictionary
-            .as_ref()
-            .is_some_and(|last| last.to_data().ptr_eq(&ids.values().to_data()));
-        if !same {
-            let values = ids
-                .values()
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .ok_or_else(|| bad("clientid dictionary is not utf8".into()))?;
+        let positions: Vec<i32>;
+        let ids: &[i32] = if plain_ids {
+            let values = column::<StringArray>(&batch, "clientid", key)?;
+            if values.null_count() > 0 {
+                return Err(bad("null values".into()));
+            }
             sink.dictionary(values);
-            last_dictionary = Some(ids.values().clone());
-        }
+            positions = (0..values.len() as i32).collect();
+            &positions
+        } else {
+            let ids = column::<DictionaryArray<Int32Type>>(&batch, "clientid", key)?;
+            if ids.null_count() > 0 {
+                return Err(bad("null values".into()));
+            }
+            // Batches of one column chunk share its dictionary: map it once.
+            let same = last_dictionary
+                .as_ref()
+                .is_some_and(|last| last.to_data().ptr_eq(&ids.values().to_data()));
+            if !same {
+                let values = ids
+                    .values()
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .ok_or_else(|| bad("clientid dictionary is not utf8".into()))?;
+                sink.dictionary(values);
+                last_dictionary = Some(ids.values().clone());
+            }
+            ids.keys().values()
+        };
         let gender_values = genders
             .values()
             .as_any()
@@ -349,7 +370,7 @@ pub fn for_each_hit_file_row(
             .iter()
             .map(|v| v.and_then(Gender::parse))
             .collect();
-        for (id, g) in ids.keys().values().iter().zip(genders.keys().values()) {
+        for (id, g) in ids.iter().zip(genders.keys().values()) {
             let gender = gender_of
                 .get(*g as usize)
                 .copied()
@@ -360,6 +381,27 @@ pub fn for_each_hit_file_row(
         rows += batch.num_rows() as u64;
     }
     Ok(rows)
+}
+
+/// Whether every data page of `column` in every row group is dictionary
+/// encoded (unknown, without page encoding statistics: taken as yes).
+fn all_dictionary_encoded(
+    metadata: &parquet::file::metadata::ParquetMetaData,
+    column: &str,
+) -> bool {
+    metadata.row_groups().iter().all(|group| {
+        group
+            .columns()
+            .iter()
+            .filter(|chunk| chunk.column_path().string() == column)
+            .all(|chunk| {
+                chunk.page_encoding_stats_mask().is_none_or(|mask| {
+                    chunk.dictionary_page_offset().is_some()
+                        && (mask.is_only(Encoding::RLE_DICTIONARY)
+                            || mask.is_only(Encoding::PLAIN_DICTIONARY))
+                })
+            })
+    })
 }
 
 pub fn encode_daily(rows: &[DailyRow], key: &str) -> Result<Vec<u8>, PipelineError> {
@@ -825,6 +867,57 @@ mod tests {
         let mut count = Count(0, 0);
         assert_eq!(for_each_hit_file_row(file, "old", &mut count).unwrap(), 3);
         assert_eq!((count.0, count.1), (3, 2));
+    }
+
+    /// Per clientid `[m, f]`, through the dictionary/row interface.
+    #[derive(Default)]
+    struct PerVisitor {
+        current: Vec<String>,
+        counts: std::collections::HashMap<String, [u64; 2]>,
+    }
+
+    impl HitRows for PerVisitor {
+        fn dictionary(&mut self, ids: &StringArray) {
+            self.current = ids.iter().map(|id| id.unwrap().to_owned()).collect();
+        }
+        fn row(&mut self, clientid: usize, gender: Gender) {
+            let counts = self
+                .counts
+                .entry(self.current[clientid].clone())
+                .or_default();
+            counts[usize::from(gender == Gender::F)] += 1;
+        }
+    }
+
+    /// A row group of many distinct clientids outgrows its dictionary page
+    /// and goes on in plain pages; such a file is read as plain strings, one
+    /// of few visitors as a dictionary, with the same counts either way.
+    #[test]
+    fn clientids_are_counted_alike_whether_dictionary_or_plain_pages() {
+        for (visitors, rows, all_dictionary) in
+            [(50usize, 20_000usize, true), (100_000, 150_000, false)]
+        {
+            let mut writer = HitsFileWriter::create("t".into()).unwrap();
+            let mut expected: std::collections::HashMap<String, [u64; 2]> = Default::default();
+            for row in 0..rows {
+                let id = format!("visitor-{:09}", (row * 7919) % visitors);
+                let gender = if row % 3 == 0 { Gender::F } else { Gender::M };
+                writer.push(&id, gender, 1, None).unwrap();
+                expected.entry(id).or_default()[usize::from(gender == Gender::F)] += 1;
+            }
+            let file = writer.finish().unwrap();
+            let metadata =
+                ArrowReaderMetadata::load(file.temp.as_file(), ArrowReaderOptions::new()).unwrap();
+            assert_eq!(
+                all_dictionary_encoded(metadata.metadata(), "clientid"),
+                all_dictionary,
+                "{visitors} visitors"
+            );
+            let mut seen = PerVisitor::default();
+            let read = for_each_hit_file_row(file.temp.reopen().unwrap(), "t", &mut seen).unwrap();
+            assert_eq!(read, rows as u64);
+            assert_eq!(seen.counts, expected, "{visitors} visitors");
+        }
     }
 
     #[test]
