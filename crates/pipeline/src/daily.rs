@@ -481,7 +481,7 @@ impl WindowMerge {
             return Err(PipelineError::BadObject {
                 key: layout::DAILY_WINDOW_KEY.to_owned(),
                 detail: format!(
-                    "counts fewer hits for {} than the rollups it was computed from: it is deleted, and the next run merges every rollup",
+                    "counts fewer hits for {} than the rollups it was computed from: it is emptied, and the next run merges every rollup",
                     self.id
                 ),
             });
@@ -948,13 +948,15 @@ async fn run_window(
                 // what was written from it may be wrong, so the progress is
                 // abandoned, and the next run writes every clientid up to the
                 // last one written whatever its sums. Nor is the window sums
-                // file trusted again.
+                // file trusted again: it is emptied (an empty object is not
+                // Parquet, so the next run merges every rollup), which needs
+                // no permission to delete beside the one to write.
                 progress.inputs = String::new();
                 writes.save(&applied, &progress).await?;
                 if from_window_file
-                    && let Err(error) = curated.delete(layout::DAILY_WINDOW_KEY).await
+                    && let Err(error) = curated.put(layout::DAILY_WINDOW_KEY, Vec::new()).await
                 {
-                    tracing::warn!(%error, "the window sums file could not be deleted");
+                    tracing::warn!(%error, "the window sums file could not be emptied");
                 }
                 return Err(e);
             }
