@@ -166,6 +166,29 @@ pub struct HitsFileWriter {
     rows: usize,
 }
 
+/// A Parquet writer into a new local temporary file (deleted on drop), for
+/// the object `key`.
+fn temp_parquet_writer(
+    key: &str,
+    schema: SchemaRef,
+    properties: &WriterProperties,
+) -> Result<(tempfile::NamedTempFile, ArrowWriter<File>), PipelineError> {
+    let io = |e: std::io::Error| PipelineError::BadObject {
+        key: key.to_owned(),
+        detail: format!("local temporary file: {e}"),
+    };
+    let temp = tempfile::NamedTempFile::new().map_err(io)?;
+    let file = temp.as_file().try_clone().map_err(io)?;
+    let writer =
+        ArrowWriter::try_new(file, schema, Some(properties.clone())).map_err(|source| {
+            PipelineError::Parquet {
+                key: key.to_owned(),
+                source,
+            }
+        })?;
+    Ok((temp, writer))
+}
+
 /// A finished hits file: its key and the local file holding it (deleted on drop).
 pub struct HitsFile {
     pub key: String,
@@ -189,19 +212,11 @@ impl HitsFileWriter {
 
     fn open(&mut self) -> Result<&mut ArrowWriter<File>, PipelineError> {
         if self.output.is_none() {
-            let io = |e: std::io::Error| PipelineError::BadObject {
-                key: self.key.clone(),
-                detail: format!("local temporary file: {e}"),
-            };
-            let temp = tempfile::NamedTempFile::new().map_err(io)?;
-            let file = temp.as_file().try_clone().map_err(io)?;
-            let writer =
-                ArrowWriter::try_new(file, hits_schema(), Some(HITS_WRITER_PROPERTIES.clone()))
-                    .map_err(|source| PipelineError::Parquet {
-                        key: self.key.clone(),
-                        source,
-                    })?;
-            self.output = Some((temp, writer));
+            self.output = Some(temp_parquet_writer(
+                &self.key,
+                hits_schema(),
+                &HITS_WRITER_PROPERTIES,
+            )?);
         }
         Ok(&mut self.output.as_mut().expect("opened above").1)
     }
@@ -479,18 +494,7 @@ pub struct WindowFileWriter {
 
 impl WindowFileWriter {
     pub fn create(key: &str, batch_rows: usize) -> Result<WindowFileWriter, PipelineError> {
-        let io = |e: std::io::Error| PipelineError::BadObject {
-            key: key.to_owned(),
-            detail: format!("local temporary file: {e}"),
-        };
-        let temp = tempfile::NamedTempFile::new().map_err(io)?;
-        let file = temp.as_file().try_clone().map_err(io)?;
-        let writer =
-            ArrowWriter::try_new(file, daily_schema(), Some(WINDOW_WRITER_PROPERTIES.clone()))
-                .map_err(|source| PipelineError::Parquet {
-                    key: key.to_owned(),
-                    source,
-                })?;
+        let (temp, writer) = temp_parquet_writer(key, daily_schema(), &WINDOW_WRITER_PROPERTIES)?;
         Ok(WindowFileWriter {
             key: key.to_owned(),
             temp,
