@@ -54,9 +54,23 @@ def visitor_ids(rng, n, v):
 INSTANCE = "k3Jx9aQ2LmZ."
 
 
-def gen_raw(path: Path, n: int, v: int, seed: int) -> None:
+def uuid_strings(rng, n: int) -> list:
+    """N random version-4-shaped UUIDs, as a browser's tracker sends them."""
+    raw = bytearray(rng.bytes(16 * n))
+    for i in range(n):
+        raw[16 * i + 6] = (raw[16 * i + 6] & 0x0F) | 0x40
+        raw[16 * i + 8] = (raw[16 * i + 8] & 0x3F) | 0x80
+    text = raw.hex()
+    return [
+        f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+        for h in (text[32 * i : 32 * i + 32] for i in range(n))
+    ]
+
+
+def gen_raw(path: Path, n: int, v: int, seed: int, uuid: bool = False) -> None:
     """N normalized NDJSON lines over V visitors, distinct times within DAY0,
-    each with the hitid the server assigned."""
+    each with the hitid the server assigned, or with `uuid` a producer's
+    UUID (the browser ingest case, SPEC 19), which the product deduplicates."""
     import numpy as np
     import polars as pl
 
@@ -67,7 +81,15 @@ def gen_raw(path: Path, n: int, v: int, seed: int) -> None:
     genders = np.where(rng.random(n) < 0.5, "M", "F")
     step = MS_PER_DAY // n
     times = DAY0_MS + rng.permutation(n).astype(np.int64) * step
-    df = pl.DataFrame({"id": ids, "g": genders, "t": times}).select(
+    hitid = (
+        pl.col("u")
+        if uuid
+        else pl.concat_str(pl.lit(INSTANCE), pl.int_range(pl.len()).cast(pl.Utf8))
+    )
+    columns = {"id": ids, "g": genders, "t": times}
+    if uuid:
+        columns["u"] = uuid_strings(rng, n)
+    df = pl.DataFrame(columns).select(
         pl.concat_str(
             pl.lit('{"clientid":"visitor-'),
             pl.col("id").cast(pl.Utf8).str.zfill(7),
@@ -75,8 +97,8 @@ def gen_raw(path: Path, n: int, v: int, seed: int) -> None:
             pl.col("g"),
             pl.lit('","timestamp":"'),
             pl.from_epoch(pl.col("t"), time_unit="ms").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
-            pl.lit(f'","hitid":"{INSTANCE}'),
-            pl.int_range(pl.len()).cast(pl.Utf8),
+            pl.lit('","hitid":"'),
+            hitid,
             pl.lit('"}'),
         ).alias("line")
     )
@@ -374,15 +396,20 @@ def check_agree(what, results, keys):
                 sys.exit(f"peer-bench: {what}: {name} {key}={result[key]} but {first_name} {key}={first[key]}")
 
 
-def bench_curate(work: Path, bins: Path, n: int, v: int, reps: int, seed: int):
-    raw = work / "inputs" / f"raw-hitid-{n}-{v}-{seed}" / "hits.ndjson"
-    gen_raw(raw, n, v, seed)
+def bench_curate(work: Path, bins: Path, n: int, v: int, reps: int, seed: int, uuid: bool = False):
+    kind = "uuid" if uuid else "hitid"
+    raw = work / "inputs" / f"raw-{kind}-{n}-{v}-{seed}" / "hits.ndjson"
+    gen_raw(raw, n, v, seed, uuid)
+    # With UUIDs the product is not told a prefix of its own: every hit goes
+    # through its dedup index, as on a server receiving browser hits. The
+    # peers run the same statements (no dedup: theirs is the easier job).
+    own_prefix = [] if uuid else [INSTANCE]
     runs = {"product": [], "duckdb": [], "polars": []}
     for _ in range(reps):
         for name in runs:
             out = fresh(work / "out" / f"curate-{name}")
             if name == "product":
-                result = run_child([bins / "bench_curate", raw, out, INSTANCE])
+                result = run_child([bins / "bench_curate", raw, out, *own_prefix])
             else:
                 cmd, env = peer_cmd(f"{name}-curate", raw, out)
                 result = run_child(cmd, env)
@@ -455,9 +482,10 @@ def fmt3(values, f):
     return f"{f(mid)} ({f(lo)} / {f(hi)})"
 
 
-def print_curate(n, v, res):
+def print_curate(n, v, res, uuid=False):
     base = statistics.median(t for t, _ in res["product"])
-    print(f"\ncurate: {n:,} hits, {v:,} visitors -> Parquet + per-visitor m/f/last  (median (min / max))")
+    ids = "producer UUID hitids, the product deduplicating" if uuid else "server-assigned hitids"
+    print(f"\ncurate: {n:,} hits, {v:,} visitors, {ids} -> Parquet + per-visitor m/f/last  (median (min / max))")
     print(f"| contender | hits/s | peak RSS MiB | product speed-up |")
     print(f"|---|---|---|---|")
     for name, rs in res.items():
@@ -507,6 +535,12 @@ def main():
     parser.add_argument("--curate", default="1000000:100000", help="N:V of the curate peer table")
     parser.add_argument("--daily", default="10000000:1000000", help="N:V of the daily peer table")
     parser.add_argument("--only", choices=["curate", "daily"], help="run one of the two tables")
+    parser.add_argument(
+        "--hitids",
+        choices=["assigned", "uuid", "both"],
+        default="assigned",
+        help="curate input: server-assigned hitids, producer UUIDs (deduplicated by the product), or both tables",
+    )
     parser.add_argument("--cpu", type=int, help="pin this process and every contender to this CPU")
     args = parser.parse_args()
     if args.cpu is not None:
@@ -514,6 +548,7 @@ def main():
 
     if args.smoke:
         args.reps, args.curate, args.daily = 1, "100000:10000", "100000:10000"
+        args.hitids = "both"
     load = os.getloadavg()[0]
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     pinned = f", pinned to CPU {args.cpu}" if args.cpu is not None else ""
@@ -528,15 +563,16 @@ def main():
     m, w = map(int, args.daily.split(":"))
     curate = daily = None
     if args.only != "daily":
-        curate = bench_curate(args.work, args.bins, n, v, args.reps, args.seed)
+        kinds = {"assigned": [False], "uuid": [True], "both": [False, True]}[args.hitids]
+        curate = [(uuid, bench_curate(args.work, args.bins, n, v, args.reps, args.seed, uuid)) for uuid in kinds]
     if args.only != "curate":
         daily = bench_daily(args.work, args.bins, m, w, args.reps, args.seed)
     if args.smoke:
         # Debug builds: the point is that the outputs agree, not the speed.
         print("peer-bench smoke: outputs agree (curate: product, duckdb, polars; daily: product, duckdb)")
         return
-    if curate:
-        print_curate(n, v, curate)
+    for uuid, result in curate or []:
+        print_curate(n, v, result, uuid)
     if daily:
         print_daily(m, w, daily)
     if args.full:

@@ -76,6 +76,9 @@ pub struct LocalConfig {
     pub limits: ConnectionLimits,
     /// When the state store merges its journaled changes into redb.
     pub checkpoint: gender_embedded::CheckpointPolicy,
+    /// Nice levels below the request workers that the pipeline runs at
+    /// (0..=19; 0: the same priority). See [`crate::scheduling`].
+    pub pipeline_niceness: i32,
 }
 
 impl LocalConfig {
@@ -109,6 +112,7 @@ impl LocalConfig {
             retention: crate::retention::RetentionPolicy::default(),
             limits: ConnectionLimits::default(),
             checkpoint: gender_embedded::CheckpointPolicy::default(),
+            pipeline_niceness: crate::scheduling::PIPELINE_NICENESS,
         }
     }
 }

@@ -130,6 +130,9 @@ pub struct DeliverySettings {
     pub flush_timeout: Duration,
     /// Event dates one cycle delivers at most (summed over its batches).
     pub max_dates_per_cycle: usize,
+    /// Nice levels below the async workers that the delivery thread and its
+    /// blocking threads run at ([`crate::scheduling`]); 0: the same priority.
+    pub niceness: i32,
 }
 
 impl DeliverySettings {
@@ -145,6 +148,7 @@ impl DeliverySettings {
             own_hitid_prefix: None,
             flush_timeout: Duration::from_secs(120),
             max_dates_per_cycle: DEFAULT_MAX_DATES_PER_CYCLE,
+            niceness: crate::scheduling::PIPELINE_NICENESS,
         }
     }
 }
@@ -349,11 +353,22 @@ impl Delivery {
         let (done_tx, done_rx) = oneshot::channel();
         let flush_timeout = self.settings.flush_timeout;
         let status = self.status.clone();
+        // Computed here, on a thread at the workers' priority: the threads
+        // below start from theirs.
+        let nice = crate::scheduling::below_current(self.settings.niceness);
         let thread = std::thread::Builder::new()
             .name("delivery".into())
             .spawn(move || {
+                // Below the async workers, so a lookup's wake-up runs first
+                // (crate::scheduling). Its blocking threads (log reads,
+                // curate's file work) are lowered too, whichever thread
+                // happens to start them.
+                let lower = move || crate::scheduling::set_niceness(nice);
+                lower();
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
+                    .thread_name("delivery-io")
+                    .on_thread_start(lower)
                     .build();
                 match runtime {
                     Ok(runtime) => runtime.block_on(self.run(rx, shutdown)),

@@ -20,6 +20,7 @@ mod parse_pool;
 pub mod rate_limit;
 pub mod retention;
 mod scheduler;
+pub mod scheduling;
 pub mod serve;
 mod status;
 
@@ -91,6 +92,7 @@ pub async fn run(
         dedup_horizon: config.dedup_horizon,
         own_hitid_prefix: Some(hit_ids.own_prefix()),
         flush_timeout: config.flush_timeout,
+        niceness: config.pipeline_niceness,
         ..DeliverySettings::new(system_now_ms)
     };
     let housekeeping = Housekeeping::new(

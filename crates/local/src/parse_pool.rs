@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 /// How much lower than the rest of the process the parse threads run
-/// (Linux nice levels: 5 gives them about a third of a normal thread's
+/// (Linux nice levels: 10 gives them about a tenth of a normal thread's
 /// share when both want the CPU, and all of it when nothing else does).
 const PARSE_NICENESS: i32 = 10;
 
@@ -22,12 +22,13 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 pub fn spawn(threads: usize) -> std::io::Result<ParseExecutor> {
     let (sender, receiver) = mpsc::channel::<Job>();
     let receiver = Arc::new(Mutex::new(receiver));
+    let nice = crate::scheduling::below_current(PARSE_NICENESS);
     for n in 0..threads.max(1) {
         let receiver = receiver.clone();
         std::thread::Builder::new()
             .name(format!("hits-parse-{n}"))
             .spawn(move || {
-                lower_priority();
+                crate::scheduling::set_niceness(nice);
                 loop {
                     // The lock is held only while waiting for the next job.
                     let job = match receiver.lock() {
@@ -50,16 +51,6 @@ pub fn spawn(threads: usize) -> std::io::Result<ParseExecutor> {
     }))
 }
 
-/// Lowers the calling thread's priority (on Linux a nice value is per
-/// thread); elsewhere, or if refused, the thread keeps the usual one.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: changes only the calling thread's nice value.
-    unsafe {
-        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, PARSE_NICENESS);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,18 +63,20 @@ mod tests {
             let done = done.clone();
             executor(Box::new(move || {
                 let name = std::thread::current().name().unwrap_or("").to_owned();
-                #[cfg(target_os = "linux")]
-                // SAFETY: reads the calling thread's nice value.
-                let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-                #[cfg(not(target_os = "linux"))]
-                let nice = PARSE_NICENESS;
+                let nice = crate::scheduling::current_niceness();
                 done.send((name, nice)).unwrap();
             }));
         }
         for _ in 0..8 {
             let (name, nice) = seen.recv().unwrap();
             assert!(name.starts_with("hits-parse-"), "{name}");
-            assert!(nice >= PARSE_NICENESS, "nice {nice}");
+            #[cfg(target_os = "linux")]
+            assert!(
+                nice >= (crate::scheduling::current_niceness() + PARSE_NICENESS).min(19),
+                "nice {nice}"
+            );
+            #[cfg(not(target_os = "linux"))]
+            let _ = nice;
         }
     }
 }

@@ -112,6 +112,11 @@ pub struct ServeArgs {
     /// ... or once its journal holds this many MiB (what a restart after a crash replays).
     #[arg(long, env = "GENDER_CHECKPOINT_JOURNAL_MIB", default_value_t = 1024)]
     checkpoint_journal_mib: u64,
+    /// Nice levels below the request workers for the pipeline (delivery, curate): lookups are answered
+    /// first when the CPU is busy, for some ingest throughput under overload. 0: the same priority.
+    #[arg(long, env = "GENDER_PIPELINE_NICENESS", default_value_t = gender_local::scheduling::PIPELINE_NICENESS,
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    pipeline_niceness: i32,
     /// ... and at least this often while anything changes.
     #[arg(long, env = "GENDER_CHECKPOINT_INTERVAL_SECS", default_value_t = 60)]
     checkpoint_interval_secs: u64,
@@ -202,6 +207,7 @@ impl ServeArgs {
                 cache_bytes: usize::try_from(self.state_cache_mib.max(1) * 1024 * 1024)
                     .unwrap_or(usize::MAX),
             },
+            pipeline_niceness: self.pipeline_niceness,
             keys,
             cors,
             ..LocalConfig::new(self.data_dir, "")

@@ -98,3 +98,79 @@ async fn past_the_backlog_bound_ingest_gets_503_and_nothing_accepted_is_lost() {
         .await;
     assert_eq!(status, 202, "{body}");
 }
+
+/// Each thread of process `pid`: its name and nice value (`/proc`, Linux).
+#[cfg(target_os = "linux")]
+fn thread_niceness(pid: u32) -> Vec<(String, i64)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
+        // `tid (name) state ...`: the name may hold spaces and parentheses;
+        // the nice value is the 17th field after it.
+        let (head, rest) = stat.rsplit_once(')').unwrap();
+        let name = head.split_once('(').unwrap().1.to_owned();
+        let nice = rest.split_whitespace().nth(16).unwrap().parse().unwrap();
+        threads.push((name, nice));
+    }
+    threads
+}
+
+/// The nice values of the server's request workers, its pipeline threads
+/// (delivery and its blocking threads) and its parse threads, once hits
+/// went through every stage (so delivery has started its blocking threads).
+#[cfg(target_os = "linux")]
+async fn niceness_of_threads(extra: &[&str]) -> (Vec<i64>, Vec<i64>, Vec<i64>, Vec<(String, i64)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), extra).await;
+    let hits: Vec<Value> = (0..200)
+        .map(|i| json!({"clientid": format!("n-{}", i % 20), "pageGender": "M"}))
+        .collect();
+    let (status, body) = server
+        .post_hits(Value::Array(hits).to_string(), "application/json")
+        .await;
+    assert_eq!(status, 202, "{body}");
+    server.flush().await;
+    let (status, profile) = server.get("/gender/n-1").await;
+    assert_eq!(status, 200, "{profile}");
+    let threads = thread_niceness(server.child.id());
+    let of = |prefix: &str| -> Vec<i64> {
+        threads
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|&(_, nice)| nice)
+            .collect()
+    };
+    let (workers, pipeline, parse) = (of("tokio-r"), of("delivery"), of("hits-parse"));
+    assert!(
+        !workers.is_empty() && pipeline.len() >= 2 && !parse.is_empty(),
+        "delivery and a delivery-io thread expected: {threads:?}"
+    );
+    (workers, pipeline, parse, threads)
+}
+
+/// SPEC 14, lookups fast under a flood: the threads that answer requests
+/// keep the server's priority, parsing hit bodies runs 10 levels below
+/// them, and the pipeline (delivery, curate and their blocking threads) at
+/// their priority by default or `--pipeline-niceness` levels below.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn request_workers_outrank_parsing_and_the_pipeline_as_configured() {
+    let (workers, pipeline, parse, threads) = niceness_of_threads(&[]).await;
+    let base = workers[0];
+    assert!(workers.iter().all(|&n| n == base), "{threads:?}");
+    assert!(pipeline.iter().all(|&n| n == base), "{threads:?}");
+    assert!(
+        parse.iter().all(|&n| n == (base + 10).min(19)),
+        "{threads:?}"
+    );
+
+    // The operator's choice: lookups first, the pipeline 6 levels below
+    // (and its blocking threads not 6 below the delivery thread's 6).
+    let (workers, pipeline, _, threads) = niceness_of_threads(&["--pipeline-niceness", "6"]).await;
+    assert!(
+        pipeline.iter().all(|&n| n == (workers[0] + 6).min(19)),
+        "{threads:?}"
+    );
+}
