@@ -56,11 +56,12 @@ INSTANCE = "k3Jx9aQ2LmZ."
 
 def uuid_strings(rng, n: int) -> list:
     """N random version-4-shaped UUIDs, as a browser's tracker sends them."""
-    raw = bytearray(rng.bytes(16 * n))
-    for i in range(n):
-        raw[16 * i + 6] = (raw[16 * i + 6] & 0x0F) | 0x40
-        raw[16 * i + 8] = (raw[16 * i + 8] & 0x3F) | 0x80
-    text = raw.hex()
+    import numpy as np
+
+    raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.tobytes().hex()
     return [
         f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
         for h in (text[32 * i : 32 * i + 32] for i in range(n))

@@ -72,7 +72,7 @@ mod tests {
             assert!(name.starts_with("hits-parse-"), "{name}");
             #[cfg(target_os = "linux")]
             assert!(
-                nice >= (crate::scheduling::current_niceness() + PARSE_NICENESS).min(19),
+                nice >= crate::scheduling::below_current(PARSE_NICENESS),
                 "nice {nice}"
             );
             #[cfg(not(target_os = "linux"))]

@@ -70,6 +70,11 @@ pub struct ServeArgs {
     /// How long a POST /hits whose turn came waits for the pipeline to make room (backlog bound) before 503 + Retry-After.
     #[arg(long, env = "GENDER_INGEST_ROOM_WAIT_MS", default_value_t = gender_local::admission::DEFAULT_INGEST_ROOM_WAIT.as_millis() as u64)]
     ingest_room_wait_ms: u64,
+    /// Nice levels below the request workers for the pipeline (delivery, curate): lookups are answered
+    /// first when the CPU is busy, for some ingest throughput under overload. 0: the same priority.
+    #[arg(long, env = "GENDER_PIPELINE_NICENESS", default_value_t = gender_local::scheduling::PIPELINE_NICENESS,
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    pipeline_niceness: i32,
     /// Curated files of a date smaller than this are merged into files of about this size.
     #[arg(long, env = "GENDER_COMPACT_TARGET_BYTES", default_value_t = 64 * 1024 * 1024)]
     compact_target_bytes: u64,
@@ -112,11 +117,6 @@ pub struct ServeArgs {
     /// ... or once its journal holds this many MiB (what a restart after a crash replays).
     #[arg(long, env = "GENDER_CHECKPOINT_JOURNAL_MIB", default_value_t = 1024)]
     checkpoint_journal_mib: u64,
-    /// Nice levels below the request workers for the pipeline (delivery, curate): lookups are answered
-    /// first when the CPU is busy, for some ingest throughput under overload. 0: the same priority.
-    #[arg(long, env = "GENDER_PIPELINE_NICENESS", default_value_t = gender_local::scheduling::PIPELINE_NICENESS,
-          value_parser = clap::value_parser!(i32).range(0..=19))]
-    pipeline_niceness: i32,
     /// ... and at least this often while anything changes.
     #[arg(long, env = "GENDER_CHECKPOINT_INTERVAL_SECS", default_value_t = 60)]
     checkpoint_interval_secs: u64,
