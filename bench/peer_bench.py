@@ -12,7 +12,12 @@ checked against each other (counts) before any figure is printed.
 
 curate: one raw NDJSON object (the normalized line shape delivery writes) of
 N hits over V visitors, all of one date -> one zstd Parquet file
-(clientid, page_gender, event_time) + per visitor: m, f, last gender.
+(clientid, page_gender, event_time, hit_id) + per visitor: m, f, last
+gender. The product does what the server does with the object: Parquet and
+deltas, their apply to a new state store (journal), its checkpoint into
+redb (bench_curate times the three phases). duckdb-persisted does the like
+for like: the Parquet, the per-visitor counters upserted into a table of a
+database file, CHECKPOINT; duckdb and polars keep the counters nowhere.
 daily: curated Parquet of the 8 dates D-7 .. D (8 files per date, N/7 hits
 each, over V visitors) -> one rollup Parquet per date (clientid, m, f) + the
 per-visitor window sums persisted (the product: `run_daily` with the real
@@ -208,6 +213,47 @@ def peer_duckdb_curate(raw: str, out: str) -> dict:
     return {"visitors": row[0], "m": int(row[1]), "f": int(row[2]), "last_m": row[3], "seconds": seconds}
 
 
+def peer_duckdb_curate_persisted(raw: str, out: str) -> dict:
+    """Like for like with the product's row: the same Parquet, and each
+    visitor's counters kept in a table of a DuckDB file (an upsert, as a
+    second object for the same visitors would need), then `CHECKPOINT`."""
+    import duckdb
+
+    con = duckdb.connect(os.path.join(out, "profiles.duckdb"))
+    con.execute("SET threads=1")
+    con.execute("SET preserve_insertion_order=false")
+    con.execute(
+        """CREATE TABLE profiles (clientid VARCHAR PRIMARY KEY, m BIGINT, f BIGINT,
+                                  last_gender VARCHAR, last_seen TIMESTAMPTZ)"""
+    )
+    con.execute("CHECKPOINT")
+    start = time.perf_counter()
+    parquet = os.path.join(out, "hits.parquet")
+    con.execute(
+        f"""COPY (SELECT clientid, pageGender AS page_gender,
+                         CAST("timestamp" AS TIMESTAMPTZ) AS event_time, hitid AS hit_id
+                  FROM read_json('{raw}', format='newline_delimited',
+                                 columns={{clientid: 'VARCHAR', pageGender: 'VARCHAR', "timestamp": 'VARCHAR', hitid: 'VARCHAR'}}))
+            TO '{parquet}' (FORMAT parquet, COMPRESSION zstd)"""
+    )
+    con.execute(
+        f"""INSERT INTO profiles
+            SELECT clientid, count(*) FILTER (WHERE page_gender = 'M'), count(*) FILTER (WHERE page_gender = 'F'),
+                   arg_max(page_gender, event_time), max(event_time)
+            FROM read_parquet('{parquet}') GROUP BY clientid
+            ON CONFLICT (clientid) DO UPDATE SET
+                m = m + excluded.m, f = f + excluded.f,
+                last_gender = CASE WHEN excluded.last_seen >= last_seen THEN excluded.last_gender ELSE last_gender END,
+                last_seen = greatest(last_seen, excluded.last_seen)"""
+    )
+    con.execute("CHECKPOINT")
+    seconds = time.perf_counter() - start
+    row = con.execute(
+        "SELECT count(*), sum(m), sum(f), count(*) FILTER (WHERE last_gender = 'M') FROM profiles"
+    ).fetchone()
+    return {"visitors": row[0], "m": int(row[1]), "f": int(row[2]), "last_m": row[3], "seconds": seconds}
+
+
 def peer_polars_curate(raw: str, out: str) -> dict:
     import polars as pl
 
@@ -334,6 +380,7 @@ def peer_duckdb_daily_next(root: str, out: str, sample: str) -> dict:
 
 PEERS = {
     "duckdb-curate": peer_duckdb_curate,
+    "duckdb-persisted-curate": peer_duckdb_curate_persisted,
     "polars-curate": peer_polars_curate,
     "duckdb-daily-first": peer_duckdb_daily_first,
     "duckdb-daily-prepare": peer_duckdb_daily_prepare,
@@ -404,13 +451,16 @@ def bench_curate(work: Path, bins: Path, n: int, v: int, reps: int, seed: int, u
     # With UUIDs the product is not told a prefix of its own: every hit goes
     # through its dedup index, as on a server receiving browser hits. The
     # peers run the same statements (no dedup: theirs is the easier job).
-    own_prefix = [] if uuid else [INSTANCE]
-    runs = {"product": [], "duckdb": [], "polars": []}
+    own_prefix = [] if uuid else ["--own-prefix", INSTANCE]
+    runs = {"product": [], "duckdb-persisted": [], "duckdb": [], "polars": []}
     for _ in range(reps):
         for name in runs:
             out = fresh(work / "out" / f"curate-{name}")
             if name == "product":
-                result = run_child([bins / "bench_curate", raw, out, *own_prefix])
+                # What the server does with the object: Parquet, deltas, the
+                # apply to a new state store, and its checkpoint into redb.
+                state = fresh(work / "out" / "curate-product-state")
+                result = run_child([bins / "bench_curate", raw, out, "--state", state, *own_prefix])
             else:
                 cmd, env = peer_cmd(f"{name}-curate", raw, out)
                 result = run_child(cmd, env)
@@ -419,7 +469,11 @@ def bench_curate(work: Path, bins: Path, n: int, v: int, reps: int, seed: int, u
     check_agree(f"curate {n}/{v}", {k: r[0] for k, r in runs.items()}, ["rows", "visitors", "m", "f", "last_m"])
     if runs["product"][0]["rows"] != n:
         sys.exit(f"peer-bench: curate wrote {runs['product'][0]['rows']} rows, not {n}")
-    return {name: [(n / r["seconds"], r["rss_mib"]) for r in rs] for name, rs in runs.items()}
+    phases = ["prepare_seconds", "apply_seconds", "checkpoint_seconds"]
+    return {
+        name: [(n / r["seconds"], r["rss_mib"], {p: r[p] for p in phases if p in r}) for r in rs]
+        for name, rs in runs.items()
+    }
 
 
 def sample_ids(v: int) -> list:
@@ -484,16 +538,31 @@ def fmt3(values, f):
 
 
 def print_curate(n, v, res, uuid=False):
-    base = statistics.median(t for t, _ in res["product"])
+    base = statistics.median(t for t, _, _ in res["product"])
     ids = "producer UUID hitids, the product deduplicating" if uuid else "server-assigned hitids"
     print(f"\ncurate: {n:,} hits, {v:,} visitors, {ids} -> Parquet + per-visitor m/f/last  (median (min / max))")
     print(f"| contender | hits/s | peak RSS MiB | product speed-up |")
     print(f"|---|---|---|---|")
     for name, rs in res.items():
-        speed = [t for t, _ in rs]
-        rss = [r for _, r in rs]
+        speed = [t for t, _, _ in rs]
+        rss = [r for _, r, _ in rs]
         ratio = base / statistics.median(speed)
         print(f"| {name} | {fmt3(speed, lambda x: f'{x / 1e6:.2f} M')} | {fmt3(rss, lambda x: f'{x:.0f}')} | {ratio:.2f}x |")
+    # The product's row is everything the server does with the object; its
+    # phases, and the rate at which hits become visible (the checkpoint runs
+    # in the server's background).
+    phases = [p for _, _, p in res["product"]]
+    if phases and "apply_seconds" in phases[0]:
+        parts = ", ".join(
+            f"{key.removesuffix('_seconds')} {fmt3([p[key] for p in phases], lambda x: f'{x:.3f}')} s"
+            for key in ["prepare_seconds", "apply_seconds", "checkpoint_seconds"]
+        )
+        visible = [n / (p["prepare_seconds"] + p["apply_seconds"]) for p in phases]
+        peer = statistics.median(t for t, _, _ in res["duckdb"])
+        print(
+            f"product phases: {parts}; visible without the checkpoint: "
+            f"{fmt3(visible, lambda x: f'{x / 1e6:.2f} M')} hits/s = {statistics.median(visible) / peer:.2f}x DuckDB"
+        )
 
 
 def print_daily(n, v, res):
@@ -570,7 +639,7 @@ def main():
         daily = bench_daily(args.work, args.bins, m, w, args.reps, args.seed)
     if args.smoke:
         # Debug builds: the point is that the outputs agree, not the speed.
-        print("peer-bench smoke: outputs agree (curate: product, duckdb, polars; daily: product, duckdb)")
+        print("peer-bench smoke: outputs agree (curate: product, duckdb-persisted, duckdb, polars; daily: product, duckdb)")
         return
     for uuid, result in curate or []:
         print_curate(n, v, result, uuid)

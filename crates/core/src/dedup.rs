@@ -8,6 +8,8 @@
 //! with the identities of each applied object persisted in the same
 //! transaction as its counters (so a restart rebuilds the same index).
 
+use std::sync::Arc;
+
 /// 128 bits of a hit's identity: `xxh3_128(clientid 0xFF hitid)` (`0xFF`
 /// occurs in neither id). Two distinct identities share a key with
 /// probability 2^-128 per pair: at 10^9 identities in a horizon, about
@@ -269,6 +271,9 @@ impl KeyTable {
 /// counted without being remembered: the local server's own assigned ids
 /// are unique by construction, and its pipeline never repeats a record, so
 /// only producer ids need the index.
+/// Pending keys whose room is kept between objects (1 MiB).
+const PENDING_KEPT: usize = 64 * 1024;
+
 #[derive(Default, Clone)]
 pub struct SeenIndex {
     horizon_ms: i64,
@@ -276,7 +281,10 @@ pub struct SeenIndex {
     current: KeyTable,
     current_since_ms: i64,
     previous: KeyTable,
-    /// Keys inserted into `current` since the last commit, in order.
+    /// Keys inserted into `current` since the last commit, in order: first
+    /// those already handed to the store ([`pending_shared`](Self::pending_shared)),
+    /// then the rest.
+    shared: Option<Arc<Vec<HitKey>>>,
     pending: Vec<HitKey>,
     /// Scratch space of [`first_sightings`](HitFilter::first_sightings).
     run_keys: Vec<Option<HitKey>>,
@@ -311,7 +319,7 @@ impl SeenIndex {
 
     /// Identities remembered (both generations; pending ones excluded).
     pub fn len(&self) -> usize {
-        self.current.len() + self.previous.len() - self.pending.len()
+        self.current.len() + self.previous.len() - self.pending_len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -331,13 +339,39 @@ impl SeenIndex {
         true
     }
 
-    /// The pending identities, in the order they were first seen.
-    pub fn pending(&self) -> &[HitKey] {
-        &self.pending
+    fn pending_len(&self) -> usize {
+        self.shared.as_ref().map_or(0, |keys| keys.len()) + self.pending.len()
+    }
+
+    /// The pending identities, in the order they were first seen, shared
+    /// rather than copied (a large object has a million of them) with the
+    /// store that persists them; they stay pending until
+    /// [`remember_pending`](Self::remember_pending) or
+    /// [`discard_pending`](Self::discard_pending).
+    pub fn pending_shared(&mut self) -> Arc<Vec<HitKey>> {
+        if !self.pending.is_empty() {
+            let mut keys = self
+                .shared
+                .take()
+                .map(Arc::unwrap_or_clone)
+                .unwrap_or_default();
+            if keys.is_empty() {
+                keys = std::mem::take(&mut self.pending);
+            } else {
+                keys.append(&mut self.pending);
+            }
+            self.shared = Some(Arc::new(keys));
+        }
+        self.shared.clone().unwrap_or_default()
     }
 
     /// Takes the pending decisions back (their transaction did not commit).
     pub fn discard_pending(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            for key in shared.iter() {
+                self.current.remove(*key);
+            }
+        }
         for key in self.pending.drain(..) {
             self.current.remove(key);
         }
@@ -347,14 +381,20 @@ impl SeenIndex {
     pub fn remember_pending(&mut self, at_ms: i64) {
         // They are in `current` already; a rotation moves them to
         // `previous`, which still answers.
+        self.shared = None;
         self.pending.clear();
+        // A large object's keys (16 bytes each) are not held on to until
+        // the next one: the state store is checkpointing its copy of them.
+        if self.pending.capacity() > PENDING_KEPT {
+            self.pending = Vec::new();
+        }
         self.rotate(at_ms);
     }
 
     /// Remembers `keys` as counted at `at_ms` (rebuilding the index from
     /// the store at start-up). Call with no decision pending.
     pub fn remember(&mut self, keys: &[HitKey], at_ms: i64) {
-        debug_assert!(self.pending.is_empty(), "remember with pending decisions");
+        debug_assert!(self.pending_len() == 0, "remember with pending decisions");
         self.rotate(at_ms);
         self.current.extend(keys.iter().copied());
     }
@@ -531,7 +571,7 @@ mod tests {
         let mut counted = vec![false; asked.len()];
         batched.first_sightings(&asked, &mut counted);
         assert_eq!(counted, expected);
-        assert_eq!(batched.pending(), one_by_one.pending());
+        assert_eq!(batched.pending_shared(), one_by_one.pending_shared());
         assert!(counted.iter().any(|c| !c) && counted.iter().any(|c| *c));
     }
 
@@ -544,9 +584,40 @@ mod tests {
         index.discard_pending();
         assert!(index.first_sighting("v", "h1"), "the transaction was lost");
         index.remember_pending(0);
-        assert!(index.pending().is_empty());
+        assert!(index.pending_shared().is_empty());
         assert!(!index.first_sighting("v", "h1"));
         assert_eq!(index.len(), 1);
+    }
+
+    #[test]
+    fn shared_pending_keys_stay_pending_in_order_until_committed_or_discarded() {
+        let key = |h: &str| HitKey::of("v", h);
+        let mut index = SeenIndex::new(HOUR);
+        assert!(index.first_sighting("v", "a"));
+        assert!(index.first_sighting("v", "b"));
+        let handed = index.pending_shared();
+        assert_eq!(*handed, [key("a"), key("b")]);
+        // Decided after the keys were handed out: still pending, after them.
+        assert!(!index.first_sighting("v", "a"));
+        assert!(index.first_sighting("v", "c"));
+        assert_eq!(*index.pending_shared(), [key("a"), key("b"), key("c")]);
+        assert_eq!(
+            *handed,
+            [key("a"), key("b")],
+            "what was handed out is unchanged"
+        );
+        assert_eq!(index.len(), 0);
+        index.discard_pending();
+        assert!(index.pending_shared().is_empty());
+        for h in ["a", "b", "c"] {
+            assert!(index.first_sighting("v", h), "{h} was taken back");
+        }
+        let committed = index.pending_shared();
+        index.remember_pending(0);
+        assert_eq!(committed.len(), 3);
+        assert!(index.pending_shared().is_empty());
+        assert_eq!(index.len(), 3);
+        assert!(!index.first_sighting("v", "b"));
     }
 
     #[test]
@@ -554,7 +625,7 @@ mod tests {
         let mut index = SeenIndex::new(HOUR).with_unique_prefix("abc.");
         assert!(index.first_sighting("v", "abc.1"));
         assert!(index.first_sighting("v", "abc.1"));
-        assert!(index.pending().is_empty());
+        assert!(index.pending_shared().is_empty());
         assert!(index.first_sighting("v", "abd.1"));
         assert!(!index.first_sighting("v", "abd.1"));
     }

@@ -32,11 +32,13 @@ pub const HEADER_LEN: usize = 20;
 /// The largest payload a hit-log frame may carry.
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 
-fn checksum(len: &[u8], word: &[u8], payload: &[u8]) -> u32 {
+fn checksum(len: &[u8], word: &[u8], payload: &[&[u8]]) -> u32 {
     let mut crc = crc32fast::Hasher::new();
     crc.update(len);
     crc.update(word);
-    crc.update(payload);
+    for part in payload {
+        crc.update(part);
+    }
     crc.finalize()
 }
 
@@ -61,14 +63,23 @@ pub enum Parsed<'a> {
 impl Format {
     /// Appends one frame to `out`.
     pub fn encode(&self, word: u64, payload: &[u8], out: &mut Vec<u8>) {
-        let len = (payload.len() as u32).to_le_bytes();
-        let word = word.to_le_bytes();
         out.reserve(HEADER_LEN + payload.len());
-        out.extend_from_slice(&self.magic);
-        out.extend_from_slice(&len);
-        out.extend_from_slice(&checksum(&len, &word, payload).to_le_bytes());
-        out.extend_from_slice(&word);
+        out.extend_from_slice(&self.header(word, &[payload]));
         out.extend_from_slice(payload);
+    }
+
+    /// The header of a frame whose payload is `parts` one after another:
+    /// a large payload can then be written from where it is, uncopied.
+    pub fn header(&self, word: u64, parts: &[&[u8]]) -> [u8; HEADER_LEN] {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let len = (total as u32).to_le_bytes();
+        let word = word.to_le_bytes();
+        let mut out = [0u8; HEADER_LEN];
+        out[..4].copy_from_slice(&self.magic);
+        out[4..8].copy_from_slice(&len);
+        out[8..12].copy_from_slice(&checksum(&len, &word, parts).to_le_bytes());
+        out[12..].copy_from_slice(&word);
+        out
     }
 
     /// Parses the frame at the start of `buf`.
@@ -94,7 +105,7 @@ impl Format {
         }
         let payload = &buf[HEADER_LEN..total];
         let stored = u32::from_le_bytes(buf[8..12].try_into().expect("4 bytes"));
-        if checksum(&buf[4..8], &buf[12..20], payload) != stored {
+        if checksum(&buf[4..8], &buf[12..20], &[payload]) != stored {
             return Parsed::Bad;
         }
         Parsed::Frame {

@@ -28,7 +28,8 @@ const JOURNAL: Format = Format {
     max_payload: 1 << 30,
 };
 
-/// Appends one frame to `out`.
+/// Appends one frame to `out` (tests write frames of their own).
+#[cfg(test)]
 pub(crate) fn encode_frame(seq: u64, payload: &[u8], out: &mut Vec<u8>) {
     JOURNAL.encode(seq, payload, out);
 }
@@ -186,16 +187,39 @@ impl JournalWriter {
         &self.dir
     }
 
-    /// Appends one record and makes it durable; on error nothing of it
-    /// remains once the next append (or [`JournalWriter::repair`]) succeeds.
+    /// One record whose payload is in one piece (tests).
+    #[cfg(test)]
     pub(crate) fn append(&mut self, seq: u64, payload: &[u8]) -> Result<u64, EmbeddedError> {
+        self.append_parts(seq, &[payload])
+    }
+
+    /// Appends one record, its payload the `parts` one after another, and
+    /// makes it durable; on error nothing of it remains once the next append
+    /// (or [`JournalWriter::repair`]) succeeds. Large parts are written from
+    /// where they are: a record of a million hit identities is not copied
+    /// into a frame first.
+    pub(crate) fn append_parts(&mut self, seq: u64, parts: &[&[u8]]) -> Result<u64, EmbeddedError> {
+        /// Parts up to this size are gathered with the header into one write.
+        const GATHERED: usize = 64 * 1024;
         self.repair()?;
         self.frame.clear();
-        encode_frame(seq, payload, &mut self.frame);
+        self.frame.extend_from_slice(&JOURNAL.header(seq, parts));
         self.dirty = true;
-        let written = self
-            .file
-            .write_all(&self.frame)
+        let mut total = self.frame.len() as u64;
+        let mut written = Ok(());
+        for part in parts {
+            total += part.len() as u64;
+            if part.len() <= GATHERED {
+                self.frame.extend_from_slice(part);
+            } else {
+                written = written
+                    .and_then(|()| self.file.write_all(&self.frame))
+                    .and_then(|()| self.file.write_all(part));
+                self.frame.clear();
+            }
+        }
+        let written = written
+            .and_then(|()| self.file.write_all(&self.frame))
             .and_then(|()| self.file.sync_data());
         if let Err(e) = written {
             // Try to cut the partial record off right away; if that fails
@@ -204,8 +228,8 @@ impl JournalWriter {
             return Err(EmbeddedError::io("append state journal", &self.path, e));
         }
         self.dirty = false;
-        self.len += self.frame.len() as u64;
-        Ok(self.frame.len() as u64)
+        self.len += total;
+        Ok(total)
     }
 
     /// Cuts off what a failed append left behind.

@@ -19,6 +19,7 @@
 use crate::EmbeddedError;
 use gender_core::table::{InlineKey, inline_key, inline_key_str, prefetch};
 use gender_core::{Gender, Profile, VisitorDelta};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -112,8 +113,9 @@ pub(crate) struct RecordView<'a> {
     /// Curate queue changes, in order: `Some(offset)` queues, `None` removes.
     pub pending: Vec<(&'a str, Option<u64>)>,
     pub meta: Vec<(MetaKey, Option<u64>)>,
-    /// Counted hit identities: (sequence number, packed keys).
-    pub seen: Option<(u64, &'a [u8])>,
+    /// Counted hit identities: (sequence number, packed keys). Owned when
+    /// the store made them, so that the layer keeps them without a copy.
+    pub seen: Option<(u64, Cow<'a, [u8]>)>,
     pub keep_since_ms: i64,
     pub visitors: Vec<(&'a str, Pending)>,
 }
@@ -132,8 +134,24 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 impl RecordView<'_> {
+    /// The whole encoding in one buffer (the store writes it in parts).
+    #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 + self.visitors.len() * 40);
+        let (mut out, tail) = self.encode_parts();
+        out.extend_from_slice(self.seen_keys());
+        out.extend_from_slice(&tail);
+        out
+    }
+
+    /// The packed hit identities, empty if none.
+    pub fn seen_keys(&self) -> &[u8] {
+        self.seen.as_ref().map_or(&[], |(_, packed)| packed)
+    }
+
+    /// The encoding in three parts, the [`seen_keys`](Self::seen_keys)
+    /// between the two returned: they are written where they are.
+    pub fn encode_parts(&self) -> (Vec<u8>, Vec<u8>) {
+        let mut out = Vec::with_capacity(64 + self.applied.len() * 40 + self.pending.len() * 40);
         out.push(RECORD_VERSION);
         out.extend_from_slice(&self.now_ms.to_le_bytes());
         out.extend_from_slice(&(self.applied.len() as u32).to_le_bytes());
@@ -165,15 +183,16 @@ impl RecordView<'_> {
                 None => out.push(0),
             }
         }
-        match self.seen {
+        match &self.seen {
             Some((seq, packed)) => {
                 out.push(1);
                 out.extend_from_slice(&seq.to_le_bytes());
                 out.extend_from_slice(&(packed.len() as u32).to_le_bytes());
-                out.extend_from_slice(packed);
             }
             None => out.push(0),
         }
+        let head = out;
+        let mut out = Vec::with_capacity(12 + self.visitors.len() * 40);
         out.extend_from_slice(&self.keep_since_ms.to_le_bytes());
         out.extend_from_slice(&(self.visitors.len() as u32).to_le_bytes());
         for (clientid, p) in &self.visitors {
@@ -183,7 +202,7 @@ impl RecordView<'_> {
             out.push(p.last_gender as u8);
             out.extend_from_slice(&p.last_seen_ms.to_le_bytes());
         }
-        out
+        (head, out)
     }
 }
 
@@ -287,7 +306,7 @@ fn decode_inner(payload: &[u8]) -> Option<RecordView<'_>> {
         1 => {
             let seq = r.u64()?;
             let len = r.u32()? as usize;
-            Some((seq, r.take(len)?))
+            Some((seq, Cow::Borrowed(r.take(len)?)))
         }
         0 => None,
         _ => return None,
@@ -581,6 +600,8 @@ impl Table {
 
 /// How many lookups ahead [`Layer::merge`] starts loading buckets.
 const AHEAD: usize = 12;
+/// Visitors of a record sorted into the shards' work lists at a time.
+const MERGE_RUN: usize = 64 * 1024;
 
 /// A visitor delta of a record on its way into a shard.
 struct Item<'a> {
@@ -690,19 +711,27 @@ impl Layer {
     /// Merges record `seq` (of `bytes` journal bytes) in. Each shard's
     /// deltas are hashed first and its buckets loaded [`AHEAD`] of their
     /// use, so the cache misses of a table of millions overlap.
-    pub fn merge(
-        &self,
-        seq: u64,
-        record: &RecordView<'_>,
-        bytes: u64,
-    ) -> Result<(), EmbeddedError> {
+    pub fn merge(&self, seq: u64, record: RecordView<'_>, bytes: u64) -> Result<(), EmbeddedError> {
         let mut added = 0;
-        if !record.visitors.is_empty() {
-            let per_shard = record.visitors.len() / SHARDS * 5 / 4 + 4;
+        if record.visitors.len() > MERGE_RUN {
+            // Grown once for the whole record (its visitors hash evenly over
+            // the shards), not once per run below.
+            let per_shard = record.visitors.len() / SHARDS;
+            for shard in &self.shards {
+                shard
+                    .lock()
+                    .map_err(|_| poisoned())?
+                    .reserve(per_shard + per_shard / 8);
+            }
+        }
+        // In runs, so that the shards' work lists of a record of a million
+        // visitors do not take tens of MiB at once.
+        for visitors in record.visitors.chunks(MERGE_RUN) {
+            let per_shard = visitors.len() / SHARDS * 5 / 4 + 4;
             let mut inline: Vec<Vec<Item<'_>>> =
                 (0..SHARDS).map(|_| Vec::with_capacity(per_shard)).collect();
             let mut long: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
-            for (i, (clientid, delta)) in record.visitors.iter().enumerate() {
+            for (i, (clientid, delta)) in visitors.iter().enumerate() {
                 match self.place(clientid) {
                     Place::Inline(at, key, hash) => inline[at].push(Item { key, hash, delta }),
                     Place::Long(at) => long[at].push(i),
@@ -724,7 +753,7 @@ impl Layer {
                     added += usize::from(table.fold(&item.key, item.hash, item.delta));
                 }
                 for &i in long {
-                    let (clientid, delta) = &record.visitors[i];
+                    let (clientid, delta) = &visitors[i];
                     added += usize::from(table.fold_long(clientid, delta));
                 }
             }
@@ -741,7 +770,7 @@ impl Layer {
                 misc.meta.insert(*key, *value);
             }
             if let Some((seq, packed)) = record.seen {
-                misc.seen.push((record.now_ms, seq, packed.to_vec()));
+                misc.seen.push((record.now_ms, seq, packed.into_owned()));
             }
             if record.keep_since_ms != i64::MIN {
                 misc.keep_since_ms = Some(
@@ -840,7 +869,10 @@ mod tests {
         };
         for seq in 1..=40u64 {
             let mut deltas = Vec::new();
-            for _ in 0..700 {
+            // The last record is merged in more than one run, a visitor's
+            // deltas in several of them.
+            let count = if seq == 40 { MERGE_RUN + 700 } else { 700 };
+            for _ in 0..count {
                 let n = next() % 5_000;
                 // Short, inline-sized, and too long to be inline (32 bytes and more).
                 let id = match n % 7 {
@@ -873,7 +905,7 @@ mod tests {
                 visitors: deltas.iter().map(|(id, p)| (id.as_str(), *p)).collect(),
                 ..RecordView::default()
             };
-            layer.merge(seq, &record, 0).unwrap();
+            layer.merge(seq, record, 0).unwrap();
         }
         let check = |layer: &Layer| {
             assert_eq!(layer.visitors(), reference.len());
@@ -902,7 +934,7 @@ mod tests {
             applied: vec!["raw/a", "raw/b"],
             pending: vec![("raw/a", None), ("raw/c", Some(99))],
             meta: vec![(MetaKey::Delivered, Some(5)), (MetaKey::IntentEnd, None)],
-            seen: Some((4, &packed)),
+            seen: Some((4, Cow::Borrowed(&packed[..]))),
             keep_since_ms: -5,
             visitors: vec![(
                 "visitor-1",

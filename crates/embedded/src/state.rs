@@ -38,6 +38,7 @@ use gender_core::dedup::HitKey;
 use gender_core::ports::{ApplyOutcome, CounterStore, HealthProbe, ProfileReader, WindowStore};
 use gender_core::{PortError, Profile, VisitorDelta, WindowSums};
 use redb::{Database, ReadableDatabase, ReadableTable};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -560,12 +561,13 @@ impl StateStore {
         }
         drop(markers);
         drop(txn);
-        let packed = HitKey::pack(seen.keys);
-        if !seen.keys.is_empty() {
-            record.seen = Some((writer.next_seen_seq, &packed));
+        let has_seen = !seen.keys.is_empty();
+        if has_seen {
+            // Packed once: the journal writes these bytes and the layer keeps them.
+            record.seen = Some((writer.next_seen_seq, Cow::Owned(HitKey::pack(seen.keys))));
         }
-        self.append(&mut writer, &record)?;
-        if record.seen.is_some() {
+        self.append(&mut writer, record)?;
+        if has_seen {
             writer.next_seen_seq += 1;
         }
         self.after_append(&mut writer);
@@ -573,10 +575,13 @@ impl StateStore {
     }
 
     /// Journals `record` and merges it into the active layer.
-    fn append(&self, writer: &mut Writer, record: &RecordView<'_>) -> Result<(), EmbeddedError> {
-        let payload = record.encode();
+    fn append(&self, writer: &mut Writer, record: RecordView<'_>) -> Result<(), EmbeddedError> {
+        let (head, tail) = record.encode_parts();
         let seq = writer.next_seq;
-        let bytes = writer.journal.append(seq, &payload)?;
+        let bytes = writer
+            .journal
+            .append_parts(seq, &[&head, record.seen_keys(), &tail])?;
+        drop((head, tail));
         writer.next_seq += 1;
         let active = self
             .shared
@@ -611,7 +616,7 @@ impl StateStore {
     /// Journals a change that is not a curate transaction.
     fn journal_change(&self, record: RecordView<'_>) -> Result<(), EmbeddedError> {
         let mut writer = self.writer()?;
-        self.append(&mut writer, &record)
+        self.append(&mut writer, record)
     }
 
     /// The hit identities committed at or after `since_ms`, oldest first,
@@ -833,7 +838,7 @@ fn replay(db: &Database, dir: &Path) -> Result<(Option<Layer>, u64), EmbeddedErr
                 "state journal: a record whose objects are already applied is skipped"
             );
         } else {
-            layer.merge(record.seq, &view, record.payload.len() as u64)?;
+            layer.merge(record.seq, view, record.payload.len() as u64)?;
             replayed += 1;
         }
         last = record.seq;

@@ -781,9 +781,9 @@ impl Delivery {
         let now = (self.settings.clock)();
         let prepared = Arc::new(prepared);
         let objects = prepared.clone();
-        let (seen_keys, keep_since_ms) = match &self.seen {
-            Some(index) => (index.pending().to_vec(), index.oldest_kept_ms(now)),
-            None => (Vec::new(), i64::MIN),
+        let (seen_keys, keep_since_ms) = match &mut self.seen {
+            Some(index) => (index.pending_shared(), index.oldest_kept_ms(now)),
+            None => (Arc::default(), i64::MIN),
         };
         on_state(&self.state, move |s| {
             let batch: Vec<ObjectDeltas> = objects

@@ -1,41 +1,58 @@
 //! Curate of one raw NDJSON file through the library API, for the peer
-//! benchmark (`scripts/peer-bench`): the file is the raw object of a
-//! directory store, the Parquet goes to `OUT_DIR` (a directory store), the
-//! per-visitor deltas are computed but not applied (no state store), on one
-//! thread. Prints one JSON line with the counts the peers are checked against.
+//! benchmark (`scripts/peer-bench`), on one thread: the file is the raw
+//! object of a directory store, the Parquet goes to `OUT_DIR` (a directory
+//! store). With `--state DIR`, the per-visitor deltas (and the hit
+//! identities the dedup index took in) are then applied to a new state store
+//! in `DIR` as the local server's delivery applies them (one journal record,
+//! durable when it returns), and the store is checkpointed into redb (which
+//! the server does in the background); each phase is timed. Prints one JSON
+//! line with the phases' seconds and the counts the peers are checked
+//! against.
 //!
-//! With UNIQUE_PREFIX, hitids starting with it are the server's own (counted
-//! without the dedup index, as the local server does); other hitids are
-//! deduplicated.
+//! With `--own-prefix P`, hitids starting with P are the server's own
+//! (counted without the dedup index, as the local server does); other
+//! hitids are deduplicated.
 //!
-//!     cargo run --release -p gender-pipeline --example bench_curate -- FILE OUT_DIR [UNIQUE_PREFIX]
+//!     cargo run --release -p gender-pipeline --example bench_curate -- FILE OUT_DIR [--state DIR] [--own-prefix P]
 
 mod support;
 
 use gender_core::Gender;
 use gender_core::dedup::SeenIndex;
-use gender_embedded::DirObjectStore;
+use gender_embedded::{DirObjectStore, ObjectDeltas, SeenKeys, StateStore};
 use gender_pipeline::prepare_object;
 use std::path::Path;
 use std::time::Instant;
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let (file, out, unique_prefix) = match &args[..] {
-        [file, out] => (file, out, None),
-        [file, out, prefix] => (file, out, Some(prefix.clone())),
-        _ => {
-            eprintln!("usage: bench_curate FILE OUT_DIR [UNIQUE_PREFIX]");
-            std::process::exit(2);
-        }
+    let usage = || -> ! {
+        eprintln!("usage: bench_curate FILE OUT_DIR [--state DIR] [--own-prefix P]");
+        std::process::exit(2);
     };
-    let file = Path::new(file);
+    let mut args = std::env::args().skip(1);
+    let (Some(file), Some(out)) = (args.next(), args.next()) else {
+        usage()
+    };
+    let (mut state_dir, mut unique_prefix) = (None, None);
+    while let Some(flag) = args.next() {
+        match (flag.as_str(), args.next()) {
+            ("--state", Some(dir)) => state_dir = Some(dir),
+            ("--own-prefix", Some(prefix)) => unique_prefix = Some(prefix),
+            _ => usage(),
+        }
+    }
+    let file = Path::new(&file);
     let raw = DirObjectStore::new(file.parent().expect("a file in a directory"));
     let key = file
         .file_name()
         .and_then(|n| n.to_str())
         .expect("a UTF-8 name");
-    let curated = DirObjectStore::new(out);
+    let curated = DirObjectStore::new(&out);
+    // Opened before the clock starts: the server opens its store once.
+    let states = state_dir.map(|dir| {
+        std::fs::create_dir_all(&dir).expect("state directory");
+        StateStore::open(Path::new(&dir).join("state.redb")).expect("state store")
+    });
     let mut index = SeenIndex::new(3_600_000);
     if let Some(prefix) = unique_prefix {
         index = index.with_unique_prefix(prefix);
@@ -52,7 +69,8 @@ fn main() {
             &mut index,
         ))
         .expect("curate");
-    let seconds = start.elapsed().as_secs_f64();
+    let prepare_seconds = start.elapsed().as_secs_f64();
+    // What the peers are checked against (not timed).
     let (m, f) = prepared
         .deltas
         .iter()
@@ -62,12 +80,44 @@ fn main() {
         .iter()
         .filter(|d| d.last_gender == Gender::M)
         .count();
-    println!(
-        "{{\"hits\":{},\"invalid\":{},\"visitors\":{},\"m\":{m},\"f\":{f},\"last_m\":{last_m},\"files\":{},\"seconds\":{seconds},\"rss_kib\":{}}}",
+    let (hits, invalid, visitors, files) = (
         prepared.hits,
         prepared.invalid_lines,
         prepared.deltas.len(),
         prepared.curated_keys.len(),
+    );
+    let (mut apply_seconds, mut checkpoint_seconds) = (0.0, 0.0);
+    if let Some(states) = &states {
+        // As delivery's `apply`: the object's deltas, its marker and the
+        // identities the index took in, in one journal record.
+        let now_ms = 0;
+        let applied = Instant::now();
+        let object = ObjectDeltas {
+            object_id: key,
+            deltas: &prepared.deltas,
+            ack_queued: None,
+        };
+        let keys = index.pending_shared();
+        let seen = SeenKeys {
+            keys: &keys,
+            keep_since_ms: index.oldest_kept_ms(now_ms),
+        };
+        states
+            .apply_objects_blocking(&[object], seen, now_ms)
+            .expect("apply");
+        drop(keys);
+        index.remember_pending(now_ms);
+        // Delivery lets go of the object's deltas once applied; the
+        // checkpoint comes later, on its own thread.
+        drop(prepared);
+        apply_seconds = applied.elapsed().as_secs_f64();
+        let checkpointed = Instant::now();
+        states.checkpoint_blocking().expect("checkpoint");
+        checkpoint_seconds = checkpointed.elapsed().as_secs_f64();
+    }
+    let seconds = prepare_seconds + apply_seconds + checkpoint_seconds;
+    println!(
+        "{{\"hits\":{hits},\"invalid\":{invalid},\"visitors\":{visitors},\"m\":{m},\"f\":{f},\"last_m\":{last_m},\"files\":{files},\"seconds\":{seconds},\"prepare_seconds\":{prepare_seconds},\"apply_seconds\":{apply_seconds},\"checkpoint_seconds\":{checkpoint_seconds},\"rss_kib\":{}}}",
         support::peak_rss_kib(),
     );
 }

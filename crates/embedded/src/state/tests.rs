@@ -91,7 +91,7 @@ fn checkpoints_write_visitors_in_clientid_order() {
             keep_since_ms: i64::MIN,
             ..RecordView::default()
         };
-        layer.merge(n as u64 * 10 + 1, &record, 0).unwrap();
+        layer.merge(n as u64 * 10 + 1, record, 0).unwrap();
         layer.freeze().unwrap();
         Arc::new(layer)
     })
