@@ -182,19 +182,17 @@ def gen_curated(root: Path, n: int, v: int, seed: int) -> None:
 # ---------------------------------------------------------------- peers (run in a child)
 
 
-def duckdb_connect():
+def duckdb_connect(database: str = ":memory:"):
     import duckdb
 
-    con = duckdb.connect()
+    con = duckdb.connect(database)
     con.execute("SET threads=1")
     con.execute("SET preserve_insertion_order=false")
     return con
 
 
-def peer_duckdb_curate(raw: str, out: str) -> dict:
-    con = duckdb_connect()
-    start = time.perf_counter()
-    parquet = os.path.join(out, "hits.parquet")
+def duckdb_curate_parquet(con, raw: str, parquet: str) -> None:
+    """The raw NDJSON object -> the curated hits Parquet, as both DuckDB curate rows write it."""
     con.execute(
         f"""COPY (SELECT clientid, pageGender AS page_gender,
                          CAST("timestamp" AS TIMESTAMPTZ) AS event_time, hitid AS hit_id
@@ -202,6 +200,13 @@ def peer_duckdb_curate(raw: str, out: str) -> dict:
                                  columns={{clientid: 'VARCHAR', pageGender: 'VARCHAR', "timestamp": 'VARCHAR', hitid: 'VARCHAR'}}))
             TO '{parquet}' (FORMAT parquet, COMPRESSION zstd)"""
     )
+
+
+def peer_duckdb_curate(raw: str, out: str) -> dict:
+    con = duckdb_connect()
+    start = time.perf_counter()
+    parquet = os.path.join(out, "hits.parquet")
+    duckdb_curate_parquet(con, raw, parquet)
     row = con.execute(
         f"""SELECT count(*), sum(m), sum(f), count(*) FILTER (WHERE last = 'M')
             FROM (SELECT clientid, count(*) FILTER (WHERE page_gender = 'M') AS m,
@@ -217,11 +222,7 @@ def peer_duckdb_curate_persisted(raw: str, out: str) -> dict:
     """Like for like with the product's row: the same Parquet, and each
     visitor's counters kept in a table of a DuckDB file (an upsert, as a
     second object for the same visitors would need), then `CHECKPOINT`."""
-    import duckdb
-
-    con = duckdb.connect(os.path.join(out, "profiles.duckdb"))
-    con.execute("SET threads=1")
-    con.execute("SET preserve_insertion_order=false")
+    con = duckdb_connect(os.path.join(out, "profiles.duckdb"))
     con.execute(
         """CREATE TABLE profiles (clientid VARCHAR PRIMARY KEY, m BIGINT, f BIGINT,
                                   last_gender VARCHAR, last_seen TIMESTAMPTZ)"""
@@ -229,13 +230,7 @@ def peer_duckdb_curate_persisted(raw: str, out: str) -> dict:
     con.execute("CHECKPOINT")
     start = time.perf_counter()
     parquet = os.path.join(out, "hits.parquet")
-    con.execute(
-        f"""COPY (SELECT clientid, pageGender AS page_gender,
-                         CAST("timestamp" AS TIMESTAMPTZ) AS event_time, hitid AS hit_id
-                  FROM read_json('{raw}', format='newline_delimited',
-                                 columns={{clientid: 'VARCHAR', pageGender: 'VARCHAR', "timestamp": 'VARCHAR', hitid: 'VARCHAR'}}))
-            TO '{parquet}' (FORMAT parquet, COMPRESSION zstd)"""
-    )
+    duckdb_curate_parquet(con, raw, parquet)
     con.execute(
         f"""INSERT INTO profiles
             SELECT clientid, count(*) FILTER (WHERE page_gender = 'M'), count(*) FILTER (WHERE page_gender = 'F'),

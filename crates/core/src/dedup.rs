@@ -271,9 +271,6 @@ impl KeyTable {
 /// counted without being remembered: the local server's own assigned ids
 /// are unique by construction, and its pipeline never repeats a record, so
 /// only producer ids need the index.
-/// Pending keys whose room is kept between objects (1 MiB).
-const PENDING_KEPT: usize = 64 * 1024;
-
 #[derive(Default, Clone)]
 pub struct SeenIndex {
     horizon_ms: i64,
@@ -383,11 +380,6 @@ impl SeenIndex {
         // `previous`, which still answers.
         self.shared = None;
         self.pending.clear();
-        // A large object's keys (16 bytes each) are not held on to until
-        // the next one: the state store is checkpointing its copy of them.
-        if self.pending.capacity() > PENDING_KEPT {
-            self.pending = Vec::new();
-        }
         self.rotate(at_ms);
     }
 
