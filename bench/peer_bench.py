@@ -464,7 +464,7 @@ def bench_curate(work: Path, bins: Path, n: int, v: int, reps: int, seed: int, u
     check_agree(f"curate {n}/{v}", {k: r[0] for k, r in runs.items()}, ["rows", "visitors", "m", "f", "last_m"])
     if runs["product"][0]["rows"] != n:
         sys.exit(f"peer-bench: curate wrote {runs['product'][0]['rows']} rows, not {n}")
-    phases = ["prepare_seconds", "apply_seconds", "checkpoint_seconds"]
+    phases = ["prepare_seconds", "apply_seconds", "checkpoint_seconds", "prepare_peak_kib", "apply_peak_kib"]
     return {
         name: [(n / r["seconds"], r["rss_mib"], {p: r[p] for p in phases if p in r}) for r in rs]
         for name, rs in runs.items()
@@ -558,6 +558,12 @@ def print_curate(n, v, res, uuid=False):
             f"product phases: {parts}; visible without the checkpoint: "
             f"{fmt3(visible, lambda x: f'{x / 1e6:.2f} M')} hits/s = {statistics.median(visible) / peer:.2f}x DuckDB"
         )
+        if "prepare_peak_kib" in phases[0]:
+            peaks = ", ".join(
+                f"{label} {fmt3([p[key] / 1024 for p in phases], lambda x: f'{x:.0f}')} MiB"
+                for label, key in [("prepare", "prepare_peak_kib"), ("apply", "apply_peak_kib")]
+            )
+            print(f"product peak RSS by the end of: {peaks}; of the whole run: the table's")
 
 
 def print_daily(n, v, res):

@@ -71,13 +71,34 @@ impl Format {
     /// The header of a frame whose payload is `parts` one after another:
     /// a large payload can then be written from where it is, uncopied.
     pub fn header(&self, word: u64, parts: &[&[u8]]) -> [u8; HEADER_LEN] {
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        let len = (total as u32).to_le_bytes();
+        let mut payload = crc32fast::Hasher::new();
+        let mut total = 0;
+        for part in parts {
+            payload.update(part);
+            total += part.len();
+        }
+        self.header_of(word, total, &payload)
+    }
+
+    /// The header of a frame whose payload of `len` bytes was hashed into
+    /// `payload` (a CRC-32 of the payload alone): a payload produced piece by
+    /// piece is checksummed without being held whole.
+    pub fn header_of(
+        &self,
+        word: u64,
+        len: usize,
+        payload: &crc32fast::Hasher,
+    ) -> [u8; HEADER_LEN] {
+        let len = (len as u32).to_le_bytes();
         let word = word.to_le_bytes();
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&len);
+        crc.update(&word);
+        crc.combine(payload);
         let mut out = [0u8; HEADER_LEN];
         out[..4].copy_from_slice(&self.magic);
         out[4..8].copy_from_slice(&len);
-        out[8..12].copy_from_slice(&checksum(&len, &word, parts).to_le_bytes());
+        out[8..12].copy_from_slice(&crc.finalize().to_le_bytes());
         out[12..].copy_from_slice(&word);
         out
     }

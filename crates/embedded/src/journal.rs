@@ -34,6 +34,9 @@ pub(crate) fn encode_frame(seq: u64, payload: &[u8], out: &mut Vec<u8>) {
     JOURNAL.encode(seq, payload, out);
 }
 
+/// Produces a payload piece by piece: calls its argument with each chunk.
+pub(crate) type PayloadStream<'a> = dyn Fn(&mut dyn FnMut(&[u8])) + 'a;
+
 /// One intact record read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct JournalRecord {
@@ -198,17 +201,54 @@ impl JournalWriter {
     /// (or [`JournalWriter::repair`]) succeeds. Large parts are written from
     /// where they are: a record of a million hit identities is not copied
     /// into a frame first.
+    #[cfg(test)]
     pub(crate) fn append_parts(&mut self, seq: u64, parts: &[&[u8]]) -> Result<u64, EmbeddedError> {
+        self.append_streamed(seq, parts, &|_| {})
+    }
+
+    /// [`append_parts`](Self::append_parts) with more of the payload after
+    /// the parts: what `stream` hands its callback, chunk by chunk. It is
+    /// called twice and must produce the same bytes both times: once to
+    /// checksum them for the frame's header, once to write them. So a record
+    /// of a million visitors is never encoded whole in memory.
+    pub(crate) fn append_streamed(
+        &mut self,
+        seq: u64,
+        parts: &[&[u8]],
+        stream: &PayloadStream<'_>,
+    ) -> Result<u64, EmbeddedError> {
         /// Parts up to this size are gathered with the header into one write.
         const GATHERED: usize = 64 * 1024;
+        let mut crc = crc32fast::Hasher::new();
+        let mut len = 0;
+        for part in parts {
+            crc.update(part);
+            len += part.len();
+        }
+        stream(&mut |chunk| {
+            crc.update(chunk);
+            len += chunk.len();
+        });
+        if len > JOURNAL.max_payload {
+            return Err(EmbeddedError::io(
+                "append state journal",
+                &self.path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "a record of {len} bytes, more than the journal's {} per record",
+                        JOURNAL.max_payload
+                    ),
+                ),
+            ));
+        }
         self.repair()?;
         self.frame.clear();
-        self.frame.extend_from_slice(&JOURNAL.header(seq, parts));
+        self.frame
+            .extend_from_slice(&JOURNAL.header_of(seq, len, &crc));
         self.dirty = true;
-        let mut total = self.frame.len() as u64;
         let mut written = Ok(());
         for part in parts {
-            total += part.len() as u64;
             if part.len() <= GATHERED {
                 self.frame.extend_from_slice(part);
             } else {
@@ -218,8 +258,27 @@ impl JournalWriter {
                 self.frame.clear();
             }
         }
+        written = written.and_then(|()| self.file.write_all(&self.frame));
+        let (file, mut streamed) = (&mut self.file, 0);
+        stream(&mut |chunk| {
+            streamed += chunk.len();
+            if written.is_ok() {
+                written = file.write_all(chunk);
+            }
+        });
+        let total = (len + crate::frame::HEADER_LEN) as u64;
         let written = written
-            .and_then(|()| self.file.write_all(&self.frame))
+            .and_then(|()| {
+                // A stream that changed between the two calls would leave a
+                // frame its header does not describe.
+                if streamed == len - parts.iter().map(|p| p.len()).sum::<usize>() {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::other(
+                        "a journal record changed while written",
+                    ))
+                }
+            })
             .and_then(|()| self.file.sync_data());
         if let Err(e) = written {
             // Try to cut the partial record off right away; if that fails
@@ -310,6 +369,34 @@ mod tests {
         assert_eq!(payloads(&records), [(1, &b"first"[..]), (3, b"third")]);
         assert_eq!(report.damaged.len(), 1);
         assert_eq!(report.damaged[0].1, second as u64);
+    }
+
+    #[test]
+    fn a_streamed_record_is_one_frame_and_a_stream_that_changes_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = JournalWriter::create(dir.path(), 1).unwrap();
+        let big = vec![5u8; 100_000];
+        let chunks = |each: &mut dyn FnMut(&[u8])| {
+            for i in 0..50u8 {
+                each(&[i; 1000]);
+            }
+        };
+        w.append_streamed(1, &[b"head", &big], &chunks).unwrap();
+        // A stream that differs between its two calls: refused, nothing of
+        // it left behind, the next record written as usual.
+        let calls = std::cell::Cell::new(0);
+        let changing = |each: &mut dyn FnMut(&[u8])| {
+            calls.set(calls.get() + 1);
+            each(&vec![1; 10 * calls.get()]);
+        };
+        assert!(w.append_streamed(2, &[b"x"], &changing).is_err());
+        w.append(3, b"three").unwrap();
+        let (records, report) = scan(dir.path()).unwrap();
+        let mut want = b"head".to_vec();
+        want.extend_from_slice(&big);
+        (0..50u8).for_each(|i| want.extend_from_slice(&[i; 1000]));
+        assert_eq!(payloads(&records), [(1, &want[..]), (3, b"three")]);
+        assert_eq!(report, ScanReport::default());
     }
 
     #[test]

@@ -28,6 +28,8 @@ use std::time::Instant;
 
 const SHARDS: usize = 64;
 const RECORD_VERSION: u8 = 1;
+/// The size of the chunks a record's visitors are encoded in.
+const TAIL_CHUNK: usize = 256 * 1024;
 
 /// A visitor's counter changes not yet checkpointed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +119,58 @@ pub(crate) struct RecordView<'a> {
     /// the store made them, so that the layer keeps them without a copy.
     pub seen: Option<(u64, Cow<'a, [u8]>)>,
     pub keep_since_ms: i64,
-    pub visitors: Vec<(&'a str, Pending)>,
+    pub visitors: Visitors<'a>,
+}
+
+/// A record's visitor deltas: decoded from the journal, or the deltas of
+/// the objects a curate transaction applies, read where they are (a record
+/// of a million visitors makes no second list of them).
+#[derive(Debug, Clone)]
+pub(crate) enum Visitors<'a> {
+    Decoded(Vec<(&'a str, Pending)>),
+    Deltas {
+        objects: Vec<&'a [VisitorDelta]>,
+        /// The transaction's time, each delta's `updated_at_ms`.
+        now_ms: i64,
+    },
+}
+
+impl Default for Visitors<'_> {
+    fn default() -> Self {
+        Visitors::Decoded(Vec::new())
+    }
+}
+
+impl PartialEq for Visitors<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Visitors<'_> {}
+
+impl<'a> Visitors<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            Visitors::Decoded(visitors) => visitors.len(),
+            Visitors::Deltas { objects, .. } => objects.iter().map(|o| o.len()).sum(),
+        }
+    }
+
+    /// Each visitor's delta, in record order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, Pending)> + '_ {
+        let no_objects: &[&[VisitorDelta]] = &[];
+        let (decoded, objects, now_ms) = match self {
+            Visitors::Decoded(visitors) => (visitors.as_slice(), no_objects, 0),
+            Visitors::Deltas { objects, now_ms } => (&[][..], objects.as_slice(), *now_ms),
+        };
+        decoded.iter().copied().chain(
+            objects
+                .iter()
+                .flat_map(|deltas| deltas.iter())
+                .map(move |d| (d.clientid.as_str(), Pending::from_delta(d, now_ms))),
+        )
+    }
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -137,9 +190,9 @@ impl RecordView<'_> {
     /// The whole encoding in one buffer (the store writes it in parts).
     #[cfg(test)]
     pub fn encode(&self) -> Vec<u8> {
-        let (mut out, tail) = self.encode_parts();
+        let mut out = self.encode_head();
         out.extend_from_slice(self.seen_keys());
-        out.extend_from_slice(&tail);
+        self.encode_tail(&mut |chunk| out.extend_from_slice(chunk));
         out
     }
 
@@ -148,9 +201,10 @@ impl RecordView<'_> {
         self.seen.as_ref().map_or(&[], |(_, packed)| packed)
     }
 
-    /// The encoding in three parts, the [`seen_keys`](Self::seen_keys)
-    /// between the two returned: they are written where they are.
-    pub fn encode_parts(&self) -> (Vec<u8>, Vec<u8>) {
+    /// The encoding is three parts: this head, the
+    /// [`seen_keys`](Self::seen_keys) (written where they are) and the
+    /// [`encode_tail`](Self::encode_tail).
+    pub fn encode_head(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.applied.len() * 40 + self.pending.len() * 40);
         out.push(RECORD_VERSION);
         out.extend_from_slice(&self.now_ms.to_le_bytes());
@@ -191,18 +245,28 @@ impl RecordView<'_> {
             }
             None => out.push(0),
         }
-        let head = out;
-        let mut out = Vec::with_capacity(12 + self.visitors.len() * 40);
+        out
+    }
+
+    /// The visitors' part of the encoding, handed to `each` in chunks of
+    /// about [`TAIL_CHUNK`] bytes: the record of a large object is never
+    /// encoded whole. The same bytes every call.
+    pub fn encode_tail(&self, each: &mut dyn FnMut(&[u8])) {
+        let mut out = Vec::with_capacity(TAIL_CHUNK + 64);
         out.extend_from_slice(&self.keep_since_ms.to_le_bytes());
         out.extend_from_slice(&(self.visitors.len() as u32).to_le_bytes());
-        for (clientid, p) in &self.visitors {
+        for (clientid, p) in self.visitors.iter() {
+            if out.len() >= TAIL_CHUNK {
+                each(&out);
+                out.clear();
+            }
             put_str(&mut out, clientid);
             put_varint(&mut out, p.m);
             put_varint(&mut out, p.f);
             out.push(p.last_gender as u8);
             out.extend_from_slice(&p.last_seen_ms.to_le_bytes());
         }
-        (head, out)
+        each(&out);
     }
 }
 
@@ -342,7 +406,7 @@ fn decode_inner(payload: &[u8]) -> Option<RecordView<'_>> {
         meta,
         seen,
         keep_since_ms,
-        visitors,
+        visitors: Visitors::Decoded(visitors),
     })
 }
 
@@ -477,15 +541,13 @@ impl KeyHasher {
 }
 
 /// One shard's visitors: open addressing with linear probing over inline
-/// keys (power-of-two capacity, at most three quarters full), and ids too
-/// long to be inline in a map.
+/// keys (at most three quarters full), and ids too long to be inline in a
+/// map. The capacity is any number, not a power of two: a table sized for
+/// a large record is not up to twice the size it needs.
 struct Table {
     keys: KeyHasher,
     buckets: Vec<Bucket>,
     len: usize,
-    /// `64 - log2(buckets.len())`: the hash's top bits pick the bucket (its
-    /// low bits picked the shard).
-    shift: u32,
     long: HashMap<Box<str>, Packed>,
 }
 
@@ -495,30 +557,39 @@ impl Table {
             keys,
             buckets: Vec::new(),
             len: 0,
-            shift: 64,
             long: HashMap::new(),
         }
     }
 
+    /// The bucket a hash starts at: its top bits scaled to the capacity
+    /// (its low bits picked the shard).
     #[inline]
     fn slot(&self, h: u64) -> usize {
-        (h >> self.shift) as usize
+        ((u128::from(h) * self.buckets.len() as u128) >> 64) as usize
     }
 
-    /// Room for `more` new keys without growing.
+    #[inline]
+    fn next(&self, i: usize) -> usize {
+        if i + 1 == self.buckets.len() {
+            0
+        } else {
+            i + 1
+        }
+    }
+
+    /// Room for `more` new keys without growing: exactly what is asked for
+    /// a large record, at least twice the size when growing by little.
     fn reserve(&mut self, more: usize) {
         let need = self.len + more;
         if need * 4 <= self.buckets.len() * 3 {
             return;
         }
-        let capacity = (need * 4 / 3 + 1).next_power_of_two().max(16);
+        let capacity = (need * 4 / 3 + 1).max(2 * self.buckets.len()).max(16);
         let old = std::mem::replace(&mut self.buckets, vec![EMPTY; capacity]);
-        self.shift = 64 - capacity.trailing_zeros();
-        let mask = capacity - 1;
         for bucket in old.iter().filter(|b| !b.is_empty()) {
             let mut i = self.slot(self.keys.hash(&bucket.key));
             while !self.buckets[i].is_empty() {
-                i = (i + 1) & mask;
+                i = self.next(i);
             }
             self.buckets[i] = *bucket;
         }
@@ -536,7 +607,6 @@ impl Table {
     /// Room was reserved.
     #[inline]
     fn fold(&mut self, key: &Key, h: u64, delta: &Pending) -> bool {
-        let mask = self.buckets.len() - 1;
         let mut i = self.slot(h);
         loop {
             let bucket = &mut self.buckets[i];
@@ -552,7 +622,7 @@ impl Table {
                 self.len += 1;
                 return true;
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
     }
 
@@ -574,7 +644,6 @@ impl Table {
         if self.buckets.is_empty() {
             return None;
         }
-        let mask = self.buckets.len() - 1;
         let mut i = self.slot(h);
         loop {
             let bucket = &self.buckets[i];
@@ -584,7 +653,7 @@ impl Table {
             if bucket.is_empty() {
                 return None;
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
     }
 
@@ -604,10 +673,10 @@ const AHEAD: usize = 12;
 const MERGE_RUN: usize = 64 * 1024;
 
 /// A visitor delta of a record on its way into a shard.
-struct Item<'a> {
+struct Item {
     key: Key,
     hash: u64,
-    delta: &'a Pending,
+    delta: Pending,
 }
 
 /// The changes of consecutive journal records, from `first_seq` on.
@@ -713,29 +782,37 @@ impl Layer {
     /// use, so the cache misses of a table of millions overlap.
     pub fn merge(&self, seq: u64, record: RecordView<'_>, bytes: u64) -> Result<(), EmbeddedError> {
         let mut added = 0;
-        if record.visitors.len() > MERGE_RUN {
-            // Grown once for the whole record (its visitors hash evenly over
-            // the shards), not once per run below.
-            let per_shard = record.visitors.len() / SHARDS;
+        let total = record.visitors.len();
+        if total > MERGE_RUN {
+            // Grown once for the whole record, not once per run below: its
+            // visitors hash evenly over the shards, so a shard gets the mean
+            // and rarely more than four standard deviations above it.
+            let per_shard = total / SHARDS;
+            let room = per_shard + 4 * per_shard.isqrt() + 16;
             for shard in &self.shards {
-                shard
-                    .lock()
-                    .map_err(|_| poisoned())?
-                    .reserve(per_shard + per_shard / 8);
+                shard.lock().map_err(|_| poisoned())?.reserve(room);
             }
         }
         // In runs, so that the shards' work lists of a record of a million
         // visitors do not take tens of MiB at once.
-        for visitors in record.visitors.chunks(MERGE_RUN) {
-            let per_shard = visitors.len() / SHARDS * 5 / 4 + 4;
-            let mut inline: Vec<Vec<Item<'_>>> =
-                (0..SHARDS).map(|_| Vec::with_capacity(per_shard)).collect();
-            let mut long: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
-            for (i, (clientid, delta)) in visitors.iter().enumerate() {
+        let per_shard = total.min(MERGE_RUN) / SHARDS * 5 / 4 + 4;
+        let mut inline: Vec<Vec<Item>> =
+            (0..SHARDS).map(|_| Vec::with_capacity(per_shard)).collect();
+        let mut long: Vec<Vec<(&str, Pending)>> = vec![Vec::new(); SHARDS];
+        let mut visitors = record.visitors.iter();
+        loop {
+            inline.iter_mut().for_each(Vec::clear);
+            long.iter_mut().for_each(Vec::clear);
+            let mut taken = 0;
+            for (clientid, delta) in visitors.by_ref().take(MERGE_RUN) {
+                taken += 1;
                 match self.place(clientid) {
                     Place::Inline(at, key, hash) => inline[at].push(Item { key, hash, delta }),
-                    Place::Long(at) => long[at].push(i),
+                    Place::Long(at) => long[at].push((clientid, delta)),
                 }
+            }
+            if taken == 0 {
+                break;
             }
             for ((shard, items), long) in self.shards.iter().zip(&inline).zip(&long) {
                 if items.is_empty() && long.is_empty() {
@@ -750,10 +827,9 @@ impl Layer {
                     if let Some(ahead) = items.get(j + AHEAD) {
                         table.prefetch(ahead.hash);
                     }
-                    added += usize::from(table.fold(&item.key, item.hash, item.delta));
+                    added += usize::from(table.fold(&item.key, item.hash, &item.delta));
                 }
-                for &i in long {
-                    let (clientid, delta) = &visitors[i];
+                for (clientid, delta) in long {
                     added += usize::from(table.fold_long(clientid, delta));
                 }
             }
@@ -902,7 +978,9 @@ mod tests {
             }
             let record = RecordView {
                 now_ms: seq as i64,
-                visitors: deltas.iter().map(|(id, p)| (id.as_str(), *p)).collect(),
+                visitors: Visitors::Decoded(
+                    deltas.iter().map(|(id, p)| (id.as_str(), *p)).collect(),
+                ),
                 ..RecordView::default()
             };
             layer.merge(seq, record, 0).unwrap();
@@ -927,6 +1005,45 @@ mod tests {
     }
 
     #[test]
+    fn a_record_read_from_the_deltas_encodes_in_chunks_as_its_decoded_form() {
+        let ids: Vec<String> = (0..20_000).map(|i| format!("visitor-{i:07}")).collect();
+        let deltas: Vec<VisitorDelta> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| VisitorDelta {
+                clientid: id.clone(),
+                ..delta(i as u64, 300, Gender::F, -(i as i64))
+            })
+            .collect();
+        let (first, second) = deltas.split_at(7_000);
+        let record = RecordView {
+            now_ms: 9,
+            applied: vec!["raw/a", "raw/b"],
+            keep_since_ms: 3,
+            visitors: Visitors::Deltas {
+                objects: vec![first, &[], second],
+                now_ms: 9,
+            },
+            ..RecordView::default()
+        };
+        assert_eq!(record.visitors.len(), deltas.len());
+        // More than one chunk, each of about the chunk size.
+        let mut chunks = Vec::new();
+        record.encode_tail(&mut |chunk| chunks.push(chunk.len()));
+        assert!(chunks.len() > 2, "{chunks:?}");
+        assert!(chunks.iter().all(|&n| n < TAIL_CHUNK + 64));
+        let bytes = record.encode();
+        let decoded = decode_record(&bytes).unwrap();
+        assert!(matches!(decoded.visitors, Visitors::Decoded(_)));
+        assert_eq!(decoded, record);
+        let want: Vec<(&str, Pending)> = deltas
+            .iter()
+            .map(|d| (d.clientid.as_str(), Pending::from_delta(d, 9)))
+            .collect();
+        assert_eq!(decoded.visitors, Visitors::Decoded(want));
+    }
+
+    #[test]
     fn a_record_round_trips_and_damage_does_not_decode() {
         let packed = [7u8; 32];
         let record = RecordView {
@@ -936,7 +1053,7 @@ mod tests {
             meta: vec![(MetaKey::Delivered, Some(5)), (MetaKey::IntentEnd, None)],
             seen: Some((4, Cow::Borrowed(&packed[..]))),
             keep_since_ms: -5,
-            visitors: vec![(
+            visitors: Visitors::Decoded(vec![(
                 "visitor-1",
                 Pending {
                     m: 300,
@@ -945,7 +1062,7 @@ mod tests {
                     updated_at_ms: 123,
                     last_gender: Gender::F,
                 },
-            )],
+            )]),
         };
         let bytes = record.encode();
         assert_eq!(decode_record(&bytes).unwrap(), record);

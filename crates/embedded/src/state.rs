@@ -31,7 +31,7 @@ mod tests;
 pub(crate) mod windows;
 
 use crate::journal::{self, JournalWriter};
-use crate::overlay::{Layer, MetaKey, Pending, RecordView, decode_record};
+use crate::overlay::{Layer, MetaKey, Pending, RecordView, Visitors, decode_record};
 use crate::{EmbeddedError, blocking};
 use async_trait::async_trait;
 use gender_core::dedup::HitKey;
@@ -534,6 +534,7 @@ impl StateStore {
             ..RecordView::default()
         };
         let mut fresh: HashSet<&str> = HashSet::new();
+        let mut applied_deltas = Vec::with_capacity(objects.len());
         for object in objects {
             let id = object.object_id;
             let mut already = fresh.contains(id);
@@ -545,12 +546,7 @@ impl StateStore {
                 outcomes.push(ApplyOutcome::AlreadyApplied);
             } else {
                 // Not folded here: the layer folds them as it merges.
-                record.visitors.extend(
-                    object
-                        .deltas
-                        .iter()
-                        .map(|d| (d.clientid.as_str(), Pending::from_delta(d, now_ms))),
-                );
+                applied_deltas.push(object.deltas);
                 fresh.insert(id);
                 record.applied.push(id);
                 outcomes.push(ApplyOutcome::Applied);
@@ -561,6 +557,10 @@ impl StateStore {
         }
         drop(markers);
         drop(txn);
+        record.visitors = Visitors::Deltas {
+            objects: applied_deltas,
+            now_ms,
+        };
         let has_seen = !seen.keys.is_empty();
         if has_seen {
             // Packed once: the journal writes these bytes and the layer keeps them.
@@ -576,12 +576,14 @@ impl StateStore {
 
     /// Journals `record` and merges it into the active layer.
     fn append(&self, writer: &mut Writer, record: RecordView<'_>) -> Result<(), EmbeddedError> {
-        let (head, tail) = record.encode_parts();
+        let head = record.encode_head();
         let seq = writer.next_seq;
         let bytes = writer
             .journal
-            .append_parts(seq, &[&head, record.seen_keys(), &tail])?;
-        drop((head, tail));
+            .append_streamed(seq, &[&head, record.seen_keys()], &|each| {
+                record.encode_tail(each)
+            })?;
+        drop(head);
         writer.next_seq += 1;
         let active = self
             .shared

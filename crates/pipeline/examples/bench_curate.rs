@@ -6,7 +6,8 @@
 //! in `DIR` as the local server's delivery applies them (one journal record,
 //! durable when it returns), and the store is checkpointed into redb (which
 //! the server does in the background); each phase is timed. Prints one JSON
-//! line with the phases' seconds and the counts the peers are checked
+//! line with the phases' seconds, the peak RSS at the end of the first two
+//! (the last is the whole run's) and the counts the peers are checked
 //! against.
 //!
 //! With `--own-prefix P`, hitids starting with P are the server's own
@@ -70,6 +71,8 @@ fn main() {
         ))
         .expect("curate");
     let prepare_seconds = start.elapsed().as_secs_f64();
+    // Where the peak is: the high-water mark at the end of each phase.
+    let prepare_peak_kib = support::peak_rss_kib();
     // What the peers are checked against (not timed).
     let (m, f) = prepared
         .deltas
@@ -87,6 +90,7 @@ fn main() {
         prepared.curated_keys.len(),
     );
     let (mut apply_seconds, mut checkpoint_seconds) = (0.0, 0.0);
+    let mut apply_peak_kib = prepare_peak_kib;
     if let Some(states) = &states {
         // As delivery's `apply`: the object's deltas, its marker and the
         // identities the index took in, in one journal record.
@@ -111,13 +115,14 @@ fn main() {
         // checkpoint comes later, on its own thread.
         drop(prepared);
         apply_seconds = applied.elapsed().as_secs_f64();
+        apply_peak_kib = support::peak_rss_kib();
         let checkpointed = Instant::now();
         states.checkpoint_blocking().expect("checkpoint");
         checkpoint_seconds = checkpointed.elapsed().as_secs_f64();
     }
     let seconds = prepare_seconds + apply_seconds + checkpoint_seconds;
     println!(
-        "{{\"hits\":{hits},\"invalid\":{invalid},\"visitors\":{visitors},\"m\":{m},\"f\":{f},\"last_m\":{last_m},\"files\":{files},\"seconds\":{seconds},\"prepare_seconds\":{prepare_seconds},\"apply_seconds\":{apply_seconds},\"checkpoint_seconds\":{checkpoint_seconds},\"rss_kib\":{}}}",
+        "{{\"hits\":{hits},\"invalid\":{invalid},\"visitors\":{visitors},\"m\":{m},\"f\":{f},\"last_m\":{last_m},\"files\":{files},\"seconds\":{seconds},\"prepare_seconds\":{prepare_seconds},\"apply_seconds\":{apply_seconds},\"checkpoint_seconds\":{checkpoint_seconds},\"prepare_peak_kib\":{prepare_peak_kib},\"apply_peak_kib\":{apply_peak_kib},\"rss_kib\":{}}}",
         support::peak_rss_kib(),
     );
 }

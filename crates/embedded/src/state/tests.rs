@@ -87,7 +87,7 @@ fn checkpoints_write_visitors_in_clientid_order() {
         let layer = Layer::new(n as u64 * 10 + 1);
         let pending = Pending::from_delta(&delta("x", 1, 0, Gender::M, 1), n as i64);
         let record = RecordView {
-            visitors: ids.iter().map(|id| (*id, pending)).collect(),
+            visitors: Visitors::Decoded(ids.iter().map(|id| (*id, pending)).collect()),
             keep_since_ms: i64::MIN,
             ..RecordView::default()
         };
@@ -278,10 +278,10 @@ fn one_visitor_record(object: &str) -> RecordView<'_> {
     RecordView {
         now_ms: 1,
         applied: vec![object],
-        visitors: vec![(
+        visitors: Visitors::Decoded(vec![(
             "v1",
             Pending::from_delta(&delta("v1", 100, 0, Gender::M, 1), 1),
-        )],
+        )]),
         keep_since_ms: i64::MIN,
         ..RecordView::default()
     }
