@@ -448,14 +448,20 @@ def bench_curate(work: Path, bins: Path, n: int, v: int, reps: int, seed: int, u
     # peers run the same statements (no dedup: theirs is the easier job).
     own_prefix = [] if uuid else ["--own-prefix", INSTANCE]
     runs = {"product": [], "duckdb-persisted": [], "duckdb": [], "polars": []}
+    if uuid:
+        # The same input with every id taken as the server's own (an empty
+        # prefix): what deduplicating costs, apart from what the longer ids
+        # cost to parse and store.
+        runs["product-no-dedup"] = []
     for _ in range(reps):
         for name in runs:
             out = fresh(work / "out" / f"curate-{name}")
-            if name == "product":
+            if name.startswith("product"):
                 # What the server does with the object: Parquet, deltas, the
                 # apply to a new state store, and its checkpoint into redb.
                 state = fresh(work / "out" / "curate-product-state")
-                result = run_child([bins / "bench_curate", raw, out, "--state", state, *own_prefix])
+                prefix = ["--own-prefix", ""] if name == "product-no-dedup" else own_prefix
+                result = run_child([bins / "bench_curate", raw, out, "--state", state, *prefix])
             else:
                 cmd, env = peer_cmd(f"{name}-curate", raw, out)
                 result = run_child(cmd, env)
@@ -558,6 +564,11 @@ def print_curate(n, v, res, uuid=False):
             f"product phases: {parts}; visible without the checkpoint: "
             f"{fmt3(visible, lambda x: f'{x / 1e6:.2f} M')} hits/s = {statistics.median(visible) / peer:.2f}x DuckDB"
         )
+        if "product-no-dedup" in res:
+            plain = res["product-no-dedup"]
+            time_ratio = statistics.median(t for t, _, _ in plain) / base
+            rss_ratio = statistics.median(r for _, r, _ in res["product"]) / statistics.median(r for _, r, _ in plain)
+            print(f"deduplicating's own cost (product / product-no-dedup, medians): time {time_ratio:.2f}x, peak RSS {rss_ratio:.2f}x")
         if "prepare_peak_kib" in phases[0]:
             peaks = ", ".join(
                 f"{label} {fmt3([p[key] / 1024 for p in phases], lambda x: f'{x:.0f}')} MiB"
@@ -644,6 +655,15 @@ def main():
         return
     for uuid, result in curate or []:
         print_curate(n, v, result, uuid)
+    if curate and len(curate) == 2:
+        # Issue 25's ratio: the dedup path (UUIDs) against the assigned path.
+        (_, assigned), (_, uuids) = curate
+        med = lambda rs, i: statistics.median(r[i] for r in rs)
+        print(
+            f"\nthe dedup path against the server-assigned path (product medians): "
+            f"time {med(assigned['product'], 0) / med(uuids['product'], 0):.2f}x, "
+            f"peak RSS {med(uuids['product'], 1) / med(assigned['product'], 1):.2f}x"
+        )
     if daily:
         print_daily(m, w, daily)
     if args.full:

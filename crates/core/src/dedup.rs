@@ -15,6 +15,7 @@ use std::sync::Arc;
 /// probability 2^-128 per pair: at 10^9 identities in a horizon, about
 /// 10^-21 over the lot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(transparent)]
 pub struct HitKey(pub u128);
 
 impl HitKey {
@@ -48,6 +49,18 @@ impl HitKey {
             out.extend_from_slice(&key.0.to_le_bytes());
         }
         out
+    }
+
+    /// The [`pack`](Self::pack)ed form of `keys` without a copy, on a
+    /// little-endian machine (where it is their memory); `None` elsewhere.
+    pub fn packed_view(keys: &[HitKey]) -> Option<&[u8]> {
+        if cfg!(target_endian = "big") {
+            return None;
+        }
+        // SAFETY: a HitKey is a u128 (repr(transparent)): 16 initialized
+        // bytes, no padding, so the keys' memory is that many bytes; u8
+        // needs no alignment, and the view borrows `keys`.
+        Some(unsafe { std::slice::from_raw_parts(keys.as_ptr().cast::<u8>(), size_of_val(keys)) })
     }
 
     /// The inverse of [`pack`](Self::pack); `None` if the length is not a multiple of 16.
@@ -357,6 +370,10 @@ impl SeenIndex {
             } else {
                 keys.append(&mut self.pending);
             }
+            // The store may keep the list until its checkpoint: without the
+            // room it grew into (up to half of it), which a shrink in place
+            // gives back.
+            keys.shrink_to_fit();
             self.shared = Some(Arc::new(keys));
         }
         self.shared.clone().unwrap_or_default()
@@ -500,6 +517,10 @@ mod tests {
         let keys = [HitKey::of("a", "1"), HitKey::of("b", "2")];
         assert_eq!(HitKey::unpack(&HitKey::pack(&keys)).unwrap(), keys);
         assert!(HitKey::unpack(&[0; 17]).is_none());
+        if let Some(view) = HitKey::packed_view(&keys) {
+            assert_eq!(view, HitKey::pack(&keys));
+        }
+        assert_eq!(HitKey::packed_view(&[]).map(<[u8]>::len).unwrap_or(0), 0);
     }
 
     #[test]

@@ -27,7 +27,7 @@ fn apply(states: &StateStore, name: &str, deltas: &[VisitorDelta]) {
         ack_queued: None,
     };
     states
-        .apply_objects_blocking(&[object], SeenKeys::NONE, 0)
+        .apply_objects_blocking(&[object], SeenKeys::none(), 0)
         .expect("apply");
 }
 

@@ -18,12 +18,12 @@
 
 use crate::EmbeddedError;
 use gender_core::table::{InlineKey, inline_key, inline_key_str, prefetch};
+use gender_core::dedup::HitKey;
 use gender_core::{Gender, Profile, VisitorDelta};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 const SHARDS: usize = 64;
@@ -115,12 +115,61 @@ pub(crate) struct RecordView<'a> {
     /// Curate queue changes, in order: `Some(offset)` queues, `None` removes.
     pub pending: Vec<(&'a str, Option<u64>)>,
     pub meta: Vec<(MetaKey, Option<u64>)>,
-    /// Counted hit identities: (sequence number, packed keys). Owned when
-    /// the store made them, so that the layer keeps them without a copy.
-    pub seen: Option<(u64, Cow<'a, [u8]>)>,
+    /// Counted hit identities: (sequence number, packed keys). The dedup
+    /// index's own list when the store made them, so that the layer keeps
+    /// them without a copy.
+    pub seen: Option<(u64, SeenBytes<'a>)>,
     pub keep_since_ms: i64,
     pub visitors: Visitors<'a>,
 }
+
+/// Hit identities packed back to back, 16 bytes each (little-endian).
+#[derive(Debug, Clone)]
+pub(crate) enum SeenBytes<'a> {
+    /// In a journal record read back.
+    Borrowed(&'a [u8]),
+    Owned(Vec<u8>),
+    /// The dedup index's list: where the machine is little-endian, its
+    /// memory is the packed form ([`HitKey::packed_view`]).
+    Shared(Arc<Vec<HitKey>>),
+}
+
+impl SeenBytes<'_> {
+    /// `keys` as they are where that is their packed form, else packed.
+    pub fn shared(keys: Arc<Vec<HitKey>>) -> SeenBytes<'static> {
+        match HitKey::packed_view(&keys) {
+            Some(_) => SeenBytes::Shared(keys),
+            None => SeenBytes::Owned(HitKey::pack(&keys)),
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            SeenBytes::Borrowed(bytes) => bytes,
+            SeenBytes::Owned(bytes) => bytes,
+            SeenBytes::Shared(keys) => {
+                HitKey::packed_view(keys).expect("shared only where they are their packed form")
+            }
+        }
+    }
+
+    /// The same bytes, no longer borrowed from a record.
+    pub fn into_owned(self) -> SeenBytes<'static> {
+        match self {
+            SeenBytes::Borrowed(bytes) => SeenBytes::Owned(bytes.to_vec()),
+            SeenBytes::Owned(bytes) => SeenBytes::Owned(bytes),
+            SeenBytes::Shared(keys) => SeenBytes::Shared(keys),
+        }
+    }
+}
+
+impl PartialEq for SeenBytes<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for SeenBytes<'_> {}
 
 /// A record's visitor deltas: decoded from the journal, or the deltas of
 /// the objects a curate transaction applies, read where they are (a record
@@ -198,7 +247,7 @@ impl RecordView<'_> {
 
     /// The packed hit identities, empty if none.
     pub fn seen_keys(&self) -> &[u8] {
-        self.seen.as_ref().map_or(&[], |(_, packed)| packed)
+        self.seen.as_ref().map_or(&[], |(_, packed)| packed.as_bytes())
     }
 
     /// The encoding is three parts: this head, the
@@ -241,7 +290,7 @@ impl RecordView<'_> {
             Some((seq, packed)) => {
                 out.push(1);
                 out.extend_from_slice(&seq.to_le_bytes());
-                out.extend_from_slice(&(packed.len() as u32).to_le_bytes());
+                out.extend_from_slice(&(packed.as_bytes().len() as u32).to_le_bytes());
             }
             None => out.push(0),
         }
@@ -370,7 +419,7 @@ fn decode_inner(payload: &[u8]) -> Option<RecordView<'_>> {
         1 => {
             let seq = r.u64()?;
             let len = r.u32()? as usize;
-            Some((seq, Cow::Borrowed(r.take(len)?)))
+            Some((seq, SeenBytes::Borrowed(r.take(len)?)))
         }
         0 => None,
         _ => return None,
@@ -419,7 +468,7 @@ pub(crate) struct Misc {
     pub pending: HashMap<Box<str>, Option<u64>>,
     pub meta: HashMap<MetaKey, Option<u64>>,
     /// (commit time ms, sequence number, packed keys).
-    pub seen: Vec<(i64, u64, Vec<u8>)>,
+    pub seen: Vec<(i64, u64, SeenBytes<'static>)>,
     pub keep_since_ms: Option<i64>,
 }
 
@@ -1051,7 +1100,7 @@ mod tests {
             applied: vec!["raw/a", "raw/b"],
             pending: vec![("raw/a", None), ("raw/c", Some(99))],
             meta: vec![(MetaKey::Delivered, Some(5)), (MetaKey::IntentEnd, None)],
-            seen: Some((4, Cow::Borrowed(&packed[..]))),
+            seen: Some((4, SeenBytes::Borrowed(&packed[..]))),
             keep_since_ms: -5,
             visitors: Visitors::Decoded(vec![(
                 "visitor-1",

@@ -31,14 +31,13 @@ mod tests;
 pub(crate) mod windows;
 
 use crate::journal::{self, JournalWriter};
-use crate::overlay::{Layer, MetaKey, Pending, RecordView, Visitors, decode_record};
+use crate::overlay::{Layer, MetaKey, Pending, RecordView, SeenBytes, Visitors, decode_record};
 use crate::{EmbeddedError, blocking};
 use async_trait::async_trait;
 use gender_core::dedup::HitKey;
 use gender_core::ports::{ApplyOutcome, CounterStore, HealthProbe, ProfileReader, WindowStore};
 use gender_core::{PortError, Profile, VisitorDelta, WindowSums};
 use redb::{Database, ReadableDatabase, ReadableTable};
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,19 +71,23 @@ pub struct ObjectDeltas<'a> {
 
 /// The hit identities a curate transaction counted, persisted with its
 /// counters, and how far back the persisted identities are still needed.
-#[derive(Debug, Clone, Copy)]
-pub struct SeenKeys<'a> {
-    pub keys: &'a [HitKey],
+/// The list is shared: the store keeps it until its checkpoint instead of a
+/// copy (a large object counts a million of them, 16 bytes each).
+#[derive(Debug, Clone, Default)]
+pub struct SeenKeys {
+    pub keys: Arc<Vec<HitKey>>,
     /// Identities committed before this time are deleted.
     pub keep_since_ms: i64,
 }
 
-impl SeenKeys<'_> {
+impl SeenKeys {
     /// No identities, nothing deleted (deduplication off).
-    pub const NONE: SeenKeys<'static> = SeenKeys {
-        keys: &[],
-        keep_since_ms: i64::MIN,
-    };
+    pub fn none() -> SeenKeys {
+        SeenKeys {
+            keys: Arc::default(),
+            keep_since_ms: i64::MIN,
+        }
+    }
 }
 
 /// When the overlay is merged into redb in the background.
@@ -506,7 +509,7 @@ impl StateStore {
             deltas,
             ack_queued,
         };
-        Ok(self.apply_objects_blocking(&[object], SeenKeys::NONE, now_ms)?[0])
+        Ok(self.apply_objects_blocking(&[object], SeenKeys::none(), now_ms)?[0])
     }
 
     /// Applies several objects in one journal record, in order, each exactly
@@ -519,7 +522,7 @@ impl StateStore {
     pub fn apply_objects_blocking(
         &self,
         objects: &[ObjectDeltas<'_>],
-        seen: SeenKeys<'_>,
+        seen: SeenKeys,
         now_ms: i64,
     ) -> Result<Vec<ApplyOutcome>, EmbeddedError> {
         let mut writer = self.writer()?;
@@ -563,8 +566,9 @@ impl StateStore {
         };
         let has_seen = !seen.keys.is_empty();
         if has_seen {
-            // Packed once: the journal writes these bytes and the layer keeps them.
-            record.seen = Some((writer.next_seen_seq, Cow::Owned(HitKey::pack(seen.keys))));
+            // Not copied: the journal writes them from where they are and the
+            // layer keeps them.
+            record.seen = Some((writer.next_seen_seq, SeenBytes::shared(seen.keys)));
         }
         self.append(&mut writer, record)?;
         if has_seen {

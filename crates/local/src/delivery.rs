@@ -796,7 +796,7 @@ impl Delivery {
                 })
                 .collect();
             let seen = SeenKeys {
-                keys: &seen_keys,
+                keys: seen_keys,
                 keep_since_ms,
             };
             s.apply_objects_blocking(&batch, seen, now)

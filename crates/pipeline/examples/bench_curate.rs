@@ -101,15 +101,13 @@ fn main() {
             deltas: &prepared.deltas,
             ack_queued: None,
         };
-        let keys = index.pending_shared();
         let seen = SeenKeys {
-            keys: &keys,
+            keys: index.pending_shared(),
             keep_since_ms: index.oldest_kept_ms(now_ms),
         };
         states
             .apply_objects_blocking(&[object], seen, now_ms)
             .expect("apply");
-        drop(keys);
         index.remember_pending(now_ms);
         // Delivery lets go of the object's deltas once applied; the
         // checkpoint comes later, on its own thread.

@@ -67,7 +67,7 @@ fn prepare(dir: &str, state: &str, date: Date, visitors: usize, next: bool) {
             ack_queued: None,
         };
         states
-            .apply_objects_blocking(&[object], SeenKeys::NONE, 0)
+            .apply_objects_blocking(&[object], SeenKeys::none(), 0)
             .expect("profiles");
     }
     states.checkpoint_blocking().expect("checkpoint");

@@ -114,7 +114,7 @@ impl StateStore {
                     };
                 }
                 for (at_ms, seq, packed) in &misc.seen {
-                    seen.insert((*at_ms, *seq), packed.as_slice())?;
+                    seen.insert((*at_ms, *seq), packed.as_bytes())?;
                     seen_seq = seen_seq.max(*seq);
                 }
                 keep_since = keep_since.max(misc.keep_since_ms);

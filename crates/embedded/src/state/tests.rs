@@ -414,7 +414,7 @@ fn objects_applied_together_equal_objects_applied_one_by_one() {
         .collect();
     batch.push(batch[0]);
     let outcomes = together
-        .apply_objects_blocking(&batch, SeenKeys::NONE, 50)
+        .apply_objects_blocking(&batch, SeenKeys::none(), 50)
         .unwrap();
     assert_eq!(outcomes[..6], [ApplyOutcome::Applied; 6]);
     assert_eq!(outcomes[6], ApplyOutcome::AlreadyApplied);
@@ -629,8 +629,8 @@ fn seen_keys_commit_with_the_counters_survive_reopen_and_expire() {
         deltas: &[],
         ack_queued: None,
     };
-    let seen = |keys, keep_since_ms| SeenKeys {
-        keys,
+    let seen = |keys: &[HitKey], keep_since_ms| SeenKeys {
+        keys: Arc::new(keys.to_vec()),
         keep_since_ms,
     };
     let (first, second) = ([key(1), key(2)], [key(3)]);
