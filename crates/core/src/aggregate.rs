@@ -320,22 +320,60 @@ impl<V: Default + Clone> VisitorMap<V> {
     }
 
     /// Every entry, sorted by clientid (the keys move out by value, so the
-    /// sort compares local bytes instead of chasing pointers).
-    pub fn into_sorted(self) -> Vec<(VisitorKey, V)> {
-        let mut all: Vec<(VisitorKey, V)> = Vec::with_capacity(self.len());
-        all.extend(
-            self.short
-                .into_entries()
-                .map(|(k, v)| (VisitorKey::Short(k), v)),
-        );
-        all.extend(
+    /// sort compares local bytes instead of chasing pointers). The short ids
+    /// (nearly all) are sorted in their table's own memory.
+    pub fn into_sorted(self) -> SortedVisitors<V> {
+        let mut rest: Vec<(VisitorKey, V)> =
+            Vec::with_capacity(self.medium.len() + self.long.len());
+        rest.extend(
             self.medium
                 .into_iter()
                 .map(|(k, v)| (VisitorKey::Medium(k), v)),
         );
-        all.extend(self.long.into_iter().map(|(k, v)| (VisitorKey::Long(k), v)));
-        all.sort_unstable_by(|a, b| a.0.cmp_key(&b.0));
-        all
+        rest.extend(self.long.into_iter().map(|(k, v)| (VisitorKey::Long(k), v)));
+        rest.sort_unstable_by(|a, b| a.0.cmp_key(&b.0));
+        SortedVisitors {
+            short: self.short.into_sorted(),
+            rest,
+        }
+    }
+}
+
+/// The entries of a [`VisitorMap`] in clientid order: the short ids and
+/// the others, each sorted, merged as they are read.
+#[derive(Debug)]
+pub struct SortedVisitors<V> {
+    short: Vec<(InlineKey<16>, V)>,
+    rest: Vec<(VisitorKey, V)>,
+}
+
+impl<V> SortedVisitors<V> {
+    pub fn len(&self) -> usize {
+        self.short.len() + self.rest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every entry, in clientid order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        let mut short = self.short.iter().peekable();
+        let mut rest = self.rest.iter().peekable();
+        std::iter::from_fn(move || {
+            // An id is in one of the two, never both.
+            let from_short = match (short.peek(), rest.peek()) {
+                (Some((a, _)), Some((b, _))) => inline_key_bytes(a) < b.as_bytes(),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => return None,
+            };
+            if from_short {
+                short.next().map(|(k, v)| (inline_key_str(k), v))
+            } else {
+                rest.next().map(|(k, v)| (k.as_str(), v))
+            }
+        })
     }
 }
 
@@ -465,17 +503,16 @@ impl Aggregator {
     /// deterministic order.
     pub fn finish(mut self) -> Vec<VisitorDelta> {
         self.flush();
-        self.visitors
-            .into_sorted()
-            .into_iter()
-            .map(|(clientid, s)| VisitorDelta {
-                clientid: clientid.as_str().to_owned(),
-                m: s.m,
-                f: s.f,
-                last_gender: s.last_gender,
-                last_seen_ms: s.last_seen_ms,
-            })
-            .collect()
+        let sorted = self.visitors.into_sorted();
+        let mut deltas = Vec::with_capacity(sorted.len());
+        deltas.extend(sorted.iter().map(|(clientid, s)| VisitorDelta {
+            clientid: clientid.to_owned(),
+            m: s.m,
+            f: s.f,
+            last_gender: s.last_gender,
+            last_seen_ms: s.last_seen_ms,
+        }));
+        deltas
     }
 }
 
@@ -641,7 +678,7 @@ mod tests {
         let sorted: Vec<String> = map
             .into_sorted()
             .iter()
-            .map(|(k, _)| k.as_str().to_owned())
+            .map(|(k, _)| k.to_owned())
             .collect();
         let mut want: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
         want.sort();

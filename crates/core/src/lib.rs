@@ -24,8 +24,8 @@ pub mod time;
 pub mod transform;
 
 pub use aggregate::{
-    Aggregator, LineSplitter, VisitorDelta, VisitorKey, VisitorMap, aggregate_hits, parse_raw_line,
-    parse_raw_object,
+    Aggregator, LineSplitter, SortedVisitors, VisitorDelta, VisitorKey, VisitorMap, aggregate_hits,
+    parse_raw_line, parse_raw_object,
 };
 pub use clientid::{validate_clientid, validate_hitid};
 pub use daily::{DailyRow, DailySummary, WindowSums, default_daily_date, window_dates};

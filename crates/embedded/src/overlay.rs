@@ -17,8 +17,8 @@
 //! of its merge, so the misses of a table of millions overlap.
 
 use crate::EmbeddedError;
-use gender_core::table::{InlineKey, inline_key, inline_key_str, prefetch};
 use gender_core::dedup::HitKey;
+use gender_core::table::{InlineKey, inline_key, inline_key_str, prefetch};
 use gender_core::{Gender, Profile, VisitorDelta};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -247,7 +247,9 @@ impl RecordView<'_> {
 
     /// The packed hit identities, empty if none.
     pub fn seen_keys(&self) -> &[u8] {
-        self.seen.as_ref().map_or(&[], |(_, packed)| packed.as_bytes())
+        self.seen
+            .as_ref()
+            .map_or(&[], |(_, packed)| packed.as_bytes())
     }
 
     /// The encoding is three parts: this head, the
@@ -706,6 +708,15 @@ impl Table {
         }
     }
 
+    /// The visitors with inline ids, each with its slot.
+    fn slots(&self) -> impl Iterator<Item = (usize, &str, &Packed)> {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(i, b)| (i, inline_key_str(&b.key), &b.value))
+    }
+
     fn iter(&self) -> impl Iterator<Item = (&str, &Packed)> {
         let inline = self
             .buckets
@@ -715,6 +726,14 @@ impl Table {
         inline.chain(self.long.iter().map(|(k, v)| (&**k, v)))
     }
 }
+
+/// A frozen visitor's place: its shard above its slot's 34 bits (6 bits of
+/// shard, 40 in all).
+const SLOT_BITS: u32 = 34;
+const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
+/// The bits of a place from [`Layer::frozen_places`].
+pub(crate) const PLACE_BITS: u32 = 40;
+const _: () = assert!(SHARDS <= 1 << (PLACE_BITS - SLOT_BITS));
 
 /// How many lookups ahead [`Layer::merge`] starts loading buckets.
 const AHEAD: usize = 12;
@@ -926,6 +945,38 @@ impl Layer {
 
     /// Every visitor of a frozen layer with its merged delta, in no
     /// particular order (empty before [`Layer::freeze`]).
+    /// The frozen visitors with inline ids, each with its place in 40 bits
+    /// (shard and slot), for [`frozen_at`](Self::frozen_at): a sort of a
+    /// million of them holds 8 bytes each instead of a string's 16 and a
+    /// reference's 8.
+    pub fn frozen_places(&self) -> impl Iterator<Item = (u64, &str, &Packed)> {
+        self.frozen
+            .get()
+            .into_iter()
+            .flat_map(|tables| tables.iter().enumerate())
+            .flat_map(|(shard, table)| {
+                table.slots().map(move |(slot, id, value)| {
+                    (((shard as u64) << SLOT_BITS) | slot as u64, id, value)
+                })
+            })
+    }
+
+    /// The frozen visitors with ids too long to be inline (rare).
+    pub fn frozen_long(&self) -> impl Iterator<Item = (&str, &Packed)> {
+        self.frozen
+            .get()
+            .into_iter()
+            .flat_map(|tables| tables.iter())
+            .flat_map(|table| table.long.iter().map(|(id, value)| (&**id, value)))
+    }
+
+    /// The visitor at a place [`frozen_places`](Self::frozen_places) gave.
+    pub fn frozen_at(&self, place: u64) -> (&str, &Packed) {
+        let tables = self.frozen.get().expect("places come from a frozen layer");
+        let bucket = &tables[(place >> SLOT_BITS) as usize].buckets[(place & SLOT_MASK) as usize];
+        (inline_key_str(&bucket.key), &bucket.value)
+    }
+
     pub fn frozen_visitors(&self) -> impl Iterator<Item = (&str, &Packed)> {
         self.frozen
             .get()

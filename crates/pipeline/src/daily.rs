@@ -295,7 +295,7 @@ async fn rebuild_rollup(
     let batch = codec::daily_batch(
         sorted.iter().map(|(id, i)| {
             let [m, f] = counts[*i as usize];
-            (id.as_str(), m as i64, f as i64)
+            (id, m as i64, f as i64)
         }),
         &key,
     )?;

@@ -11,7 +11,7 @@ use super::tables::{
 use super::{Shared, StateStore, Wake, Writer, journal_dir, poisoned};
 use crate::EmbeddedError;
 use crate::journal::{self, JournalWriter};
-use crate::overlay::{Layer, Packed};
+use crate::overlay::{Layer, PLACE_BITS, Packed};
 use redb::ReadableTable;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -56,7 +56,7 @@ impl StateStore {
         };
         let started = Instant::now();
         let covered = newest.last_seq();
-        let visitors = sorted_visitors(&frozen);
+        let visitors = SortedVisitors::new(&frozen);
         let merged = visitors.len();
         let sorted_ms = started.elapsed().as_millis() as u64;
         let txn = self.begin_write()?;
@@ -64,11 +64,11 @@ impl StateStore {
             let mut profiles = txn.open_table(PROFILES)?;
             let mut i = 0;
             while i < visitors.len() {
-                let clientid = visitors[i].clientid;
-                let mut pending = visitors[i].pending.get();
+                let (clientid, first) = visitors.get(i);
+                let mut pending = first.get();
                 i += 1;
-                while i < visitors.len() && visitors[i].clientid == clientid {
-                    pending.then(&visitors[i].pending.get());
+                while i < visitors.len() && visitors.get(i).0 == clientid {
+                    pending.then(&visitors.get(i).1.get());
                     i += 1;
                 }
                 let stored = profiles
@@ -227,53 +227,101 @@ impl StateStore {
     }
 }
 
-pub(super) struct SortEntry<'a> {
-    /// Eight bytes of the clientid after the prefix all share, big-endian:
-    /// most comparisons end here, without reading the strings.
-    key: u64,
-    pub(super) clientid: &'a str,
-    layer: usize,
-    pub(super) pending: &'a Packed,
+/// The frozen layers' visitors in clientid order (the order of redb's
+/// B-tree), a visitor's entries in layer order. Each entry is 16 bytes: 8
+/// of the clientid (after the prefix all share, big-endian: most
+/// comparisons end there, without reading the strings) and where the
+/// visitor is in its layer, so that the sort of a million visitors takes
+/// 16 MiB, not 40.
+pub(super) struct SortedVisitors<'a> {
+    frozen: &'a [Arc<Layer>],
+    /// The visitors whose ids are too long to be inline (rare).
+    long: Vec<(&'a str, &'a Packed)>,
+    entries: Vec<(u64, u64)>,
 }
 
-/// The frozen layers' visitors in clientid order (the order of redb's
-/// B-tree), a visitor's entries in layer order.
-pub(super) fn sorted_visitors(frozen: &[Arc<Layer>]) -> Vec<SortEntry<'_>> {
-    let mut common: Option<&str> = None;
-    for layer in frozen {
-        for (clientid, _) in layer.frozen_visitors() {
-            let prefix = common.get_or_insert(clientid);
-            let same = prefix
-                .bytes()
-                .zip(clientid.bytes())
-                .take_while(|(a, b)| a == b)
-                .count();
-            *prefix = &prefix[..same];
+/// An entry's place: its layer above [`PLACE_BITS`] bits of place in it
+/// (or, with [`LONG`], of index into the long ids).
+const LONG: u64 = 1 << 63;
+const LAYER_MASK: u64 = (1 << (63 - PLACE_BITS)) - 1;
+const IN_LAYER_MASK: u64 = (1 << PLACE_BITS) - 1;
+
+impl<'a> SortedVisitors<'a> {
+    pub(super) fn new(frozen: &'a [Arc<Layer>]) -> SortedVisitors<'a> {
+        assert!(frozen.len() as u64 <= LAYER_MASK, "too many frozen layers");
+        let mut common: Option<&str> = None;
+        for layer in frozen {
+            for (clientid, _) in layer.frozen_visitors() {
+                let prefix = common.get_or_insert(clientid);
+                let same = prefix
+                    .bytes()
+                    .zip(clientid.bytes())
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                *prefix = &prefix[..same];
+            }
         }
-    }
-    let skip = common.map_or(0, str::len);
-    let mut out = Vec::with_capacity(frozen.iter().map(|l| l.visitors()).sum());
-    for (layer, frozen) in frozen.iter().enumerate() {
-        for (clientid, pending) in frozen.frozen_visitors() {
+        let skip = common.map_or(0, str::len);
+        let key = |clientid: &str| {
             let mut key = [0u8; 8];
             let rest = &clientid.as_bytes()[skip..];
             let n = rest.len().min(8);
             key[..n].copy_from_slice(&rest[..n]);
-            out.push(SortEntry {
-                key: u64::from_be_bytes(key),
-                clientid,
-                layer,
-                pending,
-            });
+            u64::from_be_bytes(key)
+        };
+        let mut sorted = SortedVisitors {
+            frozen,
+            long: Vec::new(),
+            entries: Vec::with_capacity(frozen.iter().map(|l| l.visitors()).sum()),
+        };
+        for (n, layer) in frozen.iter().enumerate() {
+            let layer_bits = (n as u64) << PLACE_BITS;
+            for (place, clientid, _) in layer.frozen_places() {
+                sorted.entries.push((key(clientid), layer_bits | place));
+            }
+            for (clientid, pending) in layer.frozen_long() {
+                let at = LONG | layer_bits | sorted.long.len() as u64;
+                sorted.long.push((clientid, pending));
+                sorted.entries.push((key(clientid), at));
+            }
+        }
+        let mut entries = std::mem::take(&mut sorted.entries);
+        entries.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                let layer = |place: u64| (place >> PLACE_BITS) & LAYER_MASK;
+                sorted
+                    .at(a.1)
+                    .0
+                    .cmp(sorted.at(b.1).0)
+                    .then(layer(a.1).cmp(&layer(b.1)))
+            })
+        });
+        sorted.entries = entries;
+        sorted
+    }
+
+    fn at(&self, place: u64) -> (&'a str, &'a Packed) {
+        if place & LONG != 0 {
+            self.long[(place & IN_LAYER_MASK) as usize]
+        } else {
+            let layer = ((place >> PLACE_BITS) & LAYER_MASK) as usize;
+            self.frozen[layer].frozen_at(place & IN_LAYER_MASK)
         }
     }
-    out.sort_unstable_by(|a, b| {
-        a.key
-            .cmp(&b.key)
-            .then_with(|| a.clientid.cmp(b.clientid))
-            .then(a.layer.cmp(&b.layer))
-    });
-    out
+
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The `i`th visitor entry in order: its clientid and merged delta.
+    pub(super) fn get(&self, i: usize) -> (&'a str, &'a Packed) {
+        self.at(self.entries[i].1)
+    }
+
+    #[cfg(test)]
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&'a str, &'a Packed)> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
 }
 
 fn checkpointer(shared: Weak<Shared>, wake: Arc<Wake>, poll: Duration) {

@@ -1,7 +1,7 @@
 //! The state store against a real database and journal in a temporary
 //! directory.
 
-use super::checkpoint::sorted_visitors;
+use super::checkpoint::SortedVisitors;
 use super::*;
 use gender_core::{Date, Gender};
 use std::time::Instant;
@@ -77,9 +77,11 @@ fn journal_files(path: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn checkpoints_write_visitors_in_clientid_order() {
+    // Too long to be inline in the overlay, in both layers.
+    const LONG_ID: &str = "v-1-and-more-than-thirty-one-bytes-long";
     let layers: Vec<Arc<Layer>> = [
-        &["v-10", "v-9", "v-1", "v-100000000x"][..],
-        &["v-9", "v-", "v-100000000"],
+        &["v-10", "v-9", LONG_ID, "v-1", "v-100000000x"][..],
+        &["v-9", "v-", LONG_ID, "v-100000000"],
     ]
     .iter()
     .enumerate()
@@ -96,15 +98,17 @@ fn checkpoints_write_visitors_in_clientid_order() {
         Arc::new(layer)
     })
     .collect();
-    let order: Vec<(&str, i64)> = sorted_visitors(&layers)
+    let order: Vec<(&str, i64)> = SortedVisitors::new(&layers)
         .iter()
-        .map(|e| (e.clientid, e.pending.get().updated_at_ms))
+        .map(|(clientid, pending)| (clientid, pending.get().updated_at_ms))
         .collect();
     assert_eq!(
         order,
         [
             ("v-", 1),
             ("v-1", 0),
+            (LONG_ID, 0),
+            (LONG_ID, 1),
             ("v-10", 0),
             ("v-100000000", 1),
             ("v-100000000x", 0),
