@@ -1,5 +1,16 @@
 //! Shared by the benchmark examples.
 
+/// The server's allocator with the server's options (crates/service's
+/// `main.rs`): peak RSS and time measured here are those of the code as the
+/// server runs it, not as glibc's malloc would (which keeps freed memory in
+/// per-thread arenas, so its peaks depend on which thread freed what).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static MALLOC_CONF: &[u8; 60] =
+    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+
 /// This process's peak resident set (VmHWM, Linux), in KiB: measured from
 /// inside because a forked child's high-water mark includes its parent's
 /// pages from before the exec.
