@@ -237,8 +237,10 @@ pub struct PendingDates {
 /// pattern: `clientid` and `hitid` are identifiers, without quotes (SPEC 2).
 fn event_date(data: &[u8]) -> [u8; 10] {
     const FIELD: &[u8] = br#""timestamp":""#;
-    data.windows(FIELD.len())
-        .position(|w| w == FIELD)
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(FIELD));
+    FINDER
+        .find(data)
         .and_then(|at| data.get(at + FIELD.len()..at + FIELD.len() + 10))
         .and_then(|date| <[u8; 10]>::try_from(date).ok())
         .unwrap_or(ARRIVAL)
@@ -461,9 +463,19 @@ impl BoundedHitLog {
 impl HitLog for BoundedHitLog {
     async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<usize>, PortError> {
         self.check()?;
-        let mut dates: Vec<[u8; 10]> = records.iter().map(|r| event_date(&r.data)).collect();
-        dates.sort_unstable();
-        dates.dedup();
+        // A request's hits mostly share a date or two: each date is kept
+        // once as it comes, and only a spread of dates is sorted.
+        let mut dates: Vec<[u8; 10]> = Vec::new();
+        for record in &records {
+            let date = event_date(&record.data);
+            if dates.last() != Some(&date) {
+                dates.push(date);
+            }
+        }
+        if dates.len() > 1 {
+            dates.sort_unstable();
+            dates.dedup();
+        }
         let result = self.log.append(records).await;
         if result.is_ok() {
             let end = self.backlog.reader.durable_end();

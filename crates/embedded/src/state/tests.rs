@@ -707,3 +707,72 @@ fn state_redb_bytes_per_visitor_stay_within_the_documented_figure() {
 
 /// The bound README states for `state.redb` per visitor (measured: 178).
 const DOCUMENTED_BYTES_PER_VISITOR: u64 = 250;
+
+/// A checkpoint merges a frozen layer into the profiles redb holds, whatever
+/// the mix: runs of stored ids, wide gaps between them, new ids between,
+/// before and after the stored ones; stored visitors the layer does not
+/// name keep their profiles.
+#[test]
+fn a_checkpoint_merges_stored_and_new_visitors_in_any_mix() {
+    let (_dir, store) = store();
+    let id = |n: u32| format!("v-{n:05}");
+    // Stored: every third id from 100 to 3,000.
+    let stored: Vec<VisitorDelta> = (100..3_000)
+        .step_by(3)
+        .map(|n| delta(&id(n), 1, 0, Gender::M, 10))
+        .collect();
+    store
+        .apply_object_blocking("first", &stored, 1, None)
+        .unwrap();
+    store.checkpoint_blocking().unwrap();
+    let mut rng = 11u64;
+    let mut next = move |below: u64| {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 33) % below
+    };
+    let mut second: Vec<u32> = Vec::new();
+    let mut n = 0;
+    while n < 3_200 {
+        second.push(n);
+        // Mostly neighbours, now and then a jump past many stored ids.
+        n += if next(10) == 0 {
+            20 + next(180) as u32
+        } else {
+            1 + next(3) as u32
+        };
+    }
+    let deltas: Vec<VisitorDelta> = second
+        .iter()
+        .map(|&n| delta(&id(n), 0, 2, Gender::F, 20))
+        .collect();
+    store
+        .apply_object_blocking("second", &deltas, 2, None)
+        .unwrap();
+    store.checkpoint_blocking().unwrap();
+    for n in 0..3_300 {
+        let was_stored = (100..3_000).contains(&n) && (n - 100) % 3 == 0;
+        let in_second = second.contains(&n);
+        let profile = store.get_profile_blocking(&id(n)).unwrap();
+        match (was_stored, in_second) {
+            (false, false) => assert_eq!(profile, None, "{n}"),
+            _ => {
+                let p = profile.unwrap_or_else(|| panic!("{n} has no profile"));
+                let want_m = u64::from(was_stored);
+                let want_f = if in_second { 2 } else { 0 };
+                assert_eq!((p.m, p.f), (want_m, want_f), "{n}");
+                let last = if in_second { Gender::F } else { Gender::M };
+                assert_eq!(p.last_gender, last, "{n}");
+            }
+        }
+    }
+    assert_eq!(
+        store.profile_count().unwrap() as usize,
+        stored.len()
+            + second
+                .iter()
+                .filter(|&&n| !((100..3_000).contains(&n) && (n - 100) % 3 == 0))
+                .count()
+    );
+}
