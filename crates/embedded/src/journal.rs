@@ -220,15 +220,15 @@ impl JournalWriter {
         /// Parts up to this size are gathered with the header into one write.
         const GATHERED: usize = 64 * 1024;
         let mut crc = crc32fast::Hasher::new();
-        let mut len = 0;
+        let mut stream_len = 0;
         for part in parts {
             crc.update(part);
-            len += part.len();
         }
         stream(&mut |chunk| {
             crc.update(chunk);
-            len += chunk.len();
+            stream_len += chunk.len();
         });
+        let len = parts.iter().map(|p| p.len()).sum::<usize>() + stream_len;
         if len > JOURNAL.max_payload {
             return Err(EmbeddedError::io(
                 "append state journal",
@@ -271,7 +271,7 @@ impl JournalWriter {
             .and_then(|()| {
                 // A stream that changed between the two calls would leave a
                 // frame its header does not describe.
-                if streamed == len - parts.iter().map(|p| p.len()).sum::<usize>() {
+                if streamed == stream_len {
                     Ok(())
                 } else {
                     Err(std::io::Error::other(

@@ -463,18 +463,14 @@ impl BoundedHitLog {
 impl HitLog for BoundedHitLog {
     async fn append(&self, records: Vec<LogRecord>) -> Result<Vec<usize>, PortError> {
         self.check()?;
-        // A request's hits mostly share a date or two: each date is kept
-        // once as it comes, and only a spread of dates is sorted.
+        // A request's hits mostly share a date or two: a date repeating the
+        // one before is kept once here, the pending map takes the rest.
         let mut dates: Vec<[u8; 10]> = Vec::new();
         for record in &records {
             let date = event_date(&record.data);
             if dates.last() != Some(&date) {
                 dates.push(date);
             }
-        }
-        if dates.len() > 1 {
-            dates.sort_unstable();
-            dates.dedup();
         }
         let result = self.log.append(records).await;
         if result.is_ok() {

@@ -67,8 +67,12 @@ impl StateStore {
                 let (clientid, first) = visitors.get(i);
                 let mut pending = first.get();
                 i += 1;
-                while i < visitors.len() && visitors.get(i).0 == clientid {
-                    pending.then(&visitors.get(i).1.get());
+                while i < visitors.len() {
+                    let (next, delta) = visitors.get(i);
+                    if next != clientid {
+                        break;
+                    }
+                    pending.then(&delta.get());
                     i += 1;
                 }
                 let stored = profiles
